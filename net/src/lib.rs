@@ -1,0 +1,28 @@
+//! The environment every component runs in.
+//!
+//! A component (server, proxy, dashboard) is generic over [`Env`] and takes from it everything
+//! that would otherwise make a run irreproducible: sockets, the wall clock, randomness, task
+//! spawning, and a fault-injection hook. Production instantiates it with [`TokioEnv`]; the
+//! simulator (the `sim` crate, never linked into a shipped binary) instantiates it with turmoil's
+//! network and virtual clock. Because the traits use associated types, the production build
+//! monomorphises down to plain `tokio::net` types: no `dyn`, no boxing on the data path.
+//!
+//! Monotonic time, sleeps, timeouts and intervals come from `tokio::time` directly: turmoil
+//! already virtualises them, so wrapping them would buy nothing.
+//!
+//! # Modules
+//! - [`env`]: the [`Env`], [`Listener`] and [`Stream`] traits.
+//! - [`seed`]: independent random streams derived from one seed and a label.
+//! - [`tokio_env`]: the production backend over real sockets and the real clock.
+
+pub mod env;
+pub mod seed;
+pub mod tokio_env;
+
+pub use env::{Env, Listener, Stream};
+pub use seed::{Rng, derive_seed, rng_from_seed};
+pub use tokio_env::TokioEnv;
+
+/// The `rand` version the environment's generators implement, re-exported so components use the
+/// same traits (`rand::Rng`, `rand::seq::SliceRandom`) without pinning a version of their own.
+pub use rand;
