@@ -1,0 +1,172 @@
+//! A buffered, framed connection over any async byte stream.
+
+use std::io;
+
+use bytes::BytesMut;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::decode::Decoder;
+use crate::error::ProtocolError;
+use crate::frame::Frame;
+use crate::limits::Limits;
+use crate::request::{Request, RequestDecoder};
+
+/// Why reading from a [`Connection`] failed.
+#[derive(Debug, Error)]
+pub enum ConnectionError {
+    /// The stream failed.
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    /// The peer sent something that is not RESP; the stream cannot be framed any more.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The peer closed the stream in the middle of a frame.
+    #[error("connection closed by peer in the middle of a frame")]
+    ClosedMidFrame,
+}
+
+/// A RESP connection: a read buffer with the two decoders, and a write buffer flushed explicitly.
+///
+/// Writes only append to the write buffer; nothing reaches the socket until [`Connection::flush`].
+/// That is what makes pipelining cheap: a server answers every request already buffered, then
+/// flushes once (see [`Connection::has_buffered_input`]).
+#[derive(Debug)]
+pub struct Connection<S> {
+    stream: S,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    requests: RequestDecoder,
+    frames: Decoder,
+}
+
+/// Bytes requested from the stream per read: Redis' `PROTO_IOBUF_LEN`.
+const READ_CHUNK: usize = 16 * 1024;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps `stream`, decoding under `limits`.
+    pub fn new(stream: S, limits: Limits) -> Self {
+        Self {
+            stream,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            requests: RequestDecoder::new(limits),
+            frames: Decoder::new(limits),
+        }
+    }
+
+    /// Reads the next client request; `Ok(None)` when the peer closed the stream cleanly between
+    /// requests.
+    pub async fn read_request(&mut self) -> Result<Option<Request>, ConnectionError> {
+        loop {
+            if let Some(request) = self.requests.decode(&mut self.read_buf)? {
+                return Ok(Some(request));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads the next frame (a reply, for a client); `Ok(None)` on a clean close between frames.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnectionError> {
+        loop {
+            if let Some(frame) = self.frames.decode(&mut self.read_buf)? {
+                return Ok(Some(frame));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Whether unread bytes are buffered: a server keeps answering without flushing while this
+    /// holds, so a pipeline of requests costs one write.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.read_buf.is_empty()
+    }
+
+    /// Appends `frame` to the write buffer.
+    pub fn write_frame(&mut self, frame: &Frame) {
+        frame.encode(&mut self.write_buf);
+    }
+
+    /// Appends a request to the write buffer (the client side).
+    pub fn write_request(&mut self, request: &Request) {
+        self.write_buf.extend_from_slice(request.wire());
+    }
+
+    /// The write buffer, for encoding replies directly with [`crate::encode`]'s writers.
+    pub fn write_buffer(&mut self) -> &mut BytesMut {
+        &mut self.write_buf
+    }
+
+    /// Writes everything buffered to the stream.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.write_buf.is_empty() {
+            self.stream.write_all_buf(&mut self.write_buf).await?;
+        }
+        self.stream.flush().await
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Reads more bytes; `false` on a clean end of stream.
+    async fn fill(&mut self) -> Result<bool, ConnectionError> {
+        self.read_buf.reserve(READ_CHUNK);
+        if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+            if self.read_buf.is_empty() {
+                return Ok(false);
+            }
+            return Err(ConnectionError::ClosedMidFrame);
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pipeline_is_read_request_by_request_and_answered_in_one_flush() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = Connection::new(server, Limits::default());
+        let mut client = Connection::new(client, Limits::default());
+        client.write_request(&Request::from_args(["PING"]));
+        client.write_request(&Request::from_args(["ECHO", "hi"]));
+        client.flush().await.unwrap();
+
+        let first = server.read_request().await.unwrap().unwrap();
+        assert_eq!(first.name(), b"PING");
+        server.write_frame(&Frame::simple("PONG"));
+        let second = server.read_request().await.unwrap().unwrap();
+        assert_eq!(second.arg(1), Some(&b"hi"[..]));
+        assert!(!server.has_buffered_input());
+        server.write_frame(&Frame::bulk("hi"));
+        server.flush().await.unwrap();
+
+        assert_eq!(
+            client.read_frame().await.unwrap(),
+            Some(Frame::simple("PONG"))
+        );
+        assert_eq!(client.read_frame().await.unwrap(), Some(Frame::bulk("hi")));
+        drop(server);
+        assert_eq!(client.read_frame().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_close_mid_frame_is_an_error() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut client = Connection::new(client, Limits::default());
+        server.write_all(b"$5\r\nab").await.unwrap();
+        drop(server);
+        assert!(matches!(
+            client.read_frame().await,
+            Err(ConnectionError::ClosedMidFrame)
+        ));
+    }
+}
