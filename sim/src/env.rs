@@ -1,0 +1,165 @@
+//! The turmoil backend of `net::Env`.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use net::env::connect_timed_out;
+use net::{Env, Listener, Rng, Stream, rng_from_seed};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::JoinHandle;
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::buggify::Buggify;
+
+/// The environment of a component running on a simulated host.
+///
+/// Sockets are turmoil's, the wall clock is the simulation's epoch plus simulated time, and random
+/// streams derive from the run's seed, the host's name and its incarnation (how many times it has
+/// been started), so a restarted host draws fresh numbers, as a restarted process would.
+#[derive(Clone, Debug)]
+pub struct SimEnv {
+    host: Arc<str>,
+    seed: u64,
+    buggify: Arc<Mutex<Buggify>>,
+}
+
+impl SimEnv {
+    /// The environment of incarnation `incarnation` of `host` in the run seeded `run_seed`.
+    pub fn new(run_seed: u64, host: &str, incarnation: u32, buggify: bool) -> Self {
+        let seed = net::derive_seed(net::derive_seed(run_seed, host), &incarnation.to_string());
+        let coin = rng_from_seed(seed, "buggify");
+        Self {
+            host: host.into(),
+            seed,
+            buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))),
+        }
+    }
+
+    /// The simulated host this environment belongs to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl Env for SimEnv {
+    type Stream = SimStream;
+    type Listener = SimListener;
+
+    async fn bind(&self, addr: &str) -> io::Result<SimListener> {
+        turmoil::net::TcpListener::bind(addr).await.map(SimListener)
+    }
+
+    async fn connect(&self, addr: &str, timeout: Duration) -> io::Result<SimStream> {
+        // turmoil resolves host names through its own DNS; a connect to a crashed or held host
+        // hangs until the deadline, as a connect into a black hole would.
+        let stream = tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_timed_out(addr, timeout))??;
+        Ok(SimStream(stream))
+    }
+
+    fn unix_millis(&self) -> u64 {
+        let since_epoch = turmoil::since_epoch().unwrap_or_default();
+        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn rng(&self, label: &str) -> Rng {
+        rng_from_seed(self.seed, label)
+    }
+
+    fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        // Each simulated host has its own current-thread runtime, so this task lives and dies
+        // with the host: a crash drops it along with the host's sockets.
+        tokio::spawn(task)
+    }
+
+    fn buggify(&self, site: &'static str) -> bool {
+        // A poisoned lock means a panic already failed the run; firing or not no longer matters.
+        self.buggify
+            .lock()
+            .map(|mut coin| coin.fire(site))
+            .unwrap_or(false)
+    }
+}
+
+/// A simulated listening socket.
+pub struct SimListener(turmoil::net::TcpListener);
+
+impl std::fmt::Debug for SimListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SimListener")
+            .field(&self.0.local_addr().ok())
+            .finish()
+    }
+}
+
+impl Listener for SimListener {
+    type Stream = SimStream;
+
+    async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        Ok((SimStream(stream), peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A simulated TCP stream.
+#[derive(Debug)]
+pub struct SimStream(turmoil::net::TcpStream);
+
+impl Stream for SimStream {
+    type ReadHalf = OwnedReadHalf;
+    type WriteHalf = OwnedWriteHalf;
+
+    fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.0.into_split()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
