@@ -1,0 +1,36 @@
+//! Named fault scenarios: each builds a simulated cluster, drives it with clients, injects faults
+//! on a schedule, checks what clients observed, and returns the run's [`sim::Outcome`].
+//!
+//! `just sim SEED=7 [SCENARIO=ping]` runs one (the `sim` binary in `src/bin/sim.rs`); the
+//! determinism test runs every scenario twice per seed and compares the traces.
+//!
+//! # Modules
+//! - [`echo`]: a tiny RESP node written against `net::Env`, the subject of the first scenario.
+//! - [`ping`]: clients pinging the echo node through a partition, a crash and restart, a hold, a
+//!   flapping link and added latency.
+
+pub mod echo;
+pub mod ping;
+
+use sim::Outcome;
+
+/// A scenario: a name to select it by, one line on what it exercises, and the run itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// The name `just sim SCENARIO=…` selects it by.
+    pub name: &'static str,
+    /// What it exercises, in one line.
+    pub summary: &'static str,
+    /// Runs it with a seed.
+    pub run: fn(u64) -> Outcome,
+}
+
+/// Every scenario, in the order `just sim` lists them.
+pub fn all() -> &'static [Scenario] {
+    &[ping::SCENARIO]
+}
+
+/// The scenario named `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    all().iter().find(|scenario| scenario.name == name)
+}
