@@ -1,0 +1,70 @@
+# Every entry point of the project. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+default:
+    @just --list
+
+# Run every test (unit, property, simulation, loopback), as CI does.
+test:
+    cargo test --workspace --all-targets
+    cargo test --workspace --doc
+
+# Formatting and clippy (with the one-code-path bans in clippy.toml), warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Replay one simulated run: `just sim SEED=7 [SCENARIO=ping]` (or `just sim 7 ping`). Same seed, same
+# run, same digest; the trace goes to target/sim/.
+sim *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    seed=1; scenario=ping
+    for arg in {{ARGS}}; do
+        case "$arg" in
+            SEED=*) seed="${arg#SEED=}" ;;
+            SCENARIO=*) scenario="${arg#SCENARIO=}" ;;
+            [0-9]*) seed="$arg" ;;
+            *) scenario="$arg" ;;
+        esac
+    done
+    cargo run --quiet --profile simulation -p scenarios --bin sim -- --seed "$seed" --scenario "$scenario"
+
+# List the simulation scenarios.
+scenarios:
+    cargo run --quiet --profile simulation -p scenarios --bin sim -- --list
+
+# Many seeds of one scenario, stopping at the first failure: `just soak COUNT=1000 SCENARIO=ping
+# FROM=1`. Long; not part of `just test`.
+soak *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    count=1000; scenario=ping; from=1
+    for arg in {{ARGS}}; do
+        case "$arg" in
+            COUNT=*) count="${arg#COUNT=}" ;;
+            SCENARIO=*) scenario="${arg#SCENARIO=}" ;;
+            FROM=*) from="${arg#FROM=}" ;;
+            *) echo "unknown argument $arg (use COUNT=, SCENARIO=, FROM=)" >&2; exit 2 ;;
+        esac
+    done
+    cargo run --quiet --profile simulation -p scenarios --bin sim -- --seed "$from" --count "$count" --scenario "$scenario"
+
+# Fuzz the RESP decoders (needs cargo-fuzz; uses nightly if installed, else RUSTC_BOOTSTRAP).
+fuzz SECONDS="600":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd nodes/resp/fuzz && mkdir -p corpus/decode && \
+      if rustup toolchain list | grep -q '^nightly'; then toolchain=+nightly; else toolchain=; export RUSTC_BOOTSTRAP=1; fi && \
+      cargo $toolchain fuzz run decode corpus/decode seeds -- -dict=resp.dict -max_total_time={{SECONDS}} -print_final_stats=1
+
+# Every benchmark, with reports written to reports/.
+bench: bench-resp
+
+# RESP parse/encode throughput against redis-protocol; writes reports/resp-bench.md.
+bench-resp:
+    cargo bench -p resp --bench resp -- --noplot
+    python3 reports/criterion_report.py --title "RESP codec: ours vs redis-protocol 6" \
+      --command "just bench-resp" --groups "decode/" "encode/" > reports/resp-bench.md
+    @echo "wrote reports/resp-bench.md"
