@@ -178,3 +178,75 @@ fn clients_can_inject_faults_at_run_time() {
             .any(|line| line.contains("fault: partition client <-> node"))
     );
 }
+
+#[test]
+fn a_cluster_shape_registers_named_hosts_with_their_software() {
+    use sim::{ClusterShape, Role, software};
+    let shape = ClusterShape {
+        groups: 2,
+        servers_per_group: 2,
+        proxies: 1,
+        dashboard: true,
+        coordinator: false,
+        clients: 1,
+    };
+    let mut harness = Harness::new(config(1));
+    harness.add_cluster(&shape, |spec| {
+        let role = spec.role;
+        software(move |env| async move {
+            let listener = env.bind("0.0.0.0:7000").await?;
+            tracing::info!(?role, "up");
+            loop {
+                let _ = net::Listener::accept(&listener).await?;
+            }
+        })
+    });
+    harness.client(&ClusterShape::client_name(1), |env| async move {
+        // Every named host answers on its port, reached through the simulator's DNS.
+        for name in ["g1s0", "g1s1", "g2s0", "g2s1", "proxy1", "dashboard"] {
+            env.connect(&format!("{name}:7000"), Duration::from_secs(1))
+                .await?;
+        }
+        Ok(())
+    });
+    let outcome = harness.run();
+    assert!(outcome.passed(), "{:?}", outcome.result);
+    assert!(outcome.trace.iter().any(|line| line.contains("g2s1")
+        && line.contains(&format!("{:?}", Role::Server { group: 2, index: 1 }))));
+    assert!(
+        outcome
+            .trace
+            .iter()
+            .any(|line| line.contains("dashboard") && line.contains("Dashboard"))
+    );
+}
+
+#[test]
+fn heal_all_repairs_every_link() {
+    let mut harness = Harness::new(config(1));
+    harness.host("node", |env| async move {
+        let listener = env.bind("0.0.0.0:1").await?;
+        loop {
+            let _ = net::Listener::accept(&listener).await?;
+        }
+    });
+    harness.client("client", |env| async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            env.connect("node:1", Duration::from_millis(100))
+                .await
+                .is_err(),
+            "partitioned"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        env.connect("node:1", Duration::from_millis(100)).await?;
+        Ok(())
+    });
+    harness.at(
+        Duration::from_secs(1),
+        Fault::Partition("node".into(), "client".into()),
+    );
+    harness.at(Duration::from_secs(2), Fault::HealAll);
+    let outcome = harness.run();
+    assert!(outcome.passed(), "{:?}", outcome.result);
+}
