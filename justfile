@@ -6,10 +6,28 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Run every test (unit, property, simulation, loopback), as CI does.
-test:
+# Run every test (unit, property, simulation, loopback, differential against redis-server), as CI
+# does.
+test: deps
     cargo test --workspace --all-targets
     cargo test --workspace --doc
+
+# Install the real peers tests talk to (Debian packages), if missing: redis-server and redis-tools
+# 7.0 for the differential and benchmark tests.
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+    if [ ${#missing[@]} -gt 0 ]; then
+        sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+        echo "installing: ${missing[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
 
 # Formatting and clippy (with the one-code-path bans in clippy.toml), warnings as errors.
 lint:

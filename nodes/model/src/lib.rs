@@ -30,5 +30,5 @@ pub use product::{ProductName, ProductNameError};
 pub use proxy::Proxy;
 pub use sentinel::Sentinel;
 pub use slot::{ActionState, ForwardMethod, Slot, SlotAction, SlotMapping};
-pub use slot_hash::{MAX_SLOT_NUM, SlotId, hash_tag, slot_of};
+pub use slot_hash::{KeyHash, MAX_SLOT_NUM, SlotId, hash_tag, slot_of};
 pub use topom::Topom;

@@ -58,23 +58,55 @@ impl From<SlotId> for u32 {
     }
 }
 
+/// The hash tag of `key`, if it has one: the bytes between the first `{` and the first `}` after
+/// it (possibly empty).
+pub fn tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|byte| *byte == b'{')?;
+    let after_open = &key[open + 1..];
+    let close = after_open.iter().position(|byte| *byte == b'}')?;
+    Some(&after_open[..close])
+}
+
 /// The bytes of `key` that decide its slot: the hash tag if the key has one, else the whole key.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    let Some(open) = key.iter().position(|byte| *byte == b'{') else {
-        return key;
-    };
-    let after_open = &key[open + 1..];
-    match after_open.iter().position(|byte| *byte == b'}') {
-        Some(close) => &after_open[..close],
-        None => key,
+    tag(key).unwrap_or(key)
+}
+
+/// A key's CRC-32 (of its hash tag, or of the whole key) and whether it has a tag: what a server
+/// needs to place a key in its slot and in the index of keys sharing a tag, computed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash {
+    /// IEEE CRC-32 of [`hash_tag`].
+    pub crc: u32,
+    /// Whether the key has a hash tag (Codis indexes only tagged keys by tag).
+    pub tagged: bool,
+}
+
+impl KeyHash {
+    /// Hashes `key`.
+    pub fn of(key: &[u8]) -> KeyHash {
+        match tag(key) {
+            Some(tag) => KeyHash {
+                crc: crc32fast::hash(tag),
+                tagged: true,
+            },
+            None => KeyHash {
+                crc: crc32fast::hash(key),
+                tagged: false,
+            },
+        }
+    }
+
+    /// The key's slot.
+    pub fn slot(self) -> SlotId {
+        // The modulus keeps the value below 1024, so the narrowing is exact.
+        SlotId((self.crc % MAX_SLOT_NUM as u32) as u16)
     }
 }
 
 /// The slot `key` lives in.
 pub fn slot_of(key: &[u8]) -> SlotId {
-    let crc = crc32fast::hash(hash_tag(key));
-    // The modulus keeps the value below 1024, so the narrowing is exact.
-    SlotId((crc % MAX_SLOT_NUM as u32) as u16)
+    KeyHash::of(key).slot()
 }
 
 #[cfg(test)]
@@ -101,6 +133,7 @@ mod tests {
         ];
         for (key, tag) in cases {
             assert_eq!(hash_tag(key.as_bytes()), tag.as_bytes(), "{key}");
+            assert!(KeyHash::of(key.as_bytes()).tagged == super::tag(key.as_bytes()).is_some());
             assert_eq!(slot_of(key.as_bytes()), slot_of(tag.as_bytes()), "{key}");
         }
     }

@@ -55,6 +55,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Replaces the decoding limits (a server learns its configured limits after accepting).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.requests.set_limits(limits);
+        self.frames = Decoder::new(limits);
+    }
+
     /// Reads the next client request; `Ok(None)` when the peer closed the stream cleanly between
     /// requests.
     pub async fn read_request(&mut self) -> Result<Option<Request>, ConnectionError> {
@@ -66,6 +72,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Ok(None);
             }
         }
+    }
+
+    /// The next request already buffered, without reading: a server drains a pipeline with this
+    /// after [`Connection::read_request`] returned its first request.
+    pub fn try_read_request(&mut self) -> Result<Option<Request>, ProtocolError> {
+        self.requests.decode(&mut self.read_buf)
     }
 
     /// Reads the next frame (a reply, for a client); `Ok(None)` on a clean close between frames.

@@ -264,7 +264,8 @@ fn too_long(type_byte: u8) -> ProtocolError {
 }
 
 /// Parses a decimal `i64` the way Redis' `string2ll` does: an optional `-`, no `+`, no spaces, no
-/// leading zeros (except `0` itself), no overflow.
+/// leading zeros (except `0` itself), no overflow. Servers use it wherever Redis decides whether
+/// bytes are "an integer" (argument parsing, the `int` string encoding), so both agree.
 pub fn parse_i64(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),

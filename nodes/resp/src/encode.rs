@@ -55,33 +55,23 @@ impl Frame {
             Frame::NullArray if mode == Mode::For(Version::Resp3) => write_null(out, version),
             Frame::NullArray => out.put_slice(b"*-1\r\n"),
             Frame::Null => write_null(out, version),
-            Frame::Boolean(value) if resp3 => {
-                out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" })
-            }
-            Frame::Boolean(value) => write_integer(out, i64::from(*value)),
+            Frame::Boolean(value) => write_boolean(out, *value, version),
             Frame::Double(value) => write_double(out, *value, version),
             Frame::BigNumber(digits) if resp3 => write_line(out, b'(', digits),
             Frame::BigNumber(digits) => write_bulk(out, digits),
             Frame::BlobError(text) if resp3 => write_blob(out, b'!', text),
             Frame::BlobError(text) => write_safe_line(out, b'-', text),
-            Frame::Verbatim { format, text } if resp3 => {
-                write_length(out, b'=', text.len() + 4);
-                out.put_slice(format);
-                out.put_u8(b':');
-                out.put_slice(text);
-                out.put_slice(b"\r\n");
-            }
-            Frame::Verbatim { text, .. } => write_bulk(out, text),
+            Frame::Verbatim { format, text } => write_verbatim(out, format, text, version),
             Frame::Array(items) => {
                 write_array_header(out, items.len());
                 items.iter().for_each(|item| item.write(mode, out));
             }
             Frame::Set(items) => {
-                write_length(out, if resp3 { b'~' } else { b'*' }, items.len());
+                write_set_header(out, items.len(), version);
                 items.iter().for_each(|item| item.write(mode, out));
             }
             Frame::Push(items) => {
-                write_length(out, if resp3 { b'>' } else { b'*' }, items.len());
+                write_push_header(out, items.len(), version);
                 items.iter().for_each(|item| item.write(mode, out));
             }
             Frame::Map(pairs) => {
@@ -182,6 +172,56 @@ pub fn write_map_header(out: &mut BytesMut, pairs: usize, version: Version) {
     match version {
         Version::Resp3 => write_length(out, b'%', pairs),
         Version::Resp2 => write_length(out, b'*', pairs * 2),
+    }
+}
+
+/// A set header: `~len` for RESP3, `*len` for RESP2.
+pub fn write_set_header(out: &mut BytesMut, len: usize, version: Version) {
+    write_length(
+        out,
+        if version == Version::Resp3 {
+            b'~'
+        } else {
+            b'*'
+        },
+        len,
+    );
+}
+
+/// A push header (pub/sub messages): `>len` for RESP3, `*len` for RESP2.
+pub fn write_push_header(out: &mut BytesMut, len: usize, version: Version) {
+    write_length(
+        out,
+        if version == Version::Resp3 {
+            b'>'
+        } else {
+            b'*'
+        },
+        len,
+    );
+}
+
+/// A boolean: `#t`/`#f` for RESP3, `:1`/`:0` for RESP2.
+pub fn write_boolean(out: &mut BytesMut, value: bool, version: Version) {
+    match version {
+        Version::Resp3 => out.put_slice(if value { b"#t\r\n" } else { b"#f\r\n" }),
+        Version::Resp2 => write_integer(out, i64::from(value)),
+    }
+}
+
+/// A verbatim string (`INFO`, `CLIENT LIST`): `=len\r\nfmt:text` for RESP3, a bulk string of the
+/// text for RESP2.
+pub fn write_verbatim(out: &mut BytesMut, format: &[u8; 3], text: &[u8], version: Version) {
+    match version {
+        Version::Resp3 => {
+            out.reserve(text.len() + 16);
+            write_length(out, b'=', text.len() + 4);
+            out.put_slice(format);
+            out.put_u8(b':');
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
+        }
+        Version::Resp2 => write_bulk(out, text),
     }
 }
 

@@ -10,8 +10,9 @@
 
 use crate::error::ProtocolError;
 
-/// Splits `line` (without its line end) into arguments.
-pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+/// Splits `line` (without its line end) into arguments, as Redis splits an inline command (and
+/// as `redis-cli` splits what is typed at its prompt).
+pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
     let mut args = Vec::new();
     let mut pos = 0;
     loop {

@@ -40,8 +40,10 @@ pub mod request;
 
 pub use connection::{Connection, ConnectionError};
 pub use decode::Decoder;
+pub use element::parse_i64;
 pub use encode::Version;
 pub use error::ProtocolError;
 pub use frame::Frame;
+pub use inline::split_args as split_inline;
 pub use limits::Limits;
 pub use request::{Request, RequestDecoder};

@@ -1,0 +1,552 @@
+//! Generic key commands: existence, type, expiry, renaming, copying, moving, iterating.
+
+use resp::Request;
+
+use super::strings::ExpireUnit;
+use super::{Command, Ctx, Flags, command};
+use crate::args::{self, arg, is};
+use crate::config::EvictionPolicy;
+use crate::error::{CmdError, CmdResult};
+use crate::glob;
+use crate::keyspace::{Key, Str, Value};
+
+const READ: Flags = Flags::READONLY.with(Flags::FAST);
+const WRITE_FAST: Flags = Flags::WRITE.with(Flags::FAST);
+
+pub(super) const COMMANDS: &[Command] = &[
+    command("del", -2, Flags::WRITE, (1, -1, 1), del),
+    command("unlink", -2, WRITE_FAST, (1, -1, 1), del),
+    command("exists", -2, READ, (1, -1, 1), exists),
+    command("type", 2, READ, (1, 1, 1), type_),
+    command("expire", -3, WRITE_FAST, (1, 1, 1), expire),
+    command("pexpire", -3, WRITE_FAST, (1, 1, 1), pexpire),
+    command("expireat", -3, WRITE_FAST, (1, 1, 1), expireat),
+    command("pexpireat", -3, WRITE_FAST, (1, 1, 1), pexpireat),
+    command("ttl", 2, READ, (1, 1, 1), ttl),
+    command("pttl", 2, READ, (1, 1, 1), pttl),
+    command("expiretime", 2, READ, (1, 1, 1), expiretime),
+    command("pexpiretime", 2, READ, (1, 1, 1), pexpiretime),
+    command("persist", 2, WRITE_FAST, (1, 1, 1), persist),
+    command("rename", 3, Flags::WRITE, (1, 2, 1), rename),
+    command("renamenx", 3, WRITE_FAST, (1, 2, 1), renamenx),
+    command(
+        "copy",
+        -3,
+        Flags::WRITE.with(Flags::DENYOOM),
+        (1, 2, 1),
+        copy,
+    ),
+    command("move", 3, WRITE_FAST, (1, 1, 1), move_),
+    command("keys", 2, Flags::READONLY, (0, 0, 0), keys),
+    command("scan", -2, Flags::READONLY, (0, 0, 0), scan),
+    command("randomkey", 1, Flags::READONLY, (0, 0, 0), randomkey),
+    command("touch", -2, READ, (1, -1, 1), touch),
+    command("object", -2, Flags::READONLY, (2, 2, 1), object),
+];
+
+fn del(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let mut deleted = 0;
+    for key in request.args().skip(1) {
+        if db.get_untouched(key, now).is_some() {
+            db.remove(key);
+            deleted += 1;
+        }
+    }
+    reply.count(deleted);
+    Ok(())
+}
+
+fn exists(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let count = request
+        .args()
+        .skip(1)
+        .filter(|key| db.get_untouched(key, now).is_some())
+        .count();
+    reply.count(count);
+    Ok(())
+}
+
+fn type_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let name = db
+        .get_untouched(arg(request, 1), now)
+        .map_or("none", |entry| entry.value.type_name());
+    reply.simple(name);
+    Ok(())
+}
+
+/// `EXPIRE`-family options (Redis' `parseExtendedExpireArgumentsOrReply`).
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    request: &Request,
+    unit: ExpireUnit,
+    command: &str,
+) -> CmdResult {
+    let mut flags = ExpireFlags::default();
+    for option in request.args().skip(3) {
+        if is(option, "NX") {
+            flags.nx = true;
+        } else if is(option, "XX") {
+            flags.xx = true;
+        } else if is(option, "GT") {
+            flags.gt = true;
+        } else if is(option, "LT") {
+            flags.lt = true;
+        } else {
+            return Err(CmdError::message(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(option)
+            )));
+        }
+    }
+    if flags.nx && (flags.xx || flags.gt || flags.lt) {
+        return Err(CmdError::other(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if flags.gt && flags.lt {
+        return Err(CmdError::other(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    let mut when = i128::from(args::int(arg(request, 2))?);
+    let invalid = || CmdError::message(format!("ERR invalid expire time in '{command}' command"));
+    if matches!(unit, ExpireUnit::Seconds | ExpireUnit::UnixSeconds) {
+        if when > i128::from(i64::MAX / 1000) || when < i128::from(i64::MIN / 1000) {
+            return Err(invalid());
+        }
+        when *= 1000;
+    }
+    let now = i128::from(ctx.now_ms);
+    if matches!(unit, ExpireUnit::Seconds | ExpireUnit::Millis) {
+        when += now;
+    }
+    if when > i128::from(i64::MAX) {
+        return Err(invalid());
+    }
+    let key = arg(request, 1);
+    let now_ms = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let Some(entry) = db.get_untouched(key, now_ms) else {
+        reply.int(0);
+        return Ok(());
+    };
+    let current = entry.expire_at().map(i128::from);
+    let refused = (flags.nx && current.is_some())
+        || (flags.xx && current.is_none())
+        || (flags.gt && current.is_none_or(|current| when <= current))
+        || (flags.lt && current.is_some_and(|current| when >= current));
+    if refused {
+        reply.int(0);
+        return Ok(());
+    }
+    if when <= now {
+        db.remove(key);
+    } else {
+        db.set_expire(key, u64::try_from(when).map_err(|_| invalid())?);
+    }
+    reply.int(1);
+    Ok(())
+}
+
+fn expire(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    expire_generic(ctx, request, ExpireUnit::Seconds, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    expire_generic(ctx, request, ExpireUnit::Millis, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    expire_generic(ctx, request, ExpireUnit::UnixSeconds, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    expire_generic(ctx, request, ExpireUnit::UnixMillis, "pexpireat")
+}
+
+/// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`: -2 for a missing key, -1 without expiry.
+fn ttl_generic(ctx: &mut Ctx<'_>, request: &Request, millis: bool, absolute: bool) -> CmdResult {
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let value = match db.get_untouched(arg(request, 1), now) {
+        None => -2,
+        Some(entry) => match entry.expire_at() {
+            None => -1,
+            Some(at) => {
+                let at = i64::try_from(at).unwrap_or(i64::MAX);
+                let now = i64::try_from(now).unwrap_or(i64::MAX);
+                let ttl = if absolute { at } else { (at - now).max(0) };
+                if millis { ttl } else { (ttl + 500) / 1000 }
+            }
+        },
+    };
+    reply.int(value);
+    Ok(())
+}
+
+fn ttl(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    ttl_generic(ctx, request, false, false)
+}
+
+fn pttl(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    ttl_generic(ctx, request, true, false)
+}
+
+fn expiretime(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    ttl_generic(ctx, request, false, true)
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    ttl_generic(ctx, request, true, true)
+}
+
+fn persist(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let key = arg(request, 1);
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let had_expiry = db
+        .get(key, now)
+        .is_some_and(|entry| entry.expire_at().is_some());
+    if had_expiry {
+        db.set_expire(key, 0);
+    }
+    reply.int(i64::from(had_expiry));
+    Ok(())
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, request: &Request, only_if_new: bool) -> CmdResult {
+    let (from, to) = (arg(request, 1), arg(request, 2));
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    if db.get(from, now).is_none() {
+        return Err(CmdError::NoSuchKey);
+    }
+    if from == to {
+        if only_if_new {
+            reply.int(0)
+        } else {
+            reply.ok()
+        }
+        return Ok(());
+    }
+    if only_if_new && db.get(to, now).is_some() {
+        reply.int(0);
+        return Ok(());
+    }
+    if let Some(entry) = db.remove(from) {
+        db.insert_entry(to, entry);
+    }
+    if only_if_new {
+        reply.int(1)
+    } else {
+        reply.ok()
+    }
+    Ok(())
+}
+
+fn rename(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    rename_generic(ctx, request, false)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    rename_generic(ctx, request, true)
+}
+
+fn copy(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let source_db = ctx.client.db;
+    let mut target_db = source_db;
+    let mut replace = false;
+    let mut index = 3;
+    while let Some(option) = request.arg(index) {
+        if is(option, "REPLACE") {
+            replace = true;
+        } else if is(option, "DB") && request.arg(index + 1).is_some() {
+            target_db = args::db_index(arg(request, index + 1), ctx.state.keyspace.len())?;
+            index += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        index += 1;
+    }
+    let (from, to) = (arg(request, 1), arg(request, 2));
+    if source_db == target_db && from == to {
+        return Err(CmdError::other(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    let now = ctx.now_ms;
+    let Some(entry) = ctx.state.keyspace.db(source_db).get(from, now).cloned() else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
+    let target = ctx.state.keyspace.db(target_db);
+    if target.get(to, now).is_some() && !replace {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    target.remove(to);
+    target.insert_entry(to, entry);
+    ctx.reply.int(1);
+    Ok(())
+}
+
+fn move_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let target_db = args::db_index(arg(request, 2), ctx.state.keyspace.len())?;
+    let source_db = ctx.client.db;
+    if source_db == target_db {
+        return Err(CmdError::other(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    let key = arg(request, 1);
+    let now = ctx.now_ms;
+    let (source, target) = ctx.state.keyspace.pair(source_db, target_db);
+    if source.get(key, now).is_none() || target.get(key, now).is_some() {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    if let Some(entry) = source.remove(key) {
+        target.insert_entry(key, entry);
+    }
+    ctx.reply.int(1);
+    Ok(())
+}
+
+fn keys(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let pattern = arg(request, 1);
+    let all = pattern == b"*";
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let found: Vec<&Key> = db
+        .keys()
+        .filter(|(key, entry)| {
+            !entry.is_expired(now) && (all || glob::matches(pattern, key, false))
+        })
+        .map(|(key, _)| key)
+        .collect();
+    reply.array(found.len());
+    for key in found {
+        reply.bulk(key);
+    }
+    Ok(())
+}
+
+/// A `SCAN`-family cursor argument, read as Redis reads it with C's `strtoul`: optional leading
+/// `+`/`-` (a negative number wraps around), decimal digits, nothing else; an empty argument is 0.
+pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    let invalid = || CmdError::other("ERR invalid cursor");
+    let (negative, digits) = match arg {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, arg),
+    };
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut value: u64 = 0;
+    for digit in digits {
+        value = value
+            .checked_mul(10)
+            .and_then(|value| value.checked_add(u64::from(digit - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let cursor = parse_cursor(arg(request, 1))?;
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut type_name: Option<&[u8]> = None;
+    let mut index = 2;
+    while let Some(option) = request.arg(index) {
+        let value = request.arg(index + 1).ok_or(CmdError::Syntax)?;
+        if is(option, "COUNT") {
+            let parsed = args::int(value)?;
+            if parsed < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = usize::try_from(parsed).unwrap_or(usize::MAX);
+        } else if is(option, "MATCH") {
+            pattern = (value != b"*").then_some(value);
+        } else if is(option, "TYPE") {
+            type_name = Some(value);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        index += 2;
+    }
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let mut found: Vec<Key> = Vec::new();
+    let next = db.scan(cursor, count, |key, _| {
+        if pattern.is_none_or(|pattern| glob::matches(pattern, key, false)) {
+            found.push(key.clone());
+        }
+    });
+    // Filter after the walk: expiring deletes keys, which the walk itself must not do.
+    found.retain(|key| match db.get_untouched(key, now) {
+        None => false,
+        Some(entry) => type_name.is_none_or(|wanted| {
+            entry
+                .value
+                .type_name()
+                .as_bytes()
+                .eq_ignore_ascii_case(wanted)
+        }),
+    });
+    reply.array(2);
+    reply.bulk(next.to_string().as_bytes());
+    reply.array(found.len());
+    for key in &found {
+        reply.bulk(key);
+    }
+    Ok(())
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let now = ctx.now_ms;
+    let db_index = ctx.client.db;
+    let state = &mut *ctx.state;
+    let db = state.keyspace.db(db_index);
+    // Expired keys drawn are deleted and another is drawn, as Redis does.
+    let key = loop {
+        let Some(key) = db.random_key(&mut state.rng) else {
+            break None;
+        };
+        if db.get_untouched(&key, now).is_some() {
+            break Some(key);
+        }
+    };
+    match key {
+        Some(key) => ctx.reply.bulk(&key),
+        None => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+fn touch(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let now = ctx.now_ms;
+    let (db, reply) = ctx.db_and_reply();
+    let count = request
+        .args()
+        .skip(1)
+        .filter(|key| db.get(key, now).is_some())
+        .count();
+    reply.count(count);
+    Ok(())
+}
+
+/// Redis shares the objects of the integers 0 to 9999 (`OBJ_SHARED_INTEGERS`), which `OBJECT
+/// REFCOUNT` reports as `INT_MAX`; every other value has one reference.
+fn refcount(value: &Value, policy: EvictionPolicy) -> i64 {
+    let lru_or_lfu = !matches!(
+        policy,
+        EvictionPolicy::Noeviction
+            | EvictionPolicy::AllkeysRandom
+            | EvictionPolicy::VolatileRandom
+            | EvictionPolicy::VolatileTtl
+    );
+    match value {
+        Value::Str(Str::Int(int)) if (0..10_000).contains(int) && !lru_or_lfu => {
+            i64::from(i32::MAX)
+        }
+        _ => 1,
+    }
+}
+
+fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let sub = arg(request, 1);
+    let lfu = matches!(
+        ctx.state.config.maxmemory_policy,
+        EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu
+    );
+    if is(sub, "HELP") {
+        let lines = [
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+            "HELP",
+            "    Prints this help.",
+        ];
+        ctx.reply.array(lines.len());
+        for line in lines {
+            ctx.reply.simple(line);
+        }
+        return Ok(());
+    }
+    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"]
+        .iter()
+        .any(|name| is(sub, name));
+    if !known {
+        return Err(CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            command: "OBJECT".into(),
+        });
+    }
+    if request.len() != 3 {
+        return Err(CmdError::message(format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        )));
+    }
+    let now = ctx.now_ms;
+    let policy = ctx.state.config.maxmemory_policy;
+    let (db, reply) = ctx.db_and_reply();
+    let Some(entry) = db.get_untouched(arg(request, 2), now) else {
+        reply.null();
+        return Ok(());
+    };
+    if is(sub, "ENCODING") {
+        reply.bulk(entry.value.encoding().as_bytes());
+    } else if is(sub, "REFCOUNT") {
+        reply.int(refcount(&entry.value, policy));
+    } else if is(sub, "IDLETIME") {
+        if lfu {
+            return Err(CmdError::other(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        reply.int(i64::from(entry.idle_seconds(now)));
+    } else if !lfu {
+        return Err(CmdError::other(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    } else {
+        return Err(CmdError::other(
+            "ERR LFU access frequency tracking is not available in this server yet",
+        ));
+    }
+    Ok(())
+}

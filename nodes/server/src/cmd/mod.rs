@@ -1,0 +1,259 @@
+//! The command table and dispatch.
+//!
+//! Every command is one [`Command`] entry (name, arity, flags, key positions, handler) in its
+//! family's module, as mini-redis keeps one file per command family: adding a command is one
+//! function and one table line. Dispatch checks, in Redis' order: the command exists, its arity,
+//! authentication; then runs the handler.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod slots;
+pub mod strings;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::BytesMut;
+use resp::Request;
+
+use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Db;
+use crate::reply::Reply;
+use crate::state::{Client, State};
+
+/// A command handler: reads its arguments from the request, runs against the state, writes one
+/// reply. Arity has been checked before it runs.
+pub type Handler = fn(&mut Ctx<'_>, &Request) -> CmdResult;
+
+/// Command flags, as `COMMAND INFO` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// May modify the dataset.
+    pub const WRITE: Flags = Flags(1);
+    /// Never modifies the dataset.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May grow memory: refused when over `maxmemory`.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Pub/sub.
+    pub const PUBSUB: Flags = Flags(1 << 4);
+    /// Not allowed from scripts.
+    pub const NOSCRIPT: Flags = Flags(1 << 5);
+    /// May block the client.
+    pub const BLOCKING: Flags = Flags(1 << 6);
+    /// Allowed while loading the dataset.
+    pub const LOADING: Flags = Flags(1 << 7);
+    /// Allowed on a replica with a broken link.
+    pub const STALE: Flags = Flags(1 << 8);
+    /// O(1) or O(log n).
+    pub const FAST: Flags = Flags(1 << 9);
+    /// Allowed before authenticating.
+    pub const NO_AUTH: Flags = Flags(1 << 10);
+    /// Not allowed inside `MULTI`.
+    pub const NO_MULTI: Flags = Flags(1 << 11);
+    /// No flags.
+    pub const NONE: Flags = Flags(0);
+
+    /// Both sets of flags.
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flag names `COMMAND INFO` lists, in Redis' order.
+    pub fn names(self) -> Vec<&'static str> {
+        const NAMES: [(Flags, &str); 12] = [
+            (Flags::WRITE, "write"),
+            (Flags::READONLY, "readonly"),
+            (Flags::DENYOOM, "denyoom"),
+            (Flags::ADMIN, "admin"),
+            (Flags::PUBSUB, "pubsub"),
+            (Flags::NOSCRIPT, "noscript"),
+            (Flags::BLOCKING, "blocking"),
+            (Flags::LOADING, "loading"),
+            (Flags::STALE, "stale"),
+            (Flags::NO_AUTH, "no_auth"),
+            (Flags::NO_MULTI, "no_multi"),
+            (Flags::FAST, "fast"),
+        ];
+        NAMES
+            .iter()
+            .filter(|(flag, _)| self.contains(*flag))
+            .map(|(_, name)| *name)
+            .collect()
+    }
+}
+
+/// One command.
+#[derive(Debug)]
+pub struct Command {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Argument count including the name: `n` exactly, or `-n` at least `n`.
+    pub arity: i32,
+    /// What kind of command it is.
+    pub flags: Flags,
+    /// Position of the first key (0: none).
+    pub first_key: i32,
+    /// Position of the last key (-1: the last argument).
+    pub last_key: i32,
+    /// Distance between keys.
+    pub step: i32,
+    /// The implementation.
+    pub handler: Handler,
+}
+
+impl Command {
+    /// Whether `args` (the name included) satisfies the arity.
+    pub fn arity_ok(&self, args: usize) -> bool {
+        let args = i32::try_from(args).unwrap_or(i32::MAX);
+        if self.arity >= 0 {
+            args == self.arity
+        } else {
+            args >= -self.arity
+        }
+    }
+}
+
+/// Shorthand for table entries.
+pub(crate) const fn command(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    keys: (i32, i32, i32),
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        handler,
+    }
+}
+
+/// Every command, and lookup by name.
+pub struct Table {
+    by_name: HashMap<&'static [u8], &'static Command, foldhash::fast::FixedState>,
+    all: Vec<&'static Command>,
+}
+
+/// The longest command name (`slotsmgrt-async-cancel` is 22): longer names cannot exist.
+const MAX_NAME: usize = 32;
+
+impl Table {
+    fn build() -> Table {
+        let families: [&'static [Command]; 5] = [
+            connection::COMMANDS,
+            strings::COMMANDS,
+            keys::COMMANDS,
+            server::COMMANDS,
+            slots::COMMANDS,
+        ];
+        let all: Vec<&'static Command> = families.into_iter().flatten().collect();
+        let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
+        for command in &all {
+            debug_assert!(
+                command.name.len() <= MAX_NAME && command.name == command.name.to_ascii_lowercase()
+            );
+            let previous = by_name.insert(command.name.as_bytes(), *command);
+            debug_assert!(previous.is_none(), "command {} defined twice", command.name);
+        }
+        Table { by_name, all }
+    }
+
+    /// The command named `name` (any case).
+    pub fn lookup(&self, name: &[u8]) -> Option<&'static Command> {
+        if name.len() > MAX_NAME {
+            return None;
+        }
+        let mut lower = [0u8; MAX_NAME];
+        for (slot, byte) in lower.iter_mut().zip(name) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        self.by_name.get(&lower[..name.len()]).copied()
+    }
+
+    /// Every command, in table order.
+    pub fn all(&self) -> &[&'static Command] {
+        &self.all
+    }
+}
+
+/// The command table.
+pub fn table() -> &'static Table {
+    static TABLE: LazyLock<Table> = LazyLock::new(Table::build);
+    &TABLE
+}
+
+/// What a handler works with.
+pub struct Ctx<'a> {
+    /// The server state.
+    pub state: &'a mut State,
+    /// The calling client.
+    pub client: &'a mut Client,
+    /// Where the reply goes.
+    pub reply: Reply<'a>,
+    /// The time of this command (Unix ms): one reading per command, as Redis takes one.
+    pub now_ms: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// The client's database.
+    pub fn db(&mut self) -> &mut Db {
+        self.state.keyspace.db(self.client.db)
+    }
+
+    /// The client's database and the reply writer, borrowed together.
+    pub fn db_and_reply(&mut self) -> (&mut Db, &mut Reply<'a>) {
+        (self.state.keyspace.db(self.client.db), &mut self.reply)
+    }
+}
+
+/// Executes one request for `client`, appending its reply to `out`.
+pub fn execute(
+    state: &mut State,
+    client: &mut Client,
+    out: &mut BytesMut,
+    request: &Request,
+    now_ms: u64,
+) {
+    let mut reply = Reply::new(out, client.version);
+    let Some(command) = table().lookup(request.name()) else {
+        let args: Vec<&[u8]> = request.args().skip(1).collect();
+        reply.error(&CmdError::unknown_command(request.name(), &args).to_string());
+        return;
+    };
+    if !command.arity_ok(request.len()) {
+        reply.error(&CmdError::arity(command.name.as_bytes()).to_string());
+        return;
+    }
+    if !client.authenticated && !command.flags.contains(Flags::NO_AUTH) {
+        reply.error(&CmdError::NoAuth.to_string());
+        return;
+    }
+    if let Some(info) = state.clients.get_mut(&client.id) {
+        info.last_command = command.name;
+        info.last_interaction_ms = now_ms;
+    }
+    state.stats.commands_processed += 1;
+    let mut ctx = Ctx {
+        state,
+        client,
+        reply,
+        now_ms,
+    };
+    if let Err(error) = (command.handler)(&mut ctx, request) {
+        ctx.reply.error(&error.to_string());
+    }
+}

@@ -1,0 +1,302 @@
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, COMMAND.
+
+use std::fmt::Write as _;
+
+use resp::Request;
+
+use super::connection::REDIS_VERSION;
+use super::{Command, Ctx, Flags, command, table};
+use crate::args::{self, is};
+use crate::error::{CmdError, CmdResult};
+
+pub(super) const COMMANDS: &[Command] = &[
+    command(
+        "dbsize",
+        1,
+        Flags::READONLY.with(Flags::FAST),
+        (0, 0, 0),
+        dbsize,
+    ),
+    command("flushdb", -1, Flags::WRITE, (0, 0, 0), flushdb),
+    command("flushall", -1, Flags::WRITE, (0, 0, 0), flushall),
+    command(
+        "swapdb",
+        3,
+        Flags::WRITE.with(Flags::FAST),
+        (0, 0, 0),
+        swapdb,
+    ),
+    command(
+        "time",
+        1,
+        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
+        (0, 0, 0),
+        time,
+    ),
+    command(
+        "info",
+        -1,
+        Flags::LOADING.with(Flags::STALE),
+        (0, 0, 0),
+        info,
+    ),
+    command(
+        "command",
+        -1,
+        Flags::LOADING.with(Flags::STALE),
+        (0, 0, 0),
+        command_,
+    ),
+];
+
+fn dbsize(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let size = ctx.db().len();
+    ctx.reply.count(size);
+    Ok(())
+}
+
+/// The `ASYNC`/`SYNC` option of the flush commands (freeing is immediate here either way).
+fn flush_option(request: &Request) -> CmdResult {
+    match request.len() {
+        1 => Ok(()),
+        2 if is(request.arg(1).unwrap_or_default(), "ASYNC")
+            || is(request.arg(1).unwrap_or_default(), "SYNC") =>
+        {
+            Ok(())
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    flush_option(request)?;
+    ctx.db().clear();
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    flush_option(request)?;
+    for db in ctx.state.keyspace.dbs_mut() {
+        db.clear();
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let databases = ctx.state.keyspace.len();
+    let parse = |index: usize, which: &'static str| -> Result<usize, CmdError> {
+        let value = args::int(request.arg(index).unwrap_or_default())
+            .map_err(|_| CmdError::other(which))?;
+        usize::try_from(value)
+            .ok()
+            .filter(|value| *value < databases)
+            .ok_or(CmdError::DbIndexOutOfRange)
+    };
+    let first = parse(1, "ERR invalid first DB index")?;
+    let second = parse(2, "ERR invalid second DB index")?;
+    ctx.state.keyspace.swap(first, second);
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn time(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let seconds = ctx.now_ms / 1000;
+    let micros = (ctx.now_ms % 1000) * 1000;
+    ctx.reply.array(2);
+    ctx.reply.bulk(seconds.to_string().as_bytes());
+    ctx.reply.bulk(micros.to_string().as_bytes());
+    Ok(())
+}
+
+/// The sections `INFO` knows, in Redis' order. `default` and `all` select all of them.
+const SECTIONS: [&str; 5] = ["server", "clients", "stats", "replication", "keyspace"];
+
+fn info(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let wanted: Vec<String> = request
+        .args()
+        .skip(1)
+        .map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase())
+        .collect();
+    let everything = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|name| matches!(name.as_str(), "default" | "all" | "everything"));
+    let mut text = String::new();
+    for section in SECTIONS {
+        if !everything && !wanted.iter().any(|name| name == section) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        write_section(ctx, section, &mut text);
+    }
+    ctx.reply.verbatim(&text);
+    Ok(())
+}
+
+fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
+    let state = &*ctx.state;
+    let uptime = ctx.now_ms.saturating_sub(state.started_ms) / 1000;
+    // `writeln!` into a String cannot fail.
+    let _ = match section {
+        "server" => write!(
+            out,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
+             redis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\n\
+             codis_server_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\
+             server_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\n\
+             configured_hz:{}\r\nlru_clock:{}\r\nconfig_file:\r\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            state.run_id,
+            state.port,
+            ctx.now_ms * 1000,
+            uptime / 86_400,
+            state.config.hz,
+            state.config.hz,
+            crate::keyspace::lru_clock(ctx.now_ms),
+        ),
+        "clients" => write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\n\
+             tracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            state.clients.len(),
+            state.config.maxclients,
+        ),
+        "stats" => {
+            let expired: u64 = state
+                .keyspace
+                .dbs()
+                .iter()
+                .map(|db| db.stats().expired_keys)
+                .sum();
+            write!(
+                out,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
+                 expired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+                state.stats.connections_received,
+                state.stats.commands_processed,
+                state.stats.rejected_connections,
+                state.stats.keyspace_hits,
+                state.stats.keyspace_misses,
+            )
+        }
+        "replication" => write!(
+            out,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
+             master_replid:{}\r\nmaster_repl_offset:0\r\n",
+            state.run_id,
+        ),
+        "keyspace" => {
+            let _ = write!(out, "# Keyspace\r\n");
+            for (index, db) in state.keyspace.dbs().iter().enumerate() {
+                if !db.is_empty() {
+                    let _ = write!(
+                        out,
+                        "db{index}:keys={},expires={},avg_ttl=0\r\n",
+                        db.len(),
+                        db.volatile_len()
+                    );
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+}
+
+/// ACL categories Redis reports for a command's flags (the part clients use to classify).
+fn acl_categories(command: &Command) -> Vec<&'static str> {
+    let mut categories = Vec::new();
+    if command.flags.contains(Flags::WRITE) {
+        categories.push("@write");
+    }
+    if command.flags.contains(Flags::READONLY) {
+        categories.push("@read");
+    }
+    if command.flags.contains(Flags::ADMIN) {
+        categories.push("@admin");
+        categories.push("@dangerous");
+    }
+    if command.flags.contains(Flags::FAST) {
+        categories.push("@fast");
+    } else {
+        categories.push("@slow");
+    }
+    categories
+}
+
+/// One `COMMAND INFO` entry: name, arity, flags, first/last/step key positions, ACL categories,
+/// then tips, key specifications and subcommands (reported empty: clients locate keys through
+/// the positions).
+fn write_command_info(ctx: &mut Ctx<'_>, command: &Command) {
+    let reply = &mut ctx.reply;
+    reply.array(10);
+    reply.bulk(command.name.as_bytes());
+    reply.int(i64::from(command.arity));
+    let flags = command.flags.names();
+    reply.set(flags.len());
+    for flag in flags {
+        reply.simple(flag);
+    }
+    reply.int(i64::from(command.first_key));
+    reply.int(i64::from(command.last_key));
+    reply.int(i64::from(command.step));
+    let categories = acl_categories(command);
+    reply.set(categories.len());
+    for category in categories {
+        reply.simple(category);
+    }
+    reply.set(0);
+    reply.array(0);
+    reply.array(0);
+}
+
+fn command_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let all = table().all();
+    let Some(sub) = request.arg(1) else {
+        ctx.reply.array(all.len());
+        for command in all {
+            write_command_info(ctx, command);
+        }
+        return Ok(());
+    };
+    if is(sub, "COUNT") {
+        ctx.reply.count(all.len());
+    } else if is(sub, "INFO") {
+        let names: Vec<&[u8]> = request.args().skip(2).collect();
+        if names.is_empty() {
+            ctx.reply.array(all.len());
+            for command in all {
+                write_command_info(ctx, command);
+            }
+        } else {
+            ctx.reply.array(names.len());
+            for name in names {
+                match table().lookup(name) {
+                    Some(command) => write_command_info(ctx, command),
+                    None => ctx.reply.null_array(),
+                }
+            }
+        }
+    } else if is(sub, "LIST") {
+        ctx.reply.array(all.len());
+        for command in all {
+            ctx.reply.bulk(command.name.as_bytes());
+        }
+    } else if is(sub, "DOCS") {
+        // No documentation is served; clients (redis-cli) fall back to their built-in help.
+        ctx.reply.map(0);
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            command: "COMMAND".into(),
+        });
+    }
+    Ok(())
+}

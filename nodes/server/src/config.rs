@@ -1,0 +1,185 @@
+//! The server's configuration: Redis' option names, in a TOML file or on the command line.
+
+use serde::{Deserialize, Serialize};
+
+/// What happens when `maxmemory` is reached (Redis' `maxmemory-policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    /// Refuse writes that would grow memory with an `OOM` error.
+    #[default]
+    Noeviction,
+    /// Evict the least recently used key.
+    AllkeysLru,
+    /// Evict the least frequently used key.
+    AllkeysLfu,
+    /// Evict a random key.
+    AllkeysRandom,
+    /// Evict the least recently used key among those with an expiry.
+    VolatileLru,
+    /// Evict the least frequently used key among those with an expiry.
+    VolatileLfu,
+    /// Evict a random key among those with an expiry.
+    VolatileRandom,
+    /// Evict the key with the nearest expiry.
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    /// The name as `CONFIG GET` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictionPolicy::Noeviction => "noeviction",
+            EvictionPolicy::AllkeysLru => "allkeys-lru",
+            EvictionPolicy::AllkeysLfu => "allkeys-lfu",
+            EvictionPolicy::AllkeysRandom => "allkeys-random",
+            EvictionPolicy::VolatileLru => "volatile-lru",
+            EvictionPolicy::VolatileLfu => "volatile-lfu",
+            EvictionPolicy::VolatileRandom => "volatile-random",
+            EvictionPolicy::VolatileTtl => "volatile-ttl",
+        }
+    }
+
+    /// Parses a policy name (any case).
+    pub fn parse(name: &str) -> Option<EvictionPolicy> {
+        const ALL: [EvictionPolicy; 8] = [
+            EvictionPolicy::Noeviction,
+            EvictionPolicy::AllkeysLru,
+            EvictionPolicy::AllkeysLfu,
+            EvictionPolicy::AllkeysRandom,
+            EvictionPolicy::VolatileLru,
+            EvictionPolicy::VolatileLfu,
+            EvictionPolicy::VolatileRandom,
+            EvictionPolicy::VolatileTtl,
+        ];
+        ALL.into_iter()
+            .find(|policy| policy.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Everything `codis-server` can be told at start. Defaults are Redis 7.0's, except `bind`, which
+/// is loopback so that a server started without a config is not open to the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Password clients must `AUTH` with; empty for none.
+    pub requirepass: String,
+    /// Number of databases (`SELECT 0` … `SELECT n-1`).
+    pub databases: usize,
+    /// Most simultaneous clients; more are refused with `-ERR max number of clients reached`.
+    pub maxclients: usize,
+    /// Memory limit in bytes for the dataset (0: none).
+    pub maxmemory: u64,
+    /// What to do at the memory limit.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Close a client idle for this many seconds (0: never).
+    pub timeout: u64,
+    /// Longest bulk string a client may send.
+    pub proto_max_bulk_len: u64,
+    /// Background task frequency (active expiry runs this many times a second).
+    pub hz: u32,
+    /// Active expiry effort, 1 to 10: more keys sampled per cycle.
+    pub active_expire_effort: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            requirepass: String::new(),
+            databases: 16,
+            maxclients: 10_000,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::Noeviction,
+            timeout: 0,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            hz: 10,
+            active_expire_effort: 1,
+        }
+    }
+}
+
+/// A configuration value outside what the server accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config '{name}': {reason}")]
+pub struct ConfigError {
+    /// The option.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ServerConfig {
+    /// Checks the values a TOML file or command line could get wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |name, reason: &str| {
+            Err(ConfigError {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        if self.databases == 0 || self.databases > 1_000_000 {
+            return fail("databases", "must be between 1 and 1000000");
+        }
+        if self.maxclients == 0 {
+            return fail("maxclients", "must be at least 1");
+        }
+        if !(1..=500).contains(&self.hz) {
+            return fail("hz", "must be between 1 and 500");
+        }
+        if !(1..=10).contains(&self.active_expire_effort) {
+            return fail("active-expire-effort", "must be between 1 and 10");
+        }
+        // Eviction arrives with the memory accounting it depends on; until then a limit would be
+        // accepted and silently not enforced, so refuse it.
+        if self.maxmemory != 0 {
+            return fail(
+                "maxmemory",
+                "memory limits are not implemented yet; leave it at 0",
+            );
+        }
+        if self.maxmemory_policy != EvictionPolicy::Noeviction {
+            return fail(
+                "maxmemory-policy",
+                "eviction is not implemented yet; only noeviction is accepted",
+            );
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return fail("proto-max-bulk-len", "must be at least 1mb");
+        }
+        Ok(())
+    }
+
+    /// The limits the request decoder enforces for this configuration.
+    pub fn limits(&self) -> resp::Limits {
+        resp::Limits {
+            max_bulk_len: usize::try_from(self.proto_max_bulk_len).unwrap_or(usize::MAX),
+            ..resp::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_policies_round_trip() {
+        ServerConfig::default().validate().unwrap();
+        for name in ["noeviction", "allkeys-lru", "VOLATILE-TTL"] {
+            let policy = EvictionPolicy::parse(name).unwrap();
+            assert!(policy.name().eq_ignore_ascii_case(name));
+        }
+        assert_eq!(EvictionPolicy::parse("lru"), None);
+        let bad = ServerConfig {
+            hz: 0,
+            ..ServerConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().name, "hz");
+    }
+}

@@ -1,0 +1,694 @@
+//! One database: keys indexed by slot, and by hash tag within a slot.
+//!
+//! Codis keeps, next to Redis' main dictionary, one dictionary per slot and a skiplist of tagged
+//! keys, and must keep all three in step on every add, delete, expiry, flush and rename. Here the
+//! per-slot maps *are* the keyspace: a key lives in the map of its slot and nowhere else, so the
+//! slot index cannot drift from the data, and counting, scanning, emptying or migrating a slot
+//! touches that slot alone. Only keys that have a hash tag are also indexed by the tag's CRC, which
+//! is what `SLOTSMGRTTAGONE` needs ("every key sharing this tag").
+//!
+//! Maps hash keys with a seeded hasher (seeded from the environment: random in production, so
+//! crafted keys cannot force collisions; fixed by the run seed in simulation, so iteration order is
+//! reproducible). Iteration order reaches replies (`KEYS`, `SCAN`, `RANDOMKEY`), and it depends
+//! only on the seed and the sequence of operations.
+//!
+//! Rust's borrow rules make Codis' crash #1184 (lazy expiry deleting from the dictionary being
+//! scanned) impossible to write: scans only read, and callers expire what a scan found afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::fast::FixedState;
+use indexmap::{IndexMap, IndexSet};
+use model::{KeyHash, MAX_SLOT_NUM, SlotId};
+use net::Rng;
+use net::rand::Rng as _;
+
+use super::value::{Bulk, Entry, Value};
+
+/// A key: owned bytes, inline up to 16 bytes.
+pub type Key = Bulk;
+
+/// The keys of one slot.
+#[derive(Clone, Debug)]
+struct SlotKeys {
+    map: IndexMap<Key, Entry, FixedState>,
+    /// Tagged keys of this slot by the CRC of their tag (all keys sharing a tag share a slot).
+    tagged: BTreeSet<(u32, Key)>,
+}
+
+/// A watched key's version: bumped on every change, so `EXEC` can tell whether a key changed since
+/// `WATCH` without the database knowing which clients watch it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Watched {
+    version: u64,
+    watchers: u32,
+}
+
+/// Counters a database keeps for `INFO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Keys deleted because they expired (lazily or by the active cycle).
+    pub expired_keys: u64,
+}
+
+/// One of the server's databases (`SELECT n`).
+#[derive(Clone, Debug)]
+pub struct Db {
+    slots: Box<[SlotKeys]>,
+    /// Every key with an expiry, for the active expiry cycle to sample.
+    volatile: IndexSet<Key, FixedState>,
+    len: usize,
+    watched: BTreeMap<Key, Watched>,
+    stats: DbStats,
+}
+
+/// Where a `SCAN` over a whole database resumes: the slot, and how many positions of that slot
+/// remain unvisited (0: start the slot from its top).
+///
+/// Each slot's map is walked from its last position down. Maps remove by swapping the last entry
+/// into the hole, so an entry can only move from a visited position to an unvisited one, never
+/// the other way, and new entries are appended above the cursor: every key present for the whole
+/// scan is returned at least once, which is `SCAN`'s guarantee.
+fn split_cursor(cursor: u64) -> (usize, usize) {
+    ((cursor >> 32) as usize, (cursor & 0xffff_ffff) as usize)
+}
+
+fn join_cursor(slot: usize, remaining: usize) -> u64 {
+    ((slot as u64) << 32) | remaining as u64
+}
+
+impl Db {
+    /// An empty database whose maps hash with `seed`.
+    pub fn new(seed: u64) -> Db {
+        let hasher = FixedState::with_seed(seed);
+        let slot = SlotKeys {
+            map: IndexMap::with_hasher(hasher),
+            tagged: BTreeSet::new(),
+        };
+        Db {
+            slots: vec![slot; MAX_SLOT_NUM].into_boxed_slice(),
+            volatile: IndexSet::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
+            len: 0,
+            watched: BTreeMap::new(),
+            stats: DbStats::default(),
+        }
+    }
+
+    /// How many keys (expired ones not yet deleted included, as Redis' `DBSIZE` counts).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the database has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many keys have an expiry.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// How many keys `slot` holds.
+    pub fn slot_len(&self, slot: SlotId) -> usize {
+        self.slots[slot.index()].map.len()
+    }
+
+    /// The database's counters.
+    pub fn stats(&self) -> DbStats {
+        self.stats
+    }
+
+    /// Looks `key` up, deleting it first if it has expired at `now_ms`, and records the access.
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let slot = KeyHash::of(key).slot().index();
+        let index = self.slots[slot].map.get_index_of(key)?;
+        if self.slots[slot].map[index].is_expired(now_ms) {
+            self.expire(key);
+            return None;
+        }
+        let entry = &mut self.slots[slot].map[index];
+        entry.accessed = lru_clock(now_ms);
+        Some(entry)
+    }
+
+    /// Looks `key` up, deleting it first if it has expired, without recording an access: `TYPE`,
+    /// `TTL`, `OBJECT` and `EXISTS` look without touching, as Redis' `LOOKUP_NOTOUCH`.
+    pub fn get_untouched(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let slot = KeyHash::of(key).slot().index();
+        let index = self.slots[slot].map.get_index_of(key)?;
+        if self.slots[slot].map[index].is_expired(now_ms) {
+            self.expire(key);
+            return None;
+        }
+        Some(&mut self.slots[slot].map[index])
+    }
+
+    /// Looks `key` up without deleting it if expired and without recording an access (`TYPE`-like
+    /// introspection on replicas, and internal checks).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.slots[KeyHash::of(key).slot().index()].map.get(key)
+    }
+
+    /// Whether `key` exists (and has not expired) at `now_ms`.
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Adds an entry moved or copied from elsewhere (`MOVE`, `COPY`, `RENAME`), keeping its
+    /// expiry and access time. Replaces any entry under `key`.
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+        let expire_at = entry.expire_at;
+        let accessed = entry.accessed;
+        self.set(key, entry.value, expire_at, 0);
+        let slot = KeyHash::of(key).slot().index();
+        if let Some(stored) = self.slots[slot].map.get_mut(key) {
+            stored.accessed = accessed;
+        }
+    }
+
+    /// Sets `key` to `value`, replacing any old value, expiring at `expire_at_ms` (0: never).
+    /// Returns the old entry.
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire_at_ms: u64,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        let hash = KeyHash::of(key);
+        let slot = &mut self.slots[hash.slot().index()];
+        let entry = Entry {
+            value,
+            expire_at: expire_at_ms,
+            accessed: lru_clock(now_ms),
+        };
+        let old = match slot.map.get_mut(key) {
+            Some(existing) => Some(std::mem::replace(existing, entry)),
+            None => {
+                let owned = Key::from_slice(key);
+                if hash.tagged {
+                    slot.tagged.insert((hash.crc, owned.clone()));
+                }
+                slot.map.insert(owned, entry);
+                self.len += 1;
+                None
+            }
+        };
+        let was_volatile = old.as_ref().is_some_and(|old| old.expire_at != 0);
+        match (was_volatile, expire_at_ms != 0) {
+            (false, true) => {
+                self.volatile.insert(Key::from_slice(key));
+            }
+            (true, false) => {
+                self.volatile.swap_remove(key);
+            }
+            _ => {}
+        }
+        self.touch(key);
+        old
+    }
+
+    /// Replaces the value of an existing `key`, keeping its expiry (what `SET … KEEPTTL` and
+    /// in-place overwrites do). Returns `false` if the key does not exist.
+    pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
+        let slot = KeyHash::of(key).slot().index();
+        let Some(entry) = self.slots[slot].map.get_mut(key) else {
+            return false;
+        };
+        entry.value = value;
+        self.touch(key);
+        true
+    }
+
+    /// Deletes `key`. Returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let hash = KeyHash::of(key);
+        let slot = &mut self.slots[hash.slot().index()];
+        let (owned, entry) = slot.map.swap_remove_entry(key)?;
+        if hash.tagged {
+            slot.tagged.remove(&(hash.crc, owned));
+        }
+        if entry.expire_at != 0 {
+            self.volatile.swap_remove(key);
+        }
+        self.len -= 1;
+        self.touch(key);
+        Some(entry)
+    }
+
+    /// Sets the expiry of an existing `key` (0 removes it). Returns `false` if the key does not
+    /// exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: u64) -> bool {
+        let slot = KeyHash::of(key).slot().index();
+        let Some(entry) = self.slots[slot].map.get_mut(key) else {
+            return false;
+        };
+        let was_volatile = entry.expire_at != 0;
+        entry.expire_at = expire_at_ms;
+        match (was_volatile, expire_at_ms != 0) {
+            (false, true) => {
+                self.volatile.insert(Key::from_slice(key));
+            }
+            (true, false) => {
+                self.volatile.swap_remove(key);
+            }
+            _ => {}
+        }
+        self.touch(key);
+        true
+    }
+
+    /// Records that `key` changed, for `WATCH`. Every mutation above calls it; commands that
+    /// change a value in place through [`Db::get`] call it themselves, and only when something
+    /// actually changed (as Redis does: `SADD` of an existing member does not fail a `WATCH`).
+    pub fn touch(&mut self, key: &[u8]) {
+        if !self.watched.is_empty()
+            && let Some(watched) = self.watched.get_mut(key)
+        {
+            watched.version += 1;
+        }
+    }
+
+    /// Registers a watcher of `key`; returns the version to compare at `EXEC`.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        let watched = self.watched.entry(Key::from_slice(key)).or_default();
+        watched.watchers += 1;
+        watched.version
+    }
+
+    /// Drops a watcher of `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(watched) = self.watched.get_mut(key) {
+            watched.watchers = watched.watchers.saturating_sub(1);
+            if watched.watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// After the data of two databases was swapped: give the watch registrations back to their
+    /// database index and touch every watched key that exists on either side (Redis'
+    /// `touchAllWatchedKeysInDb`).
+    pub(crate) fn swap_watches(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.watched, &mut other.watched);
+        self.touch_watched_existing_in(other);
+        other.touch_watched_existing_in(self);
+    }
+
+    /// Touches this database's watched keys that exist here or in `other`.
+    fn touch_watched_existing_in(&mut self, other: &Db) {
+        let keys: Vec<Key> = self
+            .watched
+            .keys()
+            .filter(|key| self.peek(key).is_some() || other.peek(key).is_some())
+            .cloned()
+            .collect();
+        for key in keys {
+            self.touch(&key);
+        }
+    }
+
+    /// The current version of a watched `key` (`None` if nobody watches it).
+    pub fn watched_version(&self, key: &[u8]) -> Option<u64> {
+        self.watched.get(key).map(|watched| watched.version)
+    }
+
+    /// Deletes every key; touches watched keys that existed. Returns how many keys there were.
+    pub fn clear(&mut self) -> usize {
+        let removed = self.len;
+        let existing: Vec<Key> = self
+            .watched
+            .keys()
+            .filter(|key| self.peek(key).is_some())
+            .cloned()
+            .collect();
+        for slot in self.slots.iter_mut() {
+            slot.map.clear();
+            slot.tagged.clear();
+        }
+        self.volatile.clear();
+        self.len = 0;
+        for key in existing {
+            self.touch(&key);
+        }
+        removed
+    }
+
+    /// Deletes every key of `slot`. Returns the deleted keys (for propagation as `DEL`).
+    pub fn clear_slot(&mut self, slot: SlotId) -> Vec<Key> {
+        let keys: Vec<Key> = self.slots[slot.index()].map.keys().cloned().collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        keys
+    }
+
+    /// Deletes an expired `key`, counting it.
+    fn expire(&mut self, key: &[u8]) {
+        if self.remove(key).is_some() {
+            self.stats.expired_keys += 1;
+        }
+    }
+
+    /// Visits up to `count` entries of the whole database from `cursor` (0 starts), calling
+    /// `visit` for each; returns the cursor to continue from (0 when the scan is complete).
+    /// Expired keys are visited too: the caller filters them (and may expire them) afterwards.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
+        let (mut slot, mut remaining) = split_cursor(cursor);
+        let mut visited = 0;
+        while slot < MAX_SLOT_NUM {
+            let map = &self.slots[slot].map;
+            if remaining == 0 || remaining > map.len() {
+                remaining = map.len();
+            }
+            while remaining > 0 && visited < count {
+                remaining -= 1;
+                if let Some((key, entry)) = map.get_index(remaining) {
+                    visit(key, entry);
+                }
+                visited += 1;
+            }
+            if remaining > 0 {
+                return join_cursor(slot, remaining);
+            }
+            slot += 1;
+            if visited >= count {
+                break;
+            }
+        }
+        if slot >= MAX_SLOT_NUM {
+            0
+        } else {
+            join_cursor(slot, 0)
+        }
+    }
+
+    /// Visits up to `count` entries of one slot from `cursor` (0 starts); returns the cursor to
+    /// continue from (0 when done). The same walk as [`Db::scan`], within one slot.
+    pub fn scan_slot(
+        &self,
+        slot: SlotId,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(&Key, &Entry),
+    ) -> u64 {
+        let map = &self.slots[slot.index()].map;
+        let mut remaining = usize::try_from(cursor).unwrap_or(usize::MAX);
+        if remaining == 0 || remaining > map.len() {
+            remaining = map.len();
+        }
+        let mut visited = 0;
+        while remaining > 0 && visited < count {
+            remaining -= 1;
+            if let Some((key, entry)) = map.get_index(remaining) {
+                visit(key, entry);
+            }
+            visited += 1;
+        }
+        remaining as u64
+    }
+
+    /// Every key, in slot order, for `KEYS`; the caller filters by pattern and expiry.
+    pub fn keys(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots.iter().flat_map(|slot| slot.map.iter())
+    }
+
+    /// The keys of `slot` sharing `key`'s hash tag, or just `key` if it has no tag (and exists).
+    pub fn keys_sharing_tag(&self, key: &[u8]) -> Vec<Key> {
+        let hash = KeyHash::of(key);
+        let slot = &self.slots[hash.slot().index()];
+        if !hash.tagged {
+            return slot
+                .map
+                .get_key_value(key)
+                .map(|(key, _)| vec![key.clone()])
+                .unwrap_or_default();
+        }
+        slot.tagged
+            .range((hash.crc, Key::new())..)
+            .take_while(|(crc, _)| *crc == hash.crc)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// A key chosen uniformly at random, or `None` if the database is empty. It may have expired:
+    /// `RANDOMKEY` deletes it and draws again.
+    pub fn random_key(&self, rng: &mut Rng) -> Option<Key> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut index = rng.random_range(0..self.len);
+        for slot in self.slots.iter() {
+            if index < slot.map.len() {
+                return slot.map.get_index(index).map(|(key, _)| key.clone());
+            }
+            index -= slot.map.len();
+        }
+        None
+    }
+
+    /// One pass of active expiry, as Redis' `activeExpireCycle`: sample `sample` keys with an
+    /// expiry, delete the expired ones, and go again while more than a tenth of a sample had
+    /// expired, at most `max_rounds` times. Returns how many keys expired.
+    pub fn expire_cycle(
+        &mut self,
+        now_ms: u64,
+        rng: &mut Rng,
+        sample: usize,
+        max_rounds: usize,
+    ) -> usize {
+        let mut total = 0;
+        for _ in 0..max_rounds {
+            let draws = sample.min(self.volatile.len());
+            if draws == 0 {
+                break;
+            }
+            let mut expired = 0;
+            for _ in 0..draws {
+                if self.volatile.is_empty() {
+                    break;
+                }
+                let index = rng.random_range(0..self.volatile.len());
+                let Some(key) = self.volatile.get_index(index).cloned() else {
+                    break;
+                };
+                if self
+                    .peek(&key)
+                    .is_some_and(|entry| entry.is_expired(now_ms))
+                {
+                    self.expire(&key);
+                    expired += 1;
+                }
+            }
+            total += expired;
+            if expired * 10 <= draws {
+                break;
+            }
+        }
+        total
+    }
+
+    /// Checks that the indexes agree with the keys (`SLOTSCHECK`, and tests): every key in the
+    /// slot its hash says, every tagged key in the tag index and back, every key with an expiry in
+    /// the expiry index and back, and the count right.
+    pub fn check(&self) -> Result<(), String> {
+        let mut count = 0;
+        let mut volatile = 0;
+        for (index, slot) in self.slots.iter().enumerate() {
+            for (key, entry) in &slot.map {
+                count += 1;
+                let hash = KeyHash::of(key);
+                if hash.slot().index() != index {
+                    return Err(format!(
+                        "key '{}' is in slot {index}, hashes to {}",
+                        lossy(key),
+                        hash.slot()
+                    ));
+                }
+                if hash.tagged && !slot.tagged.contains(&(hash.crc, key.clone())) {
+                    return Err(format!(
+                        "tagged key '{}' is missing from the tag index",
+                        lossy(key)
+                    ));
+                }
+                if entry.expire_at != 0 {
+                    volatile += 1;
+                    if !self.volatile.contains(key) {
+                        return Err(format!(
+                            "key '{}' has an expiry but is not in the expiry index",
+                            lossy(key)
+                        ));
+                    }
+                }
+            }
+            for (crc, key) in &slot.tagged {
+                if !slot.map.contains_key(key) || KeyHash::of(key).crc != *crc {
+                    return Err(format!(
+                        "tag index holds '{}', which is not a key of slot {index}",
+                        lossy(key)
+                    ));
+                }
+            }
+        }
+        if count != self.len {
+            return Err(format!("key count is {}, but {count} keys exist", self.len));
+        }
+        if volatile != self.volatile.len() {
+            return Err(format!(
+                "{} keys in the expiry index, {volatile} keys with an expiry",
+                self.volatile.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Redis' LRU clock: seconds, in 24 bits (it wraps every 194 days; idle times are computed
+/// modulo the wrap).
+pub fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) & 0x00ff_ffff) as u32
+}
+
+fn lossy(key: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::value::Str;
+    use proptest::prelude::*;
+
+    fn string(text: &str) -> Value {
+        Value::Str(Str::from_value(text.as_bytes()))
+    }
+
+    #[test]
+    fn keys_live_in_their_slot_and_tagged_keys_are_indexed() {
+        let mut db = Db::new(1);
+        db.set(b"{user}:a", string("1"), 0, 0);
+        db.set(b"{user}:b", string("2"), 0, 0);
+        db.set(b"plain", string("3"), 0, 0);
+        assert_eq!(db.len(), 3);
+        assert_eq!(db.slot_len(model::slot_of(b"user")), 2);
+        let mut family = db.keys_sharing_tag(b"{user}:zzz");
+        family.sort();
+        assert_eq!(
+            family,
+            vec![Key::from_slice(b"{user}:a"), Key::from_slice(b"{user}:b")]
+        );
+        assert_eq!(
+            db.keys_sharing_tag(b"plain"),
+            vec![Key::from_slice(b"plain")]
+        );
+        db.remove(b"{user}:a");
+        assert_eq!(
+            db.keys_sharing_tag(b"{user}"),
+            vec![Key::from_slice(b"{user}:b")]
+        );
+        db.check().unwrap();
+    }
+
+    #[test]
+    fn expired_keys_vanish_on_access_and_in_the_active_cycle() {
+        let mut db = Db::new(1);
+        db.set(b"soon", string("x"), 1_000, 0);
+        db.set(b"later", string("x"), 5_000, 0);
+        assert!(
+            db.contains(b"soon", 1_000),
+            "expiry is strictly after the deadline"
+        );
+        assert!(!db.contains(b"soon", 1_001));
+        assert_eq!(db.stats().expired_keys, 1);
+        let mut rng = net::rng_from_seed(1, "test");
+        for index in 0..100 {
+            db.set(format!("k{index}").as_bytes(), string("x"), 2_000, 0);
+        }
+        let expired = db.expire_cycle(3_000, &mut rng, 20, 100);
+        assert_eq!(expired, 100);
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.volatile_len(), 1);
+        db.check().unwrap();
+    }
+
+    #[test]
+    fn watch_versions_move_only_when_the_key_changes() {
+        let mut db = Db::new(1);
+        let version = db.watch(b"k");
+        db.set(b"other", string("x"), 0, 0);
+        assert_eq!(db.watched_version(b"k"), Some(version));
+        db.set(b"k", string("x"), 0, 0);
+        assert_ne!(db.watched_version(b"k"), Some(version));
+        db.unwatch(b"k");
+        assert_eq!(db.watched_version(b"k"), None);
+        let version = db.watch(b"gone");
+        db.clear();
+        assert_eq!(
+            db.watched_version(b"gone"),
+            Some(version),
+            "flushing a missing key does not touch it"
+        );
+    }
+
+    #[test]
+    fn a_full_scan_returns_every_key() {
+        let mut db = Db::new(7);
+        for index in 0..500 {
+            db.set(format!("key:{index}").as_bytes(), string("v"), 0, 0);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan(cursor, 10, |key, _| {
+                seen.insert(key.clone());
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 500);
+    }
+
+    proptest! {
+        /// Keys present for a whole scan are returned however the database changes in between.
+        #[test]
+        fn scan_survives_concurrent_changes(
+            initial in 0usize..300,
+            steps in proptest::collection::vec((0usize..3, 0usize..600), 0..200),
+            count in 1usize..20,
+        ) {
+            let mut db = Db::new(3);
+            for index in 0..initial {
+                db.set(format!("k{index}").as_bytes(), string("v"), 0, 0);
+            }
+            let mut stable: BTreeSet<Key> = (0..initial).map(|index| Key::from_slice(format!("k{index}").as_bytes())).collect();
+            let mut seen = BTreeSet::new();
+            let mut cursor = 0;
+            let mut steps = steps.into_iter();
+            loop {
+                cursor = db.scan(cursor, count, |key, _| { seen.insert(key.clone()); });
+                // Between calls, add and delete keys.
+                if let Some((kind, index)) = steps.next() {
+                    let key = format!("k{index}");
+                    if kind == 0 {
+                        db.remove(key.as_bytes());
+                        stable.remove(key.as_bytes());
+                    } else {
+                        if db.peek(key.as_bytes()).is_none() {
+                            stable.remove(key.as_bytes());
+                        }
+                        db.set(key.as_bytes(), string("v"), 0, 0);
+                    }
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            for key in &stable {
+                prop_assert!(seen.contains(key), "missed {:?}", String::from_utf8_lossy(key));
+            }
+            prop_assert!(db.check().is_ok(), "{:?}", db.check());
+        }
+    }
+}

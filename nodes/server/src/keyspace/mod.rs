@@ -1,0 +1,75 @@
+//! The keyspace: databases of keys indexed by slot.
+//!
+//! - [`value`]: values ([`Value`], [`Str`]) and the [`Entry`] that holds one with its expiry.
+//! - [`db`]: one database ([`Db`]), its slot and tag indexes, expiry, `WATCH` versions, scans.
+
+pub mod db;
+pub mod value;
+
+pub use db::{Db, DbStats, Key, lru_clock};
+pub use value::{Bulk, Entry, Str, Value};
+
+/// Every database of a server.
+#[derive(Clone, Debug)]
+pub struct Keyspace {
+    dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    /// `databases` empty databases, hashing with seeds drawn from `seed`.
+    pub fn new(databases: usize, seed: u64) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases)
+                .map(|index| Db::new(net::derive_seed(seed, &format!("db{index}"))))
+                .collect(),
+        }
+    }
+
+    /// How many databases there are.
+    pub fn len(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Whether there are no databases (never, for a configured server).
+    pub fn is_empty(&self) -> bool {
+        self.dbs.is_empty()
+    }
+
+    /// Database `index`. Callers validate indexes when parsing `SELECT`/`MOVE`/`SWAPDB`.
+    pub fn db(&mut self, index: usize) -> &mut Db {
+        &mut self.dbs[index]
+    }
+
+    /// Two different databases at once (`MOVE`, `COPY … DB`).
+    pub fn pair(&mut self, first: usize, second: usize) -> (&mut Db, &mut Db) {
+        assert_ne!(first, second, "pair of the same database");
+        if first < second {
+            let (low, high) = self.dbs.split_at_mut(second);
+            (&mut low[first], &mut high[0])
+        } else {
+            let (low, high) = self.dbs.split_at_mut(first);
+            (&mut high[0], &mut low[second])
+        }
+    }
+
+    /// Exchanges two databases' data (`SWAPDB`), leaving each index's `WATCH` registrations where
+    /// they are and touching the watched keys that exist in either.
+    pub fn swap(&mut self, first: usize, second: usize) {
+        if first == second {
+            return;
+        }
+        self.dbs.swap(first, second);
+        let (a, b) = self.pair(first, second);
+        a.swap_watches(b);
+    }
+
+    /// Every database, in order.
+    pub fn dbs(&self) -> &[Db] {
+        &self.dbs
+    }
+
+    /// Every database, mutably.
+    pub fn dbs_mut(&mut self) -> &mut [Db] {
+        &mut self.dbs
+    }
+}

@@ -1,0 +1,32 @@
+//! The data server (`codis-server`): a Redis-compatible in-memory server whose keyspace is indexed
+//! by Codis slot.
+//!
+//! Written once against `net::Env`, it runs in the `codis-server` binary on real sockets and under
+//! the simulator. Commands follow Redis 7.0's semantics, arities, error texts and RESP2/RESP3
+//! reply shapes; the differential tests in `tests/` hold it to that against a real `redis-server`.
+//!
+//! # Modules
+//! - [`server`]: the accept loop and the background cycle ([`run`], [`bind_and_run`]).
+//! - `session`: one connection: batches of pipelined requests executed under one lock.
+//! - [`cmd`]: the command table and one module per command family.
+//! - [`keyspace`]: databases of keys indexed by slot and by hash tag.
+//! - [`state`]: what commands run against.
+//! - [`reply`]: writing replies for RESP2 or RESP3 clients.
+//! - [`config`]: [`ServerConfig`], with Redis' option names.
+//! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
+//!   patterns, and Redis' `long double` arithmetic.
+
+pub mod args;
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod glob;
+pub mod keyspace;
+pub mod ldouble;
+pub mod reply;
+pub mod server;
+mod session;
+pub mod state;
+
+pub use config::{EvictionPolicy, ServerConfig};
+pub use server::{bind_and_run, run};

@@ -1,0 +1,101 @@
+//! The server: accept loop, connection tasks, and the background cycle.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use net::{Env, Listener};
+use tracing::{info, warn};
+
+use crate::config::ServerConfig;
+use crate::session;
+use crate::state::State;
+
+/// What every connection task shares: the state behind its lock.
+pub struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    /// The state, locked. A panic while the lock was held (a bug) poisons it; the state is still
+    /// the best there is, so later commands go on rather than all failing.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Serves `config` on `listener` until `shutdown` completes.
+pub async fn run<E: Env>(
+    env: E,
+    config: ServerConfig,
+    listener: E::Listener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    let addr = listener.local_addr()?;
+    let state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(state),
+    });
+    info!(%addr, "ready to accept connections");
+    let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    env.spawn(session::serve(shared.clone(), env.clone(), stream, peer));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    };
+    cron.abort();
+    info!("shut down");
+    result
+}
+
+/// Binds `config`'s address and serves until `shutdown`; returns the bound address through
+/// `bound` as soon as it is known (tests bind port 0).
+pub async fn bind_and_run<E: Env>(
+    env: E,
+    config: ServerConfig,
+    bound: tokio::sync::oneshot::Sender<SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let listener = env
+        .bind(&format!("{}:{}", config.bind, config.port))
+        .await?;
+    let _ = bound.send(listener.local_addr()?);
+    run(env, config, listener, shutdown).await
+}
+
+/// The server's periodic work (Redis' `serverCron`), `hz` times a second: active expiry.
+async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
+    loop {
+        let hz = shared.lock().config.hz.max(1);
+        tokio::time::sleep(Duration::from_millis(u64::from(1000 / hz))).await;
+        let now = env.unix_millis();
+        let mut state = shared.lock();
+        let state = &mut *state;
+        // Redis' ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP scaled by effort; rounds are bounded by a
+        // count rather than a time budget so a simulated run stays a function of its seed.
+        let effort = state.config.active_expire_effort.clamp(1, 10) as usize;
+        let sample = 20 + 5 * (effort - 1);
+        for db in state.keyspace.dbs_mut() {
+            db.expire_cycle(now, &mut state.rng, sample, 16);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! A real `redis-server` 7.0 and our server side by side, fed the same commands.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use net::{Env, TokioEnv};
+use resp::{Connection, Frame, Limits, Request};
+use server::ServerConfig;
+use tokio::sync::oneshot;
+
+type Stream = <TokioEnv as Env>::Stream;
+
+/// A `redis-server` process on a free port, killed on drop.
+struct RedisProcess {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn free_port(env: &TokioEnv) -> u16 {
+    let listener = env.bind("127.0.0.1:0").await.expect("bind a probe port");
+    listener.local_addr().expect("probe address").port()
+}
+
+/// How replies are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// Exactly equal.
+    Exact,
+    /// Equal once the top-level array is sorted (replies Redis leaves unordered: `KEYS`).
+    Unordered,
+    /// Integers within this distance (`PTTL`, which moves with the clock).
+    Near(i64),
+    /// Same shape (both errors, both integers, both bulks, …) but not the same value.
+    Kind,
+}
+
+/// The two servers and a client connection to each.
+pub struct Pair {
+    _redis: RedisProcess,
+    stop: Option<oneshot::Sender<()>>,
+    theirs: Connection<Stream>,
+    ours: Connection<Stream>,
+    /// The commands sent so far, for failure reports.
+    history: Vec<String>,
+}
+
+impl Pair {
+    /// Starts both servers with default settings.
+    pub async fn start() -> Pair {
+        Pair::start_with(&[], ServerConfig::default()).await
+    }
+
+    /// Starts both servers; `redis_args` are extra `redis-server` options, `config` ours.
+    pub async fn start_with(redis_args: &[&str], mut config: ServerConfig) -> Pair {
+        let env = TokioEnv::with_seed(1);
+        let port = free_port(&env).await;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes"])
+            .args(redis_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server 7.0 must be installed for differential tests (`just test` installs it)");
+        let redis = RedisProcess { child, port };
+
+        config.bind = "127.0.0.1".into();
+        config.port = 0;
+        let (bound, address) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
+            let _ = stopped.await;
+        }));
+        let ours_addr = address.await.expect("our server binds");
+        let theirs = connect(&env, &format!("127.0.0.1:{}", redis.port)).await;
+        let ours = connect(&env, &ours_addr.to_string()).await;
+        Pair {
+            _redis: redis,
+            stop: Some(stop),
+            theirs,
+            ours,
+            history: Vec::new(),
+        }
+    }
+
+    /// Sends `line` (split like an inline command) to both and returns both replies.
+    pub async fn both(&mut self, line: &str) -> (Frame, Frame) {
+        let args = resp::split_inline(line.as_bytes()).expect("test command splits");
+        self.both_args(&args, line).await
+    }
+
+    /// Sends already split arguments to both.
+    pub async fn both_args(&mut self, args: &[Vec<u8>], label: &str) -> (Frame, Frame) {
+        self.history.push(label.to_string());
+        let request = Request::from_args(args);
+        let theirs = roundtrip(&mut self.theirs, &request).await;
+        let ours = roundtrip(&mut self.ours, &request).await;
+        (theirs, ours)
+    }
+
+    /// Sends `line` to both and requires the same reply.
+    pub async fn check(&mut self, line: &str) -> Frame {
+        self.check_with(line, Compare::Exact).await
+    }
+
+    /// Sends `line` to both and compares the replies as `compare` says.
+    pub async fn check_with(&mut self, line: &str, compare: Compare) -> Frame {
+        let (theirs, ours) = self.both(line).await;
+        self.assert_same(line, &theirs, &ours, compare);
+        theirs
+    }
+
+    /// Runs every line with [`Pair::check`].
+    pub async fn check_all(&mut self, lines: &[&str]) {
+        for line in lines {
+            self.check(line).await;
+        }
+    }
+
+    /// Fails with both replies and the history when they differ.
+    pub fn assert_same(&self, label: &str, theirs: &Frame, ours: &Frame, compare: Compare) {
+        let same = match compare {
+            Compare::Exact => theirs == ours,
+            Compare::Unordered => sorted(theirs) == sorted(ours),
+            Compare::Near(distance) => match (theirs, ours) {
+                (Frame::Integer(a), Frame::Integer(b)) => (a - b).abs() <= distance,
+                _ => theirs == ours,
+            },
+            Compare::Kind => std::mem::discriminant(theirs) == std::mem::discriminant(ours),
+        };
+        if !same {
+            let recent: Vec<&String> = self.history.iter().rev().take(12).rev().collect();
+            panic!(
+                "replies differ for `{label}`\n  redis-server: {}\n  codis-server: {}\n  recent commands: {recent:#?}",
+                show(theirs),
+                show(ours)
+            );
+        }
+    }
+
+    /// Switches both connections to RESP3 (`HELLO 3`), checking the handshake replies agree on
+    /// everything but the client id and version string.
+    pub async fn resp3(&mut self) {
+        let (theirs, ours) = self.both("HELLO 3").await;
+        assert!(
+            matches!((&theirs, &ours), (Frame::Map(_), Frame::Map(_))),
+            "{theirs:?} / {ours:?}"
+        );
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn connect(env: &TokioEnv, addr: &str) -> Connection<Stream> {
+    for _ in 0..200 {
+        if let Ok(stream) = env.connect(addr, Duration::from_secs(1)).await {
+            return Connection::new(
+                stream,
+                Limits {
+                    max_array_len: usize::MAX,
+                    ..Limits::default()
+                },
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("could not connect to {addr}");
+}
+
+async fn roundtrip(connection: &mut Connection<Stream>, request: &Request) -> Frame {
+    connection.write_request(request);
+    connection.flush().await.expect("send");
+    match tokio::time::timeout(Duration::from_secs(10), connection.read_frame()).await {
+        Ok(Ok(Some(frame))) => frame,
+        other => panic!("no reply to {request:?}: {other:?}"),
+    }
+}
+
+fn sorted(frame: &Frame) -> Frame {
+    match frame {
+        Frame::Array(items) | Frame::Set(items) => {
+            let mut items = items.clone();
+            items.sort_by_key(show);
+            Frame::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+/// A frame in a short, readable form for failure messages.
+pub fn show(frame: &Frame) -> String {
+    match frame {
+        Frame::Simple(text) => format!("+{}", String::from_utf8_lossy(text)),
+        Frame::Error(text) => format!("-{}", String::from_utf8_lossy(text)),
+        Frame::Bulk(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+        Frame::Array(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        other => format!("{other:?}"),
+    }
+}

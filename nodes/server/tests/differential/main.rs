@@ -1,0 +1,8 @@
+//! Differential tests: the same commands against Debian's `redis-server` 7.0 and our server, with
+//! the replies compared. Any difference is a bug in ours or a deviation documented in the README.
+
+mod harness;
+
+mod connection;
+mod keys;
+mod strings;
