@@ -28,11 +28,7 @@ pub trait Env: Clone + Send + Sync + 'static {
     /// Connects to `addr` (`"host:port"`), giving up with [`io::ErrorKind::TimedOut`] after
     /// `timeout`. Every connect has a deadline because a simulated partition (like a real
     /// black-holed route) can leave a connect hanging forever.
-    fn connect(
-        &self,
-        addr: &str,
-        timeout: Duration,
-    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    fn connect(&self, addr: &str, timeout: Duration) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
     /// Wall-clock milliseconds since the Unix epoch, for things that are absolute in time:
     /// `EXPIREAT`, `TIME`, timestamps stored in the coordinator. Durations and deadlines use
@@ -95,11 +91,5 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 /// The error a backend returns when [`Env::connect`] runs out of time; shared so both backends
 /// word it the same way.
 pub fn connect_timed_out(addr: &str, timeout: Duration) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!(
-            "connect to {addr} timed out after {} ms",
-            timeout.as_millis()
-        ),
-    )
+    io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out after {} ms", timeout.as_millis()))
 }

@@ -64,9 +64,7 @@ impl Env for TokioEnv {
 
     fn unix_millis(&self) -> u64 {
         #[allow(clippy::disallowed_methods, clippy::disallowed_types)] // the real wall clock
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     }
 

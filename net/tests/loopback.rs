@@ -41,10 +41,7 @@ async fn connect_to_a_closed_port_fails_fast() {
         let listener = env.bind("127.0.0.1:0").await.unwrap();
         Listener::local_addr(&listener).unwrap().port()
     };
-    let error = env
-        .connect(&format!("127.0.0.1:{port}"), Duration::from_secs(5))
-        .await
-        .unwrap_err();
+    let error = env.connect(&format!("127.0.0.1:{port}"), Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
 }
 
@@ -53,18 +50,12 @@ fn wall_clock_is_plausible_and_streams_are_seeded() {
     let env = TokioEnv::with_seed(42);
     // 2024-01-01 .. 2200-01-01: the real clock, in milliseconds.
     let now = env.unix_millis();
-    assert!(
-        (1_704_067_200_000..7_258_118_400_000).contains(&now),
-        "{now}"
-    );
+    assert!((1_704_067_200_000..7_258_118_400_000).contains(&now), "{now}");
 
     let again = TokioEnv::with_seed(42);
     assert_eq!(env.rng("x").next_u64(), again.rng("x").next_u64());
     assert_ne!(env.rng("x").next_u64(), env.rng("y").next_u64());
-    assert!(
-        !env.buggify("anything"),
-        "the fault hook never fires in production"
-    );
+    assert!(!env.buggify("anything"), "the fault hook never fires in production");
 
     let os_seeded = TokioEnv::new().unwrap();
     let other = TokioEnv::new().unwrap();

@@ -59,16 +59,12 @@ pub fn respond(request: &Request) -> Frame {
     match (name.as_slice(), request.arg_bytes(1), request.len()) {
         (b"ping", None, _) => Frame::simple("PONG"),
         (b"ping", Some(message), 2) | (b"echo", Some(message), 2) => Frame::Bulk(message),
-        (b"ping" | b"echo", _, _) => Frame::error(format!(
-            "ERR wrong number of arguments for '{}' command",
-            String::from_utf8_lossy(&name)
-        )),
+        (b"ping" | b"echo", _, _) => {
+            Frame::error(format!("ERR wrong number of arguments for '{}' command", String::from_utf8_lossy(&name)))
+        }
         _ => {
-            let args: String = request
-                .args()
-                .skip(1)
-                .map(|arg| format!("'{}' ", String::from_utf8_lossy(arg)))
-                .collect();
+            let args: String =
+                request.args().skip(1).map(|arg| format!("'{}' ", String::from_utf8_lossy(arg))).collect();
             Frame::error(format!(
                 "ERR unknown command '{}', with args beginning with: {args}",
                 String::from_utf8_lossy(request.name())
@@ -87,14 +83,8 @@ mod tests {
         assert_eq!(reply(&["PING"]), Frame::simple("PONG"));
         assert_eq!(reply(&["ping", "hi"]), Frame::bulk("hi"));
         assert_eq!(reply(&["ECHO", "x y"]), Frame::bulk("x y"));
-        assert_eq!(
-            reply(&["echo"]),
-            Frame::error("ERR wrong number of arguments for 'echo' command")
-        );
-        assert_eq!(
-            reply(&["PING", "a", "b"]),
-            Frame::error("ERR wrong number of arguments for 'ping' command")
-        );
+        assert_eq!(reply(&["echo"]), Frame::error("ERR wrong number of arguments for 'echo' command"));
+        assert_eq!(reply(&["PING", "a", "b"]), Frame::error("ERR wrong number of arguments for 'ping' command"));
         assert_eq!(
             reply(&["FOO", "a", "b"]),
             Frame::error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")

@@ -55,50 +55,19 @@ pub fn run(seed: u64) -> Outcome {
     for client in CLIENTS {
         harness.client(client, move |env| ping_client(env, client));
     }
-    let (echo, c1, c2) = (
-        ECHO.to_string(),
-        CLIENTS[0].to_string(),
-        CLIENTS[1].to_string(),
-    );
+    let (echo, c1, c2) = (ECHO.to_string(), CLIENTS[0].to_string(), CLIENTS[1].to_string());
     let ms = Duration::from_millis;
     harness
         .at(ms(2_000), Fault::Partition(echo.clone(), c1.clone()))
         .at(ms(4_000), Fault::Repair(echo.clone(), c1.clone()))
-        .at(
-            ms(5_000),
-            Fault::PartitionOneWay {
-                from: c2.clone(),
-                to: echo.clone(),
-            },
-        )
-        .at(
-            ms(5_500),
-            Fault::RepairOneWay {
-                from: c2.clone(),
-                to: echo.clone(),
-            },
-        )
+        .at(ms(5_000), Fault::PartitionOneWay { from: c2.clone(), to: echo.clone() })
+        .at(ms(5_500), Fault::RepairOneWay { from: c2.clone(), to: echo.clone() })
         .at(ms(6_000), Fault::Crash(echo.clone()))
         .at(ms(8_000), Fault::Restart(echo.clone()))
         .at(ms(9_000), Fault::Hold(echo.clone(), c2.clone()))
         .at(ms(9_500), Fault::Release(echo.clone(), c2.clone()))
-        .at(
-            ms(10_000),
-            Fault::Flap {
-                a: c1,
-                b: echo.clone(),
-                period: ms(300),
-                duration: ms(2_000),
-            },
-        )
-        .at(
-            ms(12_500),
-            Fault::Latency {
-                a: echo,
-                b: c2,
-                latency: ms(20),
-            },
-        );
+        .at(ms(10_000), Fault::Flap { a: c1, b: echo.clone(), period: ms(300), duration: ms(2_000) })
+        .at(ms(12_500), Fault::Latency { a: echo, b: c2, latency: ms(20) });
     harness.run()
 }
 
@@ -118,10 +87,7 @@ async fn ping_client(env: SimEnv, name: &'static str) -> HostResult {
     let mut sequence = 0u64;
     while started.elapsed() < ACTIVE_FOR || streak < HEALTHY_STREAK {
         if started.elapsed() > RECOVER_BY {
-            return Err(format!(
-                "{name} did not recover: {streak} consecutive successes by {RECOVER_BY:?}"
-            )
-            .into());
+            return Err(format!("{name} did not recover: {streak} consecutive successes by {RECOVER_BY:?}").into());
         }
         sequence += 1;
         match ping_once(&env, &mut connection, name, sequence).await {
@@ -144,10 +110,7 @@ async fn ping_client(env: SimEnv, name: &'static str) -> HostResult {
     }
     info!(succeeded, failed, "done");
     if failed == 0 {
-        return Err(format!(
-            "{name} never saw a failure: the faults missed it, so the scenario tested nothing"
-        )
-        .into());
+        return Err(format!("{name} never saw a failure: the faults missed it, so the scenario tested nothing").into());
     }
     Ok(())
 }
@@ -163,9 +126,7 @@ async fn ping_once(
         let stream = env
             .connect("echo:6379", CONNECT_TIMEOUT)
             .await
-            .map_err(|error| {
-                Failure::Unavailable(format!("connect: {:?} ({error})", error.kind()))
-            })?;
+            .map_err(|error| Failure::Unavailable(format!("connect: {:?} ({error})", error.kind())))?;
         *connection = Some(Connection::new(stream, Limits::default()));
     }
     let Some(connection) = connection.as_mut() else {
@@ -173,10 +134,7 @@ async fn ping_once(
     };
     let payload = format!("{name}-{sequence}");
     connection.write_request(&Request::from_args(["ECHO", payload.as_str()]));
-    connection
-        .flush()
-        .await
-        .map_err(|error| Failure::Unavailable(format!("write: {error}")))?;
+    connection.flush().await.map_err(|error| Failure::Unavailable(format!("write: {error}")))?;
     match timeout(REPLY_TIMEOUT, connection.read_frame()).await {
         Err(_) => Err(Failure::Unavailable("reply timed out".into())),
         Ok(Err(error)) => Err(Failure::Unavailable(format!("read: {error}"))),

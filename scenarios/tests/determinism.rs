@@ -34,19 +34,11 @@ fn every_scenario_replays_identically_and_passes() {
 #[test]
 fn different_seeds_give_different_runs() {
     for scenario in scenarios::all() {
-        let digests: Vec<u64> = SEEDS
-            .iter()
-            .map(|seed| (scenario.run)(*seed).digest)
-            .collect();
+        let digests: Vec<u64> = SEEDS.iter().map(|seed| (scenario.run)(*seed).digest).collect();
         let mut distinct = digests.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        assert_eq!(
-            distinct.len(),
-            digests.len(),
-            "{}: seeds {SEEDS:?} gave digests {digests:x?}",
-            scenario.name
-        );
+        assert_eq!(distinct.len(), digests.len(), "{}: seeds {SEEDS:?} gave digests {digests:x?}", scenario.name);
     }
 }
 
@@ -84,13 +76,7 @@ fn leaky_run(seed: u64) -> Outcome {
 
 #[test]
 fn the_check_catches_hash_map_order_leaking_into_replies() {
-    let divergence =
-        run_twice(3, leaky_run).expect_err("a HashMap-ordered reply must make two runs differ");
-    let (_, first, second) = divergence
-        .first_difference
-        .expect("the traces differ somewhere");
-    assert!(
-        first.contains("keys") && second.contains("keys"),
-        "the difference is the reply:\n{first}\n{second}"
-    );
+    let divergence = run_twice(3, leaky_run).expect_err("a HashMap-ordered reply must make two runs differ");
+    let (_, first, second) = divergence.first_difference.expect("the traces differ somewhere");
+    assert!(first.contains("keys") && second.contains("keys"), "the difference is the reply:\n{first}\n{second}");
 }

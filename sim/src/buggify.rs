@@ -24,11 +24,7 @@ impl Buggify {
 
     /// Buggify state drawing from `rng`; never fires when not `enabled`.
     pub fn new(enabled: bool, rng: Rng) -> Self {
-        Self {
-            enabled,
-            rng,
-            sites: BTreeMap::new(),
-        }
+        Self { enabled, rng, sites: BTreeMap::new() }
     }
 
     /// Whether `site` takes its unlucky path this time.
@@ -37,10 +33,7 @@ impl Buggify {
             return false;
         }
         let rng = &mut self.rng;
-        let active = *self
-            .sites
-            .entry(site)
-            .or_insert_with(|| rng.random_bool(Self::PROBABILITY));
+        let active = *self.sites.entry(site).or_insert_with(|| rng.random_bool(Self::PROBABILITY));
         active && self.rng.random_bool(Self::PROBABILITY)
     }
 }
@@ -57,17 +50,9 @@ mod tests {
         // Over many sites, about a quarter activate, and an active one fires about a quarter of
         // the time: check both happen without depending on exact counts.
         let mut on = Buggify::new(true, net::rng_from_seed(1, "b"));
-        const SITES: [&str; 16] = [
-            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
-        ];
-        let fired: Vec<usize> = SITES
-            .iter()
-            .map(|site| (0..200).filter(|_| on.fire(site)).count())
-            .collect();
+        const SITES: [&str; 16] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"];
+        let fired: Vec<usize> = SITES.iter().map(|site| (0..200).filter(|_| on.fire(site)).count()).collect();
         assert!(fired.contains(&0), "some sites stay inactive: {fired:?}");
-        assert!(
-            fired.iter().any(|count| (20..100).contains(count)),
-            "active sites fire sometimes: {fired:?}"
-        );
+        assert!(fired.iter().any(|count| (20..100).contains(count)), "active sites fire sometimes: {fired:?}");
     }
 }

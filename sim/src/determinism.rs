@@ -24,10 +24,7 @@ impl fmt::Display for Divergence {
             self.seed, self.digests.0, self.digests.1
         )?;
         if let Some((line, first, second)) = &self.first_difference {
-            write!(
-                f,
-                "\n  first difference at trace line {line}:\n    run 1: {first}\n    run 2: {second}"
-            )?;
+            write!(f, "\n  first difference at trace line {line}:\n    run 1: {first}\n    run 2: {second}")?;
         }
         Ok(())
     }
@@ -47,9 +44,5 @@ pub fn run_twice(seed: u64, scenario: impl Fn(u64) -> Outcome) -> Result<Outcome
         let b = second.trace.get(index).cloned().unwrap_or_default();
         (a != b).then_some((index + 1, a, b))
     });
-    Err(Divergence {
-        seed,
-        digests: (first.digest, second.digest),
-        first_difference,
-    })
+    Err(Divergence { seed, digests: (first.digest, second.digest), first_difference })
 }

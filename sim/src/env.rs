@@ -33,11 +33,7 @@ impl SimEnv {
     pub fn new(run_seed: u64, host: &str, incarnation: u32, buggify: bool) -> Self {
         let seed = net::derive_seed(net::derive_seed(run_seed, host), &incarnation.to_string());
         let coin = rng_from_seed(seed, "buggify");
-        Self {
-            host: host.into(),
-            seed,
-            buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))),
-        }
+        Self { host: host.into(), seed, buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))) }
     }
 
     /// The simulated host this environment belongs to.
@@ -84,10 +80,7 @@ impl Env for SimEnv {
 
     fn buggify(&self, site: &'static str) -> bool {
         // A poisoned lock means a panic already failed the run; firing or not no longer matters.
-        self.buggify
-            .lock()
-            .map(|mut coin| coin.fire(site))
-            .unwrap_or(false)
+        self.buggify.lock().map(|mut coin| coin.fire(site)).unwrap_or(false)
     }
 }
 
@@ -96,9 +89,7 @@ pub struct SimListener(turmoil::net::TcpListener);
 
 impl std::fmt::Debug for SimListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SimListener")
-            .field(&self.0.local_addr().ok())
-            .finish()
+        f.debug_tuple("SimListener").field(&self.0.local_addr().ok()).finish()
     }
 }
 
@@ -137,21 +128,13 @@ impl Stream for SimStream {
 }
 
 impl AsyncRead for SimStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SimStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 

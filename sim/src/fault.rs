@@ -96,17 +96,9 @@ impl fmt::Display for Fault {
             Fault::Latency { a, b, latency } => {
                 write!(f, "latency {a} <-> {b} = {} ms", latency.as_millis())
             }
-            Fault::Flap {
-                a,
-                b,
-                period,
-                duration,
-            } => write!(
-                f,
-                "flap {a} <-> {b} every ~{} ms for {} ms",
-                period.as_millis(),
-                duration.as_millis()
-            ),
+            Fault::Flap { a, b, period, duration } => {
+                write!(f, "flap {a} <-> {b} every ~{} ms for {} ms", period.as_millis(), duration.as_millis())
+            }
             Fault::HealAll => write!(f, "heal all links"),
         }
     }

@@ -74,9 +74,7 @@ impl Nemesis {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Fault>> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -197,11 +195,7 @@ impl Harness {
     /// Registers every non-client host of `shape`, in the shape's order, with the software
     /// `software_for` picks for it. Clients are left to the scenario, which registers them with
     /// [`Harness::client`] under [`ClusterShape::client_name`].
-    pub fn add_cluster(
-        &mut self,
-        shape: &ClusterShape,
-        mut software_for: impl FnMut(&HostSpec) -> Software,
-    ) {
+    pub fn add_cluster(&mut self, shape: &ClusterShape, mut software_for: impl FnMut(&HostSpec) -> Software) {
         for spec in shape.hosts() {
             if matches!(spec.role, Role::Client(_)) {
                 continue;
@@ -289,19 +283,12 @@ impl Harness {
 
     /// Refuses a schedule that names hosts that do not exist, or crashes a client.
     fn check_schedule(&self) -> Result<(), String> {
-        self.schedule
-            .values()
-            .flatten()
-            .try_for_each(|fault| self.check_fault(fault))
+        self.schedule.values().flatten().try_for_each(|fault| self.check_fault(fault))
     }
 
     fn check_fault(&self, fault: &Fault) -> Result<(), String> {
         for host in fault.hosts() {
-            let known = self
-                .hosts
-                .iter()
-                .chain(&self.clients)
-                .any(|name| name == host);
+            let known = self.hosts.iter().chain(&self.clients).any(|name| name == host);
             if !known {
                 return Err(format!("fault '{fault}' names unknown host {host:?}"));
             }
@@ -309,9 +296,7 @@ impl Harness {
         if let Fault::Crash(host) | Fault::Restart(host) = fault
             && !self.hosts.contains(host)
         {
-            return Err(format!(
-                "fault '{fault}': only hosts can crash or restart, {host:?} is a client"
-            ));
+            return Err(format!("fault '{fault}': only hosts can crash or restart, {host:?} is a client"));
         }
         Ok(())
     }
@@ -328,15 +313,8 @@ impl Harness {
             Fault::Release(a, b) => sim.release(a.as_str(), b.as_str()),
             Fault::Crash(host) => sim.crash(host.as_str()),
             Fault::Restart(host) => sim.bounce(host.as_str()),
-            Fault::Latency { a, b, latency } => {
-                sim.set_link_latency(a.as_str(), b.as_str(), *latency)
-            }
-            Fault::Flap {
-                a,
-                b,
-                period,
-                duration,
-            } => self.schedule_flap(a, b, *period, *duration),
+            Fault::Latency { a, b, latency } => sim.set_link_latency(a.as_str(), b.as_str(), *latency),
+            Fault::Flap { a, b, period, duration } => self.schedule_flap(a, b, *period, *duration),
             Fault::HealAll => {
                 let names: Vec<String> = self.hosts.iter().chain(&self.clients).cloned().collect();
                 for a in &names {
@@ -372,8 +350,7 @@ impl Harness {
     }
 
     fn note(&self, message: &str) {
-        self.trace
-            .record(self.sim.elapsed(), "harness", Level::INFO, "sim", message);
+        self.trace.record(self.sim.elapsed(), "harness", Level::INFO, "sim", message);
     }
 }
 

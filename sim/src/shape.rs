@@ -78,36 +78,21 @@ impl ClusterShape {
     pub fn hosts(&self) -> Vec<HostSpec> {
         let mut hosts = Vec::new();
         if self.coordinator {
-            hosts.push(HostSpec {
-                name: Self::COORDINATOR.into(),
-                role: Role::Coordinator,
-            });
+            hosts.push(HostSpec { name: Self::COORDINATOR.into(), role: Role::Coordinator });
         }
         for group in 1..=self.groups {
             for index in 0..self.servers_per_group {
-                hosts.push(HostSpec {
-                    name: Self::server_name(group, index),
-                    role: Role::Server { group, index },
-                });
+                hosts.push(HostSpec { name: Self::server_name(group, index), role: Role::Server { group, index } });
             }
         }
         for index in 1..=self.proxies {
-            hosts.push(HostSpec {
-                name: Self::proxy_name(index),
-                role: Role::Proxy(index),
-            });
+            hosts.push(HostSpec { name: Self::proxy_name(index), role: Role::Proxy(index) });
         }
         if self.dashboard {
-            hosts.push(HostSpec {
-                name: Self::DASHBOARD.into(),
-                role: Role::Dashboard,
-            });
+            hosts.push(HostSpec { name: Self::DASHBOARD.into(), role: Role::Dashboard });
         }
         for index in 1..=self.clients {
-            hosts.push(HostSpec {
-                name: Self::client_name(index),
-                role: Role::Client(index),
-            });
+            hosts.push(HostSpec { name: Self::client_name(index), role: Role::Client(index) });
         }
         hosts
     }
@@ -128,19 +113,6 @@ mod tests {
             clients: 2,
         };
         let names: Vec<String> = shape.hosts().into_iter().map(|host| host.name).collect();
-        assert_eq!(
-            names,
-            [
-                "coordinator",
-                "g1s0",
-                "g1s1",
-                "g2s0",
-                "g2s1",
-                "proxy1",
-                "dashboard",
-                "client1",
-                "client2"
-            ]
-        );
+        assert_eq!(names, ["coordinator", "g1s0", "g1s1", "g2s0", "g2s1", "proxy1", "dashboard", "client1", "client2"]);
     }
 }

@@ -26,11 +26,7 @@ pub struct Trace {
 impl Trace {
     /// Appends an event line.
     pub fn record(&self, at: Duration, host: &str, level: Level, target: &str, message: &str) {
-        let line = format!(
-            "{:>5}.{:03}s {host:<12} {level:<5} {target}: {message}",
-            at.as_secs(),
-            at.subsec_millis()
-        );
+        let line = format!("{:>5}.{:03}s {host:<12} {level:<5} {target}: {message}", at.as_secs(), at.subsec_millis());
         self.lock().push(line);
     }
 
@@ -67,9 +63,7 @@ impl Trace {
         // The trace is only ever touched from the simulation's one thread; a poisoned lock means
         // a panic is already failing the run, and the lines recorded so far are still worth
         // keeping for the report.
-        self.lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -114,23 +108,13 @@ where
         let host = ctx
             .event_scope(event)
             .and_then(|scope| {
-                scope.from_root().find_map(|span| {
-                    span.extensions()
-                        .get::<HostName>()
-                        .map(|host| host.0.clone())
-                })
+                scope.from_root().find_map(|span| span.extensions().get::<HostName>().map(|host| host.0.clone()))
             })
             .unwrap_or_else(|| "harness".to_string());
         let mut visitor = Fields::default();
         event.record(&mut visitor);
         let at = turmoil::sim_elapsed().unwrap_or_default();
-        self.trace.record(
-            at,
-            &host,
-            *metadata.level(),
-            metadata.target(),
-            &visitor.line,
-        );
+        self.trace.record(at, &host, *metadata.level(), metadata.target(), &visitor.line);
     }
 }
 

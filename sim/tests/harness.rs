@@ -31,26 +31,14 @@ fn a_panicking_task_fails_the_run() {
     let outcome = harness.run();
     let error = outcome.result.expect_err("the panic must fail the run");
     assert!(error.contains("panic"), "{error}");
-    assert!(
-        outcome
-            .trace
-            .last()
-            .is_some_and(|line| line.contains("FAIL")),
-        "{:?}",
-        outcome.trace.last()
-    );
+    assert!(outcome.trace.last().is_some_and(|line| line.contains("FAIL")), "{:?}", outcome.trace.last());
 }
 
 #[test]
 fn a_client_error_fails_the_run_with_its_message() {
     let mut harness = Harness::new(config(1));
-    harness.client("client", |_| async {
-        Err("the checker found a lost write".into())
-    });
-    let error = harness
-        .run()
-        .result
-        .expect_err("client errors fail the run");
+    harness.client("client", |_| async { Err("the checker found a lost write".into()) });
+    let error = harness.run().result.expect_err("client errors fail the run");
     assert!(error.contains("the checker found a lost write"), "{error}");
 }
 
@@ -60,11 +48,7 @@ fn a_run_that_never_finishes_fails_at_its_duration() {
     harness.client("client", |_| std::future::pending());
     let outcome = harness.run();
     assert!(outcome.result.is_err());
-    assert!(
-        outcome.elapsed >= Duration::from_secs(10),
-        "{:?}",
-        outcome.elapsed
-    );
+    assert!(outcome.elapsed >= Duration::from_secs(10), "{:?}", outcome.elapsed);
 }
 
 #[test]
@@ -98,10 +82,7 @@ fn restarts_keep_captured_state_and_draw_fresh_randomness() {
         .map(|line| line.rsplit("draw=").next().unwrap_or_default())
         .collect();
     assert_eq!(draws.len(), 2);
-    assert_ne!(
-        draws[0], draws[1],
-        "a restarted process draws fresh numbers"
-    );
+    assert_ne!(draws[0], draws[1], "a restarted process draws fresh numbers");
 }
 
 #[test]
@@ -109,11 +90,8 @@ fn time_is_simulated() {
     // An hour of sleep, in a run allowed two hours at coarse ticks: it finishes in well under a
     // second of real time, and the wall clock the component reads moved by exactly one hour from
     // the fixed epoch (2026-01-01T00:00:00Z).
-    let mut harness = Harness::new(SimConfig {
-        duration: Duration::from_secs(7200),
-        tick: Duration::from_millis(100),
-        ..config(1)
-    });
+    let mut harness =
+        Harness::new(SimConfig { duration: Duration::from_secs(7200), tick: Duration::from_millis(100), ..config(1) });
     harness.client("client", |env| async move {
         let before = env.unix_millis();
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -163,33 +141,19 @@ fn clients_can_inject_faults_at_run_time() {
         nemesis.inject(Fault::Partition("client".into(), "node".into()));
         tokio::time::sleep(Duration::from_millis(10)).await;
         let refused = env.connect("node:1", Duration::from_secs(1)).await;
-        assert!(
-            refused.is_err(),
-            "the partition applied before the next step"
-        );
+        assert!(refused.is_err(), "the partition applied before the next step");
         Ok(())
     });
     let outcome = harness.run();
     assert!(outcome.passed(), "{:?}", outcome.result);
-    assert!(
-        outcome
-            .trace
-            .iter()
-            .any(|line| line.contains("fault: partition client <-> node"))
-    );
+    assert!(outcome.trace.iter().any(|line| line.contains("fault: partition client <-> node")));
 }
 
 #[test]
 fn a_cluster_shape_registers_named_hosts_with_their_software() {
     use sim::{ClusterShape, Role, software};
-    let shape = ClusterShape {
-        groups: 2,
-        servers_per_group: 2,
-        proxies: 1,
-        dashboard: true,
-        coordinator: false,
-        clients: 1,
-    };
+    let shape =
+        ClusterShape { groups: 2, servers_per_group: 2, proxies: 1, dashboard: true, coordinator: false, clients: 1 };
     let mut harness = Harness::new(config(1));
     harness.add_cluster(&shape, |spec| {
         let role = spec.role;
@@ -204,21 +168,19 @@ fn a_cluster_shape_registers_named_hosts_with_their_software() {
     harness.client(&ClusterShape::client_name(1), |env| async move {
         // Every named host answers on its port, reached through the simulator's DNS.
         for name in ["g1s0", "g1s1", "g2s0", "g2s1", "proxy1", "dashboard"] {
-            env.connect(&format!("{name}:7000"), Duration::from_secs(1))
-                .await?;
+            env.connect(&format!("{name}:7000"), Duration::from_secs(1)).await?;
         }
         Ok(())
     });
     let outcome = harness.run();
     assert!(outcome.passed(), "{:?}", outcome.result);
-    assert!(outcome.trace.iter().any(|line| line.contains("g2s1")
-        && line.contains(&format!("{:?}", Role::Server { group: 2, index: 1 }))));
     assert!(
         outcome
             .trace
             .iter()
-            .any(|line| line.contains("dashboard") && line.contains("Dashboard"))
+            .any(|line| line.contains("g2s1") && line.contains(&format!("{:?}", Role::Server { group: 2, index: 1 })))
     );
+    assert!(outcome.trace.iter().any(|line| line.contains("dashboard") && line.contains("Dashboard")));
 }
 
 #[test]
@@ -232,20 +194,12 @@ fn heal_all_repairs_every_link() {
     });
     harness.client("client", |env| async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(
-            env.connect("node:1", Duration::from_millis(100))
-                .await
-                .is_err(),
-            "partitioned"
-        );
+        assert!(env.connect("node:1", Duration::from_millis(100)).await.is_err(), "partitioned");
         tokio::time::sleep(Duration::from_secs(1)).await;
         env.connect("node:1", Duration::from_millis(100)).await?;
         Ok(())
     });
-    harness.at(
-        Duration::from_secs(1),
-        Fault::Partition("node".into(), "client".into()),
-    );
+    harness.at(Duration::from_secs(1), Fault::Partition("node".into(), "client".into()));
     harness.at(Duration::from_secs(2), Fault::HealAll);
     let outcome = harness.run();
     assert!(outcome.passed(), "{:?}", outcome.result);

@@ -7,9 +7,7 @@ use crate::slot::ActionState;
 
 /// A group number. Real groups are numbered 1 to [`GroupId::MAX`]; 0 stands for "no group" (an
 /// offline slot).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct GroupId(pub u32);
 
@@ -92,18 +90,11 @@ mod tests {
         let group = Group {
             id: GroupId(1),
             servers: vec![
-                GroupServer {
-                    addr: "10.0.0.1:6379".into(),
-                    datacenter: "dc1".into(),
-                    ..GroupServer::default()
-                },
+                GroupServer { addr: "10.0.0.1:6379".into(), datacenter: "dc1".into(), ..GroupServer::default() },
                 GroupServer {
                     addr: "10.0.0.2:6379".into(),
                     datacenter: "dc1".into(),
-                    action: ServerAction {
-                        index: 3,
-                        state: ActionState::Syncing,
-                    },
+                    action: ServerAction { index: 3, state: ActionState::Syncing },
                     replica_group: true,
                 },
             ],
@@ -132,16 +123,12 @@ mod tests {
     "promoting": {},
     "out_of_sync": false
 }"#;
-        assert_eq!(
-            String::from_utf8(json::encode(&group).unwrap()).unwrap(),
-            expected
-        );
+        assert_eq!(String::from_utf8(json::encode(&group).unwrap()).unwrap(), expected);
         assert_eq!(serde_json::from_str::<Group>(expected).unwrap(), group);
         assert_eq!(group.master(), Some("10.0.0.1:6379"));
         // Go stores an empty server list as `null`.
         let empty: Group =
-            serde_json::from_str(r#"{"id":2,"servers":null,"promoting":{},"out_of_sync":false}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"id":2,"servers":null,"promoting":{},"out_of_sync":false}"#).unwrap();
         assert_eq!(empty.master(), None);
     }
 

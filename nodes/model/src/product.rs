@@ -17,9 +17,7 @@ pub struct ProductName(String);
 
 /// Why a product name was refused.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error(
-    "invalid product name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter, digit or '_'"
-)]
+#[error("invalid product name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter, digit or '_'")]
 pub struct ProductNameError {
     /// The refused name.
     pub name: String,
@@ -31,19 +29,10 @@ impl ProductName {
         let name = name.into();
         let word = |byte: &u8| byte.is_ascii_alphanumeric() || *byte == b'_';
         let valid = match name.as_bytes() {
-            [first, rest @ ..] => {
-                word(first)
-                    && rest
-                        .iter()
-                        .all(|byte| word(byte) || *byte == b'.' || *byte == b'-')
-            }
+            [first, rest @ ..] => word(first) && rest.iter().all(|byte| word(byte) || *byte == b'.' || *byte == b'-'),
             [] => false,
         };
-        if valid {
-            Ok(ProductName(name))
-        } else {
-            Err(ProductNameError { name })
-        }
+        if valid { Ok(ProductName(name)) } else { Err(ProductNameError { name }) }
     }
 
     /// The name.
@@ -136,18 +125,9 @@ mod tests {
     fn paths_match_codis_layout() {
         let product = ProductName::new("codis-demo").unwrap();
         assert_eq!(product.topom_path(), "/codis3/codis-demo/topom");
-        assert_eq!(
-            product.slot_path(SlotId::new(7).unwrap()),
-            "/codis3/codis-demo/slots/slot-0007"
-        );
-        assert_eq!(
-            product.group_path(GroupId(12)),
-            "/codis3/codis-demo/group/group-0012"
-        );
-        assert_eq!(
-            product.proxy_path("ab12"),
-            "/codis3/codis-demo/proxy/proxy-ab12"
-        );
+        assert_eq!(product.slot_path(SlotId::new(7).unwrap()), "/codis3/codis-demo/slots/slot-0007");
+        assert_eq!(product.group_path(GroupId(12)), "/codis3/codis-demo/group/group-0012");
+        assert_eq!(product.proxy_path("ab12"), "/codis3/codis-demo/proxy/proxy-ab12");
         assert_eq!(product.sentinel_path(), "/codis3/codis-demo/sentinel");
     }
 }

@@ -37,9 +37,7 @@ impl TryFrom<u8> for ForwardMethod {
         match code {
             0 => Ok(ForwardMethod::Sync),
             1 => Ok(ForwardMethod::SemiAsync),
-            other => Err(format!(
-                "unknown forward method {other} (0 = sync, 1 = semi-async)"
-            )),
+            other => Err(format!("unknown forward method {other} (0 = sync, 1 = semi-async)")),
         }
     }
 }
@@ -81,11 +79,7 @@ pub struct Slot {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub forward_method: ForwardMethod,
     /// Replicas that may serve reads, grouped by preference (same host, same datacenter, other).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub replica_groups: Vec<Vec<String>>,
 }
 
@@ -94,9 +88,7 @@ pub struct Slot {
 /// A migration walks `Pending → Preparing → Prepared → Migrating → Finished`, each state stored in
 /// the coordinator before it is pushed to the proxies, so a dashboard that crashes anywhere resumes
 /// from what it stored.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ActionState {
     /// No action.
     #[default]
@@ -210,22 +202,12 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Slot>(&text).unwrap(), migrating);
         let offline: Slot = serde_json::from_str(r#"{"id":5,"replica_groups":null}"#).unwrap();
-        assert_eq!(
-            offline,
-            Slot {
-                id: slot(5),
-                ..Slot::default()
-            }
-        );
+        assert_eq!(offline, Slot { id: slot(5), ..Slot::default() });
     }
 
     #[test]
     fn slot_mapping_json_matches_codis() {
-        let idle = SlotMapping {
-            id: slot(7),
-            group_id: GroupId(2),
-            action: SlotAction::default(),
-        };
+        let idle = SlotMapping { id: slot(7), group_id: GroupId(2), action: SlotAction::default() };
         assert_eq!(
             String::from_utf8(json::encode(&idle).unwrap()).unwrap(),
             "{\n    \"id\": 7,\n    \"group_id\": 2,\n    \"action\": {}\n}"
@@ -233,46 +215,24 @@ mod tests {
         let moving = SlotMapping {
             id: slot(7),
             group_id: GroupId(2),
-            action: SlotAction {
-                index: 12,
-                state: ActionState::Migrating,
-                target_id: GroupId(3),
-            },
+            action: SlotAction { index: 12, state: ActionState::Migrating, target_id: GroupId(3) },
         };
         let text = serde_json::to_string(&moving).unwrap();
-        assert_eq!(
-            text,
-            r#"{"id":7,"group_id":2,"action":{"index":12,"state":"migrating","target_id":3}}"#
-        );
+        assert_eq!(text, r#"{"id":7,"group_id":2,"action":{"index":12,"state":"migrating","target_id":3}}"#);
         assert_eq!(serde_json::from_str::<SlotMapping>(&text).unwrap(), moving);
         // Codis writes an empty action as `{}` and older records may omit it.
         let bare: SlotMapping = serde_json::from_str(r#"{"id":7,"group_id":0}"#).unwrap();
         assert_eq!(bare.action, SlotAction::default());
-        assert!(
-            serde_json::from_str::<SlotMapping>(
-                r#"{"id":7,"group_id":0,"action":{"state":"flying"}}"#
-            )
-            .is_err()
-        );
+        assert!(serde_json::from_str::<SlotMapping>(r#"{"id":7,"group_id":0,"action":{"state":"flying"}}"#).is_err());
     }
 
     #[test]
     fn forward_methods_parse_from_config_names() {
-        assert_eq!(
-            ForwardMethod::parse("SEMI-ASYNC"),
-            Some(ForwardMethod::SemiAsync)
-        );
+        assert_eq!(ForwardMethod::parse("SEMI-ASYNC"), Some(ForwardMethod::SemiAsync));
         assert_eq!(ForwardMethod::parse("sync"), Some(ForwardMethod::Sync));
         assert_eq!(ForwardMethod::parse("async"), None);
-        for state in [
-            ActionState::Nothing,
-            ActionState::Pending,
-            ActionState::SyncedFailed,
-        ] {
-            assert_eq!(
-                serde_json::to_string(&state).unwrap(),
-                format!("\"{}\"", state.as_str())
-            );
+        for state in [ActionState::Nothing, ActionState::Pending, ActionState::SyncedFailed] {
+            assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{}\"", state.as_str()));
         }
     }
 }

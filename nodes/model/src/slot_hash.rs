@@ -12,19 +12,14 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SLOT_NUM: usize = 1024;
 
 /// A slot number, always below [`MAX_SLOT_NUM`].
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u32", into = "u32")]
 pub struct SlotId(u16);
 
 impl SlotId {
     /// The slot numbered `id`, if it exists.
     pub fn new(id: u32) -> Option<SlotId> {
-        u16::try_from(id)
-            .ok()
-            .filter(|id| usize::from(*id) < MAX_SLOT_NUM)
-            .map(SlotId)
+        u16::try_from(id).ok().filter(|id| usize::from(*id) < MAX_SLOT_NUM).map(SlotId)
     }
 
     /// The slot's number, for indexing per-slot tables.
@@ -86,14 +81,8 @@ impl KeyHash {
     /// Hashes `key`.
     pub fn of(key: &[u8]) -> KeyHash {
         match tag(key) {
-            Some(tag) => KeyHash {
-                crc: crc32fast::hash(tag),
-                tagged: true,
-            },
-            None => KeyHash {
-                crc: crc32fast::hash(key),
-                tagged: false,
-            },
+            Some(tag) => KeyHash { crc: crc32fast::hash(tag), tagged: true },
+            None => KeyHash { crc: crc32fast::hash(key), tagged: false },
         }
     }
 
@@ -153,12 +142,7 @@ mod tests {
             (b"\xff\x00binary", 297),
         ];
         for (key, slot) in cases {
-            assert_eq!(
-                u32::from(slot_of(key)),
-                *slot,
-                "{:?}",
-                String::from_utf8_lossy(key)
-            );
+            assert_eq!(u32::from(slot_of(key)), *slot, "{:?}", String::from_utf8_lossy(key));
         }
     }
 

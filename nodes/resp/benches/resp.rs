@@ -110,14 +110,8 @@ fn decode_inputs(c: &mut Criterion) {
 /// with a decode attempt after every read, as a connection does.
 fn decode_incremental(c: &mut Criterion) {
     let input = array_reply(100_000, b"item:00000");
-    let reads: Vec<Bytes> = input
-        .chunks(16 * 1024)
-        .map(Bytes::copy_from_slice)
-        .collect();
-    let limits = Limits {
-        max_array_len: usize::MAX,
-        ..Limits::default()
-    };
+    let reads: Vec<Bytes> = input.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
+    let limits = Limits { max_array_len: usize::MAX, ..Limits::default() };
     let mut group = c.benchmark_group("decode/100k-item reply in 16 KiB reads");
     group.throughput(Throughput::Bytes(input.len() as u64));
     group.sample_size(10);

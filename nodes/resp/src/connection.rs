@@ -161,10 +161,7 @@ mod tests {
         server.write_frame(&Frame::bulk("hi"));
         server.flush().await.unwrap();
 
-        assert_eq!(
-            client.read_frame().await.unwrap(),
-            Some(Frame::simple("PONG"))
-        );
+        assert_eq!(client.read_frame().await.unwrap(), Some(Frame::simple("PONG")));
         assert_eq!(client.read_frame().await.unwrap(), Some(Frame::bulk("hi")));
         drop(server);
         assert_eq!(client.read_frame().await.unwrap(), None);
@@ -176,9 +173,6 @@ mod tests {
         let mut client = Connection::new(client, Limits::default());
         server.write_all(b"$5\r\nab").await.unwrap();
         drop(server);
-        assert!(matches!(
-            client.read_frame().await,
-            Err(ConnectionError::ClosedMidFrame)
-        ));
+        assert!(matches!(client.read_frame().await, Err(ConnectionError::ClosedMidFrame)));
     }
 }

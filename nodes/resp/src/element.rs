@@ -52,11 +52,7 @@ pub(crate) struct Element {
 }
 
 /// Reads the element starting at `pos`. `Ok(None)` means the buffer ends before the element does.
-pub(crate) fn read(
-    buf: &[u8],
-    pos: usize,
-    limits: &Limits,
-) -> Result<Option<Element>, ProtocolError> {
+pub(crate) fn read(buf: &[u8], pos: usize, limits: &Limits) -> Result<Option<Element>, ProtocolError> {
     let Some(&type_byte) = buf.get(pos) else {
         return Ok(None);
     };
@@ -97,10 +93,7 @@ pub(crate) fn read(
         }
         other => return Err(ProtocolError::InvalidFrameType(other)),
     };
-    Ok(Some(Element {
-        kind,
-        end: line_end,
-    }))
+    Ok(Some(Element { kind, end: line_end }))
 }
 
 /// For the types whose header line is an integer (`:`, the length-prefixed strings, the
@@ -160,10 +153,7 @@ fn sized_element(
             }
         }
     };
-    Ok(Some(Element {
-        kind,
-        end: line_end,
-    }))
+    Ok(Some(Element { kind, end: line_end }))
 }
 
 /// Reads a header line that should hold an integer (`*3`, `$32`, `:1`, without the type byte at
@@ -181,8 +171,7 @@ pub(crate) fn read_integer_line(
     {
         return Ok(Some((Some(number), line_end)));
     }
-    Ok(read_line(buf, start, limits, type_byte)?
-        .map(|(line, line_end)| (parse_i64(&buf[line]), line_end)))
+    Ok(read_line(buf, start, limits, type_byte)?.map(|(line, line_end)| (parse_i64(&buf[line]), line_end)))
 }
 
 /// The fast path for the headers that dominate real traffic (`$32`, `*3`, `:1`): a canonical
@@ -210,21 +199,14 @@ fn read_plain_number(buf: &[u8], start: usize) -> Option<(i64, usize)> {
     if buf.get(pos..pos + 2)? != b"\r\n" {
         return None;
     }
-    let value = if negative {
-        value
-    } else {
-        value.checked_neg()?
-    };
+    let value = if negative { value } else { value.checked_neg()? };
     Some((value, pos + 2))
 }
 
 fn verbatim(buf: &[u8], payload: Range<usize>) -> Result<Kind, ProtocolError> {
     let bytes = &buf[payload.clone()];
     match bytes {
-        [a, b, c, b':', ..] => Ok(Kind::Verbatim {
-            format: [*a, *b, *c],
-            text: payload.start + 4..payload.end,
-        }),
+        [a, b, c, b':', ..] => Ok(Kind::Verbatim { format: [*a, *b, *c], text: payload.start + 4..payload.end }),
         _ => Err(ProtocolError::InvalidVerbatim),
     }
 }
@@ -285,11 +267,7 @@ pub fn parse_i64(text: &[u8]) -> Option<i64> {
         }
         value = value.checked_mul(10)?.checked_sub(i64::from(byte - b'0'))?;
     }
-    if negative {
-        Some(value)
-    } else {
-        value.checked_neg()
-    }
+    if negative { Some(value) } else { value.checked_neg() }
 }
 
 /// Parses a RESP3 double: `inf`, `-inf`, `nan`, or a decimal/scientific number.
@@ -301,10 +279,7 @@ fn parse_double(text: &[u8]) -> Option<f64> {
         _ => {
             // Rust's parser also accepts "infinity" and "NaN" spellings; the guards above are the
             // only non-numeric forms RESP3 has, so refuse any other letters.
-            if text
-                .iter()
-                .any(|byte| !matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            {
+            if text.iter().any(|byte| !matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
                 return None;
             }
             std::str::from_utf8(text).ok()?.parse().ok()
@@ -322,17 +297,7 @@ mod tests {
         assert_eq!(parse_i64(b"-1"), Some(-1));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"-0",
-            b"01",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"9223372036854775808",
-            b"1a",
-        ] {
+        for bad in [&b""[..], b"-", b"-0", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1a"] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

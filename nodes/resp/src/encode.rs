@@ -40,11 +40,7 @@ impl Frame {
 
     fn write(&self, mode: Mode, out: &mut BytesMut) {
         let resp3 = mode != Mode::For(Version::Resp2);
-        let version = if resp3 {
-            Version::Resp3
-        } else {
-            Version::Resp2
-        };
+        let version = if resp3 { Version::Resp3 } else { Version::Resp2 };
         match self {
             Frame::Simple(text) => write_safe_line(out, b'+', text),
             Frame::Error(text) => write_safe_line(out, b'-', text),
@@ -129,13 +125,7 @@ fn write_safe_line(out: &mut BytesMut, type_byte: u8, text: &[u8]) {
     }
     out.reserve(text.len() + 3);
     out.put_u8(type_byte);
-    out.extend(text.iter().map(|&byte| {
-        if byte == b'\r' || byte == b'\n' {
-            b' '
-        } else {
-            byte
-        }
-    }));
+    out.extend(text.iter().map(|&byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }));
     out.put_slice(b"\r\n");
 }
 
@@ -177,28 +167,12 @@ pub fn write_map_header(out: &mut BytesMut, pairs: usize, version: Version) {
 
 /// A set header: `~len` for RESP3, `*len` for RESP2.
 pub fn write_set_header(out: &mut BytesMut, len: usize, version: Version) {
-    write_length(
-        out,
-        if version == Version::Resp3 {
-            b'~'
-        } else {
-            b'*'
-        },
-        len,
-    );
+    write_length(out, if version == Version::Resp3 { b'~' } else { b'*' }, len);
 }
 
 /// A push header (pub/sub messages): `>len` for RESP3, `*len` for RESP2.
 pub fn write_push_header(out: &mut BytesMut, len: usize, version: Version) {
-    write_length(
-        out,
-        if version == Version::Resp3 {
-            b'>'
-        } else {
-            b'*'
-        },
-        len,
-    );
+    write_length(out, if version == Version::Resp3 { b'>' } else { b'*' }, len);
 }
 
 /// A boolean: `#t`/`#f` for RESP3, `:1`/`:0` for RESP2.
@@ -266,11 +240,7 @@ pub fn format_double(value: f64) -> String {
         return "nan".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
+        return if value > 0.0 { "inf".into() } else { "-inf".into() };
     }
     const SIGNIFICANT: i32 = 17;
     // Rust's `{:.16e}` rounds to 17 significant digits exactly as printf does; reshape the result.
@@ -290,11 +260,7 @@ pub fn format_double(value: f64) -> String {
 }
 
 fn trim_fraction(number: &str) -> &str {
-    if number.contains('.') {
-        number.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        number
-    }
+    if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number }
 }
 
 #[cfg(test)]
@@ -345,15 +311,9 @@ mod tests {
             Frame::Double(1.5),
             Frame::Map(vec![(Frame::simple("k"), Frame::Integer(1))]),
             Frame::Set(vec![Frame::Integer(2)]),
-            Frame::Verbatim {
-                format: *b"txt",
-                text: Bytes::from_static(b"hi"),
-            },
+            Frame::Verbatim { format: *b"txt", text: Bytes::from_static(b"hi") },
             Frame::BlobError(Bytes::from_static(b"ERR a\nb")),
-            Frame::Attribute {
-                attributes: vec![],
-                value: Box::new(Frame::Integer(3)),
-            },
+            Frame::Attribute { attributes: vec![], value: Box::new(Frame::Integer(3)) },
         ]);
         let mut out = BytesMut::new();
         frame.encode_as(Version::Resp2, &mut out);

@@ -82,11 +82,7 @@ impl Frame {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        Frame::Array(
-            args.into_iter()
-                .map(|arg| Frame::Bulk(Bytes::copy_from_slice(arg.as_ref())))
-                .collect(),
-        )
+        Frame::Array(args.into_iter().map(|arg| Frame::Bulk(Bytes::copy_from_slice(arg.as_ref()))).collect())
     }
 
     /// Whether this is an error of either kind.

@@ -46,9 +46,7 @@ fn split_one(line: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), ProtocolEr
         match quote {
             Quote::Double => match byte {
                 None => return Err(ProtocolError::UnbalancedQuotes),
-                Some(b'\\')
-                    if line.get(pos + 1) == Some(&b'x') && hex_pair(line, pos + 2).is_some() =>
-                {
+                Some(b'\\') if line.get(pos + 1) == Some(&b'x') && hex_pair(line, pos + 2).is_some() => {
                     arg.push(hex_pair(line, pos + 2).unwrap_or_default());
                     pos += 3;
                 }
@@ -107,9 +105,7 @@ fn hex_pair(line: &[u8], pos: usize) -> Option<u8> {
 }
 
 fn hex_digit(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|digit| u8::try_from(digit).ok())
+    char::from(byte).to_digit(16).and_then(|digit| u8::try_from(digit).ok())
 }
 
 /// C's `isspace` in the "C" locale.
@@ -122,24 +118,15 @@ mod tests {
     use super::*;
 
     fn split(line: &str) -> Result<Vec<String>, ProtocolError> {
-        split_args(line.as_bytes()).map(|args| {
-            args.into_iter()
-                .map(|arg| String::from_utf8_lossy(&arg).into_owned())
-                .collect()
-        })
+        split_args(line.as_bytes())
+            .map(|args| args.into_iter().map(|arg| String::from_utf8_lossy(&arg).into_owned()).collect())
     }
 
     #[test]
     fn splits_like_sdssplitargs() {
         assert_eq!(split("  SET  key value ").unwrap(), ["SET", "key", "value"]);
-        assert_eq!(
-            split(r#"set k "a b\n\x41\"""#).unwrap(),
-            ["set", "k", "a b\nA\""]
-        );
-        assert_eq!(
-            split(r"set k 'it\'s \n'").unwrap(),
-            ["set", "k", r"it's \n"]
-        );
+        assert_eq!(split(r#"set k "a b\n\x41\"""#).unwrap(), ["set", "k", "a b\nA\""]);
+        assert_eq!(split(r"set k 'it\'s \n'").unwrap(), ["set", "k", r"it's \n"]);
         assert_eq!(split(r#"a"b c"d"#), Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(split(r#"a"b c""#).unwrap(), ["ab c"]);
         assert_eq!(split(r#""\xZZ""#).unwrap(), ["xZZ"]);
@@ -149,10 +136,6 @@ mod tests {
         assert_eq!(split(r#""""#).unwrap(), [""]);
         assert_eq!(split("").unwrap(), Vec::<String>::new());
         assert_eq!(split("a\0b c").unwrap(), ["a"]);
-        assert_eq!(
-            split("a\x0bb").unwrap(),
-            ["a\x0bb"],
-            "vertical tab separates only between arguments"
-        );
+        assert_eq!(split("a\x0bb").unwrap(), ["a\x0bb"], "vertical tab separates only between arguments");
     }
 }

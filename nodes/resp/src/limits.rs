@@ -30,11 +30,6 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_bulk_len: 512 * 1024 * 1024,
-            max_array_len: 1024 * 1024,
-            max_depth: 64,
-            max_inline_len: 64 * 1024,
-        }
+        Self { max_bulk_len: 512 * 1024 * 1024, max_array_len: 1024 * 1024, max_depth: 64, max_inline_len: 64 * 1024 }
     }
 }

@@ -45,10 +45,7 @@ impl Request {
             wire.extend_from_slice(arg);
             wire.extend_from_slice(b"\r\n");
         }
-        Request {
-            wire: wire.freeze(),
-            args: spans,
-        }
+        Request { wire: wire.freeze(), args: spans }
     }
 
     /// The number of arguments, the command name included. Never zero: empty requests are
@@ -74,9 +71,7 @@ impl Request {
 
     /// Argument `index` as shared bytes, without copying.
     pub fn arg_bytes(&self, index: usize) -> Option<Bytes> {
-        self.args
-            .get(index)
-            .map(|span| self.wire.slice(span.clone()))
+        self.args.get(index).map(|span| self.wire.slice(span.clone()))
     }
 
     /// Every argument, the command name first.
@@ -92,9 +87,7 @@ impl Request {
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.args().map(|arg| String::from_utf8_lossy(arg)))
-            .finish()
+        f.debug_list().entries(self.args().map(|arg| String::from_utf8_lossy(arg))).finish()
     }
 }
 
@@ -119,10 +112,7 @@ pub struct RequestDecoder {
 impl RequestDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            ..Self::default()
-        }
+        Self { limits, ..Self::default() }
     }
 
     /// Replaces the limits (a server tightens them until a client authenticates).
@@ -185,14 +175,12 @@ impl RequestDecoder {
                 self.reset();
                 return Err(ProtocolError::ExpectedBulk(type_byte));
             }
-            let Some((len, line_end)) = read_integer_line(buf, self.pos + 1, &self.limits, b'$')
-                .inspect_err(|_| self.reset())?
+            let Some((len, line_end)) =
+                read_integer_line(buf, self.pos + 1, &self.limits, b'$').inspect_err(|_| self.reset())?
             else {
                 return Ok(None);
             };
-            let len = len
-                .and_then(|len| usize::try_from(len).ok())
-                .filter(|len| *len <= self.limits.max_bulk_len);
+            let len = len.and_then(|len| usize::try_from(len).ok()).filter(|len| *len <= self.limits.max_bulk_len);
             let Some(len) = len else {
                 self.reset();
                 return Err(ProtocolError::InvalidBulkLength);
@@ -214,10 +202,7 @@ impl RequestDecoder {
 
     /// Reads one inline command. `Some(Some(_))`: a request; `Some(None)`: a blank line was
     /// skipped; `None`: more bytes are needed.
-    fn decode_inline(
-        &mut self,
-        buf: &mut BytesMut,
-    ) -> Result<Option<Option<Request>>, ProtocolError> {
+    fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Option<Request>>, ProtocolError> {
         let Some(newline) = memchr(b'\n', buf) else {
             if buf.len() > self.limits.max_inline_len {
                 return Err(ProtocolError::TooBigInlineRequest);
@@ -227,11 +212,7 @@ impl RequestDecoder {
         if newline > self.limits.max_inline_len {
             return Err(ProtocolError::TooBigInlineRequest);
         }
-        let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
-            newline - 1
-        } else {
-            newline
-        };
+        let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
         let args = split_args(&buf[..line_end])?;
         buf.advance(newline + 1);
         if args.is_empty() {
@@ -259,25 +240,15 @@ mod tests {
         let mut buf = BytesMut::from(input);
         let mut requests = Vec::new();
         while let Some(request) = decoder.decode(&mut buf)? {
-            requests.push(
-                request
-                    .args()
-                    .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                    .collect(),
-            );
+            requests.push(request.args().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect());
         }
         Ok(requests)
     }
 
     #[test]
     fn multibulk_and_inline_requests() {
-        let requests =
-            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\n*-1\r\nset a 'b c'\n")
-                .unwrap();
-        assert_eq!(
-            requests,
-            vec![vec!["GET", "k"], vec!["PING"], vec!["set", "a", "b c"]]
-        );
+        let requests = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\n*-1\r\nset a 'b c'\n").unwrap();
+        assert_eq!(requests, vec![vec!["GET", "k"], vec!["PING"], vec!["set", "a", "b c"]]);
     }
 
     #[test]
@@ -294,10 +265,7 @@ mod tests {
     fn inline_requests_are_forwarded_as_multibulk() {
         let mut buf = BytesMut::from(&b"SET k \"v v\"\r\n"[..]);
         let request = RequestDecoder::default().decode(&mut buf).unwrap().unwrap();
-        assert_eq!(
-            &request.wire()[..],
-            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv v\r\n"
-        );
+        assert_eq!(&request.wire()[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv v\r\n");
         assert_eq!(request, Request::from_args(["SET", "k", "v v"]));
     }
 
@@ -305,56 +273,23 @@ mod tests {
     fn errors_are_worded_as_redis_words_them() {
         let error = |input: &[u8]| decode_all(input).unwrap_err().to_string();
         assert_eq!(error(b"*x\r\n"), "Protocol error: invalid multibulk length");
-        assert_eq!(
-            error(b"*1\r\n:1\r\n"),
-            "Protocol error: expected '$', got ':'"
-        );
-        assert_eq!(
-            error(b"*1\r\n$-1\r\n"),
-            "Protocol error: invalid bulk length"
-        );
-        assert_eq!(
-            error(b"*1\r\n$x\r\n"),
-            "Protocol error: invalid bulk length"
-        );
-        assert_eq!(
-            error(b"set 'a\n"),
-            "Protocol error: unbalanced quotes in request"
-        );
-        let limits = Limits {
-            max_inline_len: 4,
-            max_bulk_len: 2,
-            max_array_len: 2,
-            ..Limits::default()
-        };
-        let error = |input: &[u8]| {
-            RequestDecoder::new(limits)
-                .decode(&mut BytesMut::from(input))
-                .unwrap_err()
-                .to_string()
-        };
+        assert_eq!(error(b"*1\r\n:1\r\n"), "Protocol error: expected '$', got ':'");
+        assert_eq!(error(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(error(b"*1\r\n$x\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(error(b"set 'a\n"), "Protocol error: unbalanced quotes in request");
+        let limits = Limits { max_inline_len: 4, max_bulk_len: 2, max_array_len: 2, ..Limits::default() };
+        let error =
+            |input: &[u8]| RequestDecoder::new(limits).decode(&mut BytesMut::from(input)).unwrap_err().to_string();
         assert_eq!(error(b"PINGPONG"), "Protocol error: too big inline request");
-        assert_eq!(
-            error(b"*123456"),
-            "Protocol error: too big mbulk count string"
-        );
-        assert_eq!(
-            error(b"*1\r\n$123456"),
-            "Protocol error: too big bulk count string"
-        );
-        assert_eq!(
-            error(b"*1\r\n$3\r\n"),
-            "Protocol error: invalid bulk length"
-        );
+        assert_eq!(error(b"*123456"), "Protocol error: too big mbulk count string");
+        assert_eq!(error(b"*1\r\n$123456"), "Protocol error: too big bulk count string");
+        assert_eq!(error(b"*1\r\n$3\r\n"), "Protocol error: invalid bulk length");
         assert_eq!(error(b"*3\r\n"), "Protocol error: invalid multibulk length");
     }
 
     #[test]
     fn bytes_after_a_bulk_payload_are_skipped_as_redis_skips_them() {
-        assert_eq!(
-            decode_all(b"*1\r\n$4\r\nPINGxx").unwrap(),
-            vec![vec!["PING"]]
-        );
+        assert_eq!(decode_all(b"*1\r\n$4\r\nPINGxx").unwrap(), vec![vec!["PING"]]);
     }
 
     #[test]

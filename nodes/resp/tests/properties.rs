@@ -8,11 +8,7 @@ use resp::{Decoder, Frame, Limits, ProtocolError, Request, RequestDecoder, Versi
 
 /// Bytes for a line-based payload (simple strings, errors): anything but `\r` and `\n`.
 fn line_bytes() -> impl Strategy<Value = Bytes> {
-    vec(
-        any::<u8>().prop_filter("no line breaks", |b| *b != b'\r' && *b != b'\n'),
-        0..12,
-    )
-    .prop_map(Bytes::from)
+    vec(any::<u8>().prop_filter("no line breaks", |b| *b != b'\r' && *b != b'\n'), 0..12).prop_map(Bytes::from)
 }
 
 fn any_bytes() -> impl Strategy<Value = Bytes> {
@@ -29,17 +25,10 @@ fn leaf() -> impl Strategy<Value = Frame> {
         Just(Frame::NullArray),
         Just(Frame::Null),
         any::<bool>().prop_map(Frame::Boolean),
-        prop_oneof![
-            any::<f64>().prop_filter("NaN is not equal to itself", |d| !d.is_nan()),
-            Just(f64::INFINITY)
-        ]
-        .prop_map(Frame::Double),
+        prop_oneof![any::<f64>().prop_filter("NaN is not equal to itself", |d| !d.is_nan()), Just(f64::INFINITY)]
+            .prop_map(Frame::Double),
         (any::<bool>(), "[1-9][0-9]{0,40}").prop_map(|(negative, digits)| {
-            Frame::BigNumber(Bytes::from(if negative {
-                format!("-{digits}")
-            } else {
-                digits
-            }))
+            Frame::BigNumber(Bytes::from(if negative { format!("-{digits}") } else { digits }))
         }),
         any_bytes().prop_map(Frame::BlobError),
         ("[a-z]{3}", any_bytes()).prop_map(|(format, text)| Frame::Verbatim {
@@ -56,12 +45,8 @@ fn frame() -> impl Strategy<Value = Frame> {
             vec(inner.clone(), 0..6).prop_map(Frame::Set),
             vec(inner.clone(), 0..6).prop_map(Frame::Push),
             vec((inner.clone(), inner.clone()), 0..4).prop_map(Frame::Map),
-            (vec((inner.clone(), inner.clone()), 0..3), inner).prop_map(|(attributes, value)| {
-                Frame::Attribute {
-                    attributes,
-                    value: Box::new(value),
-                }
-            }),
+            (vec((inner.clone(), inner.clone()), 0..3), inner)
+                .prop_map(|(attributes, value)| { Frame::Attribute { attributes, value: Box::new(value) } }),
         ]
     })
 }
@@ -83,11 +68,7 @@ fn chunks<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 
 /// Everything a frame decoder yields for `input` fed in the given chunks, ending with the error if
 /// one stops it.
-fn decode_frames(
-    input: &[u8],
-    sizes: &[usize],
-    limits: Limits,
-) -> (Vec<Frame>, Option<ProtocolError>) {
+fn decode_frames(input: &[u8], sizes: &[usize], limits: Limits) -> (Vec<Frame>, Option<ProtocolError>) {
     let mut decoder = Decoder::new(limits);
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
@@ -105,11 +86,7 @@ fn decode_frames(
 }
 
 /// The same for the request decoder, as argument lists.
-fn decode_requests(
-    input: &[u8],
-    sizes: &[usize],
-    limits: Limits,
-) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
+fn decode_requests(input: &[u8], sizes: &[usize], limits: Limits) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
     let mut decoder = RequestDecoder::new(limits);
     let mut buf = BytesMut::new();
     let mut requests = Vec::new();
@@ -127,12 +104,7 @@ fn decode_requests(
 }
 
 fn small_limits() -> Limits {
-    Limits {
-        max_bulk_len: 16,
-        max_array_len: 4,
-        max_depth: 3,
-        max_inline_len: 16,
-    }
+    Limits { max_bulk_len: 16, max_array_len: 4, max_depth: 3, max_inline_len: 16 }
 }
 
 proptest! {

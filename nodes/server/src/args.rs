@@ -41,10 +41,7 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
         _ => {
             // strtod reads decimal and scientific notation; Rust's parser also accepts "nan" and
             // "infinity" spellings, handled above or refused below.
-            if !text
-                .bytes()
-                .all(|byte| matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            {
+            if !text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
                 return None;
             }
             text.parse().ok()?
@@ -57,10 +54,7 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
 /// its parse error differently).
 pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
     let index = int(arg)?;
-    usize::try_from(index)
-        .ok()
-        .filter(|index| *index < databases)
-        .ok_or(CmdError::DbIndexOutOfRange)
+    usize::try_from(index).ok().filter(|index| *index < databases).ok_or(CmdError::DbIndexOutOfRange)
 }
 
 #[cfg(test)]

@@ -52,8 +52,7 @@ impl EvictionPolicy {
             EvictionPolicy::VolatileRandom,
             EvictionPolicy::VolatileTtl,
         ];
-        ALL.into_iter()
-            .find(|policy| policy.name().eq_ignore_ascii_case(name))
+        ALL.into_iter().find(|policy| policy.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -117,12 +116,7 @@ pub struct ConfigError {
 impl ServerConfig {
     /// Checks the values a TOML file or command line could get wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |name, reason: &str| {
-            Err(ConfigError {
-                name,
-                reason: reason.to_string(),
-            })
-        };
+        let fail = |name, reason: &str| Err(ConfigError { name, reason: reason.to_string() });
         if self.databases == 0 || self.databases > 1_000_000 {
             return fail("databases", "must be between 1 and 1000000");
         }
@@ -138,16 +132,10 @@ impl ServerConfig {
         // Eviction arrives with the memory accounting it depends on; until then a limit would be
         // accepted and silently not enforced, so refuse it.
         if self.maxmemory != 0 {
-            return fail(
-                "maxmemory",
-                "memory limits are not implemented yet; leave it at 0",
-            );
+            return fail("maxmemory", "memory limits are not implemented yet; leave it at 0");
         }
         if self.maxmemory_policy != EvictionPolicy::Noeviction {
-            return fail(
-                "maxmemory-policy",
-                "eviction is not implemented yet; only noeviction is accepted",
-            );
+            return fail("maxmemory-policy", "eviction is not implemented yet; only noeviction is accepted");
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
@@ -176,10 +164,7 @@ mod tests {
             assert!(policy.name().eq_ignore_ascii_case(name));
         }
         assert_eq!(EvictionPolicy::parse("lru"), None);
-        let bad = ServerConfig {
-            hz: 0,
-            ..ServerConfig::default()
-        };
+        let bad = ServerConfig { hz: 0, ..ServerConfig::default() };
         assert_eq!(bad.validate().unwrap_err().name, "hz");
     }
 }

@@ -80,10 +80,7 @@ impl CmdError {
             quoted.push_str("' ");
         }
         let shown = &name[..name.len().min(128)];
-        CmdError::UnknownCommand {
-            name: String::from_utf8_lossy(shown).into_owned(),
-            args: quoted,
-        }
+        CmdError::UnknownCommand { name: String::from_utf8_lossy(shown).into_owned(), args: quoted }
     }
 }
 

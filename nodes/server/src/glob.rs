@@ -13,11 +13,7 @@ fn matches_at(mut pattern: &[u8], mut text: &[u8], nocase: bool, depth: usize) -
         return false;
     }
     let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
+        if nocase { a.eq_ignore_ascii_case(&b) } else { a == b }
     };
     while let Some(&p) = pattern.first() {
         match p {
@@ -71,11 +67,7 @@ fn matches_at(mut pattern: &[u8], mut text: &[u8], nocase: bool, depth: usize) -
                                 std::mem::swap(&mut low, &mut high);
                             }
                             let (low, high, c) = if nocase {
-                                (
-                                    low.to_ascii_lowercase(),
-                                    high.to_ascii_lowercase(),
-                                    c.to_ascii_lowercase(),
-                                )
+                                (low.to_ascii_lowercase(), high.to_ascii_lowercase(), c.to_ascii_lowercase())
                             } else {
                                 (low, high, c)
                             };
@@ -123,16 +115,10 @@ mod tests {
     #[test]
     fn globs_match_like_redis() {
         let yes = |pattern: &str, text: &str| {
-            assert!(
-                matches(pattern.as_bytes(), text.as_bytes(), false),
-                "{pattern} ~ {text}"
-            )
+            assert!(matches(pattern.as_bytes(), text.as_bytes(), false), "{pattern} ~ {text}")
         };
         let no = |pattern: &str, text: &str| {
-            assert!(
-                !matches(pattern.as_bytes(), text.as_bytes(), false),
-                "{pattern} !~ {text}"
-            )
+            assert!(!matches(pattern.as_bytes(), text.as_bytes(), false), "{pattern} !~ {text}")
         };
         yes("*", "");
         yes("*", "anything");

@@ -41,16 +41,12 @@ impl LongDouble {
         let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
         if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
             let infinity = X87DoubleExtended::INFINITY;
-            return Some(LongDouble(if text.starts_with('-') {
-                -infinity
-            } else {
-                infinity
-            }));
+            return Some(LongDouble(if text.starts_with('-') { -infinity } else { infinity }));
         }
-        if unsigned.chars().any(|c| {
-            c.is_ascii_alphabetic()
-                && !matches!(c, 'e' | 'E' | 'x' | 'X' | 'p' | 'P' | 'a'..='f' | 'A'..='F')
-        }) {
+        if unsigned
+            .chars()
+            .any(|c| c.is_ascii_alphabetic() && !matches!(c, 'e' | 'E' | 'x' | 'X' | 'p' | 'P' | 'a'..='f' | 'A'..='F'))
+        {
             return None;
         }
         let value = X87DoubleExtended::from_str(text).ok()?;
@@ -58,17 +54,13 @@ impl LongDouble {
             // Not a literal infinity, so an overflow (ERANGE).
             return None;
         }
-        let has_nonzero_digit =
-            unsigned
-                .split(['e', 'E', 'p', 'P'])
-                .next()
-                .is_some_and(|mantissa| {
-                    mantissa
-                        .trim_start_matches("0x")
-                        .trim_start_matches("0X")
-                        .bytes()
-                        .any(|b| b.is_ascii_hexdigit() && b != b'0')
-                });
+        let has_nonzero_digit = unsigned.split(['e', 'E', 'p', 'P']).next().is_some_and(|mantissa| {
+            mantissa
+                .trim_start_matches("0x")
+                .trim_start_matches("0X")
+                .bytes()
+                .any(|b| b.is_ascii_hexdigit() && b != b'0')
+        });
         if value.is_zero() && has_nonzero_digit {
             // Underflow to zero (ERANGE).
             return None;
@@ -95,11 +87,7 @@ impl LongDouble {
         let biased_exponent = ((bits >> 64) & 0x7fff) as i64;
         let mantissa = (bits & u128::from(u64::MAX)) as u64;
         // x87 keeps the integer bit explicitly; denormals use the minimum exponent.
-        let exponent = if biased_exponent == 0 {
-            1 - 16383 - 63
-        } else {
-            biased_exponent - 16383 - 63
-        };
+        let exponent = if biased_exponent == 0 { 1 - 16383 - 63 } else { biased_exponent - 16383 - 63 };
 
         const DECIMALS: usize = 17;
         let scale = BigUint::from(10u32).pow(DECIMALS as u32);
@@ -113,11 +101,7 @@ impl LongDouble {
             let remainder = &numerator - (&quotient << shift);
             let half = BigUint::from(1u32) << (shift - 1);
             let odd = quotient.bit(0);
-            if remainder > half || (remainder == half && odd) {
-                quotient + 1u32
-            } else {
-                quotient
-            }
+            if remainder > half || (remainder == half && odd) { quotient + 1u32 } else { quotient }
         };
         let integer = &scaled / &scale;
         let fraction = &scaled % &scale;
@@ -167,21 +151,8 @@ mod tests {
         assert!(LongDouble::parse(b"1e4").is_some());
         assert!(LongDouble::parse(b"inf").is_some_and(|v| !v.is_finite()));
         assert!(LongDouble::parse(b"-Infinity").is_some_and(|v| !v.is_finite()));
-        for bad in [
-            &b""[..],
-            b" 1",
-            b"1 ",
-            b"nan",
-            b"abc",
-            b"1e5000",
-            b"1e-5000",
-            b"1.2.3",
-        ] {
-            assert!(
-                LongDouble::parse(bad).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b""[..], b" 1", b"1 ", b"nan", b"abc", b"1e5000", b"1e-5000", b"1.2.3"] {
+            assert!(LongDouble::parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
         assert!(LongDouble::parse(b"0").is_some_and(|v| v.to_human() == "0"));
         assert!(LongDouble::parse(b"0e10").is_some());

@@ -22,9 +22,7 @@ impl Shared {
     /// The state, locked. A panic while the lock was held (a bug) poisons it; the state is still
     /// the best there is, so later commands go on rather than all failing.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -35,14 +33,10 @@ pub async fn run<E: Env>(
     listener: E::Listener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    config
-        .validate()
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    config.validate().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let addr = listener.local_addr()?;
     let state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
-    let shared = Arc::new(Shared {
-        state: Mutex::new(state),
-    });
+    let shared = Arc::new(Shared { state: Mutex::new(state) });
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
     tokio::pin!(shutdown);
@@ -75,9 +69,7 @@ pub async fn bind_and_run<E: Env>(
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let listener = env
-        .bind(&format!("{}:{}", config.bind, config.port))
-        .await?;
+    let listener = env.bind(&format!("{}:{}", config.bind, config.port)).await?;
     let _ = bound.send(listener.local_addr()?);
     run(env, config, listener, shutdown).await
 }

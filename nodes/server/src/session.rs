@@ -28,16 +28,8 @@ impl Drop for Registration {
 
 /// Serves one connection until the peer leaves, a protocol error, `QUIT`, `CLIENT KILL`, or the
 /// idle timeout.
-pub(crate) async fn serve<E: Env>(
-    shared: Arc<Shared>,
-    env: E,
-    stream: E::Stream,
-    peer: SocketAddr,
-) {
-    let laddr = stream
-        .local_addr()
-        .map(|addr| addr.to_string())
-        .unwrap_or_default();
+pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream, peer: SocketAddr) {
+    let laddr = stream.local_addr().map(|addr| addr.to_string()).unwrap_or_default();
     let kill = Arc::new(Notify::new());
     let now = env.unix_millis();
     let registered = {
@@ -59,36 +51,19 @@ pub(crate) async fn serve<E: Env>(
                 kill: kill.clone(),
             };
             let id = state.register_client(info);
-            Some((
-                id,
-                state.config.requirepass.is_empty(),
-                state.config.limits(),
-                state.config.timeout,
-            ))
+            Some((id, state.config.requirepass.is_empty(), state.config.limits(), state.config.timeout))
         }
     };
     let mut connection = Connection::new(stream, resp::Limits::default());
     let Some((id, authenticated, limits, idle_timeout)) = registered else {
         // As Redis: say why, then close.
-        encode::write_error(
-            connection.write_buffer(),
-            b"ERR max number of clients reached",
-        );
+        encode::write_error(connection.write_buffer(), b"ERR max number of clients reached");
         let _ = connection.flush().await;
         return;
     };
-    let _registration = Registration {
-        shared: shared.clone(),
-        id,
-    };
+    let _registration = Registration { shared: shared.clone(), id };
     connection.set_limits(limits);
-    let mut client = Client {
-        id,
-        db: 0,
-        version: Version::Resp2,
-        authenticated,
-        close_after_reply: false,
-    };
+    let mut client = Client { id, db: 0, version: Version::Resp2, authenticated, close_after_reply: false };
     debug!(client = id, %peer, "connected");
 
     loop {
@@ -136,9 +111,7 @@ async fn read_with_timeout<S: Stream>(
     if idle_seconds == 0 {
         return Some(connection.read_request().await);
     }
-    tokio::time::timeout(Duration::from_secs(idle_seconds), connection.read_request())
-        .await
-        .ok()
+    tokio::time::timeout(Duration::from_secs(idle_seconds), connection.read_request()).await.ok()
 }
 
 /// Executes `first` and every further request already buffered, under one acquisition of the
@@ -151,22 +124,12 @@ fn execute_batch<E: Env, S: Stream>(
     first: Request,
 ) {
     let mut state = shared.lock();
-    cmd::execute(
-        &mut state,
-        client,
-        connection.write_buffer(),
-        &first,
-        env.unix_millis(),
-    );
+    cmd::execute(&mut state, client, connection.write_buffer(), &first, env.unix_millis());
     while !client.close_after_reply {
         match connection.try_read_request() {
-            Ok(Some(request)) => cmd::execute(
-                &mut state,
-                client,
-                connection.write_buffer(),
-                &request,
-                env.unix_millis(),
-            ),
+            Ok(Some(request)) => {
+                cmd::execute(&mut state, client, connection.write_buffer(), &request, env.unix_millis())
+            }
             Ok(None) => break,
             Err(error) => {
                 encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());

@@ -50,30 +50,21 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let Some(scenario) = scenarios::find(&args.scenario) else {
-        let names: Vec<&str> = scenarios::all()
-            .iter()
-            .map(|scenario| scenario.name)
-            .collect();
-        bail!(
-            "no scenario named {:?}; there are: {}",
-            args.scenario,
-            names.join(", ")
-        );
+        let names: Vec<&str> = scenarios::all().iter().map(|scenario| scenario.name).collect();
+        bail!("no scenario named {:?}; there are: {}", args.scenario, names.join(", "));
     };
     let trace_dir = match args.trace_dir {
         Some(dir) => dir,
         None => default_trace_dir()?,
     };
-    std::fs::create_dir_all(&trace_dir)
-        .with_context(|| format!("creating {}", trace_dir.display()))?;
+    std::fs::create_dir_all(&trace_dir).with_context(|| format!("creating {}", trace_dir.display()))?;
 
     for seed in args.seed..args.seed.saturating_add(args.count.max(1)) {
         let outcome = (scenario.run)(seed);
         let trace_path = trace_dir.join(format!("{}-{seed}.trace", scenario.name));
         let mut text = outcome.trace.join("\n");
         text.push('\n');
-        std::fs::write(&trace_path, text)
-            .with_context(|| format!("writing {}", trace_path.display()))?;
+        std::fs::write(&trace_path, text).with_context(|| format!("writing {}", trace_path.display()))?;
         let verdict = match &outcome.result {
             Ok(()) => "PASS".to_string(),
             Err(error) => format!("FAIL: {error}"),

@@ -7,32 +7,20 @@ use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Bulk;
 
-const CONN: Flags = Flags::NOSCRIPT
-    .with(Flags::LOADING)
-    .with(Flags::STALE)
-    .with(Flags::FAST);
+const CONN: Flags = Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST);
 
 pub(super) const COMMANDS: &[Command] = &[
     command("ping", -1, Flags::FAST, (0, 0, 0), ping),
     command("echo", 2, Flags::FAST, (0, 0, 0), echo),
     command("auth", -2, CONN.with(Flags::NO_AUTH), (0, 0, 0), auth),
     command("hello", -1, CONN.with(Flags::NO_AUTH), (0, 0, 0), hello),
-    command(
-        "select",
-        2,
-        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
-        (0, 0, 0),
-        select,
-    ),
+    command("select", 2, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), select),
     command("quit", -1, CONN.with(Flags::NO_AUTH), (0, 0, 0), quit),
     command("reset", 1, CONN.with(Flags::NO_AUTH), (0, 0, 0), reset),
     command(
         "client",
         -2,
-        Flags::ADMIN
-            .with(Flags::NOSCRIPT)
-            .with(Flags::LOADING)
-            .with(Flags::STALE),
+        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
         (0, 0, 0),
         client,
     ),
@@ -64,9 +52,7 @@ fn check_password(ctx: &mut Ctx<'_>, user: Option<&[u8]>, password: &[u8]) -> Cm
         ctx.client.authenticated = true;
         Ok(())
     } else {
-        Err(CmdError::other(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+        Err(CmdError::other("WRONGPASS invalid username-password pair or user is disabled."))
     }
 }
 
@@ -91,9 +77,8 @@ fn hello(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let mut credentials = None;
     let mut name = None;
     if let Some(protover) = request.arg(1) {
-        let protover = args::int(protover).map_err(|_| {
-            CmdError::other("ERR Protocol version is not an integer or out of range")
-        })?;
+        let protover = args::int(protover)
+            .map_err(|_| CmdError::other("ERR Protocol version is not an integer or out of range"))?;
         version = match protover {
             2 => Some(Version::Resp2),
             3 => Some(Version::Resp3),
@@ -103,10 +88,8 @@ fn hello(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         while let Some(option) = request.arg(index) {
             let remaining = request.len() - index - 1;
             if is(option, "AUTH") && remaining >= 2 {
-                credentials = Some((
-                    request.arg(index + 1).unwrap_or_default(),
-                    request.arg(index + 2).unwrap_or_default(),
-                ));
+                credentials =
+                    Some((request.arg(index + 1).unwrap_or_default(), request.arg(index + 2).unwrap_or_default()));
                 index += 3;
             } else if is(option, "SETNAME") && remaining >= 1 {
                 name = request.arg(index + 1);
@@ -144,11 +127,7 @@ fn hello(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     reply.bulk(b"version");
     reply.bulk(REDIS_VERSION.as_bytes());
     reply.bulk(b"proto");
-    reply.int(if ctx.client.version == Version::Resp3 {
-        3
-    } else {
-        2
-    });
+    reply.int(if ctx.client.version == Version::Resp3 { 3 } else { 2 });
     reply.bulk(b"id");
     reply.int(i64::try_from(ctx.client.id).unwrap_or(i64::MAX));
     reply.bulk(b"mode");
@@ -193,9 +172,7 @@ fn reset(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 /// `CLIENT SETNAME`'s rule: no spaces, newlines or other characters outside `!`..`~`.
 fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
     if name.iter().any(|byte| !(b'!'..=b'~').contains(byte)) {
-        return Err(CmdError::other(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::other("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     if let Some(info) = ctx.state.clients.get_mut(&ctx.client.id) {
         info.name = Bulk::from_slice(name);
@@ -220,8 +197,7 @@ fn client(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         if request.len() != 2 {
             return Err(arity_error());
         }
-        ctx.reply
-            .int(i64::try_from(ctx.client.id).unwrap_or(i64::MAX));
+        ctx.reply.int(i64::try_from(ctx.client.id).unwrap_or(i64::MAX));
     } else if is(sub, "SETNAME") {
         if request.len() != 3 {
             return Err(arity_error());
@@ -232,17 +208,8 @@ fn client(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         if request.len() != 2 {
             return Err(arity_error());
         }
-        let name = ctx
-            .state
-            .clients
-            .get(&ctx.client.id)
-            .map(|info| info.name.clone())
-            .unwrap_or_default();
-        if name.is_empty() {
-            ctx.reply.null()
-        } else {
-            ctx.reply.bulk(&name)
-        }
+        let name = ctx.state.clients.get(&ctx.client.id).map(|info| info.name.clone()).unwrap_or_default();
+        if name.is_empty() { ctx.reply.null() } else { ctx.reply.bulk(&name) }
     } else if is(sub, "LIST") {
         last_command(ctx, "client|list");
         let mut text = String::new();
@@ -320,12 +287,7 @@ fn kill(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     // Legacy form: CLIENT KILL ip:port, replying OK or an error.
     if request.len() == 3 {
         let addr = request.arg(2).unwrap_or_default();
-        let found = ctx
-            .state
-            .clients
-            .iter()
-            .find(|(_, info)| info.addr.as_bytes() == addr)
-            .map(|(id, _)| *id);
+        let found = ctx.state.clients.iter().find(|(_, info)| info.addr.as_bytes() == addr).map(|(id, _)| *id);
         let Some(id) = found else {
             return Err(CmdError::other("ERR No such client"));
         };
@@ -344,10 +306,7 @@ fn kill(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let mut index = 2;
     while let (Some(option), Some(value)) = (request.arg(index), request.arg(index + 1)) {
         if is(option, "ID") {
-            by_id = Some(
-                args::uint(value)
-                    .map_err(|_| CmdError::other("ERR client-id should be greater than 0"))?,
-            );
+            by_id = Some(args::uint(value).map_err(|_| CmdError::other("ERR client-id should be greater than 0"))?);
         } else if is(option, "ADDR") {
             by_addr = Some(value);
         } else if is(option, "LADDR") {

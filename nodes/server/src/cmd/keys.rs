@@ -29,13 +29,7 @@ pub(super) const COMMANDS: &[Command] = &[
     command("persist", 2, WRITE_FAST, (1, 1, 1), persist),
     command("rename", 3, Flags::WRITE, (1, 2, 1), rename),
     command("renamenx", 3, WRITE_FAST, (1, 2, 1), renamenx),
-    command(
-        "copy",
-        -3,
-        Flags::WRITE.with(Flags::DENYOOM),
-        (1, 2, 1),
-        copy,
-    ),
+    command("copy", -3, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), copy),
     command("move", 3, WRITE_FAST, (1, 1, 1), move_),
     command("keys", 2, Flags::READONLY, (0, 0, 0), keys),
     command("scan", -2, Flags::READONLY, (0, 0, 0), scan),
@@ -61,11 +55,7 @@ fn del(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let count = request
-        .args()
-        .skip(1)
-        .filter(|key| db.get_untouched(key, now).is_some())
-        .count();
+    let count = request.args().skip(1).filter(|key| db.get_untouched(key, now).is_some()).count();
     reply.count(count);
     Ok(())
 }
@@ -73,9 +63,7 @@ fn exists(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn type_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let name = db
-        .get_untouched(arg(request, 1), now)
-        .map_or("none", |entry| entry.value.type_name());
+    let name = db.get_untouched(arg(request, 1), now).map_or("none", |entry| entry.value.type_name());
     reply.simple(name);
     Ok(())
 }
@@ -89,12 +77,7 @@ struct ExpireFlags {
     lt: bool,
 }
 
-fn expire_generic(
-    ctx: &mut Ctx<'_>,
-    request: &Request,
-    unit: ExpireUnit,
-    command: &str,
-) -> CmdResult {
+fn expire_generic(ctx: &mut Ctx<'_>, request: &Request, unit: ExpireUnit, command: &str) -> CmdResult {
     let mut flags = ExpireFlags::default();
     for option in request.args().skip(3) {
         if is(option, "NX") {
@@ -106,21 +89,14 @@ fn expire_generic(
         } else if is(option, "LT") {
             flags.lt = true;
         } else {
-            return Err(CmdError::message(format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(option)
-            )));
+            return Err(CmdError::message(format!("ERR Unsupported option {}", String::from_utf8_lossy(option))));
         }
     }
     if flags.nx && (flags.xx || flags.gt || flags.lt) {
-        return Err(CmdError::other(
-            "ERR NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::other("ERR NX and XX, GT or LT options at the same time are not compatible"));
     }
     if flags.gt && flags.lt {
-        return Err(CmdError::other(
-            "ERR GT and LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::other("ERR GT and LT options at the same time are not compatible"));
     }
     let mut when = i128::from(args::int(arg(request, 2))?);
     let invalid = || CmdError::message(format!("ERR invalid expire time in '{command}' command"));
@@ -218,9 +194,7 @@ fn persist(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let key = arg(request, 1);
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let had_expiry = db
-        .get(key, now)
-        .is_some_and(|entry| entry.expire_at().is_some());
+    let had_expiry = db.get(key, now).is_some_and(|entry| entry.expire_at().is_some());
     if had_expiry {
         db.set_expire(key, 0);
     }
@@ -284,9 +258,7 @@ fn copy(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     let (from, to) = (arg(request, 1), arg(request, 2));
     if source_db == target_db && from == to {
-        return Err(CmdError::other(
-            "ERR source and destination objects are the same",
-        ));
+        return Err(CmdError::other("ERR source and destination objects are the same"));
     }
     let now = ctx.now_ms;
     let Some(entry) = ctx.state.keyspace.db(source_db).get(from, now).cloned() else {
@@ -308,9 +280,7 @@ fn move_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let target_db = args::db_index(arg(request, 2), ctx.state.keyspace.len())?;
     let source_db = ctx.client.db;
     if source_db == target_db {
-        return Err(CmdError::other(
-            "ERR source and destination objects are the same",
-        ));
+        return Err(CmdError::other("ERR source and destination objects are the same"));
     }
     let key = arg(request, 1);
     let now = ctx.now_ms;
@@ -333,9 +303,7 @@ fn keys(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (db, reply) = ctx.db_and_reply();
     let found: Vec<&Key> = db
         .keys()
-        .filter(|(key, entry)| {
-            !entry.is_expired(now) && (all || glob::matches(pattern, key, false))
-        })
+        .filter(|(key, entry)| !entry.is_expired(now) && (all || glob::matches(pattern, key, false)))
         .map(|(key, _)| key)
         .collect();
     reply.array(found.len());
@@ -362,16 +330,10 @@ pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
     }
     let mut value: u64 = 0;
     for digit in digits {
-        value = value
-            .checked_mul(10)
-            .and_then(|value| value.checked_add(u64::from(digit - b'0')))
-            .ok_or_else(invalid)?;
+        value =
+            value.checked_mul(10).and_then(|value| value.checked_add(u64::from(digit - b'0'))).ok_or_else(invalid)?;
     }
-    Ok(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
+    Ok(if negative { value.wrapping_neg() } else { value })
 }
 
 fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -408,13 +370,7 @@ fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     // Filter after the walk: expiring deletes keys, which the walk itself must not do.
     found.retain(|key| match db.get_untouched(key, now) {
         None => false,
-        Some(entry) => type_name.is_none_or(|wanted| {
-            entry
-                .value
-                .type_name()
-                .as_bytes()
-                .eq_ignore_ascii_case(wanted)
-        }),
+        Some(entry) => type_name.is_none_or(|wanted| entry.value.type_name().as_bytes().eq_ignore_ascii_case(wanted)),
     });
     reply.array(2);
     reply.bulk(next.to_string().as_bytes());
@@ -449,11 +405,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 fn touch(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let count = request
-        .args()
-        .skip(1)
-        .filter(|key| db.get(key, now).is_some())
-        .count();
+    let count = request.args().skip(1).filter(|key| db.get(key, now).is_some()).count();
     reply.count(count);
     Ok(())
 }
@@ -469,19 +421,14 @@ fn refcount(value: &Value, policy: EvictionPolicy) -> i64 {
             | EvictionPolicy::VolatileTtl
     );
     match value {
-        Value::Str(Str::Int(int)) if (0..10_000).contains(int) && !lru_or_lfu => {
-            i64::from(i32::MAX)
-        }
+        Value::Str(Str::Int(int)) if (0..10_000).contains(int) && !lru_or_lfu => i64::from(i32::MAX),
         _ => 1,
     }
 }
 
 fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let sub = arg(request, 1);
-    let lfu = matches!(
-        ctx.state.config.maxmemory_policy,
-        EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu
-    );
+    let lfu = matches!(ctx.state.config.maxmemory_policy, EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu);
     if is(sub, "HELP") {
         let lines = [
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -506,9 +453,7 @@ fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         }
         return Ok(());
     }
-    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"]
-        .iter()
-        .any(|name| is(sub, name));
+    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"].iter().any(|name| is(sub, name));
     if !known {
         return Err(CmdError::UnknownSubcommand {
             sub: String::from_utf8_lossy(sub).into_owned(),
@@ -544,9 +489,7 @@ fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ));
     } else {
-        return Err(CmdError::other(
-            "ERR LFU access frequency tracking is not available in this server yet",
-        ));
+        return Err(CmdError::other("ERR LFU access frequency tracking is not available in this server yet"));
     }
     Ok(())
 }

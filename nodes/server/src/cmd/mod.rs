@@ -84,11 +84,7 @@ impl Flags {
             (Flags::NO_MULTI, "no_multi"),
             (Flags::FAST, "fast"),
         ];
-        NAMES
-            .iter()
-            .filter(|(flag, _)| self.contains(*flag))
-            .map(|(_, name)| *name)
-            .collect()
+        NAMES.iter().filter(|(flag, _)| self.contains(*flag)).map(|(_, name)| *name).collect()
     }
 }
 
@@ -115,11 +111,7 @@ impl Command {
     /// Whether `args` (the name included) satisfies the arity.
     pub fn arity_ok(&self, args: usize) -> bool {
         let args = i32::try_from(args).unwrap_or(i32::MAX);
-        if self.arity >= 0 {
-            args == self.arity
-        } else {
-            args >= -self.arity
-        }
+        if self.arity >= 0 { args == self.arity } else { args >= -self.arity }
     }
 }
 
@@ -131,15 +123,7 @@ pub(crate) const fn command(
     keys: (i32, i32, i32),
     handler: Handler,
 ) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        handler,
-    }
+    Command { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler }
 }
 
 /// Every command, and lookup by name.
@@ -153,19 +137,12 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 5] = [
-            connection::COMMANDS,
-            strings::COMMANDS,
-            keys::COMMANDS,
-            server::COMMANDS,
-            slots::COMMANDS,
-        ];
+        let families: [&'static [Command]; 5] =
+            [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS, slots::COMMANDS];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
         for command in &all {
-            debug_assert!(
-                command.name.len() <= MAX_NAME && command.name == command.name.to_ascii_lowercase()
-            );
+            debug_assert!(command.name.len() <= MAX_NAME && command.name == command.name.to_ascii_lowercase());
             let previous = by_name.insert(command.name.as_bytes(), *command);
             debug_assert!(previous.is_none(), "command {} defined twice", command.name);
         }
@@ -221,13 +198,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Executes one request for `client`, appending its reply to `out`.
-pub fn execute(
-    state: &mut State,
-    client: &mut Client,
-    out: &mut BytesMut,
-    request: &Request,
-    now_ms: u64,
-) {
+pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, request: &Request, now_ms: u64) {
     let mut reply = Reply::new(out, client.version);
     let Some(command) = table().lookup(request.name()) else {
         let args: Vec<&[u8]> = request.args().skip(1).collect();
@@ -247,12 +218,7 @@ pub fn execute(
         info.last_interaction_ms = now_ms;
     }
     state.stats.commands_processed += 1;
-    let mut ctx = Ctx {
-        state,
-        client,
-        reply,
-        now_ms,
-    };
+    let mut ctx = Ctx { state, client, reply, now_ms };
     if let Err(error) = (command.handler)(&mut ctx, request) {
         ctx.reply.error(&error.to_string());
     }

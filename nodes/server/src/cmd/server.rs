@@ -10,43 +10,13 @@ use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 
 pub(super) const COMMANDS: &[Command] = &[
-    command(
-        "dbsize",
-        1,
-        Flags::READONLY.with(Flags::FAST),
-        (0, 0, 0),
-        dbsize,
-    ),
+    command("dbsize", 1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), dbsize),
     command("flushdb", -1, Flags::WRITE, (0, 0, 0), flushdb),
     command("flushall", -1, Flags::WRITE, (0, 0, 0), flushall),
-    command(
-        "swapdb",
-        3,
-        Flags::WRITE.with(Flags::FAST),
-        (0, 0, 0),
-        swapdb,
-    ),
-    command(
-        "time",
-        1,
-        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
-        (0, 0, 0),
-        time,
-    ),
-    command(
-        "info",
-        -1,
-        Flags::LOADING.with(Flags::STALE),
-        (0, 0, 0),
-        info,
-    ),
-    command(
-        "command",
-        -1,
-        Flags::LOADING.with(Flags::STALE),
-        (0, 0, 0),
-        command_,
-    ),
+    command("swapdb", 3, Flags::WRITE.with(Flags::FAST), (0, 0, 0), swapdb),
+    command("time", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), time),
+    command("info", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), info),
+    command("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), command_),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
@@ -59,9 +29,7 @@ fn dbsize(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 fn flush_option(request: &Request) -> CmdResult {
     match request.len() {
         1 => Ok(()),
-        2 if is(request.arg(1).unwrap_or_default(), "ASYNC")
-            || is(request.arg(1).unwrap_or_default(), "SYNC") =>
-        {
+        2 if is(request.arg(1).unwrap_or_default(), "ASYNC") || is(request.arg(1).unwrap_or_default(), "SYNC") => {
             Ok(())
         }
         _ => Err(CmdError::Syntax),
@@ -87,12 +55,8 @@ fn flushall(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn swapdb(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let databases = ctx.state.keyspace.len();
     let parse = |index: usize, which: &'static str| -> Result<usize, CmdError> {
-        let value = args::int(request.arg(index).unwrap_or_default())
-            .map_err(|_| CmdError::other(which))?;
-        usize::try_from(value)
-            .ok()
-            .filter(|value| *value < databases)
-            .ok_or(CmdError::DbIndexOutOfRange)
+        let value = args::int(request.arg(index).unwrap_or_default()).map_err(|_| CmdError::other(which))?;
+        usize::try_from(value).ok().filter(|value| *value < databases).ok_or(CmdError::DbIndexOutOfRange)
     };
     let first = parse(1, "ERR invalid first DB index")?;
     let second = parse(2, "ERR invalid second DB index")?;
@@ -114,15 +78,10 @@ fn time(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 const SECTIONS: [&str; 5] = ["server", "clients", "stats", "replication", "keyspace"];
 
 fn info(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let wanted: Vec<String> = request
-        .args()
-        .skip(1)
-        .map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase())
-        .collect();
-    let everything = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|name| matches!(name.as_str(), "default" | "all" | "everything"));
+    let wanted: Vec<String> =
+        request.args().skip(1).map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase()).collect();
+    let everything =
+        wanted.is_empty() || wanted.iter().any(|name| matches!(name.as_str(), "default" | "all" | "everything"));
     let mut text = String::new();
     for section in SECTIONS {
         if !everything && !wanted.iter().any(|name| name == section) {
@@ -169,12 +128,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             state.config.maxclients,
         ),
         "stats" => {
-            let expired: u64 = state
-                .keyspace
-                .dbs()
-                .iter()
-                .map(|db| db.stats().expired_keys)
-                .sum();
+            let expired: u64 = state.keyspace.dbs().iter().map(|db| db.stats().expired_keys).sum();
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
@@ -196,12 +150,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             let _ = write!(out, "# Keyspace\r\n");
             for (index, db) in state.keyspace.dbs().iter().enumerate() {
                 if !db.is_empty() {
-                    let _ = write!(
-                        out,
-                        "db{index}:keys={},expires={},avg_ttl=0\r\n",
-                        db.len(),
-                        db.volatile_len()
-                    );
+                    let _ = write!(out, "db{index}:keys={},expires={},avg_ttl=0\r\n", db.len(), db.volatile_len());
                 }
             }
             Ok(())

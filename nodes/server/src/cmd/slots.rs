@@ -11,20 +11,8 @@ use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Key;
 
 pub(super) const COMMANDS: &[Command] = &[
-    command(
-        "slotshashkey",
-        -1,
-        Flags::READONLY.with(Flags::FAST),
-        (0, 0, 0),
-        slotshashkey,
-    ),
-    command(
-        "slotsinfo",
-        -1,
-        Flags::READONLY.with(Flags::FAST),
-        (0, 0, 0),
-        slotsinfo,
-    ),
+    command("slotshashkey", -1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), slotshashkey),
+    command("slotsinfo", -1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), slotsinfo),
     command("slotsscan", -3, Flags::READONLY, (0, 0, 0), slotsscan),
     command("slotsdel", -2, Flags::WRITE, (0, 0, 0), slotsdel),
     command("slotscheck", 1, Flags::READONLY, (0, 0, 0), slotscheck),
@@ -61,8 +49,8 @@ fn slotsinfo(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     if let Some(count) = request.arg(2) {
         let count = codis_int(count)?;
-        let count = usize::try_from(count)
-            .map_err(|_| CmdError::message(format!("ERR invalid slot count = {count}")))?;
+        let count =
+            usize::try_from(count).map_err(|_| CmdError::message(format!("ERR invalid slot count = {count}")))?;
         end = end.min(begin + count);
     }
     if request.len() >= 4 {
@@ -94,10 +82,7 @@ fn slotsscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             return Err(CmdError::Syntax);
         }
         let value = codis_int(request.arg(4).unwrap_or_default())?;
-        count = usize::try_from(value)
-            .ok()
-            .filter(|count| *count >= 1)
-            .ok_or(CmdError::Syntax)?;
+        count = usize::try_from(value).ok().filter(|count| *count >= 1).ok_or(CmdError::Syntax)?;
     }
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
@@ -117,19 +102,12 @@ fn slotsscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 }
 
 fn slotsdel(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let slots = request
-        .args()
-        .skip(1)
-        .map(parse_slot)
-        .collect::<Result<Vec<SlotId>, _>>()?;
+    let slots = request.args().skip(1).map(parse_slot).collect::<Result<Vec<SlotId>, _>>()?;
     let db = ctx.db();
     for slot in &slots {
         db.clear_slot(*slot);
     }
-    let remaining: Vec<(SlotId, usize)> = slots
-        .iter()
-        .map(|slot| (*slot, db.slot_len(*slot)))
-        .collect();
+    let remaining: Vec<(SlotId, usize)> = slots.iter().map(|slot| (*slot, db.slot_len(*slot))).collect();
     ctx.reply.array(remaining.len());
     for (slot, size) in remaining {
         ctx.reply.array(2);

@@ -19,20 +19,8 @@ pub(super) const COMMANDS: &[Command] = &[
     command("setex", 4, WRITE, (1, 1, 1), setex),
     command("psetex", 4, WRITE, (1, 1, 1), psetex),
     command("getset", 3, WRITE_FAST, (1, 1, 1), getset),
-    command(
-        "getex",
-        -2,
-        Flags::WRITE.with(Flags::FAST),
-        (1, 1, 1),
-        getex,
-    ),
-    command(
-        "getdel",
-        2,
-        Flags::WRITE.with(Flags::FAST),
-        (1, 1, 1),
-        getdel,
-    ),
+    command("getex", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), getex),
+    command("getdel", 2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), getdel),
     command("mget", -2, READ, (1, -1, 1), mget),
     command("mset", -3, WRITE, (1, -1, 2), mset),
     command("msetnx", -3, WRITE, (1, -1, 2), msetnx),
@@ -54,27 +42,17 @@ pub(super) const COMMANDS: &[Command] = &[
 ];
 
 /// The string at `key` (expired keys are gone), `None` if missing, `WRONGTYPE` for other types.
-pub(crate) fn string<'d>(
-    db: &'d mut Db,
-    key: &[u8],
-    now_ms: u64,
-) -> Result<Option<&'d mut Str>, CmdError> {
+pub(crate) fn string<'d>(db: &'d mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'d mut Str>, CmdError> {
     match db.get(key, now_ms) {
         None => Ok(None),
-        Some(entry) => entry
-            .value
-            .as_str_mut()
-            .map(Some)
-            .ok_or(CmdError::WrongType),
+        Some(entry) => entry.value.as_str_mut().map(Some).ok_or(CmdError::WrongType),
     }
 }
 
 /// Redis' `checkStringLength`: a string may not grow past `proto-max-bulk-len`.
 fn check_length(ctx: &Ctx<'_>, total: u64) -> CmdResult {
     if total > ctx.state.config.proto_max_bulk_len {
-        return Err(CmdError::other(
-            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
+        return Err(CmdError::other("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
     Ok(())
 }
@@ -94,12 +72,7 @@ pub(crate) enum ExpireUnit {
 
 /// Turns an expiry argument into an absolute Unix time in milliseconds, as Redis'
 /// `getExpireMillisecondsOrReply` does (same checks, same errors).
-pub(crate) fn expire_at_ms(
-    unit: ExpireUnit,
-    arg: &[u8],
-    now_ms: u64,
-    command: &str,
-) -> Result<u64, CmdError> {
+pub(crate) fn expire_at_ms(unit: ExpireUnit, arg: &[u8], now_ms: u64, command: &str) -> Result<u64, CmdError> {
     let value = args::int(arg)?;
     let invalid = || CmdError::message(format!("ERR invalid expire time in '{command}' command"));
     let seconds = matches!(unit, ExpireUnit::Seconds | ExpireUnit::UnixSeconds);
@@ -125,11 +98,7 @@ struct StringOptions<'r> {
     expire: Option<(ExpireUnit, &'r [u8])>,
 }
 
-fn parse_options(
-    request: &Request,
-    from: usize,
-    for_set: bool,
-) -> Result<StringOptions<'_>, CmdError> {
+fn parse_options(request: &Request, from: usize, for_set: bool) -> Result<StringOptions<'_>, CmdError> {
     let mut options = StringOptions::default();
     let mut index = from;
     while let Some(option) = request.arg(index) {
@@ -157,9 +126,8 @@ fn parse_options(
         } else if let (Some(unit), Some(value)) = (expire_unit, next) {
             // The same unit may repeat (the last one wins); mixing units or with KEEPTTL/PERSIST
             // may not.
-            let compatible = !options.keepttl
-                && !options.persist
-                && options.expire.is_none_or(|(previous, _)| previous == unit);
+            let compatible =
+                !options.keepttl && !options.persist && options.expire.is_none_or(|(previous, _)| previous == unit);
             if !compatible {
                 return Err(CmdError::Syntax);
             }
@@ -213,11 +181,7 @@ fn set_generic(
     };
     if (options.nx && found) || (options.xx && !found) {
         if !options.get {
-            if reply_int {
-                reply.int(0)
-            } else {
-                reply.null()
-            }
+            if reply_int { reply.int(0) } else { reply.null() }
         }
         return Ok(());
     }
@@ -241,74 +205,27 @@ fn set_generic(
 
 fn set(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = parse_options(request, 3, true)?;
-    set_generic(
-        ctx,
-        arg(request, 1),
-        arg(request, 2),
-        &options,
-        "set",
-        false,
-    )
+    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "set", false)
 }
 
 fn setnx(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let options = StringOptions {
-        nx: true,
-        ..StringOptions::default()
-    };
-    set_generic(
-        ctx,
-        arg(request, 1),
-        arg(request, 2),
-        &options,
-        "setnx",
-        true,
-    )
+    let options = StringOptions { nx: true, ..StringOptions::default() };
+    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "setnx", true)
 }
 
 fn setex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let options = StringOptions {
-        expire: Some((ExpireUnit::Seconds, arg(request, 2))),
-        ..StringOptions::default()
-    };
-    set_generic(
-        ctx,
-        arg(request, 1),
-        arg(request, 3),
-        &options,
-        "setex",
-        false,
-    )
+    let options = StringOptions { expire: Some((ExpireUnit::Seconds, arg(request, 2))), ..StringOptions::default() };
+    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "setex", false)
 }
 
 fn psetex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let options = StringOptions {
-        expire: Some((ExpireUnit::Millis, arg(request, 2))),
-        ..StringOptions::default()
-    };
-    set_generic(
-        ctx,
-        arg(request, 1),
-        arg(request, 3),
-        &options,
-        "psetex",
-        false,
-    )
+    let options = StringOptions { expire: Some((ExpireUnit::Millis, arg(request, 2))), ..StringOptions::default() };
+    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "psetex", false)
 }
 
 fn getset(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let options = StringOptions {
-        get: true,
-        ..StringOptions::default()
-    };
-    set_generic(
-        ctx,
-        arg(request, 1),
-        arg(request, 2),
-        &options,
-        "getset",
-        false,
-    )
+    let options = StringOptions { get: true, ..StringOptions::default() };
+    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "getset", false)
 }
 
 fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -326,10 +243,7 @@ fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         None => None,
     };
     reply.bulk(&value);
-    let absolute = matches!(
-        options.expire,
-        Some((ExpireUnit::UnixSeconds | ExpireUnit::UnixMillis, _))
-    );
+    let absolute = matches!(options.expire, Some((ExpireUnit::UnixSeconds | ExpireUnit::UnixMillis, _)));
     match expire_at {
         Some(at) if absolute && at <= now => {
             db.remove(key);
@@ -337,11 +251,7 @@ fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         Some(at) => {
             db.set_expire(key, at);
         }
-        None if options.persist
-            && db
-                .get(key, now)
-                .is_some_and(|entry| entry.expire_at().is_some()) =>
-        {
+        None if options.persist && db.get(key, now).is_some_and(|entry| entry.expire_at().is_some()) => {
             db.set_expire(key, 0);
         }
         None => {}
@@ -382,11 +292,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, request: &Request, only_if_none_exist: bool) 
     }
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let pairs = || {
-        (1..request.len())
-            .step_by(2)
-            .map(|index| (arg(request, index), arg(request, index + 1)))
-    };
+    let pairs = || (1..request.len()).step_by(2).map(|index| (arg(request, index), arg(request, index + 1)));
     if only_if_none_exist && pairs().any(|(key, _)| db.contains(key, now)) {
         reply.int(0);
         return Ok(());
@@ -422,9 +328,7 @@ fn append(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         }
         Some(value) => {
             if (value.len() + suffix.len()) as u64 > max {
-                return Err(CmdError::other(
-                    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-                ));
+                return Err(CmdError::other("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
             }
             let bytes = value.make_raw();
             bytes.extend_from_slice(suffix);
@@ -475,12 +379,10 @@ fn getrange(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (db, reply) = ctx.db_and_reply();
     match string(db, arg(request, 1), now)? {
         None => reply.bulk(b""),
-        Some(value) => {
-            value.with_bytes(|bytes| match clamp_range(start, end, bytes.len() as i64) {
-                Some((start, end)) => reply.bulk(&bytes[start..=end]),
-                None => reply.bulk(b""),
-            })
-        }
+        Some(value) => value.with_bytes(|bytes| match clamp_range(start, end, bytes.len() as i64) {
+            Some((start, end)) => reply.bulk(&bytes[start..=end]),
+            None => reply.bulk(b""),
+        }),
     }
     Ok(())
 }
@@ -488,8 +390,7 @@ fn getrange(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn setrange(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (key, value) = (arg(request, 1), arg(request, 3));
     let offset = args::int(arg(request, 2))?;
-    let offset =
-        usize::try_from(offset).map_err(|_| CmdError::other("ERR offset is out of range"))?;
+    let offset = usize::try_from(offset).map_err(|_| CmdError::other("ERR offset is out of range"))?;
     let now = ctx.now_ms;
     let existing = string(ctx.db(), key, now)?.map(|string| string.len());
     match existing {
@@ -529,9 +430,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         Some(value) => value.as_int().ok_or(CmdError::NotInteger)?,
         None => 0,
     };
-    let next = current
-        .checked_add(by)
-        .ok_or(CmdError::other("ERR increment or decrement would overflow"))?;
+    let next = current.checked_add(by).ok_or(CmdError::other("ERR increment or decrement would overflow"))?;
     if !db.replace_value(key, Value::Str(Str::Int(next))) {
         db.set(key, Value::Str(Str::Int(next)), 0, now);
     }
@@ -554,9 +453,7 @@ fn incrby(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn decrby(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let by = args::int(arg(request, 2))?;
-    let by = by
-        .checked_neg()
-        .ok_or(CmdError::other("ERR decrement would overflow"))?;
+    let by = by.checked_neg().ok_or(CmdError::other("ERR decrement would overflow"))?;
     incr_by(ctx, arg(request, 1), by)
 }
 
@@ -566,17 +463,13 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (db, reply) = ctx.db_and_reply();
     let current = match string(db, key, now)? {
         Some(Str::Int(int)) => LongDouble::from_i64(*int),
-        Some(value) => value
-            .with_bytes(LongDouble::parse)
-            .ok_or(CmdError::NotFloat)?,
+        Some(value) => value.with_bytes(LongDouble::parse).ok_or(CmdError::NotFloat)?,
         None => LongDouble::from_i64(0),
     };
     let by = LongDouble::parse(arg(request, 2)).ok_or(CmdError::NotFloat)?;
     let sum = current + by;
     if !sum.is_finite() {
-        return Err(CmdError::other(
-            "ERR increment would produce NaN or Infinity",
-        ));
+        return Err(CmdError::other("ERR increment would produce NaN or Infinity"));
     }
     let text = sum.to_human();
     let value = Value::Str(Str::from_computed(text.as_bytes()));
@@ -637,11 +530,9 @@ fn getbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (db, reply) = ctx.db_and_reply();
     let bit = match string(db, arg(request, 1), now)? {
         None => false,
-        Some(value) => value.with_bytes(|bytes| {
-            bytes
-                .get(offset >> 3)
-                .is_some_and(|byte| byte & (1 << (7 - (offset & 7))) != 0)
-        }),
+        Some(value) => {
+            value.with_bytes(|bytes| bytes.get(offset >> 3).is_some_and(|byte| byte & (1 << (7 - (offset & 7))) != 0))
+        }
     };
     reply.int(i64::from(bit));
     Ok(())
@@ -649,11 +540,7 @@ fn getbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 /// A bit range resolved against a string: inclusive bit positions, or empty.
 fn bit_range(start: i64, end: i64, byte_len: usize, in_bits: bool) -> Option<(u64, u64)> {
-    let total = if in_bits {
-        byte_len as i64 * 8
-    } else {
-        byte_len as i64
-    };
+    let total = if in_bits { byte_len as i64 * 8 } else { byte_len as i64 };
     let (mut start, mut end) = (start, end);
     if start < 0 {
         start += total;
@@ -670,11 +557,7 @@ fn bit_range(start: i64, end: i64, byte_len: usize, in_bits: bool) -> Option<(u6
         return None;
     }
     let (start, end) = (start as u64, end as u64);
-    Some(if in_bits {
-        (start, end)
-    } else {
-        (start * 8, end * 8 + 7)
-    })
+    Some(if in_bits { (start, end) } else { (start * 8, end * 8 + 7) })
 }
 
 /// The unit option of `BITCOUNT`/`BITPOS`: `BYTE` (default) or `BIT`.
@@ -732,9 +615,7 @@ fn count_bits(bytes: &[u8], first: u64, last: u64) -> u64 {
 }
 
 fn bit_at(bytes: &[u8], bit: u64) -> bool {
-    bytes
-        .get((bit >> 3) as usize)
-        .is_some_and(|byte| byte & (1 << (7 - (bit & 7))) != 0)
+    bytes.get((bit >> 3) as usize).is_some_and(|byte| byte & (1 << (7 - (bit & 7))) != 0)
 }
 
 fn bitpos(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -809,20 +690,13 @@ fn bitop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         Not,
     }
     let name = arg(request, 1);
-    let op = [
-        ("AND", Op::And),
-        ("OR", Op::Or),
-        ("XOR", Op::Xor),
-        ("NOT", Op::Not),
-    ]
-    .into_iter()
-    .find(|(word, _)| is(name, word))
-    .map(|(_, op)| op)
-    .ok_or(CmdError::Syntax)?;
+    let op = [("AND", Op::And), ("OR", Op::Or), ("XOR", Op::Xor), ("NOT", Op::Not)]
+        .into_iter()
+        .find(|(word, _)| is(name, word))
+        .map(|(_, op)| op)
+        .ok_or(CmdError::Syntax)?;
     if op == Op::Not && request.len() != 4 {
-        return Err(CmdError::other(
-            "ERR BITOP NOT must be called with a single source key.",
-        ));
+        return Err(CmdError::other("ERR BITOP NOT must be called with a single source key."));
     }
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
@@ -830,12 +704,7 @@ fn bitop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     for key in request.args().skip(3) {
         let bytes = match db.get(key, now) {
             None => Vec::new(),
-            Some(entry) => entry
-                .value
-                .as_str()
-                .ok_or(CmdError::WrongType)?
-                .bytes()
-                .into_owned(),
+            Some(entry) => entry.value.as_str().ok_or(CmdError::WrongType)?.bytes().into_owned(),
         };
         sources.push(bytes);
     }
@@ -855,12 +724,7 @@ fn bitop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         .collect();
     let destination = arg(request, 2);
     if length > 0 {
-        db.set(
-            destination,
-            Value::Str(Str::Raw(Bulk::from_vec(result))),
-            0,
-            now,
-        );
+        db.set(destination, Value::Str(Str::Raw(Bulk::from_vec(result))), 0, now);
     } else {
         db.remove(destination);
     }

@@ -81,10 +81,7 @@ impl Db {
     /// An empty database whose maps hash with `seed`.
     pub fn new(seed: u64) -> Db {
         let hasher = FixedState::with_seed(seed);
-        let slot = SlotKeys {
-            map: IndexMap::with_hasher(hasher),
-            tagged: BTreeSet::new(),
-        };
+        let slot = SlotKeys { map: IndexMap::with_hasher(hasher), tagged: BTreeSet::new() };
         Db {
             slots: vec![slot; MAX_SLOT_NUM].into_boxed_slice(),
             volatile: IndexSet::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
@@ -169,20 +166,10 @@ impl Db {
 
     /// Sets `key` to `value`, replacing any old value, expiring at `expire_at_ms` (0: never).
     /// Returns the old entry.
-    pub fn set(
-        &mut self,
-        key: &[u8],
-        value: Value,
-        expire_at_ms: u64,
-        now_ms: u64,
-    ) -> Option<Entry> {
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at_ms: u64, now_ms: u64) -> Option<Entry> {
         let hash = KeyHash::of(key);
         let slot = &mut self.slots[hash.slot().index()];
-        let entry = Entry {
-            value,
-            expire_at: expire_at_ms,
-            accessed: lru_clock(now_ms),
-        };
+        let entry = Entry { value, expire_at: expire_at_ms, accessed: lru_clock(now_ms) };
         let old = match slot.map.get_mut(key) {
             Some(existing) => Some(std::mem::replace(existing, entry)),
             None => {
@@ -298,12 +285,8 @@ impl Db {
 
     /// Touches this database's watched keys that exist here or in `other`.
     fn touch_watched_existing_in(&mut self, other: &Db) {
-        let keys: Vec<Key> = self
-            .watched
-            .keys()
-            .filter(|key| self.peek(key).is_some() || other.peek(key).is_some())
-            .cloned()
-            .collect();
+        let keys: Vec<Key> =
+            self.watched.keys().filter(|key| self.peek(key).is_some() || other.peek(key).is_some()).cloned().collect();
         for key in keys {
             self.touch(&key);
         }
@@ -317,12 +300,7 @@ impl Db {
     /// Deletes every key; touches watched keys that existed. Returns how many keys there were.
     pub fn clear(&mut self) -> usize {
         let removed = self.len;
-        let existing: Vec<Key> = self
-            .watched
-            .keys()
-            .filter(|key| self.peek(key).is_some())
-            .cloned()
-            .collect();
+        let existing: Vec<Key> = self.watched.keys().filter(|key| self.peek(key).is_some()).cloned().collect();
         for slot in self.slots.iter_mut() {
             slot.map.clear();
             slot.tagged.clear();
@@ -377,22 +355,12 @@ impl Db {
                 break;
             }
         }
-        if slot >= MAX_SLOT_NUM {
-            0
-        } else {
-            join_cursor(slot, 0)
-        }
+        if slot >= MAX_SLOT_NUM { 0 } else { join_cursor(slot, 0) }
     }
 
     /// Visits up to `count` entries of one slot from `cursor` (0 starts); returns the cursor to
     /// continue from (0 when done). The same walk as [`Db::scan`], within one slot.
-    pub fn scan_slot(
-        &self,
-        slot: SlotId,
-        cursor: u64,
-        count: usize,
-        mut visit: impl FnMut(&Key, &Entry),
-    ) -> u64 {
+    pub fn scan_slot(&self, slot: SlotId, cursor: u64, count: usize, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
         let map = &self.slots[slot.index()].map;
         let mut remaining = usize::try_from(cursor).unwrap_or(usize::MAX);
         if remaining == 0 || remaining > map.len() {
@@ -419,11 +387,7 @@ impl Db {
         let hash = KeyHash::of(key);
         let slot = &self.slots[hash.slot().index()];
         if !hash.tagged {
-            return slot
-                .map
-                .get_key_value(key)
-                .map(|(key, _)| vec![key.clone()])
-                .unwrap_or_default();
+            return slot.map.get_key_value(key).map(|(key, _)| vec![key.clone()]).unwrap_or_default();
         }
         slot.tagged
             .range((hash.crc, Key::new())..)
@@ -451,13 +415,7 @@ impl Db {
     /// One pass of active expiry, as Redis' `activeExpireCycle`: sample `sample` keys with an
     /// expiry, delete the expired ones, and go again while more than a tenth of a sample had
     /// expired, at most `max_rounds` times. Returns how many keys expired.
-    pub fn expire_cycle(
-        &mut self,
-        now_ms: u64,
-        rng: &mut Rng,
-        sample: usize,
-        max_rounds: usize,
-    ) -> usize {
+    pub fn expire_cycle(&mut self, now_ms: u64, rng: &mut Rng, sample: usize, max_rounds: usize) -> usize {
         let mut total = 0;
         for _ in 0..max_rounds {
             let draws = sample.min(self.volatile.len());
@@ -473,10 +431,7 @@ impl Db {
                 let Some(key) = self.volatile.get_index(index).cloned() else {
                     break;
                 };
-                if self
-                    .peek(&key)
-                    .is_some_and(|entry| entry.is_expired(now_ms))
-                {
+                if self.peek(&key).is_some_and(|entry| entry.is_expired(now_ms)) {
                     self.expire(&key);
                     expired += 1;
                 }
@@ -500,34 +455,21 @@ impl Db {
                 count += 1;
                 let hash = KeyHash::of(key);
                 if hash.slot().index() != index {
-                    return Err(format!(
-                        "key '{}' is in slot {index}, hashes to {}",
-                        lossy(key),
-                        hash.slot()
-                    ));
+                    return Err(format!("key '{}' is in slot {index}, hashes to {}", lossy(key), hash.slot()));
                 }
                 if hash.tagged && !slot.tagged.contains(&(hash.crc, key.clone())) {
-                    return Err(format!(
-                        "tagged key '{}' is missing from the tag index",
-                        lossy(key)
-                    ));
+                    return Err(format!("tagged key '{}' is missing from the tag index", lossy(key)));
                 }
                 if entry.expire_at != 0 {
                     volatile += 1;
                     if !self.volatile.contains(key) {
-                        return Err(format!(
-                            "key '{}' has an expiry but is not in the expiry index",
-                            lossy(key)
-                        ));
+                        return Err(format!("key '{}' has an expiry but is not in the expiry index", lossy(key)));
                     }
                 }
             }
             for (crc, key) in &slot.tagged {
                 if !slot.map.contains_key(key) || KeyHash::of(key).crc != *crc {
-                    return Err(format!(
-                        "tag index holds '{}', which is not a key of slot {index}",
-                        lossy(key)
-                    ));
+                    return Err(format!("tag index holds '{}', which is not a key of slot {index}", lossy(key)));
                 }
             }
         }
@@ -535,10 +477,7 @@ impl Db {
             return Err(format!("key count is {}, but {count} keys exist", self.len));
         }
         if volatile != self.volatile.len() {
-            return Err(format!(
-                "{} keys in the expiry index, {volatile} keys with an expiry",
-                self.volatile.len()
-            ));
+            return Err(format!("{} keys in the expiry index, {volatile} keys with an expiry", self.volatile.len()));
         }
         Ok(())
     }
@@ -574,19 +513,10 @@ mod tests {
         assert_eq!(db.slot_len(model::slot_of(b"user")), 2);
         let mut family = db.keys_sharing_tag(b"{user}:zzz");
         family.sort();
-        assert_eq!(
-            family,
-            vec![Key::from_slice(b"{user}:a"), Key::from_slice(b"{user}:b")]
-        );
-        assert_eq!(
-            db.keys_sharing_tag(b"plain"),
-            vec![Key::from_slice(b"plain")]
-        );
+        assert_eq!(family, vec![Key::from_slice(b"{user}:a"), Key::from_slice(b"{user}:b")]);
+        assert_eq!(db.keys_sharing_tag(b"plain"), vec![Key::from_slice(b"plain")]);
         db.remove(b"{user}:a");
-        assert_eq!(
-            db.keys_sharing_tag(b"{user}"),
-            vec![Key::from_slice(b"{user}:b")]
-        );
+        assert_eq!(db.keys_sharing_tag(b"{user}"), vec![Key::from_slice(b"{user}:b")]);
         db.check().unwrap();
     }
 
@@ -595,10 +525,7 @@ mod tests {
         let mut db = Db::new(1);
         db.set(b"soon", string("x"), 1_000, 0);
         db.set(b"later", string("x"), 5_000, 0);
-        assert!(
-            db.contains(b"soon", 1_000),
-            "expiry is strictly after the deadline"
-        );
+        assert!(db.contains(b"soon", 1_000), "expiry is strictly after the deadline");
         assert!(!db.contains(b"soon", 1_001));
         assert_eq!(db.stats().expired_keys, 1);
         let mut rng = net::rng_from_seed(1, "test");
@@ -624,11 +551,7 @@ mod tests {
         assert_eq!(db.watched_version(b"k"), None);
         let version = db.watch(b"gone");
         db.clear();
-        assert_eq!(
-            db.watched_version(b"gone"),
-            Some(version),
-            "flushing a missing key does not touch it"
-        );
+        assert_eq!(db.watched_version(b"gone"), Some(version), "flushing a missing key does not touch it");
     }
 
     #[test]

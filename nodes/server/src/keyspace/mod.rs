@@ -18,11 +18,7 @@ pub struct Keyspace {
 impl Keyspace {
     /// `databases` empty databases, hashing with seeds drawn from `seed`.
     pub fn new(databases: usize, seed: u64) -> Keyspace {
-        Keyspace {
-            dbs: (0..databases)
-                .map(|index| Db::new(net::derive_seed(seed, &format!("db{index}"))))
-                .collect(),
-        }
+        Keyspace { dbs: (0..databases).map(|index| Db::new(net::derive_seed(seed, &format!("db{index}")))).collect() }
     }
 
     /// How many databases there are.

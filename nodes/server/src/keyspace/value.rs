@@ -49,9 +49,7 @@ impl Str {
     /// The string's bytes (integers formatted in decimal).
     pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            Str::Int(int) => {
-                std::borrow::Cow::Owned(itoa::Buffer::new().format(*int).as_bytes().to_vec())
-            }
+            Str::Int(int) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*int).as_bytes().to_vec()),
             Str::Embstr(bytes) | Str::Raw(bytes) => std::borrow::Cow::Borrowed(bytes),
         }
     }
@@ -167,11 +165,7 @@ impl Entry {
     /// from its 24-bit LRU clock (which wraps).
     pub fn idle_seconds(&self, now_ms: u64) -> u32 {
         let clock = super::db::lru_clock(now_ms);
-        if clock >= self.accessed {
-            clock - self.accessed
-        } else {
-            clock + (0x00ff_ffff - self.accessed)
-        }
+        if clock >= self.accessed { clock - self.accessed } else { clock + (0x00ff_ffff - self.accessed) }
     }
 
     /// Whether the key has expired at `now_ms` (Redis: strictly after the expiry time).
@@ -190,11 +184,7 @@ mod tests {
         assert_eq!(Str::from_value(b"-9223372036854775808").encoding(), "int");
         assert_eq!(Str::from_value(b"012").encoding(), "embstr");
         assert_eq!(Str::from_value(b"+1").encoding(), "embstr");
-        assert_eq!(
-            Str::from_value(b"99999999999999999999").encoding(),
-            "embstr",
-            "overflows i64"
-        );
+        assert_eq!(Str::from_value(b"99999999999999999999").encoding(), "embstr", "overflows i64");
         assert_eq!(Str::from_value(&[b'x'; 44]).encoding(), "embstr");
         assert_eq!(Str::from_value(&[b'x'; 45]).encoding(), "raw");
         let mut int = Str::from_value(b"42");

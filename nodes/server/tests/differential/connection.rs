@@ -43,10 +43,7 @@ async fn connection_commands() {
 async fn passwords() {
     let mut pair = Pair::start_with(
         &["--requirepass", "secret"],
-        server::ServerConfig {
-            requirepass: "secret".into(),
-            ..server::ServerConfig::default()
-        },
+        server::ServerConfig { requirepass: "secret".into(), ..server::ServerConfig::default() },
     )
     .await;
     pair.check_all(&[

@@ -81,13 +81,7 @@ impl Pair {
         let ours_addr = address.await.expect("our server binds");
         let theirs = connect(&env, &format!("127.0.0.1:{}", redis.port)).await;
         let ours = connect(&env, &ours_addr.to_string()).await;
-        Pair {
-            _redis: redis,
-            stop: Some(stop),
-            theirs,
-            ours,
-            history: Vec::new(),
-        }
+        Pair { _redis: redis, stop: Some(stop), theirs, ours, history: Vec::new() }
     }
 
     /// Sends `line` (split like an inline command) to both and returns both replies.
@@ -149,10 +143,7 @@ impl Pair {
     /// everything but the client id and version string.
     pub async fn resp3(&mut self) {
         let (theirs, ours) = self.both("HELLO 3").await;
-        assert!(
-            matches!((&theirs, &ours), (Frame::Map(_), Frame::Map(_))),
-            "{theirs:?} / {ours:?}"
-        );
+        assert!(matches!((&theirs, &ours), (Frame::Map(_), Frame::Map(_))), "{theirs:?} / {ours:?}");
     }
 }
 
@@ -167,13 +158,7 @@ impl Drop for Pair {
 async fn connect(env: &TokioEnv, addr: &str) -> Connection<Stream> {
     for _ in 0..200 {
         if let Ok(stream) = env.connect(addr, Duration::from_secs(1)).await {
-            return Connection::new(
-                stream,
-                Limits {
-                    max_array_len: usize::MAX,
-                    ..Limits::default()
-                },
-            );
+            return Connection::new(stream, Limits { max_array_len: usize::MAX, ..Limits::default() });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -206,10 +191,7 @@ pub fn show(frame: &Frame) -> String {
         Frame::Simple(text) => format!("+{}", String::from_utf8_lossy(text)),
         Frame::Error(text) => format!("-{}", String::from_utf8_lossy(text)),
         Frame::Bulk(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
-        Frame::Array(items) => format!(
-            "[{}]",
-            items.iter().map(show).collect::<Vec<_>>().join(", ")
-        ),
+        Frame::Array(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
         other => format!("{other:?}"),
     }
 }

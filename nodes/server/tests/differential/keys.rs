@@ -132,25 +132,9 @@ async fn rename_copy_move() {
 #[tokio::test]
 async fn keys_and_patterns() {
     let mut pair = Pair::start().await;
-    pair.check_all(&[
-        "MSET hello 1 hallo 2 hxllo 3 heeeello 4 hllo 5 h*llo 6 other 7",
-        "SET volatile v PX 1",
-    ])
-    .await;
-    for pattern in [
-        "*",
-        "h?llo",
-        "h*llo",
-        "h[ae]llo",
-        "h[^e]llo",
-        "h[a-b]llo",
-        "h\\*llo",
-        "*llo",
-        "nomatch*",
-        "[h]*",
-    ] {
-        pair.check_with(&format!("KEYS {pattern}"), Compare::Unordered)
-            .await;
+    pair.check_all(&["MSET hello 1 hallo 2 hxllo 3 heeeello 4 hllo 5 h*llo 6 other 7", "SET volatile v PX 1"]).await;
+    for pattern in ["*", "h?llo", "h*llo", "h[ae]llo", "h[^e]llo", "h[a-b]llo", "h\\*llo", "*llo", "nomatch*", "[h]*"] {
+        pair.check_with(&format!("KEYS {pattern}"), Compare::Unordered).await;
     }
     pair.check("KEYS").await;
 }
@@ -162,14 +146,7 @@ async fn scan_returns_every_key_once_iterated_to_the_end() {
         pair.check(&format!("SET key:{index} {index}")).await;
     }
     pair.check("SET other v").await;
-    for options in [
-        "",
-        " COUNT 7",
-        " MATCH key:1*",
-        " MATCH key:1* COUNT 1000",
-        " TYPE string",
-        " TYPE list",
-    ] {
+    for options in ["", " COUNT 7", " MATCH key:1*", " MATCH key:1* COUNT 1000", " TYPE string", " TYPE list"] {
         let theirs = scan_all(&mut pair, options, true).await;
         let ours = scan_all(&mut pair, options, false).await;
         assert_eq!(theirs, ours, "SCAN 0{options}");
@@ -187,8 +164,7 @@ async fn scan_returns_every_key_once_iterated_to_the_end() {
     // A cursor no SCAN returned is accepted by both (strtoul rules), but what it resumes from is
     // each implementation's own business: only the reply's shape compares.
     pair.check_with("SCAN -1", Compare::Kind).await;
-    pair.check_with("SCAN 18446744073709551615", Compare::Kind)
-        .await;
+    pair.check_with("SCAN 18446744073709551615", Compare::Kind).await;
 }
 
 /// Iterates SCAN to completion on one side and returns the keys seen, sorted and de-duplicated
@@ -199,12 +175,8 @@ async fn scan_all(pair: &mut Pair, options: &str, theirs: bool) -> Vec<String> {
     loop {
         let (their_reply, our_reply) = pair.both(&format!("SCAN {cursor}{options}")).await;
         let reply = if theirs { their_reply } else { our_reply };
-        let resp::Frame::Array(parts) = reply else {
-            panic!("SCAN reply {reply:?}")
-        };
-        let [resp::Frame::Bulk(next), resp::Frame::Array(batch)] = &parts[..] else {
-            panic!("SCAN reply {parts:?}")
-        };
+        let resp::Frame::Array(parts) = reply else { panic!("SCAN reply {reply:?}") };
+        let [resp::Frame::Bulk(next), resp::Frame::Array(batch)] = &parts[..] else { panic!("SCAN reply {parts:?}") };
         for key in batch {
             if let resp::Frame::Bulk(key) = key {
                 keys.insert(String::from_utf8_lossy(key).into_owned());
