@@ -152,6 +152,116 @@ impl ServerConfig {
     }
 }
 
+/// Sets a parameter from its text form, or says why the text is refused (Redis' wording of the
+/// reason, without the `CONFIG SET failed` preamble).
+pub type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
+
+/// One parameter `CONFIG GET`/`CONFIG SET` knows: how to show it and, if it can change at run
+/// time, how to set it from text.
+pub struct Parameter {
+    /// Redis' name.
+    pub name: &'static str,
+    /// The current value as text.
+    pub get: fn(&ServerConfig) -> String,
+    /// Sets it from text, or says why not; `None` for parameters fixed at start.
+    pub set: Option<Setter>,
+}
+
+fn parse_integer<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(value: T, low: T, high: T) -> Result<T, String> {
+    if value < low || value > high {
+        return Err(format!("argument must be between {low} and {high} inclusive"));
+    }
+    Ok(value)
+}
+
+/// Every parameter, in the order `CONFIG GET *` lists them. `save` and `appendonly` report the
+/// (absent) persistence so that tools asking for them get the truth.
+pub const PARAMETERS: &[Parameter] = &[
+    Parameter { name: "bind", get: |config| config.bind.clone(), set: None },
+    Parameter { name: "port", get: |config| config.port.to_string(), set: None },
+    Parameter {
+        name: "requirepass",
+        get: |config| config.requirepass.clone(),
+        set: Some(|config, text| {
+            config.requirepass = text.to_string();
+            Ok(())
+        }),
+    },
+    Parameter { name: "databases", get: |config| config.databases.to_string(), set: None },
+    Parameter {
+        name: "maxclients",
+        get: |config| config.maxclients.to_string(),
+        set: Some(|config, text| {
+            config.maxclients = in_range(parse_integer(text)?, 1, 10_000_000)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory",
+        get: |config| config.maxmemory.to_string(),
+        set: Some(|config, text| match parse_integer::<u64>(text)? {
+            0 => {
+                config.maxmemory = 0;
+                Ok(())
+            }
+            _ => Err("memory limits are not implemented yet".to_string()),
+        }),
+    },
+    Parameter {
+        name: "maxmemory-policy",
+        get: |config| config.maxmemory_policy.name().to_string(),
+        set: Some(|config, text| {
+            match EvictionPolicy::parse(text) {
+            Some(EvictionPolicy::Noeviction) => {
+                config.maxmemory_policy = EvictionPolicy::Noeviction;
+                Ok(())
+            }
+            Some(_) => Err("eviction is not implemented yet".to_string()),
+            None => Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".to_string()),
+        }
+        }),
+    },
+    Parameter {
+        name: "timeout",
+        get: |config| config.timeout.to_string(),
+        set: Some(|config, text| {
+            config.timeout = in_range(parse_integer(text)?, 0, i32::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "proto-max-bulk-len",
+        get: |config| config.proto_max_bulk_len.to_string(),
+        set: Some(|config, text| {
+            config.proto_max_bulk_len = in_range(parse_integer(text)?, 1024 * 1024, i64::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "hz",
+        get: |config| config.hz.to_string(),
+        set: Some(|config, text| {
+            // Redis clamps hz into 1..=500 rather than refusing.
+            config.hz = parse_integer::<i64>(text)?.clamp(1, 500) as u32;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "active-expire-effort",
+        get: |config| config.active_expire_effort.to_string(),
+        set: Some(|config, text| {
+            config.active_expire_effort = in_range(parse_integer(text)?, 1, 10)?;
+            Ok(())
+        }),
+    },
+    Parameter { name: "save", get: |_| String::new(), set: None },
+    Parameter { name: "appendonly", get: |_| "no".to_string(), set: None },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,9 @@ use resp::Request;
 use super::connection::REDIS_VERSION;
 use super::{Command, Ctx, Flags, command, table};
 use crate::args::{self, is};
+use crate::config::PARAMETERS;
 use crate::error::{CmdError, CmdResult};
+use crate::glob;
 
 pub(super) const COMMANDS: &[Command] = &[
     command("dbsize", 1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), dbsize),
@@ -17,6 +19,13 @@ pub(super) const COMMANDS: &[Command] = &[
     command("time", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), time),
     command("info", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), info),
     command("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), command_),
+    command(
+        "config",
+        -2,
+        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
+        (0, 0, 0),
+        config,
+    ),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
@@ -245,6 +254,70 @@ fn command_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         return Err(CmdError::UnknownSubcommand {
             sub: String::from_utf8_lossy(sub).into_owned(),
             command: "COMMAND".into(),
+        });
+    }
+    Ok(())
+}
+
+fn config(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let sub = request.arg(1).unwrap_or_default();
+    let arity = |name: &str| CmdError::message(format!("ERR wrong number of arguments for 'config|{name}' command"));
+    if is(sub, "GET") {
+        if request.len() < 3 {
+            return Err(arity("get"));
+        }
+        let patterns: Vec<&[u8]> = request.args().skip(2).collect();
+        let matched: Vec<(&str, String)> = PARAMETERS
+            .iter()
+            .filter(|parameter| patterns.iter().any(|pattern| glob::matches(pattern, parameter.name.as_bytes(), true)))
+            .map(|parameter| (parameter.name, (parameter.get)(&ctx.state.config)))
+            .collect();
+        ctx.reply.map(matched.len());
+        for (name, value) in matched {
+            ctx.reply.bulk(name.as_bytes());
+            ctx.reply.bulk(value.as_bytes());
+        }
+    } else if is(sub, "SET") {
+        if request.len() < 4 {
+            return Err(arity("set"));
+        }
+        if !request.len().is_multiple_of(2) {
+            return Err(CmdError::Syntax);
+        }
+        // All or nothing, as Redis: validate every pair on a copy, then apply.
+        let mut updated = ctx.state.config.clone();
+        let mut index = 2;
+        while let (Some(name), Some(value)) = (request.arg(index), request.arg(index + 1)) {
+            let name_text = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let Some(parameter) = PARAMETERS.iter().find(|parameter| parameter.name == name_text) else {
+                return Err(CmdError::message(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(name)
+                )));
+            };
+            let failed = |reason: &str| {
+                CmdError::message(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name_text}') - {reason}"
+                ))
+            };
+            let Some(set) = parameter.set else {
+                return Err(failed("can't set immutable config"));
+            };
+            set(&mut updated, &String::from_utf8_lossy(value)).map_err(|reason| failed(&reason))?;
+            index += 2;
+        }
+        ctx.state.config = updated;
+        ctx.reply.ok();
+    } else if is(sub, "RESETSTAT") {
+        if request.len() != 2 {
+            return Err(arity("resetstat"));
+        }
+        ctx.state.stats = crate::state::Stats::default();
+        ctx.reply.ok();
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            command: "CONFIG".into(),
         });
     }
     Ok(())

@@ -65,3 +65,33 @@ async fn passwords() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn config_commands() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "CONFIG GET save",
+        "CONFIG GET appendonly",
+        "CONFIG GET timeout",
+        "CONFIG GET nosuch",
+        "CONFIG SET nosuch 1",
+        "CONFIG SET maxclients x",
+        "CONFIG SET timeout 10 hz 20",
+        "CONFIG GET timeout",
+        "CONFIG GET hz",
+        "CONFIG SET timeout 0 hz 10",
+        "CONFIG SET hz 1000",
+        "CONFIG GET hz",
+        "CONFIG SET active-expire-effort 11",
+        "CONFIG SET timeout",
+        "CONFIG SET timeout 1 hz",
+        "CONFIG RESETSTAT",
+        "CONFIG GET",
+        "CONFIG FOO",
+        "CONFIG SET databases 4",
+        "CONFIG SET requirepass \"\"",
+    ])
+    .await;
+    pair.check_with("CONFIG GET databases requirepass proto-max-bulk-len active-expire-effort", Compare::Pairs).await;
+    pair.check_with("CONFIG GET active-expire-eff?rt proto-max-bulk-[l]en", Compare::Pairs).await;
+}

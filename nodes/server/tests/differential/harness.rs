@@ -35,6 +35,9 @@ pub enum Compare {
     Exact,
     /// Equal once the top-level array is sorted (replies Redis leaves unordered: `KEYS`).
     Unordered,
+    /// Equal once the key/value pairs of a flat array or map are sorted (`CONFIG GET`,
+    /// `HGETALL`).
+    Pairs,
     /// Integers within this distance (`PTTL`, which moves with the clock).
     Near(i64),
     /// Same shape (both errors, both integers, both bulks, …) but not the same value.
@@ -123,6 +126,7 @@ impl Pair {
         let same = match compare {
             Compare::Exact => theirs == ours,
             Compare::Unordered => sorted(theirs) == sorted(ours),
+            Compare::Pairs => sorted_pairs(theirs) == sorted_pairs(ours),
             Compare::Near(distance) => match (theirs, ours) {
                 (Frame::Integer(a), Frame::Integer(b)) => (a - b).abs() <= distance,
                 _ => theirs == ours,
@@ -183,6 +187,18 @@ fn sorted(frame: &Frame) -> Frame {
         }
         other => other.clone(),
     }
+}
+
+fn sorted_pairs(frame: &Frame) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = match frame {
+        Frame::Array(items) => {
+            items.chunks(2).map(|pair| (show(&pair[0]), pair.get(1).map(show).unwrap_or_default())).collect()
+        }
+        Frame::Map(pairs) => pairs.iter().map(|(key, value)| (show(key), show(value))).collect(),
+        other => vec![(show(other), String::new())],
+    };
+    pairs.sort();
+    pairs
 }
 
 /// A frame in a short, readable form for failure messages.
