@@ -6,6 +6,22 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# Start a local codis-server on 127.0.0.1 in the foreground: `just demo [PORT=6379]`; Ctrl-C stops
+# it. It grows into a whole local cluster (proxy, dashboard, web console) as those components land.
+demo *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    port=6379
+    for arg in {{ARGS}}; do
+        case "$arg" in
+            PORT=*) port="${arg#PORT=}" ;;
+            *) echo "unknown argument $arg (use PORT=)" >&2; exit 2 ;;
+        esac
+    done
+    cargo build --release --quiet -p prod --bin codis-server
+    echo "codis-server on 127.0.0.1:$port. Connect with: redis-cli -p $port   (Ctrl-C stops it)"
+    exec target/release/codis-server --bind 127.0.0.1 --port "$port"
+
 # Run every test (unit, property, simulation, loopback, differential against redis-server), as CI
 # does.
 test: deps

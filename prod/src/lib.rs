@@ -1,0 +1,13 @@
+//! What every production binary shares: logging, the shutdown signal, and reading TOML configs.
+//!
+//! Binaries stay thin (parse flags and config, build `net::TokioEnv`, run the component); anything
+//! two of them would otherwise repeat lives here.
+//!
+//! # Modules
+//! - [`logging`]: `tracing` output to stderr, level from a flag or `RUST_LOG`.
+//! - [`signals`]: a future that completes on SIGTERM or Ctrl-C.
+//! - [`config`]: loading a TOML file over a component's defaults.
+
+pub mod config;
+pub mod logging;
+pub mod signals;
