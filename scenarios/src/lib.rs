@@ -5,10 +5,15 @@
 //! determinism test runs every scenario twice per seed and compares the traces.
 //!
 //! # Modules
+//! - [`client`]: a reconnecting RESP client with deadlines, for workloads.
 //! - [`echo`]: a tiny RESP node written against `net::Env`, the subject of the first scenario.
 //! - [`ping`]: clients pinging the echo node through a partition, a crash and restart, a hold, a
 //!   flapping link and added latency.
+//! - [`data_server`]: clients reading and writing `codis-server` through a partition and a crash
+//!   and restart, checked against a model; expiry on simulated time.
 
+pub mod client;
+pub mod data_server;
 pub mod echo;
 pub mod ping;
 
@@ -27,7 +32,7 @@ pub struct Scenario {
 
 /// Every scenario, in the order `just sim` lists them.
 pub fn all() -> &'static [Scenario] {
-    &[ping::SCENARIO]
+    &[ping::SCENARIO, data_server::SCENARIO]
 }
 
 /// The scenario named `name`.

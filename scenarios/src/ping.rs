@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use net::Env;
 use net::rand::Rng as _;
-use resp::{Connection, Frame, Limits, Request};
-use sim::{Fault, Harness, HostResult, Outcome, SimConfig, SimEnv, SimStream};
-use tokio::time::{Instant, sleep, timeout};
+use resp::Frame;
+use sim::{Fault, Harness, HostResult, Outcome, SimConfig, SimEnv};
+use tokio::time::{Instant, sleep};
 use tracing::{debug, info};
 
+use crate::client::{SimClient, Unavailable};
 use crate::{Scenario, echo};
 
 /// The registry entry.
@@ -40,8 +41,6 @@ const ACTIVE_FOR: Duration = Duration::from_secs(15);
 const HEALTHY_STREAK: u32 = 20;
 /// ...which must happen before this much simulated time.
 const RECOVER_BY: Duration = Duration::from_secs(25);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const REPLY_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Runs the scenario with `seed`.
 pub fn run(seed: u64) -> Outcome {
@@ -71,18 +70,10 @@ pub fn run(seed: u64) -> Outcome {
     harness.run()
 }
 
-/// Why one ping did not succeed.
-enum Failure {
-    /// No answer (timeout, refused, reset): expected while faults are active.
-    Unavailable(String),
-    /// A wrong answer: never acceptable.
-    Wrong(String),
-}
-
 async fn ping_client(env: SimEnv, name: &'static str) -> HostResult {
     let started = Instant::now();
     let mut pacing = env.rng("pacing");
-    let mut connection: Option<Connection<SimStream>> = None;
+    let mut client = SimClient::new(env, "echo:6379");
     let (mut succeeded, mut failed, mut streak) = (0u32, 0u32, 0u32);
     let mut sequence = 0u64;
     while started.elapsed() < ACTIVE_FOR || streak < HEALTHY_STREAK {
@@ -90,19 +81,17 @@ async fn ping_client(env: SimEnv, name: &'static str) -> HostResult {
             return Err(format!("{name} did not recover: {streak} consecutive successes by {RECOVER_BY:?}").into());
         }
         sequence += 1;
-        match ping_once(&env, &mut connection, name, sequence).await {
-            Ok(()) => {
+        let payload = format!("{name}-{sequence}");
+        match client.call(&["ECHO", payload.as_str()]).await {
+            Ok(Frame::Bulk(reply)) if reply == payload.as_bytes() => {
                 succeeded += 1;
                 streak += 1;
                 debug!(sequence, "echo ok");
             }
-            Err(Failure::Wrong(reply)) => {
-                return Err(format!("{name} ping {sequence}: wrong reply {reply}").into());
-            }
-            Err(Failure::Unavailable(reason)) => {
+            Ok(other) => return Err(format!("{name} ping {sequence}: wrong reply {other:?} to {payload:?}").into()),
+            Err(Unavailable(reason)) => {
                 failed += 1;
                 streak = 0;
-                connection = None;
                 info!(sequence, reason, "echo failed");
             }
         }
@@ -113,33 +102,4 @@ async fn ping_client(env: SimEnv, name: &'static str) -> HostResult {
         return Err(format!("{name} never saw a failure: the faults missed it, so the scenario tested nothing").into());
     }
     Ok(())
-}
-
-/// Sends one `ECHO <name>-<sequence>` and checks the answer, connecting first if needed.
-async fn ping_once(
-    env: &SimEnv,
-    connection: &mut Option<Connection<SimStream>>,
-    name: &str,
-    sequence: u64,
-) -> Result<(), Failure> {
-    if connection.is_none() {
-        let stream = env
-            .connect("echo:6379", CONNECT_TIMEOUT)
-            .await
-            .map_err(|error| Failure::Unavailable(format!("connect: {:?} ({error})", error.kind())))?;
-        *connection = Some(Connection::new(stream, Limits::default()));
-    }
-    let Some(connection) = connection.as_mut() else {
-        return Err(Failure::Unavailable("no connection".into()));
-    };
-    let payload = format!("{name}-{sequence}");
-    connection.write_request(&Request::from_args(["ECHO", payload.as_str()]));
-    connection.flush().await.map_err(|error| Failure::Unavailable(format!("write: {error}")))?;
-    match timeout(REPLY_TIMEOUT, connection.read_frame()).await {
-        Err(_) => Err(Failure::Unavailable("reply timed out".into())),
-        Ok(Err(error)) => Err(Failure::Unavailable(format!("read: {error}"))),
-        Ok(Ok(None)) => Err(Failure::Unavailable("connection closed".into())),
-        Ok(Ok(Some(Frame::Bulk(reply)))) if reply == payload.as_bytes() => Ok(()),
-        Ok(Ok(Some(other))) => Err(Failure::Wrong(format!("{other:?} to {payload:?}"))),
-    }
 }

@@ -1,0 +1,82 @@
+//! A reconnecting RESP client for scenario workloads.
+
+use std::time::Duration;
+
+use net::Env;
+use resp::{Connection, Frame, Limits, Request};
+use sim::{SimEnv, SimStream};
+use tokio::time::timeout;
+
+/// A command got no answer: the connection could not be made, broke, or the reply did not come in
+/// time. Whether the command ran is unknown (Jepsen's `info`); the connection is dropped, and the
+/// next call connects afresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+/// A client that (re)connects on demand and gives every call a deadline, as a careful production
+/// client does: over a lossy network a stream can stay wedged forever.
+pub struct SimClient {
+    env: SimEnv,
+    addr: String,
+    connection: Option<Connection<SimStream>>,
+    connections: u64,
+    connect_timeout: Duration,
+    reply_timeout: Duration,
+}
+
+impl SimClient {
+    /// A client of `addr` (`"host:port"`).
+    pub fn new(env: SimEnv, addr: &str) -> SimClient {
+        SimClient {
+            env,
+            addr: addr.to_string(),
+            connection: None,
+            connections: 0,
+            connect_timeout: Duration::from_millis(500),
+            reply_timeout: Duration::from_millis(300),
+        }
+    }
+
+    /// How many connections have been opened so far: a change means a call may now reach a
+    /// different incarnation of the server.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Whether a connection is open (the next call will not connect first).
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Sends one command and waits for its reply.
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Unavailable> {
+        let result = self.try_call(args).await;
+        if result.is_err() {
+            self.connection = None;
+        }
+        result
+    }
+
+    async fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Unavailable> {
+        if self.connection.is_none() {
+            let stream = self
+                .env
+                .connect(&self.addr, self.connect_timeout)
+                .await
+                .map_err(|error| Unavailable(format!("connect: {:?} ({error})", error.kind())))?;
+            self.connection = Some(Connection::new(stream, Limits::default()));
+            self.connections += 1;
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(Unavailable("no connection".into()));
+        };
+        connection.write_request(&Request::from_args(args));
+        connection.flush().await.map_err(|error| Unavailable(format!("write: {error}")))?;
+        match timeout(self.reply_timeout, connection.read_frame()).await {
+            Err(_) => Err(Unavailable("reply timed out".into())),
+            Ok(Err(error)) => Err(Unavailable(format!("read: {error}"))),
+            Ok(Ok(None)) => Err(Unavailable("connection closed".into())),
+            Ok(Ok(Some(frame))) => Ok(frame),
+        }
+    }
+}
