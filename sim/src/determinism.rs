@@ -30,19 +30,27 @@ impl fmt::Display for Divergence {
     }
 }
 
-/// Runs `scenario` twice with `seed` and compares the traces. Returns the first run's outcome when
-/// they match, so a caller can also check that it passed.
-pub fn run_twice(seed: u64, scenario: impl Fn(u64) -> Outcome) -> Result<Outcome, Divergence> {
+/// Runs `scenario` `runs` times with `seed`, in this process, and compares every trace with the
+/// first. Returns the first run's outcome when all match, so a caller can also check that it
+/// passed.
+///
+/// Repeating in one process matters: state that lives for the whole process (a global counter in
+/// a dependency, the heap's layout) is the same in the first run of every process, so separate
+/// processes can agree while a second run in the same process differs.
+pub fn replay(seed: u64, runs: usize, scenario: impl Fn(u64) -> Outcome) -> Result<Outcome, Divergence> {
     let first = scenario(seed);
-    let second = scenario(seed);
-    if first.digest == second.digest && first.trace == second.trace {
-        return Ok(first);
+    for _ in 1..runs {
+        let again = scenario(seed);
+        if again.digest == first.digest && again.trace == first.trace {
+            continue;
+        }
+        let length = first.trace.len().max(again.trace.len());
+        let first_difference = (0..length).find_map(|index| {
+            let a = first.trace.get(index).cloned().unwrap_or_default();
+            let b = again.trace.get(index).cloned().unwrap_or_default();
+            (a != b).then_some((index + 1, a, b))
+        });
+        return Err(Divergence { seed, digests: (first.digest, again.digest), first_difference });
     }
-    let length = first.trace.len().max(second.trace.len());
-    let first_difference = (0..length).find_map(|index| {
-        let a = first.trace.get(index).cloned().unwrap_or_default();
-        let b = second.trace.get(index).cloned().unwrap_or_default();
-        (a != b).then_some((index + 1, a, b))
-    });
-    Err(Divergence { seed, digests: (first.digest, second.digest), first_difference })
+    Ok(first)
 }

@@ -73,9 +73,13 @@ impl Env for SimEnv {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        // Each simulated host has its own current-thread runtime, so this task lives and dies
-        // with the host: a crash drops it along with the host's sockets.
-        tokio::spawn(task)
+        // Onto the host's `LocalSet`, not the runtime: a crash drops the host's tasks, and with
+        // them its sockets, whose closing messages draw their network latency from the run's
+        // random stream in the order they are sent. A runtime shuts tasks down in an order
+        // derived from tokio's process-wide task ids, which differ between two runs in one
+        // process; a `LocalSet` drops its tasks in list order, which follows spawn order, which
+        // follows the seed.
+        tokio::task::spawn_local(task)
     }
 
     fn buggify(&self, site: &'static str) -> bool {

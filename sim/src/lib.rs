@@ -11,7 +11,7 @@
 //! # Modules
 //! - [`env`]: [`SimEnv`], the turmoil backend of `net::Env`.
 //! - [`buggify`]: the fault hook's FoundationDB-style coin.
-//! - [`determinism`]: [`run_twice`], the same-seed-same-trace check.
+//! - [`determinism`]: [`replay`], the same-seed-same-trace check.
 //! - [`fault`]: the [`Fault`]s a schedule can inject.
 //! - [`trace`]: the event [`Trace`] (stamped with simulated time only) and its digest.
 //! - [`shape`]: [`ClusterShape`], the named hosts of a cluster.
@@ -25,7 +25,7 @@ pub mod harness;
 pub mod shape;
 pub mod trace;
 
-pub use determinism::{Divergence, run_twice};
+pub use determinism::{Divergence, replay};
 pub use env::{SimEnv, SimListener, SimStream};
 pub use fault::Fault;
 pub use harness::{Harness, HostResult, Nemesis, Outcome, SimConfig, Software, software};
