@@ -83,6 +83,14 @@ pub struct ServerConfig {
     pub hz: u32,
     /// Active expiry effort, 1 to 10: more keys sampled per cycle.
     pub active_expire_effort: u32,
+    /// A hash with more fields than this leaves its compact `listpack` encoding.
+    #[serde(alias = "hash-max-ziplist-entries")]
+    pub hash_max_listpack_entries: usize,
+    /// A hash with a field or value longer than this leaves its compact `listpack` encoding.
+    #[serde(alias = "hash-max-ziplist-value")]
+    pub hash_max_listpack_value: usize,
+    /// A set of integers with more members than this leaves its compact `intset` encoding.
+    pub set_max_intset_entries: usize,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +107,9 @@ impl Default for ServerConfig {
             proto_max_bulk_len: 512 * 1024 * 1024,
             hz: 10,
             active_expire_effort: 1,
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
         }
     }
 }
@@ -141,6 +152,15 @@ impl ServerConfig {
             return fail("proto-max-bulk-len", "must be at least 1mb");
         }
         Ok(())
+    }
+
+    /// The thresholds at which collections leave their compact encodings.
+    pub fn encoding_limits(&self) -> crate::keyspace::EncodingLimits {
+        crate::keyspace::EncodingLimits {
+            hash_entries: self.hash_max_listpack_entries,
+            hash_value: self.hash_max_listpack_value,
+            set_intset_entries: self.set_max_intset_entries,
+        }
     }
 
     /// The limits the request decoder enforces for this configuration.
@@ -255,6 +275,46 @@ pub const PARAMETERS: &[Parameter] = &[
         get: |config| config.active_expire_effort.to_string(),
         set: Some(|config, text| {
             config.active_expire_effort = in_range(parse_integer(text)?, 1, 10)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "hash-max-listpack-entries",
+        get: |config| config.hash_max_listpack_entries.to_string(),
+        set: Some(|config, text| {
+            config.hash_max_listpack_entries = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "hash-max-ziplist-entries",
+        get: |config| config.hash_max_listpack_entries.to_string(),
+        set: Some(|config, text| {
+            config.hash_max_listpack_entries = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "hash-max-listpack-value",
+        get: |config| config.hash_max_listpack_value.to_string(),
+        set: Some(|config, text| {
+            config.hash_max_listpack_value = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "hash-max-ziplist-value",
+        get: |config| config.hash_max_listpack_value.to_string(),
+        set: Some(|config, text| {
+            config.hash_max_listpack_value = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "set-max-intset-entries",
+        get: |config| config.set_max_intset_entries.to_string(),
+        set: Some(|config, text| {
+            config.set_max_intset_entries = parse_integer(text)?;
             Ok(())
         }),
     },

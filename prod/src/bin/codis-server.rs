@@ -73,6 +73,12 @@ proto-max-bulk-len = 536870912
 # expiry works (1 to 10).
 hz = 10
 active-expire-effort = 1
+
+# Collections keep Redis' compact encodings up to these sizes (Redis' compiled-in defaults); past
+# them they switch, one way, to hash tables. OBJECT ENCODING reports which.
+hash-max-listpack-entries = 512
+hash-max-listpack-value = 64
+set-max-intset-entries = 512
 "#;
 
 fn main() -> ExitCode {

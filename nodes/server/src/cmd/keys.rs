@@ -336,12 +336,31 @@ pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
     Ok(if negative { value.wrapping_neg() } else { value })
 }
 
-fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let cursor = parse_cursor(arg(request, 1))?;
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut type_name: Option<&[u8]> = None;
-    let mut index = 2;
+/// `MATCH` and `COUNT`, the options every `SCAN` variant takes.
+pub(crate) struct ScanOptions<'r> {
+    /// Only elements matching this glob (`None`: all).
+    pub pattern: Option<&'r [u8]>,
+    /// How much work one call does.
+    pub count: usize,
+    /// `SCAN`'s `TYPE` filter.
+    pub type_name: Option<&'r [u8]>,
+}
+
+impl ScanOptions<'_> {
+    /// Whether `element` passes the `MATCH` filter.
+    pub fn matches(&self, element: &[u8]) -> bool {
+        self.pattern.is_none_or(|pattern| glob::matches(pattern, element, false))
+    }
+}
+
+/// Parses `[MATCH pattern] [COUNT count]` from argument `from` on (`HSCAN`, `SSCAN`, `ZSCAN`).
+pub(crate) fn parse_scan_options(request: &Request, from: usize) -> Result<ScanOptions<'_>, CmdError> {
+    parse_scan_options_with(request, from, false)
+}
+
+fn parse_scan_options_with(request: &Request, from: usize, allow_type: bool) -> Result<ScanOptions<'_>, CmdError> {
+    let mut options = ScanOptions { pattern: None, count: 10, type_name: None };
+    let mut index = from;
     while let Some(option) = request.arg(index) {
         let value = request.arg(index + 1).ok_or(CmdError::Syntax)?;
         if is(option, "COUNT") {
@@ -349,28 +368,36 @@ fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             if parsed < 1 {
                 return Err(CmdError::Syntax);
             }
-            count = usize::try_from(parsed).unwrap_or(usize::MAX);
+            options.count = usize::try_from(parsed).unwrap_or(usize::MAX);
         } else if is(option, "MATCH") {
-            pattern = (value != b"*").then_some(value);
-        } else if is(option, "TYPE") {
-            type_name = Some(value);
+            options.pattern = (value != b"*").then_some(value);
+        } else if allow_type && is(option, "TYPE") {
+            options.type_name = Some(value);
         } else {
             return Err(CmdError::Syntax);
         }
         index += 2;
     }
+    Ok(options)
+}
+
+fn scan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let cursor = parse_cursor(arg(request, 1))?;
+    let options = parse_scan_options_with(request, 2, true)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     let mut found: Vec<Key> = Vec::new();
-    let next = db.scan(cursor, count, |key, _| {
-        if pattern.is_none_or(|pattern| glob::matches(pattern, key, false)) {
+    let next = db.scan(cursor, options.count, |key, _| {
+        if options.matches(key) {
             found.push(key.clone());
         }
     });
     // Filter after the walk: expiring deletes keys, which the walk itself must not do.
     found.retain(|key| match db.get_untouched(key, now) {
         None => false,
-        Some(entry) => type_name.is_none_or(|wanted| entry.value.type_name().as_bytes().eq_ignore_ascii_case(wanted)),
+        Some(entry) => {
+            options.type_name.is_none_or(|wanted| entry.value.type_name().as_bytes().eq_ignore_ascii_case(wanted))
+        }
     });
     reply.array(2);
     reply.bulk(next.to_string().as_bytes());

@@ -6,8 +6,12 @@
 //! authentication; then runs the handler.
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
+mod random;
 pub mod server;
+pub mod sets;
 pub mod slots;
 pub mod strings;
 
@@ -137,8 +141,16 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 5] =
-            [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS, slots::COMMANDS];
+        let families: [&'static [Command]; 8] = [
+            connection::COMMANDS,
+            strings::COMMANDS,
+            keys::COMMANDS,
+            hashes::COMMANDS,
+            lists::COMMANDS,
+            sets::COMMANDS,
+            server::COMMANDS,
+            slots::COMMANDS,
+        ];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
         for command in &all {

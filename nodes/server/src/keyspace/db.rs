@@ -60,6 +60,8 @@ pub struct Db {
     len: usize,
     watched: BTreeMap<Key, Watched>,
     stats: DbStats,
+    /// Seeds the maps inside collections created in this database.
+    collection_seed: u64,
 }
 
 /// Where a `SCAN` over a whole database resumes: the slot, and how many positions of that slot
@@ -88,7 +90,13 @@ impl Db {
             len: 0,
             watched: BTreeMap::new(),
             stats: DbStats::default(),
+            collection_seed: seed.rotate_left(31),
         }
+    }
+
+    /// The seed for the maps of new collections in this database.
+    pub fn collection_seed(&self) -> u64 {
+        self.collection_seed
     }
 
     /// How many keys (expired ones not yet deleted included, as Redis' `DBSIZE` counts).
@@ -127,6 +135,48 @@ impl Db {
         let entry = &mut self.slots[slot].map[index];
         entry.accessed = lru_clock(now_ms);
         Some(entry)
+    }
+
+    /// The entry of `key`, created with `make()` (no expiry) if missing or expired: one lookup for
+    /// the write path of `LPUSH`, `HSET`, `SADD`. The caller checks the value's type, and calls
+    /// [`Db::touch`] once it changed something.
+    pub fn entry(&mut self, key: &[u8], now_ms: u64, make: impl FnOnce() -> Value) -> &mut Entry {
+        let hash = KeyHash::of(key);
+        let slot = hash.slot().index();
+        let mut index = self.slots[slot].map.get_index_of(key);
+        if index.is_some_and(|index| self.slots[slot].map[index].is_expired(now_ms)) {
+            self.expire(key);
+            index = None;
+        }
+        let index = match index {
+            Some(index) => index,
+            None => {
+                let owned = Key::from_slice(key);
+                let keys = &mut self.slots[slot];
+                if hash.tagged {
+                    keys.tagged.insert((hash.crc, owned.clone()));
+                }
+                let entry = Entry { value: make(), expire_at: 0, accessed: lru_clock(now_ms) };
+                let (index, _) = keys.map.insert_full(owned, entry);
+                self.len += 1;
+                self.touch(key);
+                index
+            }
+        };
+        let entry = &mut self.slots[slot].map[index];
+        entry.accessed = lru_clock(now_ms);
+        entry
+    }
+
+    /// Records a change to the collection at `key` and deletes the key if the collection is now
+    /// empty (Redis never keeps an empty collection).
+    pub fn modified(&mut self, key: &[u8]) {
+        let empty = self.peek(key).is_some_and(|entry| entry.value.is_empty_collection());
+        if empty {
+            self.remove(key);
+        } else {
+            self.touch(key);
+        }
     }
 
     /// Looks `key` up, deleting it first if it has expired, without recording an access: `TYPE`,

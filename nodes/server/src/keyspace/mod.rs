@@ -1,11 +1,14 @@
 //! The keyspace: databases of keys indexed by slot.
 //!
 //! - [`value`]: values ([`Value`], [`Str`]) and the [`Entry`] that holds one with its expiry.
+//! - [`collections`]: [`Hash`], [`Set`] and [`List`], with Redis' compact encodings mirrored.
 //! - [`db`]: one database ([`Db`]), its slot and tag indexes, expiry, `WATCH` versions, scans.
 
+pub mod collections;
 pub mod db;
 pub mod value;
 
+pub use collections::{EncodingLimits, Hash, List, Set};
 pub use db::{Db, DbStats, Key, lru_clock};
 pub use value::{Bulk, Entry, Str, Value};
 

@@ -2,6 +2,8 @@
 
 use smallvec::SmallVec;
 
+use super::collections::{Hash, List, Set};
+
 /// Owned bytes that keep up to 16 bytes inline: most keys (`redis-benchmark`'s `key:000000123456`
 /// is 16) and short values need no heap allocation of their own.
 pub type Bulk = SmallVec<[u8; 16]>;
@@ -106,11 +108,17 @@ impl Str {
     }
 }
 
-/// A value of any type.
+/// A value of any type. Collections are boxed so that a value stays two words.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A string.
     Str(Str),
+    /// A hash.
+    Hash(Box<Hash>),
+    /// A set.
+    Set(Box<Set>),
+    /// A list.
+    List(Box<List>),
 }
 
 impl Value {
@@ -118,6 +126,7 @@ impl Value {
     pub fn as_str_mut(&mut self) -> Option<&mut Str> {
         match self {
             Value::Str(string) => Some(string),
+            _ => None,
         }
     }
 
@@ -125,6 +134,41 @@ impl Value {
     pub fn as_str(&self) -> Option<&Str> {
         match self {
             Value::Str(string) => Some(string),
+            _ => None,
+        }
+    }
+
+    /// The hash, if this is one.
+    pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
+        match self {
+            Value::Hash(hash) => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// The set, if this is one.
+    pub fn as_set_mut(&mut self) -> Option<&mut Set> {
+        match self {
+            Value::Set(set) => Some(set),
+            _ => None,
+        }
+    }
+
+    /// The list, if this is one.
+    pub fn as_list_mut(&mut self) -> Option<&mut List> {
+        match self {
+            Value::List(list) => Some(list),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an empty collection (which Redis never keeps: it deletes the key).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(hash) => hash.is_empty(),
+            Value::Set(set) => set.is_empty(),
+            Value::List(list) => list.is_empty(),
         }
     }
 
@@ -132,6 +176,9 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -139,6 +186,9 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(string) => string.encoding(),
+            Value::Hash(hash) => hash.encoding(),
+            Value::Set(set) => set.encoding(),
+            Value::List(_) => "quicklist",
         }
     }
 }

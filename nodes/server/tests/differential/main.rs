@@ -4,5 +4,8 @@
 mod harness;
 
 mod connection;
+mod hashes;
 mod keys;
+mod lists;
+mod sets;
 mod strings;

@@ -1,0 +1,336 @@
+//! The collection types: hashes, sets and lists.
+//!
+//! Where Redis' compact encodings make an order observable, we keep the same order: a small hash
+//! (`listpack`) returns fields in insertion order even across deletions, and a set of integers
+//! (`intset`) returns its members sorted. Past the same thresholds as Redis, collections switch,
+//! one way, to their `hashtable` form, whose order Redis leaves unspecified (ours is deterministic
+//! for a given seed and history). `OBJECT ENCODING` reports the form, as Redis does.
+
+use std::collections::VecDeque;
+
+use foldhash::fast::FixedState;
+use indexmap::{IndexMap, IndexSet};
+
+use super::value::Bulk;
+
+/// The thresholds at which collections leave their compact encodings (Redis' compiled-in
+/// defaults, which a `redis-server` started without a config file uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodingLimits {
+    /// `hash-max-listpack-entries`.
+    pub hash_entries: usize,
+    /// `hash-max-listpack-value`.
+    pub hash_value: usize,
+    /// `set-max-intset-entries`.
+    pub set_intset_entries: usize,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        Self { hash_entries: 512, hash_value: 64, set_intset_entries: 512 }
+    }
+}
+
+/// Visits up to `count` entries of an indexed collection from `cursor` (0 starts), walking
+/// positions downwards like the keyspace scan; returns the cursor to continue from.
+fn scan_positions(len: usize, cursor: u64, count: usize, mut visit: impl FnMut(usize)) -> u64 {
+    let mut remaining = usize::try_from(cursor).unwrap_or(usize::MAX);
+    if remaining == 0 || remaining > len {
+        remaining = len;
+    }
+    let mut visited = 0;
+    while remaining > 0 && visited < count {
+        remaining -= 1;
+        visit(remaining);
+        visited += 1;
+    }
+    remaining as u64
+}
+
+/// A hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hash {
+    fields: IndexMap<Bulk, Bulk, FixedState>,
+    /// Still in Redis' compact form: removals keep the order of the other fields.
+    listpack: bool,
+}
+
+impl Hash {
+    /// An empty hash hashing with `hasher`.
+    pub fn new(hasher: FixedState) -> Hash {
+        Hash { fields: IndexMap::with_hasher(hasher), listpack: true }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields (such a hash is deleted).
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<&Bulk> {
+        self.fields.get(field)
+    }
+
+    /// Sets `field` to `value`; returns whether the field is new.
+    pub fn insert(&mut self, field: &[u8], value: &[u8], limits: &EncodingLimits) -> bool {
+        if self.listpack && (field.len() > limits.hash_value || value.len() > limits.hash_value) {
+            self.listpack = false;
+        }
+        let new = match self.fields.get_mut(field) {
+            Some(existing) => {
+                *existing = Bulk::from_slice(value);
+                false
+            }
+            None => {
+                self.fields.insert(Bulk::from_slice(field), Bulk::from_slice(value));
+                true
+            }
+        };
+        if self.listpack && self.fields.len() > limits.hash_entries {
+            self.listpack = false;
+        }
+        new
+    }
+
+    /// Removes `field`; returns whether it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        if self.listpack { self.fields.shift_remove(field).is_some() } else { self.fields.swap_remove(field).is_some() }
+    }
+
+    /// Every field and value, in the hash's order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Bulk, &Bulk)> {
+        self.fields.iter()
+    }
+
+    /// The field and value at position `index`.
+    pub fn get_index(&self, index: usize) -> Option<(&Bulk, &Bulk)> {
+        self.fields.get_index(index)
+    }
+
+    /// `OBJECT ENCODING`'s answer.
+    pub fn encoding(&self) -> &'static str {
+        if self.listpack { "listpack" } else { "hashtable" }
+    }
+
+    /// `HSCAN`: a compact hash is returned whole with cursor 0, as Redis does; a large one a part
+    /// at a time.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bulk, &Bulk)) -> u64 {
+        if self.listpack {
+            self.fields.iter().for_each(|(field, value)| visit(field, value));
+            return 0;
+        }
+        scan_positions(self.fields.len(), cursor, count, |index| {
+            if let Some((field, value)) = self.fields.get_index(index) {
+                visit(field, value);
+            }
+        })
+    }
+}
+
+/// A set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Set {
+    repr: SetRepr,
+    /// Seeds the table if the set becomes one.
+    hasher_seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum SetRepr {
+    /// Redis' `intset`: sorted 64-bit integers.
+    Ints(Vec<i64>),
+    /// Redis' `hashtable`.
+    Table(IndexSet<Bulk, FixedState>),
+}
+
+impl Set {
+    /// An empty set for a first member `first` (Redis picks the encoding from the first member),
+    /// whose table, if it gets one, hashes with `hasher_seed`.
+    pub fn for_member(first: &[u8], hasher_seed: u64) -> Set {
+        let repr = if resp::parse_i64(first).is_some() {
+            SetRepr::Ints(Vec::new())
+        } else {
+            SetRepr::Table(IndexSet::with_hasher(FixedState::with_seed(hasher_seed)))
+        };
+        Set { repr, hasher_seed }
+    }
+
+    /// An empty set that starts as an `intset`, as Redis builds the results of `SUNION`, `SDIFF`
+    /// and the `STORE` variants.
+    pub fn new_result(hasher_seed: u64) -> Set {
+        Set { repr: SetRepr::Ints(Vec::new()), hasher_seed }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            SetRepr::Ints(ints) => ints.len(),
+            SetRepr::Table(table) => table.len(),
+        }
+    }
+
+    /// Whether the set is empty (such a set is deleted).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `member` is in the set.
+    pub fn contains(&self, member: &[u8]) -> bool {
+        match &self.repr {
+            SetRepr::Ints(ints) => resp::parse_i64(member).is_some_and(|int| ints.binary_search(&int).is_ok()),
+            SetRepr::Table(table) => table.contains(member),
+        }
+    }
+
+    /// Adds `member`; returns whether it is new.
+    pub fn insert(&mut self, member: &[u8], limits: &EncodingLimits) -> bool {
+        if let SetRepr::Ints(ints) = &mut self.repr
+            && let Some(int) = resp::parse_i64(member)
+        {
+            let Err(position) = ints.binary_search(&int) else {
+                return false;
+            };
+            ints.insert(position, int);
+            if ints.len() > limits.set_intset_entries {
+                self.convert_to_table();
+            }
+            return true;
+        }
+        self.convert_to_table();
+        match &mut self.repr {
+            SetRepr::Table(table) => table.insert(Bulk::from_slice(member)),
+            SetRepr::Ints(_) => false,
+        }
+    }
+
+    /// Removes `member`; returns whether it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match &mut self.repr {
+            SetRepr::Ints(ints) => match resp::parse_i64(member).map(|int| ints.binary_search(&int)) {
+                Some(Ok(position)) => {
+                    ints.remove(position);
+                    true
+                }
+                _ => false,
+            },
+            SetRepr::Table(table) => table.swap_remove(member),
+        }
+    }
+
+    /// The member at position `index` (random choices draw an index).
+    pub fn get_index(&self, index: usize) -> Option<Bulk> {
+        match &self.repr {
+            SetRepr::Ints(ints) => {
+                ints.get(index).map(|int| Bulk::from_slice(itoa::Buffer::new().format(*int).as_bytes()))
+            }
+            SetRepr::Table(table) => table.get_index(index).cloned(),
+        }
+    }
+
+    /// Every member, in the set's order (ascending for an `intset`).
+    pub fn members(&self) -> Vec<Bulk> {
+        (0..self.len()).filter_map(|index| self.get_index(index)).collect()
+    }
+
+    /// `OBJECT ENCODING`'s answer.
+    pub fn encoding(&self) -> &'static str {
+        match self.repr {
+            SetRepr::Ints(_) => "intset",
+            SetRepr::Table(_) => "hashtable",
+        }
+    }
+
+    /// `SSCAN`: an `intset` is returned whole with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Bulk)) -> u64 {
+        match &self.repr {
+            SetRepr::Ints(_) => {
+                self.members().into_iter().for_each(visit);
+                0
+            }
+            SetRepr::Table(table) => scan_positions(table.len(), cursor, count, |index| {
+                if let Some(member) = table.get_index(index) {
+                    visit(member.clone());
+                }
+            }),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        if let SetRepr::Ints(ints) = &self.repr {
+            let mut table = IndexSet::with_capacity_and_hasher(ints.len(), FixedState::with_seed(self.hasher_seed));
+            for int in ints {
+                table.insert(Bulk::from_slice(itoa::Buffer::new().format(*int).as_bytes()));
+            }
+            self.repr = SetRepr::Table(table);
+        }
+    }
+}
+
+/// A list (`quicklist` in Redis 7.0, whatever its size).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct List {
+    /// The elements, head first.
+    pub items: VecDeque<Bulk>,
+}
+
+impl List {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the list is empty (such a list is deleted).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Resolves a Redis index (negative counts from the tail) to a position, if in range.
+    pub fn position(&self, index: i64) -> Option<usize> {
+        let len = self.items.len() as i64;
+        let index = if index < 0 { len + index } else { index };
+        (0..len).contains(&index).then_some(index as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_hashes_keep_insertion_order_across_deletions() {
+        let limits = EncodingLimits::default();
+        let mut hash = Hash::new(FixedState::with_seed(1));
+        for field in ["a", "b", "c", "d"] {
+            hash.insert(field.as_bytes(), b"v", &limits);
+        }
+        hash.remove(b"b");
+        hash.insert(b"b", b"v", &limits);
+        let order: Vec<&[u8]> = hash.iter().map(|(field, _)| field.as_slice()).collect();
+        assert_eq!(order, [&b"a"[..], b"c", b"d", b"b"]);
+        assert_eq!(hash.encoding(), "listpack");
+        hash.insert(b"long", &[b'x'; 65], &limits);
+        assert_eq!(hash.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn integer_sets_stay_sorted_until_they_cannot() {
+        let limits = EncodingLimits { set_intset_entries: 3, ..EncodingLimits::default() };
+        let mut set = Set::for_member(b"5", 1);
+        for member in ["5", "-2", "9", "5"] {
+            set.insert(member.as_bytes(), &limits);
+        }
+        assert_eq!(set.encoding(), "intset");
+        assert_eq!(set.members(), vec![Bulk::from_slice(b"-2"), Bulk::from_slice(b"5"), Bulk::from_slice(b"9")]);
+        assert!(set.contains(b"9") && !set.contains(b"09"));
+        set.insert(b"10", &limits);
+        assert_eq!(set.encoding(), "hashtable", "past set-max-intset-entries");
+        let mut words = Set::for_member(b"x", 1);
+        words.insert(b"1", &limits);
+        assert_eq!(words.encoding(), "hashtable");
+    }
+}
