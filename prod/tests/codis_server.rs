@@ -82,9 +82,8 @@ fn model_slot(key: &[u8]) -> u32 {
 #[test]
 fn redis_benchmark_completes_every_test() {
     let server = start(&[]);
-    // redis-benchmark's default set, less the sorted-set tests (zadd, zpopmin) until sorted sets
-    // land.
-    let tests = "ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,lrange,mset";
+    // redis-benchmark's whole default set (what `redis-benchmark` runs without `-t`).
+    let tests = "ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset";
     let output = Command::new("redis-benchmark")
         .args(["-p", &server.port.to_string(), "-q", "-n", "10000", "-t", tests])
         .output()
@@ -104,6 +103,8 @@ fn redis_benchmark_completes_every_test() {
         "SADD",
         "HSET",
         "SPOP",
+        "ZADD",
+        "ZPOPMIN",
         "LPUSH (needed to benchmark LRANGE)",
         "LRANGE_100 (first 100 elements)",
         "LRANGE_300 (first 300 elements)",

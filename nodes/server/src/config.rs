@@ -91,6 +91,12 @@ pub struct ServerConfig {
     pub hash_max_listpack_value: usize,
     /// A set of integers with more members than this leaves its compact `intset` encoding.
     pub set_max_intset_entries: usize,
+    /// A sorted set with more members than this leaves its compact `listpack` encoding.
+    #[serde(alias = "zset-max-ziplist-entries")]
+    pub zset_max_listpack_entries: usize,
+    /// A sorted set with a member longer than this leaves its compact `listpack` encoding.
+    #[serde(alias = "zset-max-ziplist-value")]
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +116,8 @@ impl Default for ServerConfig {
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
         }
     }
 }
@@ -160,6 +168,8 @@ impl ServerConfig {
             hash_entries: self.hash_max_listpack_entries,
             hash_value: self.hash_max_listpack_value,
             set_intset_entries: self.set_max_intset_entries,
+            zset_entries: self.zset_max_listpack_entries,
+            zset_value: self.zset_max_listpack_value,
         }
     }
 
@@ -315,6 +325,38 @@ pub const PARAMETERS: &[Parameter] = &[
         get: |config| config.set_max_intset_entries.to_string(),
         set: Some(|config, text| {
             config.set_max_intset_entries = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "zset-max-listpack-entries",
+        get: |config| config.zset_max_listpack_entries.to_string(),
+        set: Some(|config, text| {
+            config.zset_max_listpack_entries = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "zset-max-ziplist-entries",
+        get: |config| config.zset_max_listpack_entries.to_string(),
+        set: Some(|config, text| {
+            config.zset_max_listpack_entries = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "zset-max-listpack-value",
+        get: |config| config.zset_max_listpack_value.to_string(),
+        set: Some(|config, text| {
+            config.zset_max_listpack_value = parse_integer(text)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "zset-max-ziplist-value",
+        get: |config| config.zset_max_listpack_value.to_string(),
+        set: Some(|config, text| {
+            config.zset_max_listpack_value = parse_integer(text)?;
             Ok(())
         }),
     },

@@ -79,6 +79,8 @@ active-expire-effort = 1
 hash-max-listpack-entries = 512
 hash-max-listpack-value = 64
 set-max-intset-entries = 512
+zset-max-listpack-entries = 128
+zset-max-listpack-value = 64
 "#;
 
 fn main() -> ExitCode {

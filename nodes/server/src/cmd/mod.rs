@@ -14,6 +14,7 @@ pub mod server;
 pub mod sets;
 pub mod slots;
 pub mod strings;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -141,13 +142,14 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 8] = [
+        let families: [&'static [Command]; 9] = [
             connection::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
             lists::COMMANDS,
             sets::COMMANDS,
+            zsets::COMMANDS,
             server::COMMANDS,
             slots::COMMANDS,
         ];

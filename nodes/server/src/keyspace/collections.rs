@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use foldhash::fast::FixedState;
 use indexmap::{IndexMap, IndexSet};
 
+use super::skiplist::{Iter, SkipList, level_from_bits};
 use super::value::Bulk;
 
 /// The thresholds at which collections leave their compact encodings (Redis' compiled-in
@@ -23,11 +24,15 @@ pub struct EncodingLimits {
     pub hash_value: usize,
     /// `set-max-intset-entries`.
     pub set_intset_entries: usize,
+    /// `zset-max-listpack-entries`.
+    pub zset_entries: usize,
+    /// `zset-max-listpack-value`.
+    pub zset_value: usize,
 }
 
 impl Default for EncodingLimits {
     fn default() -> Self {
-        Self { hash_entries: 512, hash_value: 64, set_intset_entries: 512 }
+        Self { hash_entries: 512, hash_value: 64, set_intset_entries: 512, zset_entries: 128, zset_value: 64 }
     }
 }
 
@@ -268,6 +273,125 @@ impl Set {
             }
             self.repr = SetRepr::Table(table);
         }
+    }
+}
+
+/// A sorted set: scores by member, and the members in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZSet {
+    scores: IndexMap<Bulk, f64, FixedState>,
+    order: SkipList,
+    /// Still in Redis' compact form (which only changes what `OBJECT ENCODING` and `ZSCAN` say:
+    /// the order is the same in both forms).
+    listpack: bool,
+    hasher_seed: u64,
+}
+
+impl ZSet {
+    /// An empty sorted set; `listpack` if Redis would create it compact.
+    pub fn new(hasher_seed: u64, listpack: bool) -> ZSet {
+        ZSet {
+            scores: IndexMap::with_hasher(FixedState::with_seed(hasher_seed)),
+            order: SkipList::default(),
+            listpack,
+            hasher_seed,
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Whether the set is empty (such a set is deleted).
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.scores.get(member).copied()
+    }
+
+    /// Sets `member`'s score (the caller has refused NaN); returns whether the member is new.
+    pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
+        let level = self.level_of(member);
+        let new = match self.scores.get_mut(member) {
+            Some(current) => {
+                if *current != score || current.is_sign_negative() != score.is_sign_negative() {
+                    self.order.remove(*current, member);
+                    self.order.insert(score, member, level);
+                    *current = score;
+                }
+                false
+            }
+            None => {
+                self.scores.insert(Bulk::from_slice(member), score);
+                self.order.insert(score, member, level);
+                true
+            }
+        };
+        if self.listpack && (self.scores.len() > limits.zset_entries || member.len() > limits.zset_value) {
+            self.listpack = false;
+        }
+        new
+    }
+
+    /// Removes `member`; returns whether it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self.scores.swap_remove(member) {
+            Some(score) => self.order.remove(score, member),
+            None => false,
+        }
+    }
+
+    /// `member`'s 0-based rank, ascending or (`reverse`) descending.
+    pub fn rank(&self, member: &[u8], reverse: bool) -> Option<usize> {
+        let score = self.score(member)?;
+        let rank = self.order.rank(score, member)?;
+        Some(if reverse { self.len() - 1 - rank } else { rank })
+    }
+
+    /// Members with scores from 0-based rank `from`, ascending or (`reverse`) descending.
+    pub fn iter_from_rank(&self, from: usize, reverse: bool) -> Iter<'_> {
+        self.order.iter_from_rank(from, reverse)
+    }
+
+    /// The ascending rank of the first member for which `accept` holds (`accept` must be false
+    /// then true along the order); `len()` if none.
+    pub fn first_rank_where(&self, accept: impl Fn(f64, &[u8]) -> bool) -> usize {
+        self.order.lower_bound(accept)
+    }
+
+    /// The member and score at position `index` of the member map (random choices).
+    pub fn get_index(&self, index: usize) -> Option<(&Bulk, f64)> {
+        self.scores.get_index(index).map(|(member, score)| (member, *score))
+    }
+
+    /// `OBJECT ENCODING`'s answer.
+    pub fn encoding(&self) -> &'static str {
+        if self.listpack { "listpack" } else { "skiplist" }
+    }
+
+    /// `ZSCAN`: a compact sorted set is returned whole, in order, with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bulk, f64)) -> u64 {
+        if self.listpack {
+            self.order.iter_from_rank(0, false).for_each(|(score, member)| visit(member, score));
+            return 0;
+        }
+        scan_positions(self.scores.len(), cursor, count, |index| {
+            if let Some((member, score)) = self.scores.get_index(index) {
+                visit(member, *score);
+            }
+        })
+    }
+
+    /// A node level for `member`, from its hash under this set's seed: the skiplist's shape
+    /// follows from the contents and the seed alone.
+    fn level_of(&self, member: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        let bits = FixedState::with_seed(self.hasher_seed.rotate_left(7)).hash_one(member);
+        level_from_bits(bits)
     }
 }
 

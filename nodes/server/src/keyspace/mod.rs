@@ -6,9 +6,10 @@
 
 pub mod collections;
 pub mod db;
+pub mod skiplist;
 pub mod value;
 
-pub use collections::{EncodingLimits, Hash, List, Set};
+pub use collections::{EncodingLimits, Hash, List, Set, ZSet};
 pub use db::{Db, DbStats, Key, lru_clock};
 pub use value::{Bulk, Entry, Str, Value};
 

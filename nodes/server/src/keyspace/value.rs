@@ -2,7 +2,7 @@
 
 use smallvec::SmallVec;
 
-use super::collections::{Hash, List, Set};
+use super::collections::{Hash, List, Set, ZSet};
 
 /// Owned bytes that keep up to 16 bytes inline: most keys (`redis-benchmark`'s `key:000000123456`
 /// is 16) and short values need no heap allocation of their own.
@@ -119,6 +119,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A list.
     List(Box<List>),
+    /// A sorted set.
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -154,6 +156,14 @@ impl Value {
         }
     }
 
+    /// The sorted set, if this is one.
+    pub fn as_zset_mut(&mut self) -> Option<&mut ZSet> {
+        match self {
+            Value::ZSet(zset) => Some(zset),
+            _ => None,
+        }
+    }
+
     /// The list, if this is one.
     pub fn as_list_mut(&mut self) -> Option<&mut List> {
         match self {
@@ -169,6 +179,7 @@ impl Value {
             Value::Hash(hash) => hash.is_empty(),
             Value::Set(set) => set.is_empty(),
             Value::List(list) => list.is_empty(),
+            Value::ZSet(zset) => zset.is_empty(),
         }
     }
 
@@ -179,6 +190,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -189,6 +201,7 @@ impl Value {
             Value::Hash(hash) => hash.encoding(),
             Value::Set(set) => set.encoding(),
             Value::List(_) => "quicklist",
+            Value::ZSet(zset) => zset.encoding(),
         }
     }
 }

@@ -9,3 +9,4 @@ mod keys;
 mod lists;
 mod sets;
 mod strings;
+mod zsets;
