@@ -438,9 +438,14 @@ fn lmove(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     lmove_generic(ctx, request, source_end, destination_end)
 }
 
-/// `numkeys key… LEFT|RIGHT [COUNT n]` of `LMPOP` (and `BLMPOP` from `first`): the keys, the
-/// end, the count.
-pub(crate) fn parse_mpop(request: &Request, first: usize) -> Result<(Vec<&[u8]>, End, usize), CmdError> {
+/// `numkeys key… WHICH [COUNT n]`, the arguments of `LMPOP`/`ZMPOP` (and their blocking forms,
+/// from argument `first`): the keys, which end to pop (read by `which`, a syntax error when it
+/// returns `None`), and how many.
+pub(crate) fn parse_mpop<T>(
+    request: &Request,
+    first: usize,
+    which: impl Fn(&[u8]) -> Option<T>,
+) -> Result<(Vec<&[u8]>, T, usize), CmdError> {
     let numkeys = args::int(arg(request, first))
         .ok()
         .filter(|numkeys| *numkeys > 0)
@@ -451,7 +456,7 @@ pub(crate) fn parse_mpop(request: &Request, first: usize) -> Result<(Vec<&[u8]>,
         return Err(CmdError::Syntax);
     }
     let keys: Vec<&[u8]> = request.args().skip(keys_start).take(numkeys).collect();
-    let end = End::parse(arg(request, keys_start + numkeys))?;
+    let end = which(arg(request, keys_start + numkeys)).ok_or(CmdError::Syntax)?;
     let mut count = 1usize;
     let mut index = keys_start + numkeys + 1;
     while let Some(option) = request.arg(index) {
@@ -471,7 +476,7 @@ pub(crate) fn parse_mpop(request: &Request, first: usize) -> Result<(Vec<&[u8]>,
 }
 
 fn lmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let (keys, end, count) = parse_mpop(request, 1)?;
+    let (keys, end, count) = parse_mpop(request, 1, |word| End::parse(word).ok())?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     for key in keys {

@@ -711,42 +711,15 @@ fn zpopmax(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     pop_command(ctx, request, true)
 }
 
-/// `numkeys key… MIN|MAX [COUNT n]` of `ZMPOP` (and `BZMPOP` from `first`).
-pub(crate) fn parse_mpop(request: &Request, first: usize) -> Result<(Vec<&[u8]>, bool, usize), CmdError> {
-    let numkeys = args::int(arg(request, first))
-        .ok()
-        .filter(|numkeys| *numkeys > 0)
-        .ok_or(CmdError::other("ERR numkeys should be greater than 0"))?;
-    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    let keys_start = first + 1;
-    if numkeys >= request.len().saturating_sub(keys_start) {
-        return Err(CmdError::Syntax);
-    }
-    let keys: Vec<&[u8]> = request.args().skip(keys_start).take(numkeys).collect();
-    let which = arg(request, keys_start + numkeys);
-    let highest = if is(which, "MAX") {
-        true
-    } else if is(which, "MIN") {
-        false
+/// Reads `ZMPOP`'s `MIN`/`MAX`: whether to pop the highest scores.
+pub(crate) fn highest(word: &[u8]) -> Option<bool> {
+    if is(word, "MAX") {
+        Some(true)
+    } else if is(word, "MIN") {
+        Some(false)
     } else {
-        return Err(CmdError::Syntax);
-    };
-    let mut count = 1usize;
-    let mut index = keys_start + numkeys + 1;
-    while let Some(option) = request.arg(index) {
-        match (is(option, "COUNT"), request.arg(index + 1)) {
-            (true, Some(value)) => {
-                let value = args::int(value)?;
-                count = usize::try_from(value)
-                    .ok()
-                    .filter(|count| *count > 0)
-                    .ok_or(CmdError::other("ERR count should be greater than 0"))?;
-                index += 2;
-            }
-            _ => return Err(CmdError::Syntax),
-        }
+        None
     }
-    Ok((keys, highest, count))
 }
 
 /// Writes a `ZMPOP` result: the key, then its member/score pairs (pairs in both protocols).
@@ -762,7 +735,7 @@ pub(crate) fn write_mpop(reply: &mut Reply<'_>, key: &[u8], popped: &[(Bulk, f64
 }
 
 fn zmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let (keys, highest, count) = parse_mpop(request, 1)?;
+    let (keys, highest, count) = super::lists::parse_mpop(request, 1, highest)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     for key in keys {

@@ -233,15 +233,7 @@ impl Db {
             }
         };
         let was_volatile = old.as_ref().is_some_and(|old| old.expire_at != 0);
-        match (was_volatile, expire_at_ms != 0) {
-            (false, true) => {
-                self.volatile.insert(Key::from_slice(key));
-            }
-            (true, false) => {
-                self.volatile.swap_remove(key);
-            }
-            _ => {}
-        }
+        self.track_expiry(key, was_volatile, expire_at_ms != 0);
         self.touch(key);
         old
     }
@@ -283,7 +275,14 @@ impl Db {
         };
         let was_volatile = entry.expire_at != 0;
         entry.expire_at = expire_at_ms;
-        match (was_volatile, expire_at_ms != 0) {
+        self.track_expiry(key, was_volatile, expire_at_ms != 0);
+        self.touch(key);
+        true
+    }
+
+    /// Keeps the index of keys with an expiry in step when `key` gains or loses one.
+    fn track_expiry(&mut self, key: &[u8], was_volatile: bool, is_volatile: bool) {
+        match (was_volatile, is_volatile) {
             (false, true) => {
                 self.volatile.insert(Key::from_slice(key));
             }
@@ -292,8 +291,6 @@ impl Db {
             }
             _ => {}
         }
-        self.touch(key);
-        true
     }
 
     /// Records that `key` changed, for `WATCH`. Every mutation above calls it; commands that
