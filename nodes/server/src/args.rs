@@ -23,6 +23,16 @@ pub fn uint(arg: &[u8]) -> Result<u64, CmdError> {
     int(arg).and_then(|value| u64::try_from(value).map_err(|_| CmdError::NotInteger))
 }
 
+/// An optional count argument that must not be negative (`LPOP`, `SPOP`, `ZPOPMIN`), with Redis'
+/// error for a negative one.
+pub fn optional_count(arg: Option<&[u8]>) -> Result<Option<usize>, CmdError> {
+    arg.map(|arg| {
+        let count = int(arg)?;
+        usize::try_from(count).map_err(|_| CmdError::other("ERR value is out of range, must be positive"))
+    })
+    .transpose()
+}
+
 /// A float argument as Redis' `string2d`/`strtod` reads it: decimal or scientific, `inf`, with an
 /// optional sign; no spaces, no NaN.
 pub fn float(arg: &[u8]) -> Result<f64, CmdError> {

@@ -115,6 +115,14 @@ impl<'a> Reply<'a> {
         encode::write_verbatim(self.out, b"txt", text.as_bytes(), self.version);
     }
 
+    /// A `HELP` reply: each line a status line.
+    pub fn help(&mut self, lines: &[&str]) {
+        self.array(lines.len());
+        for line in lines {
+            self.simple(line);
+        }
+    }
+
     /// A whole prepared frame (rare replies built as values).
     pub fn frame(&mut self, frame: &resp::Frame) {
         frame.encode_as(self.version, self.out);

@@ -249,10 +249,7 @@ fn client(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "HELP",
             "    Print this help.",
         ];
-        ctx.reply.array(lines.len());
-        for line in lines {
-            ctx.reply.simple(line);
-        }
+        ctx.reply.help(&lines);
     } else {
         return Err(CmdError::UnknownSubcommand {
             sub: String::from_utf8_lossy(sub).into_owned(),

@@ -474,10 +474,7 @@ fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ];
-        ctx.reply.array(lines.len());
-        for line in lines {
-            ctx.reply.simple(line);
-        }
+        ctx.reply.help(&lines);
         return Ok(());
     }
     let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"].iter().any(|name| is(sub, name));

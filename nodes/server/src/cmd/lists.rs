@@ -134,13 +134,7 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], end: End, count: usize, now_ms: u64) 
 }
 
 fn pop_command(ctx: &mut Ctx<'_>, request: &Request, end: End) -> CmdResult {
-    let count = match request.arg(2) {
-        Some(count) => Some(
-            usize::try_from(args::int(count)?)
-                .map_err(|_| CmdError::other("ERR value is out of range, must be positive"))?,
-        ),
-        None => None,
-    };
+    let count = args::optional_count(request.arg(2))?;
     if request.len() > 3 {
         return Err(CmdError::arity(request.name()));
     }

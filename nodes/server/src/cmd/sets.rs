@@ -116,14 +116,7 @@ fn scard(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let key = arg(request, 1);
-    let count = match request.arg(2) {
-        Some(count) => {
-            let count = args::int(count)?;
-            Some(u64::try_from(count).map_err(|_| CmdError::other("ERR value is out of range, must be positive"))?)
-        }
-        None if request.len() > 2 => return Err(CmdError::Syntax),
-        None => None,
-    };
+    let count = args::optional_count(request.arg(2))?;
     if request.len() > 3 {
         return Err(CmdError::Syntax);
     }
@@ -150,7 +143,7 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         }
         return Ok(());
     };
-    let wanted = usize::try_from(count).unwrap_or(usize::MAX);
+    let wanted = count;
     let picks =
         random::picks(set.len(), Some(i64::try_from(wanted.min(set.len())).unwrap_or(i64::MAX)), &mut state.rng)
             .unwrap_or_default();

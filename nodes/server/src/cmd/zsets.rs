@@ -676,13 +676,7 @@ pub(crate) fn pop(
 }
 
 fn pop_command(ctx: &mut Ctx<'_>, request: &Request, highest: bool) -> CmdResult {
-    let count = match request.arg(2) {
-        Some(count) => Some(
-            usize::try_from(args::int(count)?)
-                .map_err(|_| CmdError::other("ERR value is out of range, must be positive"))?,
-        ),
-        None => None,
-    };
+    let count = args::optional_count(request.arg(2))?;
     if request.len() > 3 {
         return Err(CmdError::Syntax);
     }
