@@ -24,10 +24,6 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// Commands executed.
     pub commands_processed: u64,
-    /// Key lookups that found the key.
-    pub keyspace_hits: u64,
-    /// Key lookups that did not.
-    pub keyspace_misses: u64,
 }
 
 /// What other connections may know about a client (`CLIENT LIST`, `CLIENT KILL`, `INFO clients`).

@@ -141,12 +141,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
-                state.stats.connections_received,
-                state.stats.commands_processed,
-                state.stats.rejected_connections,
-                state.stats.keyspace_hits,
-                state.stats.keyspace_misses,
+                 expired_keys:{expired}\r\nevicted_keys:0\r\n",
+                state.stats.connections_received, state.stats.commands_processed, state.stats.rejected_connections,
             )
         }
         "replication" => write!(
