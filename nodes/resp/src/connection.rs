@@ -24,6 +24,10 @@ pub enum ConnectionError {
     /// The peer closed the stream in the middle of a frame.
     #[error("connection closed by peer in the middle of a frame")]
     ClosedMidFrame,
+    /// The peer sent more unprocessed input than [`Limits::max_buffered_input`] allows (Redis'
+    /// `client-query-buffer-limit`).
+    #[error("unprocessed input exceeds {0} bytes")]
+    InputBufferFull(usize),
 }
 
 /// A RESP connection: a read buffer with the two decoders, and a write buffer flushed explicitly.
@@ -38,6 +42,7 @@ pub struct Connection<S> {
     write_buf: BytesMut,
     requests: RequestDecoder,
     frames: Decoder,
+    max_buffered_input: usize,
 }
 
 /// Bytes requested from the stream per read: Redis' `PROTO_IOBUF_LEN`.
@@ -52,6 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             write_buf: BytesMut::with_capacity(READ_CHUNK),
             requests: RequestDecoder::new(limits),
             frames: Decoder::new(limits),
+            max_buffered_input: limits.max_buffered_input,
         }
     }
 
@@ -59,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn set_limits(&mut self, limits: Limits) {
         self.requests.set_limits(limits);
         self.frames = Decoder::new(limits);
+        self.max_buffered_input = limits.max_buffered_input;
     }
 
     /// Reads the next client request; `Ok(None)` when the peer closed the stream cleanly between
@@ -98,6 +105,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         !self.read_buf.is_empty()
     }
 
+    /// How many unread bytes are buffered.
+    pub fn buffered_input_len(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// Reads more bytes into the buffer without decoding them, returning how many arrived (0: the
+    /// peer closed the stream). A server reads this way while a client is blocked (`BLPOP`):
+    /// its next requests wait in the buffer, and a client that goes away is noticed at once.
+    pub async fn read_more(&mut self) -> Result<usize, ConnectionError> {
+        self.read_buf.reserve(READ_CHUNK);
+        let read = self.stream.read_buf(&mut self.read_buf).await?;
+        self.check_buffered_input()?;
+        Ok(read)
+    }
+
     /// Appends `frame` to the write buffer.
     pub fn write_frame(&mut self, frame: &Frame) {
         frame.encode(&mut self.write_buf);
@@ -128,14 +150,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads more bytes; `false` on a clean end of stream.
     async fn fill(&mut self) -> Result<bool, ConnectionError> {
-        self.read_buf.reserve(READ_CHUNK);
-        if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+        if self.read_more().await? == 0 {
             if self.read_buf.is_empty() {
                 return Ok(false);
             }
             return Err(ConnectionError::ClosedMidFrame);
         }
         Ok(true)
+    }
+
+    fn check_buffered_input(&self) -> Result<(), ConnectionError> {
+        if self.read_buf.len() > self.max_buffered_input {
+            return Err(ConnectionError::InputBufferFull(self.max_buffered_input));
+        }
+        Ok(())
     }
 }
 
@@ -174,5 +202,16 @@ mod tests {
         server.write_all(b"$5\r\nab").await.unwrap();
         drop(server);
         assert!(matches!(client.read_frame().await, Err(ConnectionError::ClosedMidFrame)));
+    }
+
+    #[tokio::test]
+    async fn unprocessed_input_is_bounded() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let limits = Limits { max_buffered_input: 1000, ..Limits::default() };
+        let mut server = Connection::new(server, limits);
+        // One request bigger than the limit, arriving in pieces: refused before it completes.
+        client.write_all(b"*2\r\n$3\r\nSET\r\n$5000\r\n").await.unwrap();
+        client.write_all(&[b'x'; 2000]).await.unwrap();
+        assert!(matches!(server.read_request().await, Err(ConnectionError::InputBufferFull(1000))));
     }
 }

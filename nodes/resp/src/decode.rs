@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn limits_are_enforced_before_buffering() {
-        let limits = Limits { max_bulk_len: 4, max_array_len: 2, max_depth: 2, max_inline_len: 8 };
+        let limits = Limits { max_bulk_len: 4, max_array_len: 2, max_depth: 2, max_inline_len: 8, ..Limits::default() };
         let run = |input: &[u8]| Decoder::new(limits).decode(&mut BytesMut::from(input));
         assert_eq!(run(b"$5\r\n"), Err(ProtocolError::InvalidBulkLength));
         assert_eq!(run(b"*3\r\n"), Err(ProtocolError::InvalidAggregateLength));

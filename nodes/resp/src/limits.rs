@@ -16,6 +16,9 @@ pub struct Limits {
     /// Longest inline command and longest header line (`*<count>`, `$<len>`, simple strings).
     /// Redis' `PROTO_INLINE_MAX_SIZE`: 64 KiB.
     pub max_inline_len: usize,
+    /// Most unprocessed input a connection buffers: a request still arriving, or requests
+    /// pipelined behind a blocked one. Redis' `client-query-buffer-limit` default: 1 GiB.
+    pub max_buffered_input: usize,
 }
 
 impl Limits {
@@ -30,6 +33,12 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bulk_len: 512 * 1024 * 1024, max_array_len: 1024 * 1024, max_depth: 64, max_inline_len: 64 * 1024 }
+        Self {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024,
+            max_depth: 64,
+            max_inline_len: 64 * 1024,
+            max_buffered_input: 1024 * 1024 * 1024,
+        }
     }
 }

@@ -104,7 +104,7 @@ fn decode_requests(input: &[u8], sizes: &[usize], limits: Limits) -> (Vec<Vec<Ve
 }
 
 fn small_limits() -> Limits {
-    Limits { max_bulk_len: 16, max_array_len: 4, max_depth: 3, max_inline_len: 16 }
+    Limits { max_bulk_len: 16, max_array_len: 4, max_depth: 3, max_inline_len: 16, ..Limits::default() }
 }
 
 proptest! {

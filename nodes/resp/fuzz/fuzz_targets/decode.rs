@@ -13,7 +13,7 @@ fn limits(selector: u8) -> Limits {
     if selector & 1 == 0 {
         Limits::default()
     } else {
-        Limits { max_bulk_len: 64, max_array_len: 8, max_depth: 4, max_inline_len: 32 }
+        Limits { max_bulk_len: 64, max_array_len: 8, max_depth: 4, max_inline_len: 32, ..Limits::default() }
     }
 }
 
