@@ -26,6 +26,30 @@ impl std::ops::Add for LongDouble {
     }
 }
 
+/// Whether `text` (sign removed) is a whole number as `strtold` reads one: decimal digits with an
+/// optional point and `e` exponent, or `0x` hexadecimal digits with an optional point and `p`
+/// exponent. Anything left over (`1e`, `1.5x`) makes Redis refuse the input.
+fn is_number_syntax(text: &str) -> bool {
+    let (digits, exponent_mark, is_digit): (&str, [char; 2], fn(&u8) -> bool) =
+        match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => (hex, ['p', 'P'], u8::is_ascii_hexdigit),
+            None => (text, ['e', 'E'], u8::is_ascii_digit),
+        };
+    let (mantissa, exponent) = match digits.find(exponent_mark) {
+        Some(at) => (&digits[..at], Some(&digits[at + 1..])),
+        None => (digits, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mantissa_ok = !(whole.is_empty() && fraction.is_empty())
+        && whole.as_bytes().iter().all(is_digit)
+        && fraction.as_bytes().iter().all(is_digit);
+    let exponent_ok = exponent.is_none_or(|exponent| {
+        let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        !exponent.is_empty() && exponent.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    mantissa_ok && exponent_ok
+}
+
 /// Redis' `MAX_LONG_DOUBLE_CHARS`: longer inputs are refused.
 const MAX_CHARS: usize = 5 * 1024;
 
@@ -43,12 +67,18 @@ impl LongDouble {
             let infinity = X87DoubleExtended::INFINITY;
             return Some(LongDouble(if text.starts_with('-') { -infinity } else { infinity }));
         }
-        if unsigned
-            .chars()
-            .any(|c| c.is_ascii_alphabetic() && !matches!(c, 'e' | 'E' | 'x' | 'X' | 'p' | 'P' | 'a'..='f' | 'A'..='F'))
-        {
+        if !is_number_syntax(unsigned) {
             return None;
         }
+        // strtold reads hexadecimal without a binary exponent ("0x10"); APFloat wants one.
+        let is_hex = unsigned.starts_with("0x") || unsigned.starts_with("0X");
+        let with_exponent;
+        let text = if is_hex && !unsigned.contains(['p', 'P']) {
+            with_exponent = format!("{text}p0");
+            with_exponent.as_str()
+        } else {
+            text
+        };
         let value = X87DoubleExtended::from_str(text).ok()?;
         if value.is_nan() || value.is_infinite() {
             // Not a literal infinity, so an overflow (ERANGE).
@@ -71,6 +101,20 @@ impl LongDouble {
     /// The value of an integer (exact: 64 mantissa bits hold any `i64`).
     pub fn from_i64(value: i64) -> LongDouble {
         LongDouble(X87DoubleExtended::from_i128(i128::from(value)).value)
+    }
+
+    /// `(long long)(value * 1000.0)` as Redis computes a blocking command's timeout on x86-64:
+    /// the product rounded to nearest, truncated toward zero; a product out of `i64`'s range
+    /// converts to `i64::MIN`, as the hardware's conversion does (so Redis calls it negative).
+    pub fn millis_truncated(self) -> i64 {
+        let thousand = X87DoubleExtended::from_u128(1000).value;
+        let product = self.0.mul_r(thousand, Round::NearestTiesToEven).value;
+        let mut is_exact = false;
+        let converted = product.to_i128_r(64, Round::TowardZero, &mut is_exact);
+        if converted.status.contains(rustc_apfloat::Status::INVALID_OP) {
+            return i64::MIN;
+        }
+        i64::try_from(converted.value).unwrap_or(i64::MIN)
     }
 
     /// Whether the value is neither infinite nor NaN.
@@ -122,6 +166,26 @@ impl LongDouble {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_convert_like_the_hardware() {
+        let millis = |text: &str| LongDouble::parse(text.as_bytes()).unwrap().millis_truncated();
+        assert_eq!(millis("1.5"), 1500);
+        assert_eq!(millis("0.0001"), 0);
+        assert_eq!(millis("-0.0001"), 0);
+        assert_eq!(millis("-1"), -1000);
+        assert_eq!(millis("0x10"), 16_000);
+        assert_eq!(millis("0x1p-2"), 250);
+        for refused in ["1e", "1e+", ".", "0x", "0xp1", "1.2.3", "1x", "--1", "e5", "0x1e1p"] {
+            assert!(LongDouble::parse(refused.as_bytes()).is_none(), "{refused} parsed");
+        }
+        for accepted in [".5", "5.", "1e5", "1E-5", "0x.8", "0xA.8p1", "+3"] {
+            assert!(LongDouble::parse(accepted.as_bytes()).is_some(), "{accepted} refused");
+        }
+        assert_eq!(millis("inf"), i64::MIN);
+        assert_eq!(millis("1e30"), i64::MIN);
+        assert_eq!(millis("9.2e15"), 9_200_000_000_000_000_000);
+    }
 
     fn add(a: &str, b: &str) -> String {
         let a = LongDouble::parse(a.as_bytes()).unwrap();
