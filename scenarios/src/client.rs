@@ -50,14 +50,24 @@ impl SimClient {
 
     /// Sends one command and waits for its reply.
     pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Unavailable> {
-        let result = self.try_call(args).await;
+        self.call_with_timeout(args, self.reply_timeout).await
+    }
+
+    /// Sends one command and waits up to `reply_timeout` for its reply (a blocking command
+    /// waits longer than the usual deadline).
+    pub async fn call_with_timeout<A: AsRef<[u8]>>(
+        &mut self,
+        args: &[A],
+        reply_timeout: Duration,
+    ) -> Result<Frame, Unavailable> {
+        let result = self.try_call(args, reply_timeout).await;
         if result.is_err() {
             self.connection = None;
         }
         result
     }
 
-    async fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Unavailable> {
+    async fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A], reply_timeout: Duration) -> Result<Frame, Unavailable> {
         if self.connection.is_none() {
             let stream = self
                 .env
@@ -72,7 +82,7 @@ impl SimClient {
         };
         connection.write_request(&Request::from_args(args));
         connection.flush().await.map_err(|error| Unavailable(format!("write: {error}")))?;
-        match timeout(self.reply_timeout, connection.read_frame()).await {
+        match timeout(reply_timeout, connection.read_frame()).await {
             Err(_) => Err(Unavailable("reply timed out".into())),
             Ok(Err(error)) => Err(Unavailable(format!("read: {error}"))),
             Ok(Ok(None)) => Err(Unavailable("connection closed".into())),

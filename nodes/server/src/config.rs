@@ -56,6 +56,144 @@ impl EvictionPolicy {
     }
 }
 
+/// Who may run `DEBUG` (Redis' `enable-debug-command`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DebugCommand {
+    /// Nobody.
+    #[default]
+    No,
+    /// Everybody.
+    Yes,
+    /// Clients connected over loopback.
+    Local,
+}
+
+impl DebugCommand {
+    /// The name as `CONFIG GET` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DebugCommand::No => "no",
+            DebugCommand::Yes => "yes",
+            DebugCommand::Local => "local",
+        }
+    }
+}
+
+/// One class's output buffer limit: a client whose unwritten output reaches `hard_bytes`, or
+/// stays at or above `soft_bytes` for more than `soft_seconds`, is closed (0 disables either).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Close at once at this many bytes.
+    pub hard_bytes: u64,
+    /// Close when over this many bytes for longer than `soft_seconds`.
+    pub soft_bytes: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+/// Redis' `client-output-buffer-limit`: one limit per client class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OutputLimits {
+    /// Ordinary clients (replies to their own commands).
+    pub normal: OutputLimit,
+    /// Replicas.
+    pub replica: OutputLimit,
+    /// Subscribed clients (messages published to them).
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        OutputLimits {
+            normal: OutputLimit::default(),
+            replica: OutputLimit { hard_bytes: 256 * MB, soft_bytes: 64 * MB, soft_seconds: 60 },
+            pubsub: OutputLimit { hard_bytes: 32 * MB, soft_bytes: 8 * MB, soft_seconds: 60 },
+        }
+    }
+}
+
+impl OutputLimits {
+    /// Applies `class hard soft seconds` groups (any subset of the classes), as `CONFIG SET`
+    /// and the config file give them; nothing changes if any group is invalid.
+    pub fn apply(&mut self, text: &str) -> Result<(), String> {
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".to_string());
+        }
+        let mut updated = *self;
+        for group in words.chunks(4) {
+            let limit = OutputLimit {
+                hard_bytes: parse_memory(group[1])
+                    .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?,
+                soft_bytes: parse_memory(group[2])
+                    .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?,
+                soft_seconds: group[3]
+                    .parse()
+                    .map_err(|_| "Error in hard, soft or soft_seconds setting in buffer limit configuration.")?,
+            };
+            match group[0].to_ascii_lowercase().as_str() {
+                "normal" => updated.normal = limit,
+                "replica" | "slave" => updated.replica = limit,
+                "pubsub" => updated.pubsub = limit,
+                _ => return Err("Invalid client class specified in buffer limit configuration.".to_string()),
+            }
+        }
+        *self = updated;
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for OutputLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let classes = [("normal", self.normal), ("slave", self.replica), ("pubsub", self.pubsub)];
+        for (index, (name, limit)) in classes.iter().enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name} {} {} {}", limit.hard_bytes, limit.soft_bytes, limit.soft_seconds)?;
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<String> for OutputLimits {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let mut limits = OutputLimits::default();
+        limits.apply(&text)?;
+        Ok(limits)
+    }
+}
+
+impl From<OutputLimits> for String {
+    fn from(limits: OutputLimits) -> String {
+        limits.to_string()
+    }
+}
+
+/// Reads a memory amount as Redis' `memtoull`: digits with an optional unit, `k`/`m`/`g` for
+/// powers of 1000 and `kb`/`mb`/`gb` for powers of 1024 (any case).
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
 /// Everything `codis-server` can be told at start. Defaults are Redis 7.0's, except `bind`, which
 /// is loopback so that a server started without a config is not open to the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +217,12 @@ pub struct ServerConfig {
     pub timeout: u64,
     /// Longest bulk string a client may send.
     pub proto_max_bulk_len: u64,
+    /// Most unprocessed input one client may make the server buffer.
+    pub client_query_buffer_limit: u64,
+    /// Output buffer limits per client class.
+    pub client_output_buffer_limit: OutputLimits,
+    /// Who may run `DEBUG` (fixed at start, as in Redis).
+    pub enable_debug_command: DebugCommand,
     /// Background task frequency (active expiry runs this many times a second).
     pub hz: u32,
     /// Active expiry effort, 1 to 10: more keys sampled per cycle.
@@ -111,6 +255,9 @@ impl Default for ServerConfig {
             maxmemory_policy: EvictionPolicy::Noeviction,
             timeout: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: OutputLimits::default(),
+            enable_debug_command: DebugCommand::No,
             hz: 10,
             active_expire_effort: 1,
             hash_max_listpack_entries: 512,
@@ -159,6 +306,9 @@ impl ServerConfig {
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
         }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            return fail("client-query-buffer-limit", "must be at least 1mb");
+        }
         Ok(())
     }
 
@@ -177,6 +327,7 @@ impl ServerConfig {
     pub fn limits(&self) -> resp::Limits {
         resp::Limits {
             max_bulk_len: usize::try_from(self.proto_max_bulk_len).unwrap_or(usize::MAX),
+            max_buffered_input: usize::try_from(self.client_query_buffer_limit).unwrap_or(usize::MAX),
             ..resp::Limits::default()
         }
     }
@@ -271,6 +422,21 @@ pub const PARAMETERS: &[Parameter] = &[
             Ok(())
         }),
     },
+    Parameter {
+        name: "client-query-buffer-limit",
+        get: |config| config.client_query_buffer_limit.to_string(),
+        set: Some(|config, text| {
+            let bytes = parse_memory(text).ok_or("argument must be a memory value")?;
+            config.client_query_buffer_limit = in_range(bytes, 1024 * 1024, i64::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "client-output-buffer-limit",
+        get: |config| config.client_output_buffer_limit.to_string(),
+        set: Some(|config, text| config.client_output_buffer_limit.apply(text)),
+    },
+    Parameter { name: "enable-debug-command", get: |config| config.enable_debug_command.name().to_string(), set: None },
     Parameter {
         name: "hz",
         get: |config| config.hz.to_string(),
@@ -378,5 +544,21 @@ mod tests {
         assert_eq!(EvictionPolicy::parse("lru"), None);
         let bad = ServerConfig { hz: 0, ..ServerConfig::default() };
         assert_eq!(bad.validate().unwrap_err().name, "hz");
+    }
+
+    #[test]
+    fn output_limits_parse_as_redis_writes_them() {
+        let mut limits = OutputLimits::default();
+        assert_eq!(limits.to_string(), "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        limits.apply("pubsub 1mb 512kb 5 normal 1g 0 0").unwrap();
+        assert_eq!(limits.pubsub, OutputLimit { hard_bytes: 1024 * 1024, soft_bytes: 512 * 1024, soft_seconds: 5 });
+        assert_eq!(limits.normal.hard_bytes, 1_000_000_000);
+        assert!(limits.apply("pubsub 1 2").is_err());
+        assert!(limits.apply("bogus 1 2 3").is_err());
+        assert!(limits.apply("pubsub x 2 3").is_err());
+        assert_eq!(OutputLimits::try_from(limits.to_string()), Ok(limits));
+        assert_eq!(parse_memory("32mb"), Some(32 * 1024 * 1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("-1"), None);
     }
 }

@@ -11,18 +11,23 @@
 //! - [`cmd`]: the command table and one module per command family.
 //! - [`keyspace`]: databases of keys indexed by slot and by hash tag.
 //! - [`state`]: what commands run against.
+//! - [`blocking`], [`pubsub`], [`outbox`]: blocked clients, subscriptions, and how one client's
+//!   command delivers to another client's connection.
 //! - [`reply`]: writing replies for RESP2 or RESP3 clients.
 //! - [`config`]: [`ServerConfig`], with Redis' option names.
 //! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
 //!   patterns, and Redis' `long double` arithmetic.
 
 pub mod args;
+pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod glob;
 pub mod keyspace;
 pub mod ldouble;
+pub mod outbox;
+pub mod pubsub;
 pub mod reply;
 pub mod server;
 mod session;

@@ -82,6 +82,9 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         let now = env.unix_millis();
         let mut state = shared.lock();
         let state = &mut *state;
+        if !state.active_expire || state.paused_until_ms > now {
+            continue;
+        }
         // Redis' ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP scaled by effort; rounds are bounded by a
         // count rather than a time budget so a simulated run stays a function of its seed.
         let effort = state.config.active_expire_effort.clamp(1, 10) as usize;

@@ -1,4 +1,5 @@
-//! One client connection: read requests, execute them in batches, write replies.
+//! One client connection: read requests, execute them in batches, write replies; write what
+//! other clients' commands post to it (pub/sub messages); and wait while blocked (`BLPOP`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,14 +8,16 @@ use std::time::Duration;
 use net::{Env, Stream};
 use resp::{Connection, ConnectionError, Request, Version, encode};
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::cmd;
 use crate::keyspace::Bulk;
+use crate::outbox::{self, Delivery, Inbox};
 use crate::server::Shared;
-use crate::state::{Client, ClientInfo};
+use crate::state::{Block, Client, ClientInfo};
 
-/// Removes a client from the registry when its task ends, however it ends.
+/// Removes a client from every registry when its task ends, however it ends: the client list,
+/// the blocked clients, the subscriptions and the watched keys.
 struct Registration {
     shared: Arc<Shared>,
     id: u64,
@@ -22,15 +25,53 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.shared.lock().clients.remove(&self.id);
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        state.blocked.unblock(&mut state.keyspace, self.id);
+        state.pubsub.remove_client(self.id);
+        cmd::transactions::unwatch_all(state, self.id);
+        state.clients.remove(&self.id);
     }
 }
 
-/// Serves one connection until the peer leaves, a protocol error, `QUIT`, `CLIENT KILL`, or the
-/// idle timeout.
+/// A connection and what it needs besides the shared state.
+struct Session<S> {
+    connection: Connection<S>,
+    inbox: Inbox,
+    kill: Arc<Notify>,
+    /// Bytes of deliveries in the write buffer, released from the outbox's count once written.
+    delivered: usize,
+}
+
+impl<S: Stream> Session<S> {
+    /// Appends a delivery to the write buffer.
+    fn append(&mut self, delivery: &Delivery) {
+        let bytes = delivery.bytes();
+        self.connection.write_buffer().extend_from_slice(bytes);
+        self.delivered += bytes.len();
+    }
+
+    /// Writes everything buffered; `false` if the connection failed or the client was killed
+    /// meanwhile (a client that stopped reading must not hold its task forever).
+    async fn flush(&mut self) -> bool {
+        let written = tokio::select! {
+            biased;
+            () = self.kill.notified() => false,
+            result = self.connection.flush() => result.is_ok(),
+        };
+        if written {
+            self.inbox.written(std::mem::take(&mut self.delivered));
+        }
+        written
+    }
+}
+
+/// Serves one connection until the peer leaves, a protocol error, `QUIT`, `CLIENT KILL`, an
+/// output buffer limit, or the idle timeout.
 pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream, peer: SocketAddr) {
     let laddr = stream.local_addr().map(|addr| addr.to_string()).unwrap_or_default();
     let kill = Arc::new(Notify::new());
+    let (outbox, inbox) = outbox::channel();
     let now = env.unix_millis();
     let registered = {
         let mut state = shared.lock();
@@ -49,6 +90,11 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                 last_interaction_ms: now,
                 last_command: "NULL",
                 kill: kill.clone(),
+                outbox,
+                watched: Vec::new(),
+                multi: None,
+                closing: false,
+                soft_limit_since_ms: None,
             };
             let id = state.register_client(info);
             Some((id, state.config.requirepass.is_empty(), state.config.limits(), state.config.timeout))
@@ -63,17 +109,31 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
     };
     let _registration = Registration { shared: shared.clone(), id };
     connection.set_limits(limits);
-    let mut client = Client { id, db: 0, version: Version::Resp2, authenticated, close_after_reply: false };
+    let mut session = Session { connection, inbox, kill, delivered: 0 };
+    let mut client = Client::new(id, authenticated);
     debug!(client = id, %peer, "connected");
 
     loop {
+        // Subscribed clients wait for messages, not requests: the idle timeout spares them, as
+        // it spares blocked clients in Redis.
+        let idle = if client.subscriptions > 0 { 0 } else { idle_timeout };
         let request = tokio::select! {
             biased;
-            () = kill.notified() => {
+            () = session.kill.notified() => {
                 debug!(client = id, "killed");
                 return;
             }
-            read = read_with_timeout(&mut connection, idle_timeout) => match read {
+            Some(delivery) = session.inbox.recv() => {
+                session.append(&delivery);
+                while let Some(delivery) = session.inbox.try_recv() {
+                    session.append(&delivery);
+                }
+                if !session.flush().await {
+                    return;
+                }
+                continue;
+            }
+            read = read_with_timeout(&mut session.connection, idle) => match read {
                 Some(Ok(Some(request))) => request,
                 Some(Ok(None)) => {
                     debug!(client = id, "closed by peer");
@@ -81,8 +141,12 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                 }
                 Some(Err(ConnectionError::Protocol(error))) => {
                     debug!(client = id, %error, "protocol error");
-                    encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
-                    let _ = connection.flush().await;
+                    encode::write_error(session.connection.write_buffer(), format!("ERR {error}").as_bytes());
+                    let _ = session.flush().await;
+                    return;
+                }
+                Some(Err(ConnectionError::InputBufferFull(limit))) => {
+                    warn!(client = id, %peer, limit, "closing a client over the query buffer limit");
                     return;
                 }
                 Some(Err(error)) => {
@@ -95,8 +159,25 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                 }
             },
         };
-        execute_batch(&shared, &env, &mut client, &mut connection, request);
-        if connection.flush().await.is_err() || client.close_after_reply {
+        let mut next = Some(request);
+        while let Some(request) = next.take() {
+            match execute_batch(&shared, &env, &mut client, &mut session.connection, request) {
+                Batch::Done => {}
+                Batch::OverOutputLimit => return,
+                Batch::Paused { until_ms, request } => {
+                    // `DEBUG SLEEP`: nothing runs until then, this connection's batch included.
+                    let wait = until_ms.saturating_sub(env.unix_millis());
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    next = request;
+                }
+            }
+        }
+        if !session.flush().await || client.close_after_reply {
+            return;
+        }
+        if let Some(block) = client.blocked.take()
+            && !wait_while_blocked(&shared, &env, &client, &mut session, block).await
+        {
             return;
         }
     }
@@ -114,27 +195,129 @@ async fn read_with_timeout<S: Stream>(
     tokio::time::timeout(Duration::from_secs(idle_seconds), connection.read_request()).await.ok()
 }
 
+/// How a batch ended.
+enum Batch {
+    /// Everything buffered ran (or the client blocked, or will close after the reply).
+    Done,
+    /// The replies exceed the client's output buffer limit: close it without them, as Redis does.
+    OverOutputLimit,
+    /// The server is paused (`DEBUG SLEEP`) until then; `request`, if any, has not run yet.
+    Paused {
+        /// When the pause ends (Unix ms).
+        until_ms: u64,
+        /// The request to run once it does.
+        request: Option<Request>,
+    },
+}
+
 /// Executes `first` and every further request already buffered, under one acquisition of the
-/// lock, so a pipeline costs one lock and one write.
+/// lock, so a pipeline costs one lock and one write. Stops early when a command blocks the
+/// client (the requests behind it wait in the buffer) or pauses the server.
 fn execute_batch<E: Env, S: Stream>(
     shared: &Shared,
     env: &E,
     client: &mut Client,
     connection: &mut Connection<S>,
     first: Request,
-) {
+) -> Batch {
     let mut state = shared.lock();
-    cmd::execute(&mut state, client, connection.write_buffer(), &first, env.unix_millis());
-    while !client.close_after_reply {
+    let now = env.unix_millis();
+    if state.paused_until_ms > now {
+        return Batch::Paused { until_ms: state.paused_until_ms, request: Some(first) };
+    }
+    cmd::execute(&mut state, client, connection.write_buffer(), &first, now);
+    while !client.close_after_reply && client.blocked.is_none() {
+        let now = env.unix_millis();
+        if state.paused_until_ms > now {
+            return Batch::Paused { until_ms: state.paused_until_ms, request: None };
+        }
         match connection.try_read_request() {
-            Ok(Some(request)) => {
-                cmd::execute(&mut state, client, connection.write_buffer(), &request, env.unix_millis())
-            }
+            Ok(Some(request)) => cmd::execute(&mut state, client, connection.write_buffer(), &request, now),
             Ok(None) => break,
             Err(error) => {
                 encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
                 client.close_after_reply = true;
             }
+        }
+    }
+    let limits = state.config.client_output_buffer_limit;
+    let limit = if client.subscriptions > 0 { limits.pubsub } else { limits.normal };
+    let state = &mut *state;
+    let Some(info) = state.clients.get_mut(&client.id) else {
+        return Batch::Done;
+    };
+    let pending = connection.write_buffer().len() + info.outbox.pending();
+    if limit.exceeded(pending, &mut info.soft_limit_since_ms, env.unix_millis()) {
+        warn!(client = client.id, addr = %info.addr, pending, "closing a client over its output buffer limit");
+        state.stats.output_limit_disconnections += 1;
+        return Batch::OverOutputLimit;
+    }
+    Batch::Done
+}
+
+/// Waits while the client is blocked: until another client's command serves it (its reply
+/// arrives through the inbox), `CLIENT UNBLOCK`, the deadline, or the client leaving. Pub/sub
+/// messages for a RESP3 client are written meanwhile, and requests pipelined behind the blocking
+/// one are read into the buffer (so a client that disconnects is noticed and stops waiting,
+/// rather than consuming an element later). Returns `false` when the connection must close.
+async fn wait_while_blocked<E: Env, S: Stream>(
+    shared: &Shared,
+    env: &E,
+    client: &Client,
+    session: &mut Session<S>,
+    block: Block,
+) -> bool {
+    let timer = async {
+        match block.deadline_ms {
+            Some(deadline) => {
+                tokio::time::sleep(Duration::from_millis(deadline.saturating_sub(env.unix_millis()))).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timer);
+    let mut timed_out = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = session.kill.notified() => return false,
+            Some(delivery) = session.inbox.recv() => {
+                session.append(&delivery);
+                if !session.flush().await {
+                    return false;
+                }
+                if matches!(delivery, Delivery::Unblocked(_)) {
+                    return true;
+                }
+            }
+            () = &mut timer, if !timed_out => {
+                timed_out = true;
+                let still_blocked = {
+                    let mut state = shared.lock();
+                    let state = &mut *state;
+                    state.blocked.unblock(&mut state.keyspace, client.id).is_some()
+                };
+                // Otherwise it was served just now, and the reply is on its way in the inbox.
+                if still_blocked {
+                    encode::write_null_array(session.connection.write_buffer(), client.version);
+                    return session.flush().await;
+                }
+            }
+            read = session.connection.read_more() => match read {
+                Ok(0) => {
+                    debug!(client = client.id, "closed by peer while blocked");
+                    return false;
+                }
+                Ok(_) => {}
+                Err(ConnectionError::InputBufferFull(limit)) => {
+                    warn!(client = client.id, limit, "closing a blocked client over the query buffer limit");
+                    return false;
+                }
+                Err(error) => {
+                    debug!(client = client.id, %error, "connection failed while blocked");
+                    return false;
+                }
+            },
         }
     }
 }

@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use net::Rng;
-use resp::Version;
+use resp::{Request, Version};
 use tokio::sync::Notify;
 
+use crate::blocking::Blocked;
 use crate::config::ServerConfig;
-use crate::keyspace::{Bulk, Keyspace};
+use crate::keyspace::{Bulk, Key, Keyspace, WatchVersion};
+use crate::outbox::Outbox;
+use crate::pubsub::PubSub;
 
 /// Server-wide counters for `INFO stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,6 +27,21 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// Commands executed.
     pub commands_processed: u64,
+    /// Clients closed for exceeding an output buffer limit.
+    pub output_limit_disconnections: u64,
+}
+
+/// A key a client watches (`WATCH`), with what `EXEC` compares.
+#[derive(Clone, Debug)]
+pub struct WatchedKey {
+    /// Its database.
+    pub db: usize,
+    /// The key.
+    pub key: Key,
+    /// Its version when watched.
+    pub seen: WatchVersion,
+    /// Whether it had already expired (but not yet been deleted) when watched.
+    pub expired: bool,
 }
 
 /// What other connections may know about a client (`CLIENT LIST`, `CLIENT KILL`, `INFO clients`).
@@ -47,6 +65,16 @@ pub struct ClientInfo {
     pub last_command: &'static str,
     /// Wakes the client's connection task to close it (`CLIENT KILL`).
     pub kill: Arc<Notify>,
+    /// Where other clients' commands send it messages and the reply that ends a block.
+    pub outbox: Outbox,
+    /// The keys it watches.
+    pub watched: Vec<WatchedKey>,
+    /// Commands queued in its transaction; `None` outside `MULTI`.
+    pub multi: Option<usize>,
+    /// Scheduled to close (it exceeded an output buffer limit): nothing more is sent to it.
+    pub closing: bool,
+    /// Since when (Unix ms) its pending output has exceeded the soft limit, if it has.
+    pub soft_limit_since_ms: Option<u64>,
 }
 
 /// Everything commands read and change.
@@ -59,6 +87,10 @@ pub struct State {
     pub clients: BTreeMap<u64, ClientInfo>,
     /// Counters.
     pub stats: Stats,
+    /// Clients blocked on keys.
+    pub blocked: Blocked,
+    /// Pub/sub subscriptions.
+    pub pubsub: PubSub,
     /// The server's random stream (`RANDOMKEY`, active expiry sampling).
     pub rng: Rng,
     /// 40 hex digits identifying this run of the server (`INFO server`'s `run_id`).
@@ -67,6 +99,10 @@ pub struct State {
     pub started_ms: u64,
     /// The port it listens on, as `INFO server` reports it.
     pub port: u16,
+    /// No command runs before this time (Unix ms): `DEBUG SLEEP` stops the server until then.
+    pub paused_until_ms: u64,
+    /// Whether the background cycle expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub active_expire: bool,
     next_client_id: u64,
 }
 
@@ -81,10 +117,14 @@ impl State {
             config,
             clients: BTreeMap::new(),
             stats: Stats::default(),
+            blocked: Blocked::default(),
+            pubsub: PubSub::default(),
             rng,
             run_id,
             started_ms: now_ms,
             port,
+            paused_until_ms: 0,
+            active_expire: true,
             next_client_id: 0,
         }
     }
@@ -111,4 +151,47 @@ pub struct Client {
     pub authenticated: bool,
     /// Close the connection once the current reply is written (`QUIT`, protocol errors).
     pub close_after_reply: bool,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Transaction>,
+    /// Set while `EXEC` runs: blocking commands answer at once instead of blocking.
+    pub deny_blocking: bool,
+    /// Set by a blocking command that found nothing: the connection waits for the reply another
+    /// client's command will post, or for the deadline.
+    pub blocked: Option<Block>,
+    /// Channels and patterns subscribed: in RESP2, a subscribed client may only run the pub/sub
+    /// commands, `PING`, `QUIT` and `RESET`.
+    pub subscriptions: usize,
+}
+
+impl Client {
+    /// A freshly connected client.
+    pub fn new(id: u64, authenticated: bool) -> Client {
+        Client {
+            id,
+            db: 0,
+            version: Version::Resp2,
+            authenticated,
+            close_after_reply: false,
+            multi: None,
+            deny_blocking: false,
+            blocked: None,
+            subscriptions: 0,
+        }
+    }
+}
+
+/// Commands queued between `MULTI` and `EXEC`.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// The commands, in order.
+    pub queued: Vec<Request>,
+    /// A command was refused while queueing: `EXEC` will discard the transaction.
+    pub aborted: bool,
+}
+
+/// A blocked client's wait, as its connection sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// When it times out (Unix ms); `None`: never.
+    pub deadline_ms: Option<u64>,
 }

@@ -30,6 +30,13 @@ pub(super) const COMMANDS: &[Command] = &[
 pub const REDIS_VERSION: &str = "7.0.15";
 
 fn ping(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    // A subscribed RESP2 client gets a message-shaped reply it can tell from a message.
+    if ctx.client.subscriptions > 0 && !ctx.reply.resp3() && request.len() <= 2 {
+        ctx.reply.array(2);
+        ctx.reply.bulk(b"pong");
+        ctx.reply.bulk(request.arg(1).unwrap_or_default());
+        return Ok(());
+    }
     match request.len() {
         1 => ctx.reply.simple("PONG"),
         2 => ctx.reply.bulk(request.arg(1).unwrap_or_default()),
@@ -156,6 +163,9 @@ fn quit(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    super::transactions::discard(ctx.state, ctx.client);
+    ctx.state.pubsub.remove_client(ctx.client.id);
+    ctx.client.subscriptions = 0;
     ctx.client.db = 0;
     ctx.client.version = Version::Resp2;
     ctx.client.authenticated = ctx.state.config.requirepass.is_empty();
@@ -229,6 +239,19 @@ fn client(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         ctx.reply.verbatim(&line);
     } else if is(sub, "KILL") {
         kill(ctx, request)?;
+    } else if is(sub, "UNBLOCK") {
+        if !(3..=4).contains(&request.len()) {
+            return Err(arity_error());
+        }
+        let id = args::int(request.arg(2).unwrap_or_default())?;
+        let error = match request.arg(3) {
+            None => None,
+            Some(mode) if is(mode, "TIMEOUT") => None,
+            Some(mode) if is(mode, "ERROR") => Some("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            Some(_) => return Err(CmdError::other("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+        };
+        let unblocked = u64::try_from(id).is_ok_and(|id| super::blocking::unblock_early(ctx.state, id, error));
+        ctx.reply.int(i64::from(unblocked));
     } else if is(sub, "HELP") {
         let lines = [
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -246,6 +269,8 @@ fn client(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "    Return information about client connections.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "HELP",
             "    Print this help.",
         ];
@@ -268,14 +293,38 @@ fn client_line(ctx: &Ctx<'_>, id: u64) -> String {
     let age = ctx.now_ms.saturating_sub(info.created_ms) / 1000;
     let idle = ctx.now_ms.saturating_sub(info.last_interaction_ms) / 1000;
     let resp = if info.version == Version::Resp3 { 3 } else { 2 };
+    let (sub, psub) = ctx
+        .state
+        .pubsub
+        .of(id)
+        .map_or((0, 0), |subscriptions| (subscriptions.channels.len(), subscriptions.patterns.len()));
+    // Redis' flag letters, in its order: P pub/sub, x MULTI, b blocked, A closing; N for none.
+    let mut flags = String::new();
+    if sub + psub > 0 {
+        flags.push('P');
+    }
+    if info.multi.is_some() {
+        flags.push('x');
+    }
+    if ctx.state.blocked.contains(id) {
+        flags.push('b');
+    }
+    if info.closing {
+        flags.push('A');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let multi = info.multi.map_or(-1, |queued| i64::try_from(queued).unwrap_or(i64::MAX));
     format!(
-        "id={id} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 \
-         qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
-         user=default redir=-1 resp={resp}",
+        "id={id} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={sub} psub={psub} \
+         ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 \
+         events=r cmd={} user=default redir=-1 resp={resp}",
         info.addr,
         info.laddr,
         String::from_utf8_lossy(&info.name),
         info.db,
+        info.outbox.pending(),
         info.last_command,
     )
 }

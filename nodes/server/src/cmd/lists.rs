@@ -40,7 +40,7 @@ pub(crate) fn list<'d>(db: &'d mut Db, key: &[u8], now_ms: u64) -> Result<Option
 
 /// Which end of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum End {
+pub enum End {
     /// The head (`LEFT`).
     Left,
     /// The tail (`RIGHT`).
@@ -49,7 +49,7 @@ pub(crate) enum End {
 
 impl End {
     /// Parses `LEFT`/`RIGHT`.
-    pub(crate) fn parse(arg: &[u8]) -> Result<End, CmdError> {
+    pub fn parse(arg: &[u8]) -> Result<End, CmdError> {
         if is(arg, "LEFT") {
             Ok(End::Left)
         } else if is(arg, "RIGHT") {

@@ -5,15 +5,19 @@
 //! function and one table line. Dispatch checks, in Redis' order: the command exists, its arity,
 //! authentication; then runs the handler.
 
+pub mod blocking;
 pub mod connection;
+pub mod debug;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 mod random;
 pub mod server;
 pub mod sets;
 pub mod slots;
 pub mod strings;
+pub mod transactions;
 pub mod zsets;
 
 use std::collections::HashMap;
@@ -142,8 +146,11 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 9] = [
+        let families: [&'static [Command]; 13] = [
             connection::COMMANDS,
+            transactions::COMMANDS,
+            pubsub::COMMANDS,
+            blocking::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
@@ -151,6 +158,7 @@ impl Table {
             sets::COMMANDS,
             zsets::COMMANDS,
             server::COMMANDS,
+            debug::COMMANDS,
             slots::COMMANDS,
         ];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
@@ -211,29 +219,107 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Executes one request for `client`, appending its reply to `out`.
+/// Executes one request for `client`, appending its reply to `out`: checks it as Redis'
+/// `processCommand` does, queues it inside `MULTI`, runs it otherwise, then serves the clients
+/// blocked on keys the command made ready.
 pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, request: &Request, now_ms: u64) {
     let mut reply = Reply::new(out, client.version);
-    let Some(command) = table().lookup(request.name()) else {
-        let args: Vec<&[u8]> = request.args().skip(1).collect();
-        reply.error(&CmdError::unknown_command(request.name(), &args).to_string());
-        return;
+    let command = match admit(client, request) {
+        Ok(command) => command,
+        Err((command, error)) => {
+            refuse(state, client, &mut reply, command, &error);
+            return;
+        }
     };
-    if !command.arity_ok(request.len()) {
-        reply.error(&CmdError::arity(command.name.as_bytes()).to_string());
-        return;
-    }
-    if !client.authenticated && !command.flags.contains(Flags::NO_AUTH) {
-        reply.error(&CmdError::NoAuth.to_string());
-        return;
-    }
     if let Some(info) = state.clients.get_mut(&client.id) {
         info.last_command = command.name;
         info.last_interaction_ms = now_ms;
     }
-    state.stats.commands_processed += 1;
+    if let Some(transaction) = client.multi.as_mut()
+        && !runs_inside_multi(command)
+    {
+        transaction.queued.push(request.clone());
+        if let Some(info) = state.clients.get_mut(&client.id) {
+            info.multi = Some(transaction.queued.len());
+        }
+        reply.simple("QUEUED");
+        return;
+    }
     let mut ctx = Ctx { state, client, reply, now_ms };
-    if let Err(error) = (command.handler)(&mut ctx, request) {
+    call(&mut ctx, command, request);
+    if !ctx.state.blocked.is_empty() && ctx.state.keyspace.has_ready() {
+        blocking::serve_ready_keys(ctx.state, now_ms);
+    }
+}
+
+/// Runs one admitted command: the handler, and its error reply if it fails. `EXEC` calls this
+/// for each queued command.
+pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
+    ctx.state.stats.commands_processed += 1;
+    if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
+    }
+}
+
+/// Checks, in Redis' order, whether `request` may run at all: the command exists, its arity,
+/// authentication, and the subscribed-client restriction of RESP2. A refusal names the command
+/// when it exists (a refused `EXEC` ends the transaction).
+fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option<&'static Command>, CmdError)> {
+    let Some(command) = table().lookup(request.name()) else {
+        let args: Vec<&[u8]> = request.args().skip(1).collect();
+        return Err((None, CmdError::unknown_command(request.name(), &args)));
+    };
+    if !command.arity_ok(request.len()) {
+        return Err((Some(command), CmdError::arity(command.name.as_bytes())));
+    }
+    if !client.authenticated && !command.flags.contains(Flags::NO_AUTH) {
+        return Err((Some(command), CmdError::NoAuth));
+    }
+    if client.subscriptions > 0 && client.version == resp::Version::Resp2 && !allowed_while_subscribed(command) {
+        return Err((
+            Some(command),
+            CmdError::message(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                full_name(command, request)
+            )),
+        ));
+    }
+    Ok(command)
+}
+
+/// Replies with a refusal. Inside `MULTI` it dooms the transaction; a refused `EXEC` discards it
+/// and says why, as Redis' `execCommandAbort`.
+fn refuse(state: &mut State, client: &mut Client, reply: &mut Reply<'_>, command: Option<&Command>, error: &CmdError) {
+    if command.is_some_and(|command| command.name == "exec") {
+        transactions::discard(state, client);
+        let text = error.to_string();
+        let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+        reply.error(&format!("EXECABORT Transaction discarded because of: {reason}"));
+        return;
+    }
+    if let Some(transaction) = client.multi.as_mut() {
+        transaction.aborted = true;
+    }
+    reply.error(&error.to_string());
+}
+
+/// Commands a client inside `MULTI` runs at once instead of queueing.
+fn runs_inside_multi(command: &Command) -> bool {
+    matches!(command.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Commands a RESP2 client may run while subscribed.
+fn allowed_while_subscribed(command: &Command) -> bool {
+    matches!(command.name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+}
+
+/// The name Redis reports for a command: `client|kill` for a subcommand of a container command.
+fn full_name(command: &Command, request: &Request) -> String {
+    const CONTAINERS: [&str; 7] = ["client", "config", "command", "object", "pubsub", "slowlog", "latency"];
+    match request.arg(1) {
+        Some(sub) if CONTAINERS.contains(&command.name) => {
+            format!("{}|{}", command.name, String::from_utf8_lossy(sub).to_ascii_lowercase())
+        }
+        _ => command.name.to_string(),
     }
 }

@@ -131,18 +131,26 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         ),
         "clients" => write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\n\
-             tracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\
+             tracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
             state.clients.len(),
             state.config.maxclients,
+            state.blocked.len(),
+            state.blocked.with_deadline(),
         ),
         "stats" => {
             let expired: u64 = state.keyspace.dbs().iter().map(|db| db.stats().expired_keys).sum();
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{expired}\r\nevicted_keys:0\r\n",
-                state.stats.connections_received, state.stats.commands_processed, state.stats.rejected_connections,
+                 expired_keys:{expired}\r\nevicted_keys:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+                 client_output_buffer_limit_disconnections:{}\r\n",
+                state.stats.connections_received,
+                state.stats.commands_processed,
+                state.stats.rejected_connections,
+                state.pubsub.channel_count(),
+                state.pubsub.pattern_count(),
+                state.stats.output_limit_disconnections,
             )
         }
         "replication" => write!(
@@ -177,10 +185,16 @@ fn acl_categories(command: &Command) -> Vec<&'static str> {
         categories.push("@admin");
         categories.push("@dangerous");
     }
+    if command.flags.contains(Flags::PUBSUB) {
+        categories.push("@pubsub");
+    }
     if command.flags.contains(Flags::FAST) {
         categories.push("@fast");
     } else {
         categories.push("@slow");
+    }
+    if command.flags.contains(Flags::BLOCKING) {
+        categories.push("@blocking");
     }
     categories
 }

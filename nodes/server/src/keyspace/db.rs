@@ -15,7 +15,7 @@
 //! Rust's borrow rules make Codis' crash #1184 (lazy expiry deleting from the dictionary being
 //! scanned) impossible to write: scans only read, and callers expire what a scan found afterwards.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use foldhash::fast::FixedState;
 use indexmap::{IndexMap, IndexSet};
@@ -41,7 +41,19 @@ struct SlotKeys {
 #[derive(Clone, Copy, Debug, Default)]
 struct Watched {
     version: u64,
+    /// The version the latest deletion by expiry produced: deleting a key that had already
+    /// expired when a client watched it is no change for that client (Redis 7.0).
+    expiry_deletion: u64,
     watchers: u32,
+}
+
+/// What `EXEC` compares against what `WATCH` saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchVersion {
+    /// Bumped on every change to the key.
+    pub version: u64,
+    /// The version that the latest deletion by expiry produced.
+    pub expiry_deletion: u64,
 }
 
 /// Counters a database keeps for `INFO`.
@@ -59,6 +71,12 @@ pub struct Db {
     volatile: IndexSet<Key, FixedState>,
     len: usize,
     watched: BTreeMap<Key, Watched>,
+    /// Clients blocked on each key (`BLPOP` …), in the order they blocked: they are served in
+    /// that order. Like `watched`, it belongs to the database index, not to the data.
+    waiters: BTreeMap<Key, VecDeque<u64>>,
+    /// Keys with waiters that were (re)created since the server last served waiters, in the
+    /// order that happened (Redis' `ready_keys`).
+    ready: Vec<Key>,
     stats: DbStats,
     /// Seeds the maps inside collections created in this database.
     collection_seed: u64,
@@ -89,6 +107,8 @@ impl Db {
             volatile: IndexSet::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
             len: 0,
             watched: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            ready: Vec::new(),
             stats: DbStats::default(),
             collection_seed: seed.rotate_left(31),
         }
@@ -160,6 +180,7 @@ impl Db {
                 let (index, _) = keys.map.insert_full(owned, entry);
                 self.len += 1;
                 self.touch(key);
+                self.signal_ready(key);
                 index
             }
         };
@@ -235,6 +256,7 @@ impl Db {
         let was_volatile = old.as_ref().is_some_and(|old| old.expire_at != 0);
         self.track_expiry(key, was_volatile, expire_at_ms != 0);
         self.touch(key);
+        self.signal_ready(key);
         old
     }
 
@@ -305,10 +327,10 @@ impl Db {
     }
 
     /// Registers a watcher of `key`; returns the version to compare at `EXEC`.
-    pub fn watch(&mut self, key: &[u8]) -> u64 {
+    pub fn watch(&mut self, key: &[u8]) -> WatchVersion {
         let watched = self.watched.entry(Key::from_slice(key)).or_default();
         watched.watchers += 1;
-        watched.version
+        WatchVersion { version: watched.version, expiry_deletion: watched.expiry_deletion }
     }
 
     /// Drops a watcher of `key`.
@@ -340,8 +362,67 @@ impl Db {
     }
 
     /// The current version of a watched `key` (`None` if nobody watches it).
-    pub fn watched_version(&self, key: &[u8]) -> Option<u64> {
-        self.watched.get(key).map(|watched| watched.version)
+    pub fn watched_version(&self, key: &[u8]) -> Option<WatchVersion> {
+        self.watched
+            .get(key)
+            .map(|watched| WatchVersion { version: watched.version, expiry_deletion: watched.expiry_deletion })
+    }
+
+    /// Queues `client` among the waiters of `key` (a client waits once per key).
+    pub fn add_waiter(&mut self, key: &[u8], client: u64) {
+        let queue = self.waiters.entry(Key::from_slice(key)).or_default();
+        if !queue.contains(&client) {
+            queue.push_back(client);
+        }
+    }
+
+    /// Removes `client` from the waiters of `key`.
+    pub fn remove_waiter(&mut self, key: &[u8], client: u64) {
+        if let Some(queue) = self.waiters.get_mut(key) {
+            queue.retain(|waiter| *waiter != client);
+            if queue.is_empty() {
+                self.waiters.remove(key);
+            }
+        }
+    }
+
+    /// The clients waiting on `key`, first come first.
+    pub fn waiters(&self, key: &[u8]) -> Vec<u64> {
+        self.waiters.get(key).map(|queue| queue.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// The keys with waiters created since the last call, in the order they were.
+    pub fn take_ready(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Whether a key with waiters was created since the last [`Db::take_ready`].
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Notes that `key` was created or replaced, if some client waits on it (Redis'
+    /// `signalKeyAsReady`). Whether its value suits the waiters is checked when serving them.
+    fn signal_ready(&mut self, key: &[u8]) {
+        if !self.waiters.is_empty()
+            && self.waiters.contains_key(key)
+            && !self.ready.iter().any(|ready| ready[..] == *key)
+        {
+            self.ready.push(Key::from_slice(key));
+        }
+    }
+
+    /// After `SWAPDB` exchanged two databases' data: give waiters back to their database index
+    /// and mark ready every key with waiters that now exists (Redis' `scanDatabaseForReadyKeys`).
+    pub(crate) fn swap_waiters(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.waiters, &mut other.waiters);
+        std::mem::swap(&mut self.ready, &mut other.ready);
+        for db in [self, other] {
+            let existing: Vec<Key> = db.waiters.keys().filter(|key| db.peek(key).is_some()).cloned().collect();
+            for key in existing {
+                db.signal_ready(&key);
+            }
+        }
     }
 
     /// Deletes every key; touches watched keys that existed. Returns how many keys there were.
@@ -373,6 +454,9 @@ impl Db {
     fn expire(&mut self, key: &[u8]) {
         if self.remove(key).is_some() {
             self.stats.expired_keys += 1;
+            if let Some(watched) = self.watched.get_mut(key) {
+                watched.expiry_deletion = watched.version;
+            }
         }
     }
 

@@ -10,7 +10,7 @@ pub mod skiplist;
 pub mod value;
 
 pub use collections::{EncodingLimits, Hash, List, Set, ZSet};
-pub use db::{Db, DbStats, Key, lru_clock};
+pub use db::{Db, DbStats, Key, WatchVersion, lru_clock};
 pub use value::{Bulk, Entry, Str, Value};
 
 /// Every database of a server.
@@ -52,8 +52,9 @@ impl Keyspace {
         }
     }
 
-    /// Exchanges two databases' data (`SWAPDB`), leaving each index's `WATCH` registrations where
-    /// they are and touching the watched keys that exist in either.
+    /// Exchanges two databases' data (`SWAPDB`), leaving each index's `WATCH` registrations and
+    /// blocked clients where they are, touching the watched keys that exist in either and marking
+    /// ready the keys clients wait on.
     pub fn swap(&mut self, first: usize, second: usize) {
         if first == second {
             return;
@@ -61,11 +62,17 @@ impl Keyspace {
         self.dbs.swap(first, second);
         let (a, b) = self.pair(first, second);
         a.swap_watches(b);
+        a.swap_waiters(b);
     }
 
     /// Every database, in order.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+
+    /// Whether any database has keys ready for blocked clients.
+    pub fn has_ready(&self) -> bool {
+        self.dbs.iter().any(Db::has_ready)
     }
 
     /// Every database, mutably.

@@ -48,10 +48,10 @@ pub enum Compare {
 pub struct Pair {
     _redis: RedisProcess,
     stop: Option<oneshot::Sender<()>>,
-    theirs: Connection<Stream>,
-    ours: Connection<Stream>,
-    /// The commands sent so far, for failure reports.
-    history: Vec<String>,
+    env: TokioEnv,
+    theirs_addr: String,
+    ours_addr: String,
+    main: Duo,
 }
 
 impl Pair {
@@ -76,15 +76,101 @@ impl Pair {
 
         config.bind = "127.0.0.1".into();
         config.port = 0;
+        config.enable_debug_command = server::config::DebugCommand::Yes;
         let (bound, address) = oneshot::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
             let _ = stopped.await;
         }));
-        let ours_addr = address.await.expect("our server binds");
-        let theirs = connect(&env, &format!("127.0.0.1:{}", redis.port)).await;
-        let ours = connect(&env, &ours_addr.to_string()).await;
-        Pair { _redis: redis, stop: Some(stop), theirs, ours, history: Vec::new() }
+        let ours_addr = address.await.expect("our server binds").to_string();
+        let theirs_addr = format!("127.0.0.1:{}", redis.port);
+        let main = Duo::connect(&env, &theirs_addr, &ours_addr).await;
+        Pair { _redis: redis, stop: Some(stop), env, theirs_addr, ours_addr, main }
+    }
+
+    /// Another client of each server.
+    pub async fn connect(&self) -> Duo {
+        Duo::connect(&self.env, &self.theirs_addr, &self.ours_addr).await
+    }
+
+    /// Sends `line` (split like an inline command) to both and returns both replies.
+    pub async fn both(&mut self, line: &str) -> (Frame, Frame) {
+        self.main.both(line).await
+    }
+
+    /// Sends different commands to each server (ids differ between them).
+    pub async fn both_lines(&mut self, theirs: &str, ours: &str) -> (Frame, Frame) {
+        self.main.both_lines(theirs, ours).await
+    }
+
+    /// Sends `line` to both and requires the same reply.
+    pub async fn check(&mut self, line: &str) -> Frame {
+        self.main.check(line).await
+    }
+
+    /// Sends `line` to both and compares the replies as `compare` says.
+    pub async fn check_with(&mut self, line: &str, compare: Compare) -> Frame {
+        self.main.check_with(line, compare).await
+    }
+
+    /// Runs every line with [`Pair::check`].
+    pub async fn check_all(&mut self, lines: &[&str]) {
+        self.main.check_all(lines).await
+    }
+
+    /// Fails with both replies and the history when they differ.
+    pub fn assert_same(&self, label: &str, theirs: &Frame, ours: &Frame, compare: Compare) {
+        self.main.assert_same(label, theirs, ours, compare)
+    }
+
+    /// Switches both connections to RESP3 (`HELLO 3`).
+    pub async fn resp3(&mut self) {
+        self.main.resp3().await
+    }
+
+    /// Waits until both servers report `blocked` blocked clients (`INFO clients`), so a test can
+    /// act on a client it knows is waiting.
+    pub async fn wait_blocked(&mut self, blocked: usize) {
+        let wanted = format!("blocked_clients:{blocked}\r\n");
+        for _ in 0..500 {
+            let (theirs, ours) = self.main.both("INFO clients").await;
+            if text(&theirs).contains(&wanted) && text(&ours).contains(&wanted) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("servers never reported {blocked} blocked clients");
+    }
+}
+
+/// The text of a bulk or verbatim reply.
+pub fn text(frame: &Frame) -> String {
+    match frame {
+        Frame::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Frame::Verbatim { text, .. } => String::from_utf8_lossy(text).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// One client connection to each server, used in lockstep.
+pub struct Duo {
+    theirs: Connection<Stream>,
+    ours: Connection<Stream>,
+    /// The commands sent so far, for failure reports.
+    history: Vec<String>,
+}
+
+impl Duo {
+    async fn connect(env: &TokioEnv, theirs: &str, ours: &str) -> Duo {
+        Duo { theirs: connect(env, theirs).await, ours: connect(env, ours).await, history: Vec::new() }
     }
 
     /// Sends `line` (split like an inline command) to both and returns both replies.
@@ -95,11 +181,69 @@ impl Pair {
 
     /// Sends already split arguments to both.
     pub async fn both_args(&mut self, args: &[Vec<u8>], label: &str) -> (Frame, Frame) {
+        self.send_args(args, label).await;
+        self.receive().await
+    }
+
+    /// Sends `line` to both without waiting for replies (a blocking command, a pipeline).
+    pub async fn send(&mut self, line: &str) {
+        let args = resp::split_inline(line.as_bytes()).expect("test command splits");
+        self.send_args(&args, line).await;
+    }
+
+    /// Sends different commands to each (`CLIENT UNBLOCK` needs each server's client id), and
+    /// returns both replies.
+    pub async fn both_lines(&mut self, theirs: &str, ours: &str) -> (Frame, Frame) {
+        self.history.push(format!("{theirs} / {ours}"));
+        let split = |line: &str| Request::from_args(resp::split_inline(line.as_bytes()).expect("test command splits"));
+        self.theirs.write_request(&split(theirs));
+        self.ours.write_request(&split(ours));
+        self.theirs.flush().await.expect("send");
+        self.ours.flush().await.expect("send");
+        self.receive().await
+    }
+
+    async fn send_args(&mut self, args: &[Vec<u8>], label: &str) {
         self.history.push(label.to_string());
         let request = Request::from_args(args);
-        let theirs = roundtrip(&mut self.theirs, &request).await;
-        let ours = roundtrip(&mut self.ours, &request).await;
-        (theirs, ours)
+        self.theirs.write_request(&request);
+        self.ours.write_request(&request);
+        self.theirs.flush().await.expect("send");
+        self.ours.flush().await.expect("send");
+    }
+
+    /// The next reply (or message) from each.
+    pub async fn receive(&mut self) -> (Frame, Frame) {
+        (receive(&mut self.theirs).await, receive(&mut self.ours).await)
+    }
+
+    /// Receives the next reply from each and compares them.
+    pub async fn check_reply(&mut self, label: &str, compare: Compare) -> Frame {
+        let (theirs, ours) = self.receive().await;
+        self.assert_same(label, &theirs, &ours, compare);
+        theirs
+    }
+
+    /// Whether either connection has a reply within `millis` (a blocked client must not).
+    pub async fn has_reply_within(&mut self, millis: u64) -> bool {
+        let wait = Duration::from_millis(millis);
+        let theirs = tokio::time::timeout(wait, self.theirs.read_frame()).await.is_ok();
+        let ours = tokio::time::timeout(wait, self.ours.read_frame()).await.is_ok();
+        theirs || ours
+    }
+
+    /// Whether each server closed this connection (reading hits the end of the stream).
+    pub async fn closed(&mut self) -> (bool, bool) {
+        async fn closed(connection: &mut Connection<Stream>) -> bool {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), connection.read_frame()).await {
+                    Ok(Ok(Some(_))) => continue,
+                    Ok(Ok(None) | Err(_)) => return true,
+                    Err(_) => return false,
+                }
+            }
+        }
+        (closed(&mut self.theirs).await, closed(&mut self.ours).await)
     }
 
     /// Sends `line` to both and requires the same reply.
@@ -114,7 +258,7 @@ impl Pair {
         theirs
     }
 
-    /// Runs every line with [`Pair::check`].
+    /// Runs every line with [`Duo::check`].
     pub async fn check_all(&mut self, lines: &[&str]) {
         for line in lines {
             self.check(line).await;
@@ -151,14 +295,6 @@ impl Pair {
     }
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 async fn connect(env: &TokioEnv, addr: &str) -> Connection<Stream> {
     for _ in 0..200 {
         if let Ok(stream) = env.connect(addr, Duration::from_secs(1)).await {
@@ -169,12 +305,10 @@ async fn connect(env: &TokioEnv, addr: &str) -> Connection<Stream> {
     panic!("could not connect to {addr}");
 }
 
-async fn roundtrip(connection: &mut Connection<Stream>, request: &Request) -> Frame {
-    connection.write_request(request);
-    connection.flush().await.expect("send");
+async fn receive(connection: &mut Connection<Stream>) -> Frame {
     match tokio::time::timeout(Duration::from_secs(10), connection.read_frame()).await {
         Ok(Ok(Some(frame))) => frame,
-        other => panic!("no reply to {request:?}: {other:?}"),
+        other => panic!("no reply: {other:?}"),
     }
 }
 

@@ -3,10 +3,13 @@
 
 mod harness;
 
+mod blocking;
 mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod pubsub;
 mod sets;
 mod strings;
+mod transactions;
 mod zsets;
