@@ -11,11 +11,14 @@
 //!   flapping link and added latency.
 //! - [`data_server`]: clients reading and writing `codis-server` through a partition and a crash
 //!   and restart, checked against a model; expiry on simulated time.
+//! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
+//!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
 pub mod client;
 pub mod data_server;
 pub mod echo;
 pub mod ping;
+pub mod queue;
 
 use sim::Outcome;
 
@@ -32,7 +35,7 @@ pub struct Scenario {
 
 /// Every scenario, in the order `just sim` lists them.
 pub fn all() -> &'static [Scenario] {
-    &[ping::SCENARIO, data_server::SCENARIO]
+    &[ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO]
 }
 
 /// The scenario named `name`.
