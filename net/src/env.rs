@@ -49,10 +49,25 @@ pub trait Env: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static;
 
+    /// What the process uses of the machine (`INFO memory`'s `used_memory_rss`, `INFO cpu`), or
+    /// `None` where a component has no process of its own to measure (simulated hosts share one).
+    fn process_usage(&self) -> Option<ProcessUsage>;
+
     /// The fault hook ("buggify", after FoundationDB): `true` when the simulator wants the code at
     /// `site` to take its rare, unlucky path (a short read, an early timeout, a dropped reply).
     /// Always `false` in production, where it inlines away.
     fn buggify(&self, site: &'static str) -> bool;
+}
+
+/// A process' use of the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// Resident memory, in bytes.
+    pub resident_bytes: u64,
+    /// CPU time spent in user mode, in microseconds.
+    pub user_cpu_micros: u64,
+    /// CPU time spent in the kernel, in microseconds.
+    pub system_cpu_micros: u64,
 }
 
 /// A listening socket.

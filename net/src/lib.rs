@@ -19,7 +19,7 @@ pub mod env;
 pub mod seed;
 pub mod tokio_env;
 
-pub use env::{Env, Listener, Stream};
+pub use env::{Env, Listener, ProcessUsage, Stream};
 pub use seed::{Rng, derive_seed, rng_from_seed};
 pub use tokio_env::TokioEnv;
 

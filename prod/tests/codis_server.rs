@@ -121,6 +121,27 @@ fn redis_benchmark_completes_every_test() {
 }
 
 #[test]
+fn memory_limits_from_the_command_line() {
+    let server = start(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
+    assert_eq!(redis_cli(server.port, &["CONFIG", "GET", "maxmemory"]), "maxmemory\n2097152");
+    // Fill well past the limit: the server evicts and stays under it.
+    let status = Command::new("redis-benchmark")
+        .args(["-p", &server.port.to_string(), "-q", "-n", "30000", "-r", "1000000", "-d", "100", "-t", "set"])
+        .output()
+        .expect("redis-benchmark must be installed (`just test` installs redis-tools)");
+    assert!(status.status.success());
+    let info = redis_cli(server.port, &["INFO", "memory"]);
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO memory has used_memory");
+    assert!(used <= 2 * 1024 * 1024, "used_memory {used} is over maxmemory");
+    let stats = redis_cli(server.port, &["INFO", "stats"]);
+    assert!(!stats.contains("evicted_keys:0"), "{stats}");
+}
+
+#[test]
 fn sigterm_shuts_it_down_cleanly() {
     let mut server = start(&[]);
     assert_eq!(redis_cli(server.port, &["PING"]), "PONG");

@@ -82,6 +82,10 @@ impl Env for SimEnv {
         tokio::task::spawn_local(task)
     }
 
+    fn process_usage(&self) -> Option<net::ProcessUsage> {
+        None
+    }
+
     fn buggify(&self, site: &'static str) -> bool {
         // A poisoned lock means a panic already failed the run; firing or not no longer matters.
         self.buggify.lock().map(|mut coin| coin.fire(site)).unwrap_or(false)

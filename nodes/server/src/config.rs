@@ -175,6 +175,22 @@ impl From<OutputLimits> for String {
     }
 }
 
+/// A memory amount in a config file: a number of bytes, or text with Redis' units (`"64mb"`).
+fn memory_amount<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Bytes(u64),
+        Text(String),
+    }
+    match Amount::deserialize(deserializer)? {
+        Amount::Bytes(bytes) => Ok(bytes),
+        Amount::Text(text) => parse_memory(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a memory amount (like 1024, \"64mb\", \"2gb\")"))
+        }),
+    }
+}
+
 /// Reads a memory amount as Redis' `memtoull`: digits with an optional unit, `k`/`m`/`g` for
 /// powers of 1000 and `kb`/`mb`/`gb` for powers of 1024 (any case).
 pub fn parse_memory(text: &str) -> Option<u64> {
@@ -209,15 +225,29 @@ pub struct ServerConfig {
     pub databases: usize,
     /// Most simultaneous clients; more are refused with `-ERR max number of clients reached`.
     pub maxclients: usize,
-    /// Memory limit in bytes for the dataset (0: none).
+    /// Memory limit in bytes for the data (0: none): past it, keys are evicted as
+    /// `maxmemory_policy` says, or writes refused. Accepts Redis' units (`"100mb"`).
+    #[serde(deserialize_with = "memory_amount")]
     pub maxmemory: u64,
     /// What to do at the memory limit.
     pub maxmemory_policy: EvictionPolicy,
+    /// Keys sampled per database for each eviction (more is closer to true LRU/LFU, and slower).
+    pub maxmemory_samples: usize,
+    /// How hard one command works to get under `maxmemory` before it runs anyway (0–100; at 100
+    /// there is no bound). Redis turns it into a time budget; here it bounds the number of
+    /// evictions, so that a simulated run stays a function of its seed.
+    pub maxmemory_eviction_tenacity: u32,
+    /// How slowly the LFU counter grows with accesses.
+    pub lfu_log_factor: u32,
+    /// Minutes of idleness per decrement of a key's LFU counter.
+    pub lfu_decay_time: u32,
     /// Close a client idle for this many seconds (0: never).
     pub timeout: u64,
     /// Longest bulk string a client may send.
+    #[serde(deserialize_with = "memory_amount")]
     pub proto_max_bulk_len: u64,
     /// Most unprocessed input one client may make the server buffer.
+    #[serde(deserialize_with = "memory_amount")]
     pub client_query_buffer_limit: u64,
     /// Output buffer limits per client class.
     pub client_output_buffer_limit: OutputLimits,
@@ -253,6 +283,10 @@ impl Default for ServerConfig {
             maxclients: 10_000,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::Noeviction,
+            maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
             timeout: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
@@ -295,13 +329,11 @@ impl ServerConfig {
         if !(1..=10).contains(&self.active_expire_effort) {
             return fail("active-expire-effort", "must be between 1 and 10");
         }
-        // Eviction arrives with the memory accounting it depends on; until then a limit would be
-        // accepted and silently not enforced, so refuse it.
-        if self.maxmemory != 0 {
-            return fail("maxmemory", "memory limits are not implemented yet; leave it at 0");
+        if self.maxmemory_eviction_tenacity > 100 {
+            return fail("maxmemory-eviction-tenacity", "must be between 0 and 100");
         }
-        if self.maxmemory_policy != EvictionPolicy::Noeviction {
-            return fail("maxmemory-policy", "eviction is not implemented yet; only noeviction is accepted");
+        if !(1..=i32::MAX as usize).contains(&self.maxmemory_samples) {
+            return fail("maxmemory-samples", "must be between 1 and 2147483647");
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
@@ -359,6 +391,13 @@ fn in_range<T: PartialOrd + std::fmt::Display>(value: T, low: T, high: T) -> Res
     Ok(value)
 }
 
+/// An integer parameter within `low..=high`, converted to its field's type (a negative number
+/// for an unsigned field is out of range, as Redis says, rather than unparsable).
+fn integer_in<T: TryFrom<i64>>(text: &str, low: i64, high: i64) -> Result<T, String> {
+    let value = in_range(parse_integer::<i64>(text)?, low, high)?;
+    T::try_from(value).map_err(|_| format!("argument must be between {low} and {high} inclusive"))
+}
+
 /// Every parameter, in the order `CONFIG GET *` lists them. `save` and `appendonly` report the
 /// (absent) persistence so that tools asking for them get the truth.
 pub const PARAMETERS: &[Parameter] = &[
@@ -377,40 +416,65 @@ pub const PARAMETERS: &[Parameter] = &[
         name: "maxclients",
         get: |config| config.maxclients.to_string(),
         set: Some(|config, text| {
-            config.maxclients = in_range(parse_integer(text)?, 1, 10_000_000)?;
+            config.maxclients = integer_in(text, 1, 10_000_000)?;
             Ok(())
         }),
     },
     Parameter {
         name: "maxmemory",
         get: |config| config.maxmemory.to_string(),
-        set: Some(|config, text| match parse_integer::<u64>(text)? {
-            0 => {
-                config.maxmemory = 0;
-                Ok(())
-            }
-            _ => Err("memory limits are not implemented yet".to_string()),
+        set: Some(|config, text| {
+            config.maxmemory = parse_memory(text).ok_or("argument must be a memory value")?;
+            Ok(())
         }),
     },
     Parameter {
         name: "maxmemory-policy",
         get: |config| config.maxmemory_policy.name().to_string(),
         set: Some(|config, text| {
-            match EvictionPolicy::parse(text) {
-            Some(EvictionPolicy::Noeviction) => {
-                config.maxmemory_policy = EvictionPolicy::Noeviction;
-                Ok(())
-            }
-            Some(_) => Err("eviction is not implemented yet".to_string()),
-            None => Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".to_string()),
-        }
+            config.maxmemory_policy = EvictionPolicy::parse(text).ok_or(
+                "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+            )?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-samples",
+        get: |config| config.maxmemory_samples.to_string(),
+        set: Some(|config, text| {
+            config.maxmemory_samples = integer_in(text, 1, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-eviction-tenacity",
+        get: |config| config.maxmemory_eviction_tenacity.to_string(),
+        set: Some(|config, text| {
+            config.maxmemory_eviction_tenacity = integer_in(text, 0, 100)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "lfu-log-factor",
+        get: |config| config.lfu_log_factor.to_string(),
+        set: Some(|config, text| {
+            config.lfu_log_factor = integer_in(text, 0, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "lfu-decay-time",
+        get: |config| config.lfu_decay_time.to_string(),
+        set: Some(|config, text| {
+            config.lfu_decay_time = integer_in(text, 0, i64::from(i32::MAX))?;
+            Ok(())
         }),
     },
     Parameter {
         name: "timeout",
         get: |config| config.timeout.to_string(),
         set: Some(|config, text| {
-            config.timeout = in_range(parse_integer(text)?, 0, i32::MAX as u64)?;
+            config.timeout = integer_in(text, 0, i64::from(i32::MAX))?;
             Ok(())
         }),
     },
@@ -418,7 +482,7 @@ pub const PARAMETERS: &[Parameter] = &[
         name: "proto-max-bulk-len",
         get: |config| config.proto_max_bulk_len.to_string(),
         set: Some(|config, text| {
-            config.proto_max_bulk_len = in_range(parse_integer(text)?, 1024 * 1024, i64::MAX as u64)?;
+            config.proto_max_bulk_len = integer_in(text, 1024 * 1024, i64::MAX)?;
             Ok(())
         }),
     },
@@ -450,7 +514,7 @@ pub const PARAMETERS: &[Parameter] = &[
         name: "active-expire-effort",
         get: |config| config.active_expire_effort.to_string(),
         set: Some(|config, text| {
-            config.active_expire_effort = in_range(parse_integer(text)?, 1, 10)?;
+            config.active_expire_effort = integer_in(text, 1, 10)?;
             Ok(())
         }),
     },

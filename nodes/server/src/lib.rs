@@ -23,6 +23,7 @@ pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod evict;
 pub mod glob;
 pub mod keyspace;
 pub mod ldouble;

@@ -10,6 +10,7 @@ use net::{Env, Listener};
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::evict;
 use crate::session;
 use crate::state::State;
 
@@ -74,14 +75,19 @@ pub async fn bind_and_run<E: Env>(
     run(env, config, listener, shutdown).await
 }
 
-/// The server's periodic work (Redis' `serverCron`), `hz` times a second: active expiry.
+/// The server's periodic work (Redis' `serverCron`), `hz` times a second: memory statistics,
+/// eviction left over from commands, and active expiry.
 async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
     loop {
         let hz = shared.lock().config.hz.max(1);
         tokio::time::sleep(Duration::from_millis(u64::from(1000 / hz))).await;
         let now = env.unix_millis();
+        let process = env.process_usage();
         let mut state = shared.lock();
         let state = &mut *state;
+        state.process = process;
+        state.peak_memory = state.peak_memory.max(evict::used_memory(state));
+        evict::perform_evictions(state, now);
         if !state.active_expire || state.paused_until_ms > now {
             continue;
         }

@@ -13,8 +13,9 @@ use resp::{Request, Version};
 use tokio::sync::Notify;
 
 use crate::blocking::Blocked;
-use crate::config::ServerConfig;
-use crate::keyspace::{Bulk, Key, Keyspace, WatchVersion};
+use crate::config::{EvictionPolicy, ServerConfig};
+use crate::evict::EvictionPool;
+use crate::keyspace::{AccessTracking, Bulk, Key, Keyspace, WatchVersion};
 use crate::outbox::Outbox;
 use crate::pubsub::PubSub;
 
@@ -29,6 +30,8 @@ pub struct Stats {
     pub commands_processed: u64,
     /// Clients closed for exceeding an output buffer limit.
     pub output_limit_disconnections: u64,
+    /// Keys evicted to stay under `maxmemory`.
+    pub evicted_keys: u64,
 }
 
 /// A key a client watches (`WATCH`), with what `EXEC` compares.
@@ -91,6 +94,15 @@ pub struct State {
     pub blocked: Blocked,
     /// Pub/sub subscriptions.
     pub pubsub: PubSub,
+    /// Candidates for eviction under `maxmemory`.
+    pub eviction: EvictionPool,
+    /// The most memory the data has used (`used_memory_peak`).
+    pub peak_memory: usize,
+    /// Memory used by the empty server (`used_memory_startup`).
+    pub startup_memory: usize,
+    /// The process' use of the machine as last sampled by the background cycle (`None` where
+    /// the environment has no process to measure, as under the simulator).
+    pub process: Option<net::ProcessUsage>,
     /// The server's random stream (`RANDOMKEY`, active expiry sampling).
     pub rng: Rng,
     /// 40 hex digits identifying this run of the server (`INFO server`'s `run_id`).
@@ -112,13 +124,17 @@ impl State {
         use net::rand::Rng as _;
         let run_id: String = (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect();
         let keyspace = Keyspace::new(config.databases, rng.random());
-        State {
+        let mut state = State {
             keyspace,
             config,
             clients: BTreeMap::new(),
             stats: Stats::default(),
             blocked: Blocked::default(),
             pubsub: PubSub::default(),
+            eviction: EvictionPool::default(),
+            peak_memory: 0,
+            startup_memory: 0,
+            process: None,
             rng,
             run_id,
             started_ms: now_ms,
@@ -126,6 +142,25 @@ impl State {
             paused_until_ms: 0,
             active_expire: true,
             next_client_id: 0,
+        };
+        state.apply_access_tracking();
+        state.startup_memory = crate::evict::used_memory(&state);
+        state.peak_memory = state.startup_memory;
+        state
+    }
+
+    /// Makes every database record accesses as the eviction policy needs (frequency for the LFU
+    /// policies, time otherwise); called at start and whenever the configuration changes.
+    pub fn apply_access_tracking(&mut self) {
+        let tracking = match self.config.maxmemory_policy {
+            EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu => AccessTracking::Lfu {
+                log_factor: self.config.lfu_log_factor,
+                decay_minutes: self.config.lfu_decay_time,
+            },
+            _ => AccessTracking::Lru,
+        };
+        for db in self.keyspace.dbs_mut() {
+            db.set_access_tracking(tracking);
         }
     }
 
@@ -187,6 +222,8 @@ pub struct Transaction {
     pub queued: Vec<Request>,
     /// A command was refused while queueing: `EXEC` will discard the transaction.
     pub aborted: bool,
+    /// A queued command may grow memory: `EXEC` is refused when out of memory.
+    pub denyoom: bool,
 }
 
 /// A blocked client's wait, as its connection sees it.

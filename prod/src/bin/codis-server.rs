@@ -30,9 +30,9 @@ struct Args {
     /// Number of databases.
     #[arg(long)]
     databases: Option<usize>,
-    /// Memory limit in bytes (0: none).
+    /// Memory limit for the data, in bytes or with Redis' units (100mb, 2gb; 0: none).
     #[arg(long)]
-    maxmemory: Option<u64>,
+    maxmemory: Option<String>,
     /// What to do at the memory limit (noeviction, allkeys-lru, …).
     #[arg(long)]
     maxmemory_policy: Option<String>,
@@ -59,15 +59,34 @@ databases = 16
 # Most simultaneous clients; more are refused with "-ERR max number of clients reached".
 maxclients = 10000
 
-# Memory limit for the dataset in bytes (0: none), and what to do when it is reached.
+# Memory limit for the data (0: none), in bytes or with Redis' units ("100mb", "2gb"), and what
+# to do when it is reached: noeviction (refuse writes with -OOM), allkeys-lru, allkeys-lfu,
+# allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl. The memory counted
+# is the data's own (keys, values, their indexes), as INFO memory's used_memory reports it.
 maxmemory = 0
 maxmemory-policy = "noeviction"
+# Keys sampled per eviction (more is closer to exact LRU/LFU, and slower); how hard one command
+# works to get under the limit before it runs anyway (0 to 100; 100: until it fits).
+maxmemory-samples = 5
+maxmemory-eviction-tenacity = 10
+# LFU: how slowly a key's access counter grows, and after how many idle minutes it decrements.
+lfu-log-factor = 10
+lfu-decay-time = 1
 
 # Close clients idle for this many seconds (0: never).
 timeout = 0
 
-# Longest bulk string a client may send, in bytes (Redis' default, 512 MiB).
+# Longest bulk string a client may send, in bytes (Redis' default, 512 MiB), and most unprocessed
+# input one client may make the server hold (1 GiB; the client is closed past it).
 proto-max-bulk-len = 536870912
+client-query-buffer-limit = 1073741824
+
+# Output buffer limits per client class: class, hard limit, soft limit, seconds over the soft
+# limit. A client past one is closed: a subscriber that stops reading cannot exhaust memory.
+client-output-buffer-limit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+
+# Who may run DEBUG: "no", "yes", or "local" (loopback clients).
+enable-debug-command = "no"
 
 # Background cycle frequency (active expiry runs this many times a second), and how hard active
 # expiry works (1 to 10).
@@ -117,7 +136,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         config.databases = databases;
     }
     if let Some(maxmemory) = args.maxmemory {
-        config.maxmemory = maxmemory;
+        config.maxmemory = server::config::parse_memory(&maxmemory).with_context(|| {
+            format!("--maxmemory {maxmemory:?} is not a memory amount (like 1073741824, 100mb, 2gb)")
+        })?;
     }
     if let Some(policy) = args.maxmemory_policy {
         config.maxmemory_policy =
@@ -152,6 +173,15 @@ mod tests {
     fn the_documented_default_config_is_the_default() {
         let parsed: ServerConfig = toml::from_str(DEFAULT_CONFIG).expect("the default config parses");
         assert_eq!(parsed, ServerConfig::default());
+    }
+
+    #[test]
+    fn memory_amounts_take_redis_units() {
+        let parsed: ServerConfig =
+            toml::from_str("maxmemory = \"100mb\"\nclient-query-buffer-limit = 2097152").expect("parses");
+        assert_eq!((parsed.maxmemory, parsed.client_query_buffer_limit), (100 * 1024 * 1024, 2 * 1024 * 1024));
+        let error = toml::from_str::<ServerConfig>("maxmemory = \"lots\"").unwrap_err();
+        assert!(error.to_string().contains("not a memory amount"), "{error}");
     }
 
     #[test]

@@ -513,7 +513,8 @@ fn object(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ));
     } else {
-        return Err(CmdError::other("ERR LFU access frequency tracking is not available in this server yet"));
+        let frequency = db.frequency(arg(request, 2), now).unwrap_or(0);
+        reply.int(i64::from(frequency));
     }
     Ok(())
 }

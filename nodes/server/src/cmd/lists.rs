@@ -81,8 +81,8 @@ pub(crate) fn push(
     };
     for element in elements {
         match end {
-            End::Left => list.items.push_front(Bulk::from_slice(element)),
-            End::Right => list.items.push_back(Bulk::from_slice(element)),
+            End::Left => list.push_front(element),
+            End::Right => list.push_back(element),
         }
     }
     let length = list.len();
@@ -123,8 +123,8 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], end: End, count: usize, now_ms: u64) 
     let take = count.min(list.len());
     let popped: Vec<Bulk> = (0..take)
         .filter_map(|_| match end {
-            End::Left => list.items.pop_front(),
-            End::Right => list.items.pop_back(),
+            End::Left => list.pop_front(),
+            End::Right => list.pop_back(),
         })
         .collect();
     if !popped.is_empty() {
@@ -178,7 +178,7 @@ fn lindex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     let element = list(db, arg(request, 1), now)?
-        .and_then(|list| list.position(index).map(|position| list.items[position].clone()));
+        .and_then(|list| list.position(index).and_then(|position| list.get(position).cloned()));
     match element {
         Some(element) => reply.bulk(&element),
         None => reply.null(),
@@ -193,7 +193,7 @@ fn lset(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (db, reply) = ctx.db_and_reply();
     let list = list(db, key, now)?.ok_or(CmdError::NoSuchKey)?;
     let position = list.position(index).ok_or(CmdError::other("ERR index out of range"))?;
-    list.items[position] = Bulk::from_slice(arg(request, 3));
+    list.set(position, arg(request, 3));
     db.touch(key);
     reply.ok();
     Ok(())
@@ -217,7 +217,7 @@ fn lrange(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     let end = end.min(len - 1);
     reply.array((end - start + 1) as usize);
-    for element in list.items.range(start as usize..=end as usize) {
+    for element in list.range(start as usize, end as usize) {
         reply.bulk(element);
     }
     Ok(())
@@ -234,11 +234,9 @@ fn ltrim(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         let start = if start < 0 { (len + start).max(0) } else { start };
         let end = if end < 0 { len + end } else { end };
         if start > end || start >= len {
-            list.items.clear();
+            list.retain_range(None);
         } else {
-            let end = end.min(len - 1);
-            list.items.truncate(end as usize + 1);
-            list.items.drain(..start as usize);
+            list.retain_range(Some((start as usize, end.min(len - 1) as usize)));
         }
         db.modified(key);
     }
@@ -260,20 +258,20 @@ fn lrem(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let mut removed = 0;
     if count >= 0 {
         let mut index = 0;
-        while index < list.items.len() && removed < limit {
-            if list.items[index].as_slice() == element {
-                list.items.remove(index);
+        while index < list.len() && removed < limit {
+            if list.get(index).is_some_and(|item| item.as_slice() == element) {
+                list.remove(index);
                 removed += 1;
             } else {
                 index += 1;
             }
         }
     } else {
-        let mut index = list.items.len();
+        let mut index = list.len();
         while index > 0 && removed < limit {
             index -= 1;
-            if list.items[index].as_slice() == element {
-                list.items.remove(index);
+            if list.get(index).is_some_and(|item| item.as_slice() == element) {
+                list.remove(index);
                 removed += 1;
             }
         }
@@ -301,11 +299,11 @@ fn linsert(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         reply.int(0);
         return Ok(());
     };
-    let Some(position) = list.items.iter().position(|item| item.as_slice() == pivot) else {
+    let Some(position) = list.iter().position(|item| item.as_slice() == pivot) else {
         reply.int(-1);
         return Ok(());
     };
-    list.items.insert(if after { position + 1 } else { position }, Bulk::from_slice(element));
+    list.insert(if after { position + 1 } else { position }, element);
     let length = list.len();
     db.touch(key);
     reply.count(length);
@@ -365,7 +363,7 @@ fn lpos(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let mut found = Vec::new();
     for step in 0..scan {
         let position = if rank > 0 { step } else { len - 1 - step };
-        if list.items[position].as_slice() == element {
+        if list.get(position).is_some_and(|item| item.as_slice() == element) {
             if skip > 0 {
                 skip -= 1;
                 continue;

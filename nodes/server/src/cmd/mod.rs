@@ -27,6 +27,7 @@ use bytes::BytesMut;
 use resp::Request;
 
 use crate::error::{CmdError, CmdResult};
+use crate::evict;
 use crate::keyspace::Db;
 use crate::reply::Reply;
 use crate::state::{Client, State};
@@ -235,9 +236,18 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         info.last_command = command.name;
         info.last_interaction_ms = now_ms;
     }
+    if state.config.maxmemory != 0
+        && evict::perform_evictions(state, now_ms) == evict::Eviction::Failed
+        && refused_when_out_of_memory(command, client)
+    {
+        let error = CmdError::other("OOM command not allowed when used memory > 'maxmemory'.");
+        refuse(state, client, &mut reply, Some(command), &error);
+        return;
+    }
     if let Some(transaction) = client.multi.as_mut()
         && !runs_inside_multi(command)
     {
+        transaction.denyoom |= command.flags.contains(Flags::DENYOOM);
         transaction.queued.push(request.clone());
         if let Some(info) = state.clients.get_mut(&client.id) {
             info.multi = Some(transaction.queued.len());
@@ -247,8 +257,29 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
     }
     let mut ctx = Ctx { state, client, reply, now_ms };
     call(&mut ctx, command, request);
+    #[cfg(debug_assertions)]
+    check_charges(ctx.state, ctx.client.db, command, request);
     if !ctx.state.blocked.is_empty() && ctx.state.keyspace.has_ready() {
         blocking::serve_ready_keys(ctx.state, now_ms);
+    }
+}
+
+/// Debug builds: every key the command names must be charged for what it now holds.
+#[cfg(debug_assertions)]
+fn check_charges(state: &mut State, db: usize, command: &Command, request: &Request) {
+    if command.first_key <= 0 || db >= state.keyspace.len() {
+        return;
+    }
+    let last = if command.last_key < 0 { request.len() as i32 + command.last_key } else { command.last_key };
+    let db = state.keyspace.db(db);
+    let mut position = command.first_key;
+    while position <= last {
+        if let Some(key) = request.arg(position as usize)
+            && let Err(problem) = db.check_charge(key)
+        {
+            panic!("after {}: {problem}", command.name);
+        }
+        position += command.step.max(1);
     }
 }
 
@@ -301,6 +332,20 @@ fn refuse(state: &mut State, client: &mut Client, reply: &mut Reply<'_>, command
         transaction.aborted = true;
     }
     reply.error(&error.to_string());
+}
+
+/// Whether `command` is refused while memory is over `maxmemory` and nothing can be evicted:
+/// commands that may grow memory, anything queued inside `MULTI` (a queue can grow without
+/// bound), and an `EXEC` whose queue holds such a command (Redis' rules).
+fn refused_when_out_of_memory(command: &Command, client: &Client) -> bool {
+    match &client.multi {
+        Some(transaction) => match command.name {
+            "exec" => transaction.denyoom,
+            "discard" | "quit" | "reset" => false,
+            _ => true,
+        },
+        None => command.flags.contains(Flags::DENYOOM),
+    }
 }
 
 /// Commands a client inside `MULTI` runs at once instead of queueing.

@@ -84,7 +84,19 @@ fn time(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 }
 
 /// The sections `INFO` knows, in Redis' order. `default` and `all` select all of them.
-const SECTIONS: [&str; 5] = ["server", "clients", "stats", "replication", "keyspace"];
+const SECTIONS: [&str; 8] = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
+
+/// Bytes as Redis' `bytesToHuman` writes them: `512B`, `1.50K`, `2.00M`.
+fn human(bytes: u64) -> String {
+    const K: f64 = 1024.0;
+    const UNITS: [(&str, f64); 5] =
+        [("P", K * K * K * K * K), ("T", K * K * K * K), ("G", K * K * K), ("M", K * K), ("K", K)];
+    let value = bytes as f64;
+    match UNITS.iter().find(|(_, size)| value >= *size) {
+        Some((unit, size)) => format!("{:.2}{unit}", value / size),
+        None => format!("{bytes}B"),
+    }
+}
 
 fn info(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let wanted: Vec<String> =
@@ -138,16 +150,59 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             state.blocked.len(),
             state.blocked.with_deadline(),
         ),
+        "memory" => {
+            let used = crate::evict::used_memory(state) as u64;
+            let dataset = state.keyspace.dbs().iter().map(|db| db.dataset_memory()).sum::<usize>() as u64;
+            let startup = state.startup_memory as u64;
+            let peak = (state.peak_memory as u64).max(used);
+            let rss = state.process.map_or(0, |process| process.resident_bytes);
+            let percent = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 };
+            let fragmentation = if used == 0 { 0.0 } else { rss as f64 / used as f64 };
+            write!(
+                out,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+                 used_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n\
+                 used_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{startup}\r\n\
+                 used_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nmaxmemory:{}\r\n\
+                 maxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{fragmentation:.2}\r\n\
+                 mem_allocator:libc\r\n",
+                human(used),
+                human(rss),
+                human(peak),
+                percent(used, peak),
+                used - dataset,
+                percent(dataset, used.saturating_sub(startup)),
+                state.config.maxmemory,
+                human(state.config.maxmemory),
+                state.config.maxmemory_policy.name(),
+            )
+        }
+        "persistence" => write!(
+            out,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_saves:0\r\n\
+             rdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n"
+        ),
+        "cpu" => {
+            let process = state.process.unwrap_or_default();
+            let seconds = |micros: u64| format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+            write!(
+                out,
+                "# CPU\r\nused_cpu_sys:{}\r\nused_cpu_user:{}\r\n",
+                seconds(process.system_cpu_micros),
+                seconds(process.user_cpu_micros),
+            )
+        }
         "stats" => {
             let expired: u64 = state.keyspace.dbs().iter().map(|db| db.stats().expired_keys).sum();
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{expired}\r\nevicted_keys:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+                 expired_keys:{expired}\r\nevicted_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
                  client_output_buffer_limit_disconnections:{}\r\n",
                 state.stats.connections_received,
                 state.stats.commands_processed,
                 state.stats.rejected_connections,
+                state.stats.evicted_keys,
                 state.pubsub.channel_count(),
                 state.pubsub.pattern_count(),
                 state.stats.output_limit_disconnections,
@@ -317,6 +372,7 @@ fn config(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             index += 2;
         }
         ctx.state.config = updated;
+        ctx.state.apply_access_tracking();
         ctx.reply.ok();
     } else if is(sub, "RESETSTAT") {
         if request.len() != 2 {

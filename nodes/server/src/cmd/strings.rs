@@ -167,7 +167,17 @@ fn set_generic(
         None => None,
     };
     let (db, reply) = ctx.db_and_reply();
-    let old = string(db, key, now);
+    // Redis looks the key up once, for the checks and the write: one access. `Db::set` counts
+    // overwriting as an access, so the look before it must not; keeping the TTL replaces the
+    // value in place, which does not count, so there the look does.
+    let old = if options.keepttl {
+        string(db, key, now)
+    } else {
+        match db.get_untouched(key, now) {
+            None => Ok(None),
+            Some(entry) => entry.value.as_str_mut().map(Some).ok_or(CmdError::WrongType),
+        }
+    };
     if options.get {
         match &old {
             Err(error) => return Err(error.clone()),

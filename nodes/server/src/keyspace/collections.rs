@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use foldhash::fast::FixedState;
 use indexmap::{IndexMap, IndexSet};
 
+use super::memory::{heap_of, table, vector};
 use super::skiplist::{Iter, SkipList, level_from_bits};
 use super::value::Bulk;
 
@@ -58,12 +59,14 @@ pub struct Hash {
     fields: IndexMap<Bulk, Bulk, FixedState>,
     /// Still in Redis' compact form: removals keep the order of the other fields.
     listpack: bool,
+    /// Heap bytes of the fields and values.
+    heap: usize,
 }
 
 impl Hash {
     /// An empty hash hashing with `hasher`.
     pub fn new(hasher: FixedState) -> Hash {
-        Hash { fields: IndexMap::with_hasher(hasher), listpack: true }
+        Hash { fields: IndexMap::with_hasher(hasher), listpack: true, heap: 0 }
     }
 
     /// Number of fields.
@@ -86,13 +89,18 @@ impl Hash {
         if self.listpack && (field.len() > limits.hash_value || value.len() > limits.hash_value) {
             self.listpack = false;
         }
+        let value = Bulk::from_slice(value);
+        self.heap += heap_of(&value);
         let new = match self.fields.get_mut(field) {
             Some(existing) => {
-                *existing = Bulk::from_slice(value);
+                self.heap -= heap_of(existing);
+                *existing = value;
                 false
             }
             None => {
-                self.fields.insert(Bulk::from_slice(field), Bulk::from_slice(value));
+                let field = Bulk::from_slice(field);
+                self.heap += heap_of(&field);
+                self.fields.insert(field, value);
                 true
             }
         };
@@ -104,7 +112,20 @@ impl Hash {
 
     /// Removes `field`; returns whether it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        if self.listpack { self.fields.shift_remove(field).is_some() } else { self.fields.swap_remove(field).is_some() }
+        let removed =
+            if self.listpack { self.fields.shift_remove_entry(field) } else { self.fields.swap_remove_entry(field) };
+        match removed {
+            Some((field, value)) => {
+                self.heap -= heap_of(&field) + heap_of(&value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes the hash holds in memory beyond its own struct.
+    pub fn bytes(&self) -> usize {
+        self.heap + table(self.fields.capacity(), 2 * std::mem::size_of::<Bulk>())
     }
 
     /// Every field and value, in the hash's order.
@@ -143,6 +164,8 @@ pub struct Set {
     repr: SetRepr,
     /// Seeds the table if the set becomes one.
     hasher_seed: u64,
+    /// Heap bytes of the members of a table.
+    heap: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -162,13 +185,13 @@ impl Set {
         } else {
             SetRepr::Table(IndexSet::with_hasher(FixedState::with_seed(hasher_seed)))
         };
-        Set { repr, hasher_seed }
+        Set { repr, hasher_seed, heap: 0 }
     }
 
     /// An empty set that starts as an `intset`, as Redis builds the results of `SUNION`, `SDIFF`
     /// and the `STORE` variants.
     pub fn new_result(hasher_seed: u64) -> Set {
-        Set { repr: SetRepr::Ints(Vec::new()), hasher_seed }
+        Set { repr: SetRepr::Ints(Vec::new()), hasher_seed, heap: 0 }
     }
 
     /// Number of members.
@@ -208,7 +231,15 @@ impl Set {
         }
         self.convert_to_table();
         match &mut self.repr {
-            SetRepr::Table(table) => table.insert(Bulk::from_slice(member)),
+            SetRepr::Table(table) => {
+                let member = Bulk::from_slice(member);
+                let heap = heap_of(&member);
+                let new = table.insert(member);
+                if new {
+                    self.heap += heap;
+                }
+                new
+            }
             SetRepr::Ints(_) => false,
         }
     }
@@ -223,7 +254,21 @@ impl Set {
                 }
                 _ => false,
             },
-            SetRepr::Table(table) => table.swap_remove(member),
+            SetRepr::Table(table) => match table.swap_remove_full(member) {
+                Some((_, member)) => {
+                    self.heap -= heap_of(&member);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Bytes the set holds in memory beyond its own struct.
+    pub fn bytes(&self) -> usize {
+        match &self.repr {
+            SetRepr::Ints(ints) => vector::<i64>(ints.capacity()),
+            SetRepr::Table(members) => self.heap + table(members.capacity(), std::mem::size_of::<Bulk>()),
         }
     }
 
@@ -269,7 +314,9 @@ impl Set {
         if let SetRepr::Ints(ints) = &self.repr {
             let mut table = IndexSet::with_capacity_and_hasher(ints.len(), FixedState::with_seed(self.hasher_seed));
             for int in ints {
-                table.insert(Bulk::from_slice(itoa::Buffer::new().format(*int).as_bytes()));
+                let member = Bulk::from_slice(itoa::Buffer::new().format(*int).as_bytes());
+                self.heap += heap_of(&member);
+                table.insert(member);
             }
             self.repr = SetRepr::Table(table);
         }
@@ -285,6 +332,8 @@ pub struct ZSet {
     /// the order is the same in both forms).
     listpack: bool,
     hasher_seed: u64,
+    /// Heap bytes of the members in the score map (the skiplist counts its own copies).
+    heap: usize,
 }
 
 impl ZSet {
@@ -295,6 +344,7 @@ impl ZSet {
             order: SkipList::default(),
             listpack,
             hasher_seed,
+            heap: 0,
         }
     }
 
@@ -326,7 +376,9 @@ impl ZSet {
                 false
             }
             None => {
-                self.scores.insert(Bulk::from_slice(member), score);
+                let owned = Bulk::from_slice(member);
+                self.heap += heap_of(&owned);
+                self.scores.insert(owned, score);
                 self.order.insert(score, member, level);
                 true
             }
@@ -339,10 +391,20 @@ impl ZSet {
 
     /// Removes `member`; returns whether it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self.scores.swap_remove(member) {
-            Some(score) => self.order.remove(score, member),
+        match self.scores.swap_remove_entry(member) {
+            Some((owned, score)) => {
+                self.heap -= heap_of(&owned);
+                self.order.remove(score, member)
+            }
             None => false,
         }
+    }
+
+    /// Bytes the sorted set holds in memory beyond its own struct.
+    pub fn bytes(&self) -> usize {
+        self.heap
+            + table(self.scores.capacity(), std::mem::size_of::<Bulk>() + std::mem::size_of::<f64>())
+            + self.order.bytes()
     }
 
     /// `member`'s 0-based rank, ascending or (`reverse`) descending.
@@ -399,10 +461,100 @@ impl ZSet {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct List {
     /// The elements, head first.
-    pub items: VecDeque<Bulk>,
+    items: VecDeque<Bulk>,
+    /// Heap bytes of the elements.
+    heap: usize,
 }
 
 impl List {
+    /// Adds `element` at the head.
+    pub fn push_front(&mut self, element: &[u8]) {
+        let element = Bulk::from_slice(element);
+        self.heap += heap_of(&element);
+        self.items.push_front(element);
+    }
+
+    /// Adds `element` at the tail.
+    pub fn push_back(&mut self, element: &[u8]) {
+        let element = Bulk::from_slice(element);
+        self.heap += heap_of(&element);
+        self.items.push_back(element);
+    }
+
+    /// Takes the head element.
+    pub fn pop_front(&mut self) -> Option<Bulk> {
+        let element = self.items.pop_front()?;
+        self.heap -= heap_of(&element);
+        Some(element)
+    }
+
+    /// Takes the tail element.
+    pub fn pop_back(&mut self) -> Option<Bulk> {
+        let element = self.items.pop_back()?;
+        self.heap -= heap_of(&element);
+        Some(element)
+    }
+
+    /// The element at `position`.
+    pub fn get(&self, position: usize) -> Option<&Bulk> {
+        self.items.get(position)
+    }
+
+    /// Every element, head first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Bulk> + ExactSizeIterator {
+        self.items.iter()
+    }
+
+    /// The elements from `start` to `end` inclusive (positions in range).
+    pub fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &Bulk> {
+        self.items.range(start..=end)
+    }
+
+    /// Replaces the element at `position` (in range).
+    pub fn set(&mut self, position: usize, element: &[u8]) {
+        if let Some(slot) = self.items.get_mut(position) {
+            let element = Bulk::from_slice(element);
+            self.heap = self.heap - heap_of(slot) + heap_of(&element);
+            *slot = element;
+        }
+    }
+
+    /// Inserts `element` before `position` (at most the length).
+    pub fn insert(&mut self, position: usize, element: &[u8]) {
+        let element = Bulk::from_slice(element);
+        self.heap += heap_of(&element);
+        self.items.insert(position, element);
+    }
+
+    /// Removes the element at `position`.
+    pub fn remove(&mut self, position: usize) -> Option<Bulk> {
+        let element = self.items.remove(position)?;
+        self.heap -= heap_of(&element);
+        Some(element)
+    }
+
+    /// Keeps only the elements from `start` to `end` inclusive; `None` keeps nothing (`LTRIM`).
+    pub fn retain_range(&mut self, range: Option<(usize, usize)>) {
+        match range {
+            None => {
+                self.items.clear();
+                self.heap = 0;
+            }
+            Some((start, end)) => {
+                for element in self.items.drain(end + 1..) {
+                    self.heap -= heap_of(&element);
+                }
+                for element in self.items.drain(..start) {
+                    self.heap -= heap_of(&element);
+                }
+            }
+        }
+    }
+
+    /// Bytes the list holds in memory beyond its own struct.
+    pub fn bytes(&self) -> usize {
+        self.heap + vector::<Bulk>(self.items.capacity())
+    }
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.items.len()

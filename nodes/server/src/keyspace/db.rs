@@ -23,6 +23,7 @@ use model::{KeyHash, MAX_SLOT_NUM, SlotId};
 use net::Rng;
 use net::rand::Rng as _;
 
+use super::memory::{allocation, table};
 use super::value::{Bulk, Entry, Value};
 
 /// A key: owned bytes, inline up to 16 bytes.
@@ -80,6 +81,79 @@ pub struct Db {
     stats: DbStats,
     /// Seeds the maps inside collections created in this database.
     collection_seed: u64,
+    /// What the data costs in memory (see [`super::memory`]).
+    memory: MemoryUse,
+    /// What an access records in an entry: its time (LRU) or its frequency (LFU).
+    access: AccessTracking,
+    /// Draws for LFU's probabilistic counter (SplitMix64 state, seeded with the database).
+    lfu_draws: u64,
+}
+
+/// What an entry's access field holds, following `maxmemory-policy` as Redis does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessTracking {
+    /// The LRU clock of the last access.
+    #[default]
+    Lru,
+    /// Redis' LFU: 16 bits of minutes since the last decrement, 8 bits of logarithmic counter.
+    Lfu {
+        /// `lfu-log-factor`: how slowly the counter grows.
+        log_factor: u32,
+        /// `lfu-decay-time`: minutes per decrement of an idle key's counter.
+        decay_minutes: u32,
+    },
+}
+
+/// Redis' `LFU_INIT_VAL`: a new key's counter, so it is not evicted at once.
+const LFU_INIT_VAL: u32 = 5;
+
+fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xffff) as u32
+}
+
+/// The LFU counter of `accessed` after the decay its idle minutes call for (Redis'
+/// `LFUDecrAndReturn`).
+pub fn lfu_counter(accessed: u32, now_ms: u64, decay_minutes: u32) -> u32 {
+    let last = accessed >> 8;
+    let counter = accessed & 0xff;
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= last { now - last } else { 65_535 - last + now };
+    let periods = elapsed.checked_div(decay_minutes).unwrap_or(0);
+    counter.saturating_sub(periods)
+}
+
+/// The parts of a database's memory use, kept in step with every change.
+#[derive(Clone, Copy, Debug, Default)]
+struct MemoryUse {
+    /// Heap bytes of keys and values: the sum of the entries' charges.
+    data: usize,
+    /// The slot maps' tables.
+    tables: usize,
+    /// The keys copied into the expiry index.
+    volatile_keys: usize,
+    /// The tag index.
+    tags: usize,
+}
+
+/// Heap bytes of a stored key of `len` bytes (a `Bulk` spills past 16).
+fn key_heap(len: usize) -> usize {
+    if len > 16 { allocation(len) } else { 0 }
+}
+
+/// An entry's charge, in the 8-byte units `Entry::charged` holds.
+fn charge(key_len: usize, value: &Value) -> u32 {
+    u32::try_from((key_heap(key_len) + value.heap_bytes()).div_ceil(8)).unwrap_or(u32::MAX)
+}
+
+/// Bytes of a slot map's table with room for `capacity` entries.
+fn slot_table(capacity: usize) -> usize {
+    table(capacity, std::mem::size_of::<Key>() + std::mem::size_of::<Entry>())
+}
+
+/// What one entry of the tag index costs: a 32-byte B-tree element (the CRC and the key) with its
+/// share of partly filled nodes (measured: about 72 bytes), plus the key's heap.
+fn tag_cost(key_len: usize) -> usize {
+    72 + key_heap(key_len)
 }
 
 /// Where a `SCAN` over a whole database resumes: the slot, and how many positions of that slot
@@ -111,6 +185,153 @@ impl Db {
             ready: Vec::new(),
             stats: DbStats::default(),
             collection_seed: seed.rotate_left(31),
+            memory: MemoryUse::default(),
+            access: AccessTracking::Lru,
+            lfu_draws: seed.rotate_left(47),
+        }
+    }
+
+    /// Sets what accesses record (the server calls it when `maxmemory-policy` changes).
+    pub fn set_access_tracking(&mut self, access: AccessTracking) {
+        self.access = access;
+    }
+
+    /// The access field of a new entry.
+    fn initial_access(&self, now_ms: u64) -> u32 {
+        match self.access {
+            AccessTracking::Lru => lru_clock(now_ms),
+            AccessTracking::Lfu { .. } => (lfu_minutes(now_ms) << 8) | LFU_INIT_VAL,
+        }
+    }
+
+    /// Records an access in an entry's access field: the time, or a decayed and probabilistically
+    /// incremented frequency (Redis' `updateLFU`, with its `LFULogIncr`).
+    fn record_access(access: AccessTracking, draws: &mut u64, accessed: &mut u32, now_ms: u64) {
+        match access {
+            AccessTracking::Lru => *accessed = lru_clock(now_ms),
+            AccessTracking::Lfu { log_factor, decay_minutes } => {
+                let mut counter = lfu_counter(*accessed, now_ms, decay_minutes);
+                if counter < 255 {
+                    *draws = draws.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut bits = *draws;
+                    bits = (bits ^ (bits >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    bits = (bits ^ (bits >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    bits ^= bits >> 31;
+                    let draw = (bits >> 11) as f64 / (1u64 << 53) as f64;
+                    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+                    if draw < 1.0 / (base * f64::from(log_factor) + 1.0) {
+                        counter += 1;
+                    }
+                }
+                *accessed = (lfu_minutes(now_ms) << 8) | counter;
+            }
+        }
+    }
+
+    /// The LFU frequency of `key` (`OBJECT FREQ`), without counting this as an access.
+    pub fn frequency(&self, key: &[u8], now_ms: u64) -> Option<u32> {
+        let AccessTracking::Lfu { decay_minutes, .. } = self.access else {
+            return None;
+        };
+        self.peek(key).map(|entry| lfu_counter(entry.accessed, now_ms, decay_minutes))
+    }
+
+    /// How good a candidate for eviction `entry` is under `policy` (higher is better): idle
+    /// seconds, infrequency, or nearness of expiry, as Redis scores its eviction pool.
+    pub fn eviction_score(&self, entry: &Entry, policy: crate::config::EvictionPolicy, now_ms: u64) -> u64 {
+        use crate::config::EvictionPolicy as P;
+        match policy {
+            P::AllkeysLfu | P::VolatileLfu => {
+                let decay = match self.access {
+                    AccessTracking::Lfu { decay_minutes, .. } => decay_minutes,
+                    AccessTracking::Lru => 0,
+                };
+                255 - u64::from(lfu_counter(entry.accessed, now_ms, decay))
+            }
+            P::VolatileTtl => u64::MAX - entry.expire_at,
+            _ => u64::from(entry.idle_seconds(now_ms)),
+        }
+    }
+
+    /// Up to `count` keys drawn at random for eviction: from the keys with an expiry
+    /// (`volatile`), or from all keys by random slot then random position (not exactly uniform,
+    /// like Redis' `dictGetSomeKeys`, which is enough to approximate LRU).
+    pub fn sample_keys(&self, rng: &mut Rng, count: usize, volatile: bool) -> Vec<Key> {
+        let mut keys = Vec::with_capacity(count);
+        if volatile {
+            for _ in 0..count.min(self.volatile.len()) {
+                if let Some(key) = self.volatile.get_index(rng.random_range(0..self.volatile.len())) {
+                    keys.push(key.clone());
+                }
+            }
+            return keys;
+        }
+        if self.len == 0 {
+            return keys;
+        }
+        for _ in 0..count {
+            let start = rng.random_range(0..MAX_SLOT_NUM);
+            let Some(slot) = (0..MAX_SLOT_NUM)
+                .map(|offset| &self.slots[(start + offset) % MAX_SLOT_NUM])
+                .find(|slot| !slot.map.is_empty())
+            else {
+                break;
+            };
+            if let Some((key, _)) = slot.map.get_index(rng.random_range(0..slot.map.len())) {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
+    /// A key with an expiry chosen at random (`volatile-random`).
+    pub fn random_volatile_key(&self, rng: &mut Rng) -> Option<Key> {
+        if self.volatile.is_empty() {
+            return None;
+        }
+        self.volatile.get_index(rng.random_range(0..self.volatile.len())).cloned()
+    }
+
+    /// Bytes this database's keys, values and indexes occupy (its share of `used_memory`),
+    /// the per-slot structures of an empty database included.
+    pub fn used_memory(&self) -> usize {
+        let memory = &self.memory;
+        let volatile = table(self.volatile.capacity(), std::mem::size_of::<Key>());
+        let slots = allocation(MAX_SLOT_NUM * std::mem::size_of::<SlotKeys>());
+        slots + memory.data + memory.tables + memory.volatile_keys + volatile + memory.tags
+    }
+
+    /// Bytes of the keys and values alone (`used_memory_dataset`).
+    pub fn dataset_memory(&self) -> usize {
+        self.memory.data
+    }
+
+    /// Inserts a new entry into `slot`'s map, charging it and any growth of the table.
+    fn insert_new(&mut self, slot: usize, key: &[u8], hash: KeyHash, mut entry: Entry) -> usize {
+        entry.charged = charge(key.len(), &entry.value);
+        self.memory.data += entry.charged as usize * 8;
+        let owned = Key::from_slice(key);
+        let keys = &mut self.slots[slot];
+        if hash.tagged {
+            keys.tagged.insert((hash.crc, owned.clone()));
+            self.memory.tags += tag_cost(key.len());
+        }
+        let capacity = keys.map.capacity();
+        let (index, _) = keys.map.insert_full(owned, entry);
+        let grown = keys.map.capacity();
+        if grown != capacity {
+            self.memory.tables = self.memory.tables + slot_table(grown) - slot_table(capacity);
+        }
+        self.len += 1;
+        index
+    }
+
+    /// Charges the entry at `index` of `slot` for what it holds now.
+    fn recharge(&mut self, slot: usize, index: usize) {
+        if let Some((key, entry)) = self.slots[slot].map.get_index_mut(index) {
+            let charged = charge(key.len(), &entry.value);
+            self.memory.data = self.memory.data + charged as usize * 8 - entry.charged as usize * 8;
+            entry.charged = charged;
         }
     }
 
@@ -152,8 +373,9 @@ impl Db {
             self.expire(key);
             return None;
         }
-        let entry = &mut self.slots[slot].map[index];
-        entry.accessed = lru_clock(now_ms);
+        let (stored, entry) = self.slots[slot].map.get_index_mut(index)?;
+        debug_assert_eq!(entry.charged, charge(stored.len(), &entry.value), "{stored:?} changed without Db::touch");
+        Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
         Some(entry)
     }
 
@@ -169,24 +391,20 @@ impl Db {
             index = None;
         }
         let index = match index {
-            Some(index) => index,
+            Some(index) => {
+                let entry = &mut self.slots[slot].map[index];
+                Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
+                index
+            }
             None => {
-                let owned = Key::from_slice(key);
-                let keys = &mut self.slots[slot];
-                if hash.tagged {
-                    keys.tagged.insert((hash.crc, owned.clone()));
-                }
-                let entry = Entry { value: make(), expire_at: 0, accessed: lru_clock(now_ms) };
-                let (index, _) = keys.map.insert_full(owned, entry);
-                self.len += 1;
-                self.touch(key);
+                let entry = Entry { value: make(), expire_at: 0, accessed: self.initial_access(now_ms), charged: 0 };
+                let index = self.insert_new(slot, key, hash, entry);
+                self.bump_watch(key);
                 self.signal_ready(key);
                 index
             }
         };
-        let entry = &mut self.slots[slot].map[index];
-        entry.accessed = lru_clock(now_ms);
-        entry
+        &mut self.slots[slot].map[index]
     }
 
     /// Records a change to the collection at `key` and deletes the key if the collection is now
@@ -239,23 +457,29 @@ impl Db {
     /// Returns the old entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at_ms: u64, now_ms: u64) -> Option<Entry> {
         let hash = KeyHash::of(key);
-        let slot = &mut self.slots[hash.slot().index()];
-        let entry = Entry { value, expire_at: expire_at_ms, accessed: lru_clock(now_ms) };
-        let old = match slot.map.get_mut(key) {
-            Some(existing) => Some(std::mem::replace(existing, entry)),
-            None => {
-                let owned = Key::from_slice(key);
-                if hash.tagged {
-                    slot.tagged.insert((hash.crc, owned.clone()));
+        let slot = hash.slot().index();
+        let mut entry = Entry { value, expire_at: expire_at_ms, accessed: self.initial_access(now_ms), charged: 0 };
+        let old = match self.slots[slot].map.get_mut(key) {
+            Some(existing) => {
+                // Under LFU an overwritten key keeps its frequency (Redis' `dbOverwrite`), and the
+                // write counts as an access (Redis looks the key up first; callers that look
+                // first do it without counting).
+                if matches!(self.access, AccessTracking::Lfu { .. }) {
+                    entry.accessed = existing.accessed;
+                    Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
                 }
-                slot.map.insert(owned, entry);
-                self.len += 1;
+                entry.charged = charge(key.len(), &entry.value);
+                self.memory.data = self.memory.data + entry.charged as usize * 8 - existing.charged as usize * 8;
+                Some(std::mem::replace(existing, entry))
+            }
+            None => {
+                self.insert_new(slot, key, hash, entry);
                 None
             }
         };
         let was_volatile = old.as_ref().is_some_and(|old| old.expire_at != 0);
         self.track_expiry(key, was_volatile, expire_at_ms != 0);
-        self.touch(key);
+        self.bump_watch(key);
         self.signal_ready(key);
         old
     }
@@ -264,11 +488,12 @@ impl Db {
     /// in-place overwrites do). Returns `false` if the key does not exist.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
         let slot = KeyHash::of(key).slot().index();
-        let Some(entry) = self.slots[slot].map.get_mut(key) else {
+        let Some(index) = self.slots[slot].map.get_index_of(key) else {
             return false;
         };
-        entry.value = value;
-        self.touch(key);
+        self.slots[slot].map[index].value = value;
+        self.recharge(slot, index);
+        self.bump_watch(key);
         true
     }
 
@@ -279,12 +504,14 @@ impl Db {
         let (owned, entry) = slot.map.swap_remove_entry(key)?;
         if hash.tagged {
             slot.tagged.remove(&(hash.crc, owned));
+            self.memory.tags -= tag_cost(key.len());
         }
+        self.memory.data -= entry.charged as usize * 8;
         if entry.expire_at != 0 {
-            self.volatile.swap_remove(key);
+            self.track_expiry(key, true, false);
         }
         self.len -= 1;
-        self.touch(key);
+        self.bump_watch(key);
         Some(entry)
     }
 
@@ -298,27 +525,37 @@ impl Db {
         let was_volatile = entry.expire_at != 0;
         entry.expire_at = expire_at_ms;
         self.track_expiry(key, was_volatile, expire_at_ms != 0);
-        self.touch(key);
+        self.bump_watch(key);
         true
     }
 
     /// Keeps the index of keys with an expiry in step when `key` gains or loses one.
     fn track_expiry(&mut self, key: &[u8], was_volatile: bool, is_volatile: bool) {
         match (was_volatile, is_volatile) {
-            (false, true) => {
-                self.volatile.insert(Key::from_slice(key));
+            (false, true) if self.volatile.insert(Key::from_slice(key)) => {
+                self.memory.volatile_keys += key_heap(key.len());
             }
-            (true, false) => {
-                self.volatile.swap_remove(key);
+            (true, false) if self.volatile.swap_remove(key) => {
+                self.memory.volatile_keys -= key_heap(key.len());
             }
             _ => {}
         }
     }
 
-    /// Records that `key` changed, for `WATCH`. Every mutation above calls it; commands that
-    /// change a value in place through [`Db::get`] call it themselves, and only when something
-    /// actually changed (as Redis does: `SADD` of an existing member does not fail a `WATCH`).
+    /// Records that the value at `key` changed in place: for `WATCH`, and to recount what it
+    /// costs in memory. Commands that change a value through [`Db::get`] call it, and only when
+    /// something actually changed (as Redis does: `SADD` of an existing member does not fail a
+    /// `WATCH`).
     pub fn touch(&mut self, key: &[u8]) {
+        let slot = KeyHash::of(key).slot().index();
+        if let Some(index) = self.slots[slot].map.get_index_of(key) {
+            self.recharge(slot, index);
+        }
+        self.bump_watch(key);
+    }
+
+    /// Records that `key` changed, for `WATCH` (every mutation above calls it).
+    fn bump_watch(&mut self, key: &[u8]) {
         if !self.watched.is_empty()
             && let Some(watched) = self.watched.get_mut(key)
         {
@@ -357,7 +594,7 @@ impl Db {
         let keys: Vec<Key> =
             self.watched.keys().filter(|key| self.peek(key).is_some() || other.peek(key).is_some()).cloned().collect();
         for key in keys {
-            self.touch(&key);
+            self.bump_watch(&key);
         }
     }
 
@@ -430,13 +667,15 @@ impl Db {
         let removed = self.len;
         let existing: Vec<Key> = self.watched.keys().filter(|key| self.peek(key).is_some()).cloned().collect();
         for slot in self.slots.iter_mut() {
-            slot.map.clear();
+            // Fresh maps: an emptied database gives its memory back.
+            slot.map = IndexMap::with_hasher(slot.map.hasher().clone());
             slot.tagged.clear();
         }
-        self.volatile.clear();
+        self.volatile = IndexSet::with_hasher(self.volatile.hasher().clone());
+        self.memory = MemoryUse::default();
         self.len = 0;
         for key in existing {
-            self.touch(&key);
+            self.bump_watch(&key);
         }
         removed
     }
@@ -447,6 +686,10 @@ impl Db {
         for key in &keys {
             self.remove(key);
         }
+        let map = &mut self.slots[slot.index()].map;
+        let capacity = map.capacity();
+        map.shrink_to_fit();
+        self.memory.tables = self.memory.tables + slot_table(map.capacity()) - slot_table(capacity);
         keys
     }
 
@@ -575,15 +818,31 @@ impl Db {
         total
     }
 
+    /// Checks that `key`'s memory charge matches what it holds (debug builds run this after every
+    /// command, so a command that changes a value without [`Db::touch`] is caught at once).
+    pub fn check_charge(&self, key: &[u8]) -> Result<(), String> {
+        match self.peek(key) {
+            Some(entry) if entry.charged != charge(key.len(), &entry.value) => {
+                Err(format!("key '{}' changed without Db::touch", lossy(key)))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that the indexes agree with the keys (`SLOTSCHECK`, and tests): every key in the
     /// slot its hash says, every tagged key in the tag index and back, every key with an expiry in
     /// the expiry index and back, and the count right.
     pub fn check(&self) -> Result<(), String> {
         let mut count = 0;
         let mut volatile = 0;
+        let mut charged = 0;
         for (index, slot) in self.slots.iter().enumerate() {
             for (key, entry) in &slot.map {
                 count += 1;
+                charged += entry.charged as usize * 8;
+                if entry.charged != charge(key.len(), &entry.value) {
+                    return Err(format!("key '{}' changed without its memory being recounted", lossy(key)));
+                }
                 let hash = KeyHash::of(key);
                 if hash.slot().index() != index {
                     return Err(format!("key '{}' is in slot {index}, hashes to {}", lossy(key), hash.slot()));
@@ -609,6 +868,13 @@ impl Db {
         }
         if volatile != self.volatile.len() {
             return Err(format!("{} keys in the expiry index, {volatile} keys with an expiry", self.volatile.len()));
+        }
+        if charged != self.memory.data {
+            return Err(format!("entries are charged {charged} bytes, the database counts {}", self.memory.data));
+        }
+        let tables: usize = self.slots.iter().map(|slot| slot_table(slot.map.capacity())).sum();
+        if tables != self.memory.tables {
+            return Err(format!("slot tables take {tables} bytes, the database counts {}", self.memory.tables));
         }
         Ok(())
     }

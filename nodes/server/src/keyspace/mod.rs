@@ -3,14 +3,16 @@
 //! - [`value`]: values ([`Value`], [`Str`]) and the [`Entry`] that holds one with its expiry.
 //! - [`collections`]: [`Hash`], [`Set`] and [`List`], with Redis' compact encodings mirrored.
 //! - [`db`]: one database ([`Db`]), its slot and tag indexes, expiry, `WATCH` versions, scans.
+//! - [`memory`]: what values cost in memory, for `INFO memory` and `maxmemory`.
 
 pub mod collections;
 pub mod db;
+pub mod memory;
 pub mod skiplist;
 pub mod value;
 
 pub use collections::{EncodingLimits, Hash, List, Set, ZSet};
-pub use db::{Db, DbStats, Key, WatchVersion, lru_clock};
+pub use db::{AccessTracking, Db, DbStats, Key, WatchVersion, lru_clock};
 pub use value::{Bulk, Entry, Str, Value};
 
 /// Every database of a server.

@@ -43,6 +43,13 @@ pub struct SkipList {
     level: usize,
     len: usize,
     tail: u32,
+    /// Heap bytes of the nodes' members and of links past the inline two levels.
+    heap: usize,
+}
+
+/// Heap bytes a node holds beyond its slot in the arena.
+fn node_heap(member: &Bulk, links: &SmallVec<[Link; 2]>) -> usize {
+    super::memory::heap_of(member) + if links.spilled() { super::memory::vector::<Link>(links.capacity()) } else { 0 }
 }
 
 /// Orders `(score, member)` pairs as Redis does.
@@ -63,7 +70,8 @@ impl Default for SkipList {
             backward: NIL,
             links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, MAX_LEVEL),
         };
-        SkipList { nodes: vec![head], free: Vec::new(), level: 1, len: 0, tail: NIL }
+        let heap = node_heap(&head.member, &head.links);
+        SkipList { nodes: vec![head], free: Vec::new(), level: 1, len: 0, tail: NIL, heap }
     }
 }
 
@@ -76,6 +84,14 @@ impl SkipList {
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes the skiplist holds in memory: its arena and free list, and what nodes hold on the
+    /// heap.
+    pub fn bytes(&self) -> usize {
+        super::memory::vector::<Node>(self.nodes.capacity())
+            + super::memory::vector::<u32>(self.free.capacity())
+            + self.heap
     }
 
     fn node(&self, index: u32) -> &Node {
@@ -135,8 +151,11 @@ impl SkipList {
             backward: NIL,
             links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, level),
         };
+        self.heap += node_heap(&node.member, &node.links);
         let index = match self.free.pop() {
             Some(index) => {
+                let old = &self.nodes[index as usize];
+                self.heap -= node_heap(&old.member, &old.links);
                 self.nodes[index as usize] = node;
                 index
             }
@@ -195,6 +214,7 @@ impl SkipList {
         while self.level > 1 && self.link(HEAD, self.level - 1).forward == NIL {
             self.level -= 1;
         }
+        self.heap -= super::memory::heap_of(&self.nodes[target as usize].member);
         self.nodes[target as usize].member = Bulk::new();
         self.free.push(target);
         self.len -= 1;

@@ -85,6 +85,14 @@ impl Str {
         }
     }
 
+    /// Heap bytes the string holds beyond its inline part.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Str::Int(_) => 0,
+            Str::Embstr(bytes) | Str::Raw(bytes) => super::memory::heap_of(bytes),
+        }
+    }
+
     /// The bytes, made raw for modification in place (what Redis' `dbUnshareStringValue` does).
     pub fn make_raw(&mut self) -> &mut Bulk {
         if !matches!(self, Str::Raw(_)) {
@@ -204,6 +212,20 @@ impl Value {
             Value::ZSet(zset) => zset.encoding(),
         }
     }
+
+    /// Heap bytes the value holds beyond its inline part: a string's spilled bytes, or a
+    /// collection's box and everything in it.
+    pub fn heap_bytes(&self) -> usize {
+        use super::memory::allocation;
+        use std::mem::size_of;
+        match self {
+            Value::Str(string) => string.heap_bytes(),
+            Value::Hash(hash) => allocation(size_of::<Hash>()) + hash.bytes(),
+            Value::Set(set) => allocation(size_of::<Set>()) + set.bytes(),
+            Value::List(list) => allocation(size_of::<List>()) + list.bytes(),
+            Value::ZSet(zset) => allocation(size_of::<ZSet>()) + zset.bytes(),
+        }
+    }
 }
 
 /// A key's value with its expiry and access metadata.
@@ -216,6 +238,9 @@ pub struct Entry {
     /// The LRU clock (seconds, wrapping) when the key was last accessed, for `OBJECT IDLETIME`
     /// and eviction.
     pub(super) accessed: u32,
+    /// The heap bytes the database counted for this entry's key and value, in 8-byte units (it
+    /// fits the struct's padding): what to take back when the entry changes or goes.
+    pub(super) charged: u32,
 }
 
 impl Entry {

@@ -8,6 +8,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod memory;
 mod pubsub;
 mod sets;
 mod strings;
