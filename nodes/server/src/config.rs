@@ -241,6 +241,12 @@ pub struct ServerConfig {
     pub lfu_log_factor: u32,
     /// Minutes of idleness per decrement of a key's LFU counter.
     pub lfu_decay_time: u32,
+    /// Log commands that take at least this many microseconds (`SLOWLOG`; 0: all, negative: none).
+    pub slowlog_log_slower_than: i64,
+    /// How many slow commands `SLOWLOG` keeps.
+    pub slowlog_max_len: usize,
+    /// Record events that take at least this many milliseconds (`LATENCY`; 0: off).
+    pub latency_monitor_threshold: u64,
     /// Close a client idle for this many seconds (0: never).
     pub timeout: u64,
     /// Longest bulk string a client may send.
@@ -283,6 +289,9 @@ impl Default for ServerConfig {
             maxclients: 10_000,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::Noeviction,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             maxmemory_samples: 5,
             maxmemory_eviction_tenacity: 10,
             lfu_log_factor: 10,
@@ -467,6 +476,30 @@ pub const PARAMETERS: &[Parameter] = &[
         get: |config| config.lfu_decay_time.to_string(),
         set: Some(|config, text| {
             config.lfu_decay_time = integer_in(text, 0, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "slowlog-log-slower-than",
+        get: |config| config.slowlog_log_slower_than.to_string(),
+        set: Some(|config, text| {
+            config.slowlog_log_slower_than = integer_in(text, -1, i64::MAX)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "slowlog-max-len",
+        get: |config| config.slowlog_max_len.to_string(),
+        set: Some(|config, text| {
+            config.slowlog_max_len = integer_in(text, 0, i64::MAX)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "latency-monitor-threshold",
+        get: |config| config.latency_monitor_threshold.to_string(),
+        set: Some(|config, text| {
+            config.latency_monitor_threshold = integer_in(text, 0, i64::MAX)?;
             Ok(())
         }),
     },

@@ -32,6 +32,7 @@ pub mod pubsub;
 pub mod reply;
 pub mod server;
 mod session;
+pub mod slowlog;
 pub mod state;
 
 pub use config::{EvictionPolicy, ServerConfig};

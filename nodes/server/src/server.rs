@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::evict;
-use crate::session;
+use crate::session::{self, stopped};
 use crate::state::State;
 
 /// What every connection task shares: the state behind its lock.
@@ -40,11 +40,16 @@ pub async fn run<E: Env>(
     let shared = Arc::new(Shared { state: Mutex::new(state) });
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
+    let mut stopping = shared.lock().shutdown.subscribe();
     tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break Ok(()),
+            () = stopped(&mut stopping) => {
+                info!("SHUTDOWN requested by a client");
+                break Ok(());
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     env.spawn(session::serve(shared.clone(), env.clone(), stream, peer));
@@ -58,6 +63,8 @@ pub async fn run<E: Env>(
         }
     };
     cron.abort();
+    // Every connection closes.
+    shared.lock().shutdown.send_replace(true);
     info!("shut down");
     result
 }

@@ -97,11 +97,12 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                 soft_limit_since_ms: None,
             };
             let id = state.register_client(info);
-            Some((id, state.config.requirepass.is_empty(), state.config.limits(), state.config.timeout))
+            let stopping = state.shutdown.subscribe();
+            Some((id, state.config.requirepass.is_empty(), state.config.limits(), state.config.timeout, stopping))
         }
     };
     let mut connection = Connection::new(stream, resp::Limits::default());
-    let Some((id, authenticated, limits, idle_timeout)) = registered else {
+    let Some((id, authenticated, limits, idle_timeout, stopping)) = registered else {
         // As Redis: say why, then close.
         encode::write_error(connection.write_buffer(), b"ERR max number of clients reached");
         let _ = connection.flush().await;
@@ -109,6 +110,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
     };
     let _registration = Registration { shared: shared.clone(), id };
     connection.set_limits(limits);
+    let mut stopping = stopping;
     let mut session = Session { connection, inbox, kill, delivered: 0 };
     let mut client = Client::new(id, authenticated);
     debug!(client = id, %peer, "connected");
@@ -121,6 +123,10 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
             biased;
             () = session.kill.notified() => {
                 debug!(client = id, "killed");
+                return;
+            }
+            () = stopped(&mut stopping) => {
+                debug!(client = id, "server shutting down");
                 return;
             }
             Some(delivery) = session.inbox.recv() => {
@@ -176,11 +182,18 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
             return;
         }
         if let Some(block) = client.blocked.take()
-            && !wait_while_blocked(&shared, &env, &client, &mut session, block).await
+            && !wait_while_blocked(&shared, &env, &client, &mut session, &mut stopping, block).await
         {
             return;
         }
     }
+}
+
+/// Completes once the server is shutting down.
+pub(crate) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, not held by the caller across an await. An
+    // error means the state (and its sender) is gone: the server is shutting down as well.
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// Reads a request, giving up after `idle_seconds` of silence (0: wait forever). `None` means the
@@ -265,6 +278,7 @@ async fn wait_while_blocked<E: Env, S: Stream>(
     env: &E,
     client: &Client,
     session: &mut Session<S>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
     block: Block,
 ) -> bool {
     let timer = async {
@@ -281,6 +295,7 @@ async fn wait_while_blocked<E: Env, S: Stream>(
         tokio::select! {
             biased;
             () = session.kill.notified() => return false,
+            () = stopped(stopping) => return false,
             Some(delivery) = session.inbox.recv() => {
                 session.append(&delivery);
                 if !session.flush().await {

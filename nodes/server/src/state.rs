@@ -18,6 +18,7 @@ use crate::evict::EvictionPool;
 use crate::keyspace::{AccessTracking, Bulk, Key, Keyspace, WatchVersion};
 use crate::outbox::Outbox;
 use crate::pubsub::PubSub;
+use crate::slowlog::{LatencyMonitor, SlowLog};
 
 /// Server-wide counters for `INFO stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -96,6 +97,10 @@ pub struct State {
     pub pubsub: PubSub,
     /// Candidates for eviction under `maxmemory`.
     pub eviction: EvictionPool,
+    /// Commands slower than `slowlog-log-slower-than`.
+    pub slowlog: SlowLog,
+    /// Events slower than `latency-monitor-threshold`.
+    pub latency: LatencyMonitor,
     /// The most memory the data has used (`used_memory_peak`).
     pub peak_memory: usize,
     /// Memory used by the empty server (`used_memory_startup`).
@@ -115,6 +120,9 @@ pub struct State {
     pub paused_until_ms: u64,
     /// Whether the background cycle expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
     pub active_expire: bool,
+    /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
+    /// loop and every connection watch it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     next_client_id: u64,
 }
 
@@ -132,6 +140,8 @@ impl State {
             blocked: Blocked::default(),
             pubsub: PubSub::default(),
             eviction: EvictionPool::default(),
+            slowlog: SlowLog::default(),
+            latency: LatencyMonitor::default(),
             peak_memory: 0,
             startup_memory: 0,
             process: None,
@@ -141,6 +151,7 @@ impl State {
             port,
             paused_until_ms: 0,
             active_expire: true,
+            shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };
         state.apply_access_tracking();

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod monitoring;
 pub mod pubsub;
 mod random;
 pub mod server;
@@ -147,7 +148,7 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 13] = [
+        let families: [&'static [Command]; 14] = [
             connection::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
@@ -160,6 +161,7 @@ impl Table {
             zsets::COMMANDS,
             server::COMMANDS,
             debug::COMMANDS,
+            monitoring::COMMANDS,
             slots::COMMANDS,
         ];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
@@ -287,8 +289,23 @@ fn check_charges(state: &mut State, db: usize, command: &Command, request: &Requ
 /// for each queued command.
 pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     ctx.state.stats.commands_processed += 1;
+    let started = tokio::time::Instant::now();
+    // Lookups by read commands are keyspace hits or misses (`INFO stats`); GETDEL and GETEX
+    // read as GET does.
+    let db = ctx.client.db;
+    let reads = command.flags.contains(Flags::READONLY) || matches!(command.name, "getdel" | "getex");
+    if reads {
+        ctx.state.keyspace.db(db).count_reads(true);
+    }
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
+    }
+    if reads {
+        ctx.state.keyspace.db(db).count_reads(false);
+    }
+    // EXEC's commands are logged one by one; a command that blocked is not slow, it waits.
+    if command.name != "exec" && ctx.client.blocked.is_none() {
+        monitoring::record(ctx, command, request, started.elapsed());
     }
 }
 
@@ -305,6 +322,9 @@ fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option
     }
     if !client.authenticated && !command.flags.contains(Flags::NO_AUTH) {
         return Err((Some(command), CmdError::NoAuth));
+    }
+    if client.multi.is_some() && command.flags.contains(Flags::NO_MULTI) {
+        return Err((Some(command), CmdError::other("ERR Command not allowed inside a transaction")));
     }
     if client.subscriptions > 0 && client.version == resp::Version::Resp2 && !allowed_while_subscribed(command) {
         return Err((

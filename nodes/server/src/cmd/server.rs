@@ -26,7 +26,51 @@ pub(super) const COMMANDS: &[Command] = &[
         (0, 0, 0),
         config,
     ),
+    command(
+        "shutdown",
+        -1,
+        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE).with(Flags::NO_MULTI),
+        (0, 0, 0),
+        shutdown,
+    ),
 ];
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] | SHUTDOWN ABORT`: stops the server; the connections
+/// close without a reply. There is nothing to save yet (persistence is its own issue), so `SAVE`
+/// fails, as a failed save does in Redis, unless `FORCE`d.
+fn shutdown(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let (mut save, mut nosave, mut force, mut abort, mut now) = (false, false, false, false, false);
+    for option in request.args().skip(1) {
+        let flag = if is(option, "SAVE") {
+            &mut save
+        } else if is(option, "NOSAVE") {
+            &mut nosave
+        } else if is(option, "FORCE") {
+            &mut force
+        } else if is(option, "ABORT") {
+            &mut abort
+        } else if is(option, "NOW") {
+            &mut now
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        *flag = true;
+    }
+    if (save && nosave) || (abort && request.len() > 2) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::other("ERR No shutdown in progress."));
+    }
+    if save && !force {
+        tracing::warn!("SHUTDOWN SAVE refused: this server has no persistence to save to yet");
+        return Err(CmdError::other("ERR Errors trying to SHUTDOWN. Check logs."));
+    }
+    tracing::warn!(client = ctx.client.id, "user requested shutdown");
+    ctx.state.shutdown.send_replace(true);
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
 
 fn dbsize(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     let size = ctx.db().len();
@@ -193,11 +237,15 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             )
         }
         "stats" => {
-            let expired: u64 = state.keyspace.dbs().iter().map(|db| db.stats().expired_keys).sum();
+            let sum = |field: fn(crate::keyspace::DbStats) -> u64| -> u64 {
+                state.keyspace.dbs().iter().map(|db| field(db.stats())).sum()
+            };
+            let expired = sum(|stats| stats.expired_keys);
+            let (hits, misses) = (sum(|stats| stats.keyspace_hits), sum(|stats| stats.keyspace_misses));
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{expired}\r\nevicted_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+                 expired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
                  client_output_buffer_limit_disconnections:{}\r\n",
                 state.stats.connections_received,
                 state.stats.commands_processed,
@@ -379,6 +427,9 @@ fn config(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             return Err(arity("resetstat"));
         }
         ctx.state.stats = crate::state::Stats::default();
+        for db in ctx.state.keyspace.dbs_mut() {
+            db.reset_stats();
+        }
         ctx.reply.ok();
     } else {
         return Err(CmdError::UnknownSubcommand {

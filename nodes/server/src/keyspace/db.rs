@@ -62,6 +62,10 @@ pub struct WatchVersion {
 pub struct DbStats {
     /// Keys deleted because they expired (lazily or by the active cycle).
     pub expired_keys: u64,
+    /// Lookups by read commands that found their key.
+    pub keyspace_hits: u64,
+    /// Lookups by read commands that did not.
+    pub keyspace_misses: u64,
 }
 
 /// One of the server's databases (`SELECT n`).
@@ -87,6 +91,8 @@ pub struct Db {
     access: AccessTracking,
     /// Draws for LFU's probabilistic counter (SplitMix64 state, seeded with the database).
     lfu_draws: u64,
+    /// Lookups count as keyspace hits or misses (set while a read command runs).
+    counting_reads: bool,
 }
 
 /// What an entry's access field holds, following `maxmemory-policy` as Redis does.
@@ -188,6 +194,27 @@ impl Db {
             memory: MemoryUse::default(),
             access: AccessTracking::Lru,
             lfu_draws: seed.rotate_left(47),
+            counting_reads: false,
+        }
+    }
+
+    /// Makes lookups count as keyspace hits and misses (while a read command runs), or not.
+    pub fn count_reads(&mut self, counting: bool) {
+        self.counting_reads = counting;
+    }
+
+    /// Zeroes the counters (`CONFIG RESETSTAT`).
+    pub fn reset_stats(&mut self) {
+        self.stats = DbStats::default();
+    }
+
+    fn count_lookup(&mut self, found: bool) {
+        if self.counting_reads {
+            if found {
+                self.stats.keyspace_hits += 1;
+            } else {
+                self.stats.keyspace_misses += 1;
+            }
         }
     }
 
@@ -368,11 +395,15 @@ impl Db {
     /// Looks `key` up, deleting it first if it has expired at `now_ms`, and records the access.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = KeyHash::of(key).slot().index();
-        let index = self.slots[slot].map.get_index_of(key)?;
-        if self.slots[slot].map[index].is_expired(now_ms) {
-            self.expire(key);
+        let found = self.slots[slot].map.get_index_of(key);
+        let index = found.filter(|index| !self.slots[slot].map[*index].is_expired(now_ms));
+        self.count_lookup(index.is_some());
+        let Some(index) = index else {
+            if found.is_some() {
+                self.expire(key);
+            }
             return None;
-        }
+        };
         let (stored, entry) = self.slots[slot].map.get_index_mut(index)?;
         debug_assert_eq!(entry.charged, charge(stored.len(), &entry.value), "{stored:?} changed without Db::touch");
         Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
@@ -422,11 +453,15 @@ impl Db {
     /// `TTL`, `OBJECT` and `EXISTS` look without touching, as Redis' `LOOKUP_NOTOUCH`.
     pub fn get_untouched(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = KeyHash::of(key).slot().index();
-        let index = self.slots[slot].map.get_index_of(key)?;
-        if self.slots[slot].map[index].is_expired(now_ms) {
-            self.expire(key);
+        let found = self.slots[slot].map.get_index_of(key);
+        let index = found.filter(|index| !self.slots[slot].map[*index].is_expired(now_ms));
+        self.count_lookup(index.is_some());
+        let Some(index) = index else {
+            if found.is_some() {
+                self.expire(key);
+            }
             return None;
-        }
+        };
         Some(&mut self.slots[slot].map[index])
     }
 

@@ -98,6 +98,16 @@ impl Pair {
         self.main.both(line).await
     }
 
+    /// Sends `line` to both without waiting for the replies.
+    pub async fn send(&mut self, line: &str) {
+        self.main.send(line).await
+    }
+
+    /// Whether each server closed the main connection.
+    pub async fn closed(&mut self) -> (bool, bool) {
+        self.main.closed().await
+    }
+
     /// Sends different commands to each server (ids differ between them).
     pub async fn both_lines(&mut self, theirs: &str, ours: &str) -> (Frame, Frame) {
         self.main.both_lines(theirs, ours).await

@@ -9,6 +9,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod memory;
+mod monitoring;
 mod pubsub;
 mod sets;
 mod strings;
