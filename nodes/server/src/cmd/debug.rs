@@ -14,6 +14,7 @@ use super::{Command, Ctx, Flags, command};
 use crate::args::{arg, is};
 use crate::config::DebugCommand;
 use crate::error::{CmdError, CmdResult};
+use crate::keyspace::{Str, Value};
 
 pub(super) const COMMANDS: &[Command] = &[command(
     "debug",
@@ -48,6 +49,40 @@ fn leading_float(text: &[u8]) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `DEBUG POPULATE count [prefix] [size]`: `prefix:0` … with values `value:0` … (cut or padded
+/// with zero bytes to `size`, unless it is 0); existing keys are left alone.
+fn populate(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let positive = |arg: &[u8]| {
+        crate::args::int(arg)
+            .ok()
+            .and_then(|value| u64::try_from(value).ok())
+            .ok_or(CmdError::other("ERR value is out of range, must be positive"))
+    };
+    let count = positive(arg(request, 2))?;
+    let prefix = request.arg(3).unwrap_or(b"key");
+    let size = request.arg(4).map(positive).transpose()?;
+    let now = ctx.now_ms;
+    let db = ctx.db();
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for index in 0..count {
+        let number = itoa::Buffer::new().format(index).to_owned();
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(number.as_bytes());
+        if db.contains(&key, now) {
+            continue;
+        }
+        let mut value = format!("value:{number}").into_bytes();
+        if let Some(size) = size.filter(|&size| size > 0) {
+            value.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
+        }
+        db.set(&key, Value::Str(Str::from_computed(&value)), 0, now);
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
 fn debug(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     if !allowed(ctx) {
         return Err(CmdError::other(
@@ -66,6 +101,11 @@ fn debug(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             "    Write <message> to the server log.",
             "OBJECT <key>",
             "    Show low level info about `key` and associated value.",
+            "POPULATE <count> [<prefix>] [<size>]",
+            "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+            "    it is used instead of the 'key' prefix. These are not propagated to",
+            "    replicas. Cluster slots are not respected so keys not belonging to the",
+            "    current node can be created in cluster mode.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",
             "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -96,10 +136,12 @@ fn debug(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             entry.value.encoding(),
             crate::keyspace::lru_clock(now).wrapping_sub(idle) & 0x00ff_ffff,
         );
-        if let crate::keyspace::Value::List(list) = &entry.value {
+        if let Value::List(list) = &entry.value {
             line.push_str(&format!(" ql_nodes:1 ql_avg_node:{}.00 ql_listpack_max:-2 ql_compressed:0", list.len()));
         }
         reply.simple(&line);
+    } else if is(sub, "POPULATE") && (3..=5).contains(&args) {
+        populate(ctx, request)?;
     } else if is(sub, "LOG") && args == 3 {
         warn!(message = %String::from_utf8_lossy(arg(request, 2)), "DEBUG LOG");
         ctx.reply.ok();

@@ -119,3 +119,24 @@ async fn shutdown_stops_the_server() {
     assert_eq!(pair.closed().await, (true, true), "the caller's connection closes");
     assert_eq!(other.closed().await, (true, true), "every connection closes");
 }
+
+#[tokio::test]
+async fn debug_populate_makes_the_same_keys_and_values() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET key:3 kept",
+        "DEBUG POPULATE 5",
+        "MGET key:0 key:3 key:4 key:5",
+        "DEBUG POPULATE 3 p 3",
+        "MGET p:0 p:1 p:2",
+        "DEBUG POPULATE 2 q 12",
+        "GET q:1",
+        "DEBUG POPULATE 2 z 0",
+        "GET z:1",
+        "DEBUG POPULATE -1",
+        "DEBUG POPULATE 2 r -4",
+        "DEBUG POPULATE x",
+        "DBSIZE",
+    ])
+    .await;
+}
