@@ -35,5 +35,5 @@ mod session;
 pub mod slowlog;
 pub mod state;
 
-pub use config::{EvictionPolicy, ServerConfig};
+pub use config::{DebugCommand, EvictionPolicy, ServerConfig};
 pub use server::{bind_and_run, run};

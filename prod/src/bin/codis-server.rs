@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use net::TokioEnv;
-use server::{EvictionPolicy, ServerConfig};
+use server::{DebugCommand, EvictionPolicy, ServerConfig};
 
 /// A Redis-compatible data server with a keyspace indexed by Codis slot.
 #[derive(Parser, Debug)]
@@ -36,6 +36,9 @@ struct Args {
     /// What to do at the memory limit (noeviction, allkeys-lru, …).
     #[arg(long)]
     maxmemory_policy: Option<String>,
+    /// Who may run DEBUG: no, yes, or local (loopback clients only).
+    #[arg(long, value_parser = ["no", "yes", "local"])]
+    enable_debug_command: Option<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -143,6 +146,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(policy) = args.maxmemory_policy {
         config.maxmemory_policy =
             EvictionPolicy::parse(&policy).with_context(|| format!("unknown maxmemory-policy {policy:?}"))?;
+    }
+    if let Some(debug) = args.enable_debug_command.as_deref() {
+        config.enable_debug_command = match debug {
+            "yes" => DebugCommand::Yes,
+            "local" => DebugCommand::Local,
+            _ => DebugCommand::No,
+        };
     }
     config.validate()?;
 
