@@ -32,7 +32,11 @@ impl Server {
         self.out.clear();
         server::cmd::execute(&mut self.state, &mut self.client, &mut self.out, &Request::from_args(args), now_ms);
         let limit = self.state.config.maxmemory as usize;
-        assert!(used_memory(&self.state) <= limit + 64 * 1024, "memory ran past maxmemory after {args:?}");
+        assert!(
+            used_memory(&self.state) <= limit + 64 * 1024,
+            "memory ran past maxmemory after {args:?}: {} > {limit}",
+            used_memory(&self.state)
+        );
         self.out.to_vec()
     }
 

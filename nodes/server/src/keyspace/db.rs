@@ -18,12 +18,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use foldhash::fast::FixedState;
-use indexmap::{IndexMap, IndexSet};
 use model::{KeyHash, MAX_SLOT_NUM, SlotId};
 use net::Rng;
 use net::rand::Rng as _;
 
-use super::memory::{allocation, table};
+use super::key_map::{KeyMap, SlotMap};
+use super::memory::allocation;
 use super::value::{Bulk, Entry, Value};
 
 /// A key: owned bytes, inline up to 16 bytes.
@@ -32,7 +32,7 @@ pub type Key = Bulk;
 /// The keys of one slot.
 #[derive(Clone, Debug)]
 struct SlotKeys {
-    map: IndexMap<Key, Entry, FixedState>,
+    map: SlotMap,
     /// Tagged keys of this slot by the CRC of their tag (all keys sharing a tag share a slot).
     tagged: BTreeSet<(u32, Key)>,
 }
@@ -73,7 +73,7 @@ pub struct DbStats {
 pub struct Db {
     slots: Box<[SlotKeys]>,
     /// Every key with an expiry, for the active expiry cycle to sample.
-    volatile: IndexSet<Key, FixedState>,
+    volatile: KeyMap<()>,
     len: usize,
     watched: BTreeMap<Key, Watched>,
     /// Clients blocked on each key (`BLPOP` …), in the order they blocked: they are served in
@@ -151,11 +151,6 @@ fn charge(key_len: usize, value: &Value) -> u32 {
     u32::try_from((key_heap(key_len) + value.heap_bytes()).div_ceil(8)).unwrap_or(u32::MAX)
 }
 
-/// Bytes of a slot map's table with room for `capacity` entries.
-fn slot_table(capacity: usize) -> usize {
-    table(capacity, std::mem::size_of::<Key>() + std::mem::size_of::<Entry>())
-}
-
 /// What one entry of the tag index costs: a 32-byte B-tree element (the CRC and the key) with its
 /// share of partly filled nodes (measured: about 72 bytes), plus the key's heap.
 fn tag_cost(key_len: usize) -> usize {
@@ -181,10 +176,10 @@ impl Db {
     /// An empty database whose maps hash with `seed`.
     pub fn new(seed: u64) -> Db {
         let hasher = FixedState::with_seed(seed);
-        let slot = SlotKeys { map: IndexMap::with_hasher(hasher), tagged: BTreeSet::new() };
+        let slot = SlotKeys { map: SlotMap::with_hasher(hasher), tagged: BTreeSet::new() };
         Db {
             slots: vec![slot; MAX_SLOT_NUM].into_boxed_slice(),
-            volatile: IndexSet::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
+            volatile: KeyMap::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
             len: 0,
             watched: BTreeMap::new(),
             waiters: BTreeMap::new(),
@@ -287,7 +282,7 @@ impl Db {
         let mut keys = Vec::with_capacity(count);
         if volatile {
             for _ in 0..count.min(self.volatile.len()) {
-                if let Some(key) = self.volatile.get_index(rng.random_range(0..self.volatile.len())) {
+                if let Some((key, _)) = self.volatile.get_index(rng.random_range(0..self.volatile.len())) {
                     keys.push(key.clone());
                 }
             }
@@ -316,14 +311,14 @@ impl Db {
         if self.volatile.is_empty() {
             return None;
         }
-        self.volatile.get_index(rng.random_range(0..self.volatile.len())).cloned()
+        self.volatile.get_index(rng.random_range(0..self.volatile.len())).map(|(key, _)| key.clone())
     }
 
     /// Bytes this database's keys, values and indexes occupy (its share of `used_memory`),
     /// the per-slot structures of an empty database included.
     pub fn used_memory(&self) -> usize {
         let memory = &self.memory;
-        let volatile = table(self.volatile.capacity(), std::mem::size_of::<Key>());
+        let volatile = self.volatile.heap_bytes();
         let slots = allocation(MAX_SLOT_NUM * std::mem::size_of::<SlotKeys>());
         slots + memory.data + memory.tables + memory.volatile_keys + volatile + memory.tags
     }
@@ -343,12 +338,9 @@ impl Db {
             keys.tagged.insert((hash.crc, owned.clone()));
             self.memory.tags += tag_cost(key.len());
         }
-        let capacity = keys.map.capacity();
-        let (index, _) = keys.map.insert_full(owned, entry);
-        let grown = keys.map.capacity();
-        if grown != capacity {
-            self.memory.tables = self.memory.tables + slot_table(grown) - slot_table(capacity);
-        }
+        let before = keys.map.heap_bytes();
+        let index = keys.map.insert_new(owned, entry);
+        self.memory.tables = self.memory.tables + keys.map.heap_bytes() - before;
         self.len += 1;
         index
     }
@@ -567,10 +559,11 @@ impl Db {
     /// Keeps the index of keys with an expiry in step when `key` gains or loses one.
     fn track_expiry(&mut self, key: &[u8], was_volatile: bool, is_volatile: bool) {
         match (was_volatile, is_volatile) {
-            (false, true) if self.volatile.insert(Key::from_slice(key)) => {
+            (false, true) if !self.volatile.contains_key(key) => {
+                self.volatile.insert_new(Key::from_slice(key), ());
                 self.memory.volatile_keys += key_heap(key.len());
             }
-            (true, false) if self.volatile.swap_remove(key) => {
+            (true, false) if self.volatile.swap_remove_entry(key).is_some() => {
                 self.memory.volatile_keys -= key_heap(key.len());
             }
             _ => {}
@@ -703,10 +696,10 @@ impl Db {
         let existing: Vec<Key> = self.watched.keys().filter(|key| self.peek(key).is_some()).cloned().collect();
         for slot in self.slots.iter_mut() {
             // Fresh maps: an emptied database gives its memory back.
-            slot.map = IndexMap::with_hasher(slot.map.hasher().clone());
+            slot.map = SlotMap::with_hasher(slot.map.hasher().clone());
             slot.tagged.clear();
         }
-        self.volatile = IndexSet::with_hasher(self.volatile.hasher().clone());
+        self.volatile = KeyMap::with_hasher(self.volatile.hasher().clone());
         self.memory = MemoryUse::default();
         self.len = 0;
         for key in existing {
@@ -722,9 +715,9 @@ impl Db {
             self.remove(key);
         }
         let map = &mut self.slots[slot.index()].map;
-        let capacity = map.capacity();
+        let before = map.heap_bytes();
         map.shrink_to_fit();
-        self.memory.tables = self.memory.tables + slot_table(map.capacity()) - slot_table(capacity);
+        self.memory.tables = self.memory.tables + map.heap_bytes() - before;
         keys
     }
 
@@ -837,7 +830,7 @@ impl Db {
                     break;
                 }
                 let index = rng.random_range(0..self.volatile.len());
-                let Some(key) = self.volatile.get_index(index).cloned() else {
+                let Some(key) = self.volatile.get_index(index).map(|(key, _)| key.clone()) else {
                     break;
                 };
                 if self.peek(&key).is_some_and(|entry| entry.is_expired(now_ms)) {
@@ -872,7 +865,7 @@ impl Db {
         let mut volatile = 0;
         let mut charged = 0;
         for (index, slot) in self.slots.iter().enumerate() {
-            for (key, entry) in &slot.map {
+            for (key, entry) in slot.map.iter() {
                 count += 1;
                 charged += entry.charged as usize * 8;
                 if entry.charged != charge(key.len(), &entry.value) {
@@ -887,7 +880,7 @@ impl Db {
                 }
                 if entry.expire_at != 0 {
                     volatile += 1;
-                    if !self.volatile.contains(key) {
+                    if !self.volatile.contains_key(key) {
                         return Err(format!("key '{}' has an expiry but is not in the expiry index", lossy(key)));
                     }
                 }
@@ -907,7 +900,7 @@ impl Db {
         if charged != self.memory.data {
             return Err(format!("entries are charged {charged} bytes, the database counts {}", self.memory.data));
         }
-        let tables: usize = self.slots.iter().map(|slot| slot_table(slot.map.capacity())).sum();
+        let tables: usize = self.slots.iter().map(|slot| slot.map.heap_bytes()).sum();
         if tables != self.memory.tables {
             return Err(format!("slot tables take {tables} bytes, the database counts {}", self.memory.tables));
         }

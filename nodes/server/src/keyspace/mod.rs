@@ -3,10 +3,12 @@
 //! - [`value`]: values ([`Value`], [`Str`]) and the [`Entry`] that holds one with its expiry.
 //! - [`collections`]: [`Hash`], [`Set`] and [`List`], with Redis' compact encodings mirrored.
 //! - [`db`]: one database ([`Db`]), its slot and tag indexes, expiry, `WATCH` versions, scans.
+//! - [`key_map`]: the compact map that holds one slot's keys, and the index of keys with an expiry.
 //! - [`memory`]: what values cost in memory, for `INFO memory` and `maxmemory`.
 
 pub mod collections;
 pub mod db;
+pub mod key_map;
 pub mod memory;
 pub mod skiplist;
 pub mod value;
