@@ -277,6 +277,10 @@ pub struct ServerConfig {
     /// A sorted set with a member longer than this leaves its compact `listpack` encoding.
     #[serde(alias = "zset-max-ziplist-value")]
     pub zset_max_listpack_value: usize,
+    /// The allocator the process runs on, for `INFO memory` (`mem_allocator`): set by the binary
+    /// that links it, not configurable.
+    #[serde(skip)]
+    pub mem_allocator: String,
 }
 
 impl Default for ServerConfig {
@@ -308,6 +312,7 @@ impl Default for ServerConfig {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            mem_allocator: "libc".into(),
         }
     }
 }

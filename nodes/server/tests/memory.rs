@@ -2,24 +2,23 @@
 //! really handed out, for each kind of data.
 //!
 //! The estimate is computed from the data (see `keyspace::memory`) so that simulated runs stay
-//! deterministic; this test is what keeps it honest. It loads data through the real command path
-//! and compares the growth of the estimate with the growth of glibc's in-use bytes
-//! (`mallinfo2()`: arena and mapped bytes in use). It is its own test binary with a single test, so no other thread
-//! allocates meanwhile.
-
-// Reading glibc's counters is a foreign call; nothing else here is unsafe.
-#![allow(unsafe_code)]
+//! deterministic; this test is what keeps it honest. It runs on jemalloc, as `codis-server` does,
+//! loads data through the real command path and compares the growth of the estimate with the
+//! growth of jemalloc's `stats.allocated`. It is its own test binary with a single test, so no
+//! other thread allocates meanwhile.
 
 use bytes::BytesMut;
 use resp::Request;
 use server::ServerConfig;
 use server::state::{Client, State};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn malloc_in_use() -> usize {
-    // SAFETY: mallinfo2 only reads the allocator's statistics.
-    let info = unsafe { libc::mallinfo2() };
-    // Small blocks come from the heap arenas, big ones (tables) are mapped on their own.
-    info.uordblks + info.hblkhd
+    // jemalloc refreshes its statistics when the epoch advances.
+    tikv_jemalloc_ctl::epoch::advance().expect("advance jemalloc's epoch");
+    tikv_jemalloc_ctl::stats::allocated::read().expect("read jemalloc's stats.allocated")
 }
 
 fn used_memory(state: &State) -> usize {

@@ -209,7 +209,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                  used_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{startup}\r\n\
                  used_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nmaxmemory:{}\r\n\
                  maxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{fragmentation:.2}\r\n\
-                 mem_allocator:libc\r\n",
+                 mem_allocator:{}\r\n",
                 human(used),
                 human(rss),
                 human(peak),
@@ -219,6 +219,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 state.config.maxmemory,
                 human(state.config.maxmemory),
                 state.config.maxmemory_policy.name(),
+                state.config.mem_allocator,
             )
         }
         "persistence" => write!(

@@ -4,17 +4,27 @@
 //! counter would make eviction depend on everything else in the process (other simulated hosts,
 //! other tests), so a run would no longer be a function of its seed. Instead every value knows
 //! its own footprint (inline size, heap blocks rounded as `malloc` rounds them, table capacity),
-//! collections keep theirs up to date as they change, and each database keeps the sum. A test in
-//! `prod/` holds the estimate against a counting allocator.
+//! collections keep theirs up to date as they change, and each database keeps the sum. The test
+//! `tests/memory.rs` holds the estimate against jemalloc's own count.
 
 use std::mem::size_of;
 
 use super::value::Bulk;
 
-/// Bytes `malloc` hands out for a request of `size`: glibc adds an 8-byte header and rounds to
-/// 16-byte granules, 32 at least.
+/// Bytes the allocator hands out for a request of `size`: jemalloc's size class (the allocator
+/// `codis-server` links, as redis-server does). Classes are 8, then multiples of 16 up to 128,
+/// then four per doubling: a size in (2^k, 2^(k+1)] rounds up to a multiple of 2^(k-2). No
+/// per-block header.
 pub fn allocation(size: usize) -> usize {
-    if size == 0 { 0 } else { ((size + 8 + 15) & !15).max(32) }
+    match size {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => size.next_multiple_of(16),
+        _ => {
+            let k = usize::BITS - 1 - (size - 1).leading_zeros();
+            size.next_multiple_of(1 << (k - 2))
+        }
+    }
 }
 
 /// Heap bytes of a `Bulk` beyond its inline part (it spills past 16 bytes).
@@ -46,13 +56,16 @@ mod tests {
 
     #[test]
     fn allocations_round_like_malloc() {
-        assert_eq!(allocation(0), 0);
-        assert_eq!(allocation(1), 32);
-        assert_eq!(allocation(24), 32);
-        assert_eq!(allocation(25), 48);
-        assert_eq!(allocation(32), 48);
+        let classes = [(0, 0), (1, 8), (8, 8), (9, 16), (17, 32), (32, 32), (33, 48), (128, 128), (129, 160)];
+        for (size, class) in classes {
+            assert_eq!(allocation(size), class, "{size}");
+        }
+        let classes = [(257, 320), (4096, 4096), (4097, 5120), (14337, 16384), (16385, 20480), (1 << 20, 1 << 20)];
+        for (size, class) in classes {
+            assert_eq!(allocation(size), class, "{size}");
+        }
         assert_eq!(heap_of(&Bulk::from_slice(b"short")), 0);
-        assert_eq!(heap_of(&Bulk::from_slice(&[0; 32])), 48);
+        assert_eq!(heap_of(&Bulk::from_slice(&[0; 32])), 32);
         assert!(table(1000, 80) > 1000 * 88);
     }
 }
