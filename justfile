@@ -93,8 +93,25 @@ fuzz SECONDS="600":
       if rustup toolchain list | grep -q '^nightly'; then toolchain=+nightly; else toolchain=; export RUSTC_BOOTSTRAP=1; fi && \
       cargo $toolchain fuzz run decode corpus/decode seeds -- -dict=resp.dict -max_total_time={{SECONDS}} -print_final_stats=1
 
-# Every benchmark, with reports written to reports/.
-bench: bench-resp
+# Benchmarks, with reports written to reports/: `just bench` runs every one, `just bench server` or
+# `just bench resp` one of them.
+bench WHAT="all":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{WHAT}}" in
+        all) just bench-resp; just bench-server ;;
+        resp) just bench-resp ;;
+        server) just bench-server ;;
+        *) echo "unknown benchmark {{WHAT}} (use resp, server or nothing for all)" >&2; exit 2 ;;
+    esac
+
+# codis-server against redis-server 7.0 with redis-benchmark, side by side (about 12 minutes);
+# writes reports/server.md. `just bench-server --rounds 1` for a quick look.
+bench-server *ARGS: deps
+    cargo build --release --quiet -p prod --bin codis-server
+    python3 reports/server_bench.py --command "just bench server" {{ARGS}} > reports/server.md.new
+    mv reports/server.md.new reports/server.md
+    @echo "wrote reports/server.md"
 
 # RESP parse/encode throughput against redis-protocol; writes reports/resp-bench.md.
 bench-resp:

@@ -123,7 +123,6 @@ def run_test(server, test, pipeline, requests):
 
 
 def memory(server, keys):
-    server.cli("FLUSHALL")
     empty_used = int(server.info("memory")["used_memory"])
     empty_rss = server.rss_bytes()
     server.cli("DEBUG", "POPULATE", str(keys), "key", "32")
@@ -132,6 +131,23 @@ def memory(server, keys):
     rss = server.rss_bytes()
     server.cli("FLUSHALL")
     return {"used_per_key": (used - empty_used) / keys, "rss_per_key": (rss - empty_rss) / keys, "used": used, "rss": rss}
+
+
+def start(codis_server):
+    """Both contenders with the same settings: no persistence, DEBUG allowed (for POPULATE)."""
+    redis_port, codis_port = free_port(), free_port()
+    redis = Server(
+        "redis-server",
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--enable-debug-command", "yes", "--daemonize", "no"],
+        redis_port,
+    )
+    codis = Server(
+        "codis-server",
+        [codis_server, "--bind", "127.0.0.1", "--port", str(codis_port), "--enable-debug-command", "yes"],
+        codis_port,
+    )
+    return [redis, codis]
 
 
 def machine():
@@ -157,19 +173,11 @@ def main():
     parser.add_argument("--pipelined-requests", type=int, default=1_000_000, help="requests per test with -P 16")
     parser.add_argument("--tests", default=",".join(TESTS))
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys loaded for the memory figures")
-    parser.add_argument("--command", default="just bench-server")
+    parser.add_argument("--command", default="just bench server")
     args = parser.parse_args()
     tests = args.tests.split(",")
 
-    redis_port, codis_port = free_port(), free_port()
-    redis = Server(
-        "redis-server",
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--enable-debug-command", "yes", "--daemonize", "no"],
-        redis_port,
-    )
-    codis = Server("codis-server", [args.codis_server, "--bind", "127.0.0.1", "--port", str(codis_port), "--enable-debug-command", "yes"], codis_port)
-    contenders = [redis, codis]
+    contenders = start(args.codis_server)
     results = {}  # (pipeline, test, name) -> list of runs
     try:
         for round_index in range(args.rounds):
@@ -187,6 +195,13 @@ def main():
                             f"cpu {run['cpu_us']:.2f} µs/req",
                             file=sys.stderr,
                         )
+    finally:
+        for server in contenders:
+            server.stop()
+    # Fresh processes: after the benchmark the allocators hold freed pages, which would hide
+    # what the keys take in RSS.
+    contenders = start(args.codis_server)
+    try:
         mem = {server.name: memory(server, args.keys) for server in contenders}
     finally:
         for server in contenders:

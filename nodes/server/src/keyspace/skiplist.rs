@@ -32,7 +32,10 @@ struct Node {
     member: Bulk,
     score: f64,
     backward: u32,
-    links: SmallVec<[Link; 2]>,
+    /// Four levels inline: the tall nodes a search walks across stay one cache miss each (levels
+    /// past four are one node in 256). With two inline, ZADD into a million members cost 7.0
+    /// µs of CPU against 5.5.
+    links: SmallVec<[Link; 4]>,
 }
 
 /// A skiplist of `(score, member)` pairs.
@@ -43,12 +46,12 @@ pub struct SkipList {
     level: usize,
     len: usize,
     tail: u32,
-    /// Heap bytes of the nodes' members and of links past the inline two levels.
+    /// Heap bytes of the nodes' members and of links past the inline four levels.
     heap: usize,
 }
 
 /// Heap bytes a node holds beyond its slot in the arena.
-fn node_heap(member: &Bulk, links: &SmallVec<[Link; 2]>) -> usize {
+fn node_heap(member: &Bulk, links: &SmallVec<[Link; 4]>) -> usize {
     super::memory::heap_of(member) + if links.spilled() { super::memory::vector::<Link>(links.capacity()) } else { 0 }
 }
 
