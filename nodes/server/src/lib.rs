@@ -14,6 +14,7 @@
 //! - [`blocking`], [`pubsub`], [`outbox`]: blocked clients, subscriptions, and how one client's
 //!   command delivers to another client's connection.
 //! - [`reply`]: writing replies for RESP2 or RESP3 clients.
+//! - [`rdb`]: values in Redis' RDB object format (`DUMP`/`RESTORE`, migration, snapshots).
 //! - [`config`]: [`ServerConfig`], with Redis' option names.
 //! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
 //!   patterns, and Redis' `long double` arithmetic.
@@ -29,6 +30,7 @@ pub mod keyspace;
 pub mod ldouble;
 pub mod outbox;
 pub mod pubsub;
+pub mod rdb;
 pub mod reply;
 pub mod server;
 mod session;

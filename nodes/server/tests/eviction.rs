@@ -85,7 +85,7 @@ fn allkeys_lfu_keeps_the_frequently_read_keys() {
             server.run(1_000, &["GET", &format!("hot:{index}")]);
         }
     }
-    for index in 0..10_000 {
+    for index in 0..20_000 {
         server.run(2_000, &["SET", &format!("new:{index}"), VALUE]);
     }
     let (hot, cold) = (server.surviving(2_000, "hot", 5_000), server.surviving(2_000, "cold", 5_000));
@@ -101,7 +101,7 @@ fn volatile_ttl_evicts_the_nearest_expiry_and_spares_persistent_keys() {
         server.run(0, &["SET", &format!("soon:{index}"), VALUE, "EX", "100"]);
         server.run(0, &["SET", &format!("late:{index}"), VALUE, "EX", "100000"]);
     }
-    for index in 0..4_000 {
+    for index in 0..8_000 {
         server.run(1_000, &["SET", &format!("more:{index}"), VALUE, "EX", "50000"]);
     }
     let keep = server.surviving(1_000, "keep", 3_000);

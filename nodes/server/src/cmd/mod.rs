@@ -8,6 +8,7 @@
 pub mod blocking;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
@@ -148,13 +149,14 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 14] = [
+        let families: [&'static [Command]; 15] = [
             connection::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
             blocking::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
+            dump::COMMANDS,
             hashes::COMMANDS,
             lists::COMMANDS,
             sets::COMMANDS,

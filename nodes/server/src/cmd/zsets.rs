@@ -174,7 +174,10 @@ fn zadd_generic(ctx: &mut Ctx<'_>, request: &Request, mut flags: AddFlags) -> Cm
         return Ok(());
     }
     let seed = db.collection_seed();
-    let compact = limits.zset_entries != 0 && pairs.iter().all(|(_, member)| member.len() <= limits.zset_value);
+    // Redis 7.0 creates the set compact if its first member fits, whatever the others are (they
+    // convert it as they go in); observable through -0, which a compact set stores as 0.
+    let compact =
+        limits.zset_entries != 0 && pairs.first().is_some_and(|(_, member)| member.len() <= limits.zset_value);
     let entry = db.entry(key, now, || Value::ZSet(Box::new(ZSet::new(seed, compact))));
     let zset = entry.value.as_zset_mut().ok_or(CmdError::WrongType)?;
     let (mut added, mut updated) = (0usize, 0usize);

@@ -365,6 +365,13 @@ impl ZSet {
 
     /// Sets `member`'s score (the caller has refused NaN); returns whether the member is new.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
+        // A compact sorted set stores whole scores as integers (Redis 7.0's `zzlInsertAt`), so -0
+        // reads back as 0 while the set stays compact (`DUMP` writes it that way too).
+        let score = if score == 0.0 && score.is_sign_negative() && self.stays_compact_with(member, limits) {
+            0.0
+        } else {
+            score
+        };
         let level = self.level_of(member);
         let new = match self.scores.get_mut(member) {
             Some(current) => {
@@ -387,6 +394,13 @@ impl ZSet {
             self.listpack = false;
         }
         new
+    }
+
+    /// Whether the set is compact and stays so with `member` in it (Redis converts before it
+    /// inserts a member that does not fit).
+    fn stays_compact_with(&self, member: &[u8], limits: &EncodingLimits) -> bool {
+        let len = self.scores.len() + usize::from(!self.scores.contains_key(member));
+        self.listpack && len <= limits.zset_entries && member.len() <= limits.zset_value
     }
 
     /// Removes `member`; returns whether it was there.

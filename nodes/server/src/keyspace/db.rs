@@ -258,6 +258,35 @@ impl Db {
         self.peek(key).map(|entry| lfu_counter(entry.accessed, now_ms, decay_minutes))
     }
 
+    /// Backdates or seeds `key`'s access record as `RESTORE … IDLETIME seconds` or `FREQ count`
+    /// asks (Redis' `objectSetLRUOrLFU`): under an LFU policy a given frequency becomes the
+    /// counter; under any other a given idle time moves the 24-bit LRU clock back that far,
+    /// wrapping as the clock wraps. The option that does not fit the policy is ignored, as Redis
+    /// ignores it.
+    pub fn restore_access(&mut self, key: &[u8], idle_seconds: Option<i64>, frequency: Option<u8>, now_ms: u64) {
+        let access = self.access;
+        let slot = KeyHash::of(key).slot().index();
+        let Some(entry) = self.slots[slot].map.get_mut(key) else {
+            return;
+        };
+        match (access, idle_seconds, frequency) {
+            (AccessTracking::Lfu { .. }, _, Some(frequency)) => {
+                entry.accessed = (lfu_minutes(now_ms) << 8) | u32::from(frequency);
+            }
+            (AccessTracking::Lru, Some(idle), _) => {
+                // Redis scales by its clock resolution (x1000/1000) in 64-bit arithmetic, which
+                // wraps for absurd idle times; the 24-bit field keeps the low bits.
+                let idle = idle.wrapping_mul(1000) / 1000;
+                let mut accessed = i64::from(lru_clock(now_ms)) - idle;
+                if accessed < 0 {
+                    accessed += 0x00ff_ffff;
+                }
+                entry.accessed = (accessed as u64 & 0x00ff_ffff) as u32;
+            }
+            _ => {}
+        }
+    }
+
     /// How good a candidate for eviction `entry` is under `policy` (higher is better): idle
     /// seconds, infrequency, or nearness of expiry, as Redis scores its eviction pool.
     pub fn eviction_score(&self, entry: &Entry, policy: crate::config::EvictionPolicy, now_ms: u64) -> u64 {

@@ -98,6 +98,11 @@ impl Pair {
         self.main.both(line).await
     }
 
+    /// Sends already split (binary) arguments to both and returns both replies.
+    pub async fn both_args(&mut self, args: &[Vec<u8>], label: &str) -> (Frame, Frame) {
+        self.main.both_args(args, label).await
+    }
+
     /// Sends `line` to both without waiting for the replies.
     pub async fn send(&mut self, line: &str) {
         self.main.send(line).await

@@ -5,6 +5,7 @@ mod harness;
 
 mod blocking;
 mod connection;
+mod dump;
 mod hashes;
 mod keys;
 mod lists;

@@ -225,6 +225,30 @@ async fn encodings_random_and_scan() {
     pair.check_with("ZSCAN small 0 COUNT 100", Compare::Kind).await;
 }
 
+/// A compact sorted set stores whole scores as integers, so -0 comes back as 0; a skiplist keeps
+/// the double. Whether a new set starts compact depends on its first member alone.
+#[tokio::test]
+async fn negative_zero_follows_the_encoding() {
+    let long = "m".repeat(65);
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD compact -0 a",
+        "ZSCORE compact a",
+        "ZINCRBY compact -0 a",
+        "ZADD compact -0 b",
+        "ZRANGE compact 0 -1 WITHSCORES",
+        &format!("ZADD converted -0 a 1 {long}"),
+        "OBJECT ENCODING converted",
+        "ZSCORE converted a",
+        &format!("ZADD skiplist 1 {long} -0 a"),
+        "OBJECT ENCODING skiplist",
+        "ZSCORE skiplist a",
+        "ZADD skiplist -0 b",
+        "ZSCORE skiplist b",
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn sorted_sets_over_resp3() {
     let mut pair = Pair::start().await;
