@@ -176,3 +176,24 @@ async fn reset_and_client_list_see_the_transaction() {
     }
     pair.check("DISCARD").await;
 }
+
+/// Found by the generated sequences: a container command's subcommand is looked up (and its
+/// arity checked) when the command is queued, as Redis looks up `object|encoding`.
+#[tokio::test]
+async fn unknown_subcommands_are_refused_when_queued() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "MULTI",
+        "OBJECT FOO a",
+        "OBJECT ENCODING",
+        "OBJECT",
+        "CONFIG FOO",
+        "CONFIG GET",
+        "CLIENT NOSUCH",
+        "EXEC",
+        "OBJECT FOO a",
+        "OBJECT ENCODING a b",
+        "object encoding",
+    ])
+    .await;
+}
