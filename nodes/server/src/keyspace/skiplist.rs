@@ -36,7 +36,7 @@ struct Node {
 }
 
 /// A skiplist of `(score, member)` pairs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -45,6 +45,16 @@ pub struct SkipList {
     tail: u32,
     /// Heap bytes of the nodes' members and of links past the inline two levels.
     heap: usize,
+}
+
+/// A clone recounts its heap bytes: cloned members and links need not have the originals'
+/// capacities (a spilled `SmallVec` clones by collecting).
+impl Clone for SkipList {
+    fn clone(&self) -> SkipList {
+        let nodes = self.nodes.clone();
+        let heap = nodes.iter().map(|node| node_heap(&node.member, &node.links)).sum();
+        SkipList { nodes, free: self.free.clone(), level: self.level, len: self.len, tail: self.tail, heap }
+    }
 }
 
 /// Heap bytes a node holds beyond its slot in the arena.
