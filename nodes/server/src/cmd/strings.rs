@@ -511,15 +511,18 @@ fn setbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     };
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    if string(db, key, now)?.is_none() {
+    let created = string(db, key, now)?.is_none();
+    if created {
         db.set(key, Value::Str(Str::Raw(Bulk::new())), 0, now);
     }
     let Some(value) = string(db, key, now)? else {
         return Err(CmdError::NoSuchKey);
     };
+    let heap_before = value.heap_bytes();
     let bytes = value.make_raw();
     let byte = offset >> 3;
-    if bytes.len() <= byte {
+    let grown = bytes.len() <= byte;
+    if grown {
         bytes.resize(byte + 1, 0);
     }
     let mask = 1u8 << (7 - (offset & 7));
@@ -529,7 +532,13 @@ fn setbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     } else {
         bytes[byte] &= !mask
     }
-    db.touch(key);
+    // Redis 7.0 signals a change only when the key is new, the string grew or the bit flipped: a
+    // `SETBIT` that sets a bit to what it was leaves a `WATCH` intact. The string is made raw
+    // either way, as Redis makes it; that needs recounting only when it moved bytes to the heap
+    // (an integer of more than 16 digits), and then the watchers hear of it too.
+    if created || grown || old != on || value.heap_bytes() != heap_before {
+        db.touch(key);
+    }
     reply.int(i64::from(old));
     Ok(())
 }
