@@ -950,7 +950,8 @@ fn combine(db: &mut Db, combination: &Combination<'_>, op: SetOp, now_ms: u64) -
     }
     let mut elements: Vec<(Bulk, f64)> = result.into_iter().collect();
     elements.sort_by(|(member_a, score_a), (member_b, score_b)| {
-        score_a.total_cmp(score_b).then_with(|| member_a.cmp(member_b))
+        // As the skiplist orders: `-0` and `0` are equal scores.
+        score_a.partial_cmp(score_b).unwrap_or(std::cmp::Ordering::Equal).then_with(|| member_a.cmp(member_b))
     });
     Ok(elements)
 }

@@ -403,11 +403,21 @@ impl ZSet {
     }
 
     /// Sets `member`'s score (the caller has refused NaN); returns whether the member is new.
+    ///
+    /// As in Redis, a score equal to the current one changes nothing (`-0` does not replace `0`,
+    /// nor the other way round), and a set that stays compact keeps a zero score as `0`: Redis'
+    /// listpack writes scores as text and reads `-0` back as `0`. A member that makes the set
+    /// outgrow the compact form is inserted after the conversion, keeping its sign.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
         let level = self.level_of(member);
+        let exists = self.scores.contains_key(member);
+        let stays_compact = self.listpack
+            && self.scores.len() + usize::from(!exists) <= limits.zset_entries
+            && member.len() <= limits.zset_value;
+        let score = if stays_compact && score == 0.0 { 0.0 } else { score };
         let new = match self.scores.get_mut(member) {
             Some(current) => {
-                if *current != score || current.is_sign_negative() != score.is_sign_negative() {
+                if *current != score {
                     self.order.remove(*current, member);
                     self.order.insert(score, member, level);
                     *current = score;

@@ -62,9 +62,10 @@ fn node_heap(member: &Bulk, links: &SmallVec<[Link; 2]>) -> usize {
     super::memory::heap_of(member) + if links.spilled() { super::memory::vector::<Link>(links.capacity()) } else { 0 }
 }
 
-/// Orders `(score, member)` pairs as Redis does.
+/// Orders `(score, member)` pairs as Redis does: scores as C compares doubles, so `-0` and `0`
+/// are equal and their members decide (scores are never NaN).
 fn compare(score_a: f64, member_a: &[u8], score_b: f64, member_b: &[u8]) -> Ordering {
-    score_a.total_cmp(&score_b).then_with(|| member_a.cmp(member_b))
+    score_a.partial_cmp(&score_b).unwrap_or(Ordering::Equal).then_with(|| member_a.cmp(member_b))
 }
 
 /// A node level drawn from 64 random bits: each further level with probability 1/4.

@@ -248,3 +248,43 @@ async fn sorted_sets_over_resp3() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: a compact set stores a zero score as `0`; in a large
+/// (skiplist) set `-0` and `0` are equal scores, ordered by member, and a score equal to the
+/// current one changes nothing.
+#[tokio::test]
+async fn negative_zero_scores() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD small -0 a",
+        "ZSCORE small a",
+        "ZINCRBY small -0 b",
+        "ZSCORE small b",
+        "ZADD small INCR -0 c",
+        "ZRANGE small 0 -1 WITHSCORES",
+        "ZUNIONSTORE copy 1 small WEIGHTS -1",
+        "ZRANGE copy 0 -1 WITHSCORES",
+        "ZUNION 1 small WEIGHTS -1 WITHSCORES",
+    ])
+    .await;
+    pair.check_all(&["CONFIG SET zset-max-listpack-entries 1"]).await;
+    pair.check_all(&[
+        "ZADD big 1 m1 2 m2",
+        "OBJECT ENCODING big",
+        "ZADD big 0 a",
+        "ZADD big -0 a",
+        "ZSCORE big a",
+        "ZADD big -0 b",
+        "ZSCORE big b",
+        "ZADD big 0 b",
+        "ZSCORE big b",
+        "ZINCRBY big 0 b",
+        "ZSCORE big b",
+        "ZADD big -0 z0 0 a0",
+        "ZRANGEBYSCORE big -1 1 WITHSCORES",
+        "ZRANK big z0",
+        "ZREM big b",
+        "ZRANGE big 0 -1 WITHSCORES",
+    ])
+    .await;
+}
