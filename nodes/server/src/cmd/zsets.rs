@@ -325,7 +325,7 @@ impl ScoreRange {
                 [b'(', rest @ ..] => (true, rest),
                 _ => (false, text),
             };
-            args::parse_float(number).map(|value| ScoreBound { value, exclusive })
+            args::parse_score_bound(number).map(|value| ScoreBound { value, exclusive })
         };
         match (bound(min), bound(max)) {
             (Some(min), Some(max)) => Ok(ScoreRange { min, max }),

@@ -288,3 +288,41 @@ async fn negative_zero_scores() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: scores are read as Redis' `strtod` reads them (hexadecimal
+/// accepted, out of range refused), range bounds as bare `strtod` (empty is 0, overflow is
+/// infinity), and a zero score stored compact reads back as `0`.
+#[tokio::test]
+async fn scores_parse_like_strtod() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD z 1e400 a",
+        "ZADD z -1e400 a",
+        "ZADD z 1e-400 a",
+        "ZADD z 1e-310 b",
+        "ZADD z 0x10 c",
+        "ZADD z 0X1p4 d",
+        "ZADD z -0 o",
+        "ZADD z -0.0 p",
+        "ZSCORE z o",
+        "ZRANGE z 0 -1 WITHSCORES",
+        "ZRANGEBYSCORE z \"\" 1",
+        "ZRANGEBYSCORE z \" 1\" +inf",
+        "ZRANGEBYSCORE z ( +inf",
+        "ZRANGEBYSCORE z (1e400 +inf",
+        "ZRANGEBYSCORE z 0x10 +inf",
+        "ZRANGEBYSCORE z \"1 \" +inf",
+        "ZCOUNT z \"\" \"\"",
+        "ZCOUNT z -inf 1e-400",
+        "ZINCRBY z 1e400 a",
+        "ZINCRBY z 0x10 zz",
+        "ZINCRBY fresh -0 a",
+        "ZSCORE fresh a",
+        "ZUNIONSTORE d 1 z WEIGHTS 1e400",
+        "ZUNIONSTORE d 1 z WEIGHTS 0x2",
+        "ZRANGE d 0 -1 WITHSCORES",
+        "SET str v",
+        "ZADD str 1e400 m",
+    ])
+    .await;
+}
