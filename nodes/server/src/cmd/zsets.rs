@@ -392,6 +392,28 @@ impl LexRange {
             LexBound::Exclusive(bound) => member < bound.as_slice(),
         }
     }
+
+    /// Redis' early exit (`zzlIsInLexRange`, `zslIsInLexRange`): nothing is selected when the
+    /// range is empty by its bounds, or the last member is below it, or the first above it. It
+    /// matters when scores differ, and members are then not in lexicographic order.
+    fn may_select(&self, zset: &ZSet) -> bool {
+        fn bound(bound: &LexBound) -> (u8, &[u8]) {
+            match bound {
+                LexBound::Min => (0, b""),
+                LexBound::Max => (2, b""),
+                LexBound::Inclusive(text) | LexBound::Exclusive(text) => (1, text.as_slice()),
+            }
+        }
+        let exclusive = |bound: &LexBound| matches!(bound, LexBound::Exclusive(_));
+        let order = bound(&self.min).cmp(&bound(&self.max));
+        if order.is_gt() || (order.is_eq() && (exclusive(&self.min) || exclusive(&self.max))) {
+            return false;
+        }
+        let last = zset.iter_from_rank(0, true).next();
+        let first = zset.iter_from_rank(0, false).next();
+        last.is_some_and(|(_, member)| self.above_min(member))
+            && first.is_some_and(|(_, member)| self.below_max(member))
+    }
 }
 
 /// Which elements a range command selects.
@@ -441,11 +463,26 @@ fn select(zset: &ZSet, spec: &RangeSpec) -> Vec<(Bulk, f64)> {
             limit(iter, spec)
         }
         Selection::Lex(range) => {
+            if !range.may_select(zset) {
+                return Vec::new();
+            }
+            // Where the range starts. Members are in order only among equal scores (Redis leaves
+            // lex ranges over mixed scores unspecified), so this follows Redis where it can: a
+            // compact set is scanned from the end the range starts from, as Redis scans its
+            // listpack; a large one is searched as an ordered one.
             let iter: Box<dyn Iterator<Item = (f64, &Bulk)>> = if spec.reverse {
-                let after_max = zset.first_rank_where(|_, member| !range.below_max(member));
-                Box::new(zset.iter_from_rank(len - after_max, true).take_while(|(_, member)| range.above_min(member)))
+                let start = if zset.is_compact() {
+                    zset.iter_from_rank(0, true).position(|(_, member)| range.below_max(member)).unwrap_or(len)
+                } else {
+                    len - zset.first_rank_where(|_, member| !range.below_max(member))
+                };
+                Box::new(zset.iter_from_rank(start, true).take_while(|(_, member)| range.above_min(member)))
             } else {
-                let first = zset.first_rank_where(|_, member| range.above_min(member));
+                let first = if zset.is_compact() {
+                    zset.iter_from_rank(0, false).position(|(_, member)| range.above_min(member)).unwrap_or(len)
+                } else {
+                    zset.first_rank_where(|_, member| range.above_min(member))
+                };
                 Box::new(zset.iter_from_rank(first, false).take_while(|(_, member)| range.below_max(member)))
             };
             limit(iter, spec)

@@ -468,6 +468,11 @@ impl ZSet {
         self.order.iter_from_rank(from, reverse)
     }
 
+    /// Whether the set is still in Redis' compact form (a listpack, scanned from one end).
+    pub fn is_compact(&self) -> bool {
+        self.listpack
+    }
+
     /// The ascending rank of the first member for which `accept` holds (`accept` must be false
     /// then true along the order); `len()` if none.
     pub fn first_rank_where(&self, accept: impl Fn(f64, &[u8]) -> bool) -> usize {

@@ -326,3 +326,29 @@ async fn scores_parse_like_strtod() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: a lexicographic range over a compact set whose scores
+/// differ (members out of lexicographic order, which Redis leaves unspecified) selects what
+/// Redis' scan of its listpack selects.
+#[tokio::test]
+async fn lex_ranges_over_mixed_scores() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD c 0 m 1 2",
+        "ZREMRANGEBYLEX c [m +",
+        "ZRANGEBYLEX c - +",
+        "ZRANGEBYLEX c [2 +",
+        "ZREVRANGEBYLEX c + [2",
+        "ZREVRANGEBYLEX c + -",
+        "ZLEXCOUNT c [1 [n",
+        "ZLEXCOUNT c - +",
+        "ZADD d 2 a 1 b 0 c",
+        "ZRANGEBYLEX d - [b",
+        "ZRANGEBYLEX d [b +",
+        "ZREVRANGEBYLEX d [b -",
+        "ZRANGEBYLEX d (b (a",
+        "ZREMRANGEBYLEX d [b [c",
+        "ZRANGE d 0 -1 WITHSCORES",
+    ])
+    .await;
+}
