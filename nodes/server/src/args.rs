@@ -23,14 +23,22 @@ pub fn uint(arg: &[u8]) -> Result<u64, CmdError> {
     int(arg).and_then(|value| u64::try_from(value).map_err(|_| CmdError::NotInteger))
 }
 
+/// An integer of at least `min`, refused with `message` when smaller or not an integer at all:
+/// Redis' `getRangeLongFromObjectOrReply` and `getPositiveLongFromObjectOrReply` given a message
+/// use it for both (`LIMIT x` says "LIMIT can't be negative").
+pub fn int_at_least(arg: &[u8], min: i64, message: &'static str) -> Result<i64, CmdError> {
+    int(arg).ok().filter(|value| *value >= min).ok_or(CmdError::other(message))
+}
+
+/// A non-negative integer, refused with `message` otherwise (see [`int_at_least`]).
+pub fn count_or(arg: &[u8], message: &'static str) -> Result<usize, CmdError> {
+    int_at_least(arg, 0, message).map(|value| usize::try_from(value).unwrap_or(usize::MAX))
+}
+
 /// An optional count argument that must not be negative (`LPOP`, `SPOP`, `ZPOPMIN`), with Redis'
-/// error for a negative one.
+/// error for a negative one or one that is not a number.
 pub fn optional_count(arg: Option<&[u8]>) -> Result<Option<usize>, CmdError> {
-    arg.map(|arg| {
-        let count = int(arg)?;
-        usize::try_from(count).map_err(|_| CmdError::other("ERR value is out of range, must be positive"))
-    })
-    .transpose()
+    arg.map(|arg| count_or(arg, "ERR value is out of range, must be positive")).transpose()
 }
 
 /// A float argument as Redis' `string2d` reads it (scores, increments, weights): see

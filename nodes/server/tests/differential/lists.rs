@@ -188,3 +188,30 @@ async fn a_copied_list_pops_to_empty() {
     pair.check_with("SPOP s2 10", Compare::Unordered).await;
     pair.check_all(&["ZADD z 1 9223372036854775807-and-more", "COPY z z2", "ZPOPMIN z2", "DBSIZE"]).await;
 }
+
+/// Found by the generated sequences: Redis looks the key up before it reads an index, checks
+/// `LPOP`'s argument count first, and words bad counts its own way.
+#[tokio::test]
+async fn list_argument_checks_in_redis_order() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "RPUSH l a b c",
+        "LINDEX missing x",
+        "LINDEX str x",
+        "LINDEX l x",
+        "LSET missing x v",
+        "LSET str x v",
+        "LSET l x v",
+        "LPOP l -1 x",
+        "LPOP missing x",
+        "LPOP l x",
+        "RPOP l 1 x",
+        "LPOS l a COUNT x",
+        "LPOS l a MAXLEN x",
+        "LPOS l a COUNT -1",
+        "LMPOP 1 l LEFT COUNT x",
+        "LMPOP 1 missing LEFT COUNT 0",
+    ])
+    .await;
+}

@@ -352,3 +352,29 @@ async fn lex_ranges_over_mixed_scores() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: Redis reads every input of `ZUNION`/`ZINTER`/… before their
+/// options, pops check their argument count first, and scans look the key up first.
+#[tokio::test]
+async fn sorted_set_checks_in_redis_order() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "ZADD z 1 a",
+        "ZINTERCARD 2 str missing LIMIT -1",
+        "ZINTERCARD 1 missing LIMIT x",
+        "ZINTERCARD 1 str FOO",
+        "ZUNIONSTORE d 1 str WEIGHTS x",
+        "ZUNIONSTORE d 1 str FOO",
+        "ZUNION 1 str WEIGHTS x",
+        "ZUNION 1 z WEIGHTS x",
+        "ZPOPMIN z x",
+        "ZPOPMIN z -1 x",
+        "ZPOPMAX missing x y",
+        "ZMPOP 1 z MIN COUNT x",
+        "ZSCAN missing 0 x",
+        "ZSCAN str 0 x",
+        "ZSCAN z 0 x",
+    ])
+    .await;
+}
