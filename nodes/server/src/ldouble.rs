@@ -29,7 +29,7 @@ impl std::ops::Add for LongDouble {
 /// Whether `text` (sign removed) is a whole number as `strtold` reads one: decimal digits with an
 /// optional point and `e` exponent, or `0x` hexadecimal digits with an optional point and `p`
 /// exponent. Anything left over (`1e`, `1.5x`) makes Redis refuse the input.
-fn is_number_syntax(text: &str) -> bool {
+pub(crate) fn is_number_syntax(text: &str) -> bool {
     let (digits, exponent_mark, is_digit): (&str, [char; 2], fn(&u8) -> bool) =
         match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             Some(hex) => (hex, ['p', 'P'], u8::is_ascii_hexdigit),

@@ -197,10 +197,11 @@ fn blmove(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     list_move(ctx, request, from, to, request.arg(5).unwrap_or_default())
 }
 
-/// `BLMPOP timeout numkeys key … LEFT|RIGHT [COUNT n]`.
+/// `BLMPOP timeout numkeys key … LEFT|RIGHT [COUNT n]`: the timeout is read last, as Redis
+/// reads it.
 fn blmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
     let (keys, end, count) = lists::parse_mpop(request, 2, |word| End::parse(word).ok())?;
+    let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
     pop_or_block(ctx, &keys, Wait::ListPop { end, count: Some(count) }, deadline_ms, null_array)
 }
 
@@ -219,10 +220,11 @@ fn bzpopmax(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     zset_pop(ctx, request, true)
 }
 
-/// `BZMPOP timeout numkeys key … MIN|MAX [COUNT n]`.
+/// `BZMPOP timeout numkeys key … MIN|MAX [COUNT n]`: the timeout is read last, as Redis reads
+/// it.
 fn bzmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
     let (keys, highest, count) = lists::parse_mpop(request, 2, zsets::highest)?;
+    let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
     pop_or_block(ctx, &keys, Wait::ZPop { highest, count: Some(count) }, deadline_ms, null_array)
 }
 

@@ -294,18 +294,19 @@ fn hrandfield(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn hscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let cursor = super::keys::parse_cursor(arg(request, 2))?;
-    let options = parse_scan_options(request, 3)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let next = match hash(db, arg(request, 1), now)? {
-        None => 0,
-        Some(hash) => hash.scan(cursor, options.count, |field, value| {
-            if options.matches(field) {
-                found.push((field.to_vec(), value.to_vec()));
-            }
-        }),
+    let Some(hash) = hash(db, arg(request, 1), now)? else {
+        super::keys::reply_empty_scan(reply);
+        return Ok(());
     };
+    let options = parse_scan_options(request, 3)?;
+    let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let next = hash.scan(cursor, options.count, |field, value| {
+        if options.matches(field) {
+            found.push((field.to_vec(), value.to_vec()));
+        }
+    });
     reply.array(2);
     reply.bulk(next.to_string().as_bytes());
     reply.array(found.len() * 2);

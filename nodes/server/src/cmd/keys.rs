@@ -353,6 +353,14 @@ impl ScanOptions<'_> {
     }
 }
 
+/// The reply of `HSCAN`/`SSCAN`/`ZSCAN` on a missing key: cursor 0, nothing found. Redis looks
+/// the key up before it reads the options, so a missing key gets this whatever they say.
+pub(crate) fn reply_empty_scan(reply: &mut crate::reply::Reply<'_>) {
+    reply.array(2);
+    reply.bulk(b"0");
+    reply.array(0);
+}
+
 /// Parses `[MATCH pattern] [COUNT count]` from argument `from` on (`HSCAN`, `SSCAN`, `ZSCAN`).
 pub(crate) fn parse_scan_options(request: &Request, from: usize) -> Result<ScanOptions<'_>, CmdError> {
     parse_scan_options_with(request, from, false)

@@ -134,10 +134,11 @@ pub(crate) fn pop(db: &mut Db, key: &[u8], end: End, count: usize, now_ms: u64) 
 }
 
 fn pop_command(ctx: &mut Ctx<'_>, request: &Request, end: End) -> CmdResult {
-    let count = args::optional_count(request.arg(2))?;
+    // The argument count first, as Redis' `popGenericCommand`: `LPOP k -1 x` is an arity error.
     if request.len() > 3 {
         return Err(CmdError::arity(request.name()));
     }
+    let count = args::optional_count(request.arg(2))?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     let popped = pop(db, arg(request, 1), end, count.unwrap_or(1), now)?;
@@ -174,12 +175,15 @@ fn llen(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 }
 
 fn lindex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let index = args::int(arg(request, 2))?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let element = list(db, arg(request, 1), now)?
-        .and_then(|list| list.position(index).and_then(|position| list.get(position).cloned()));
-    match element {
+    // The key first, as Redis: a missing key is nil and a wrong type WRONGTYPE, whatever the index.
+    let Some(list) = list(db, arg(request, 1), now)? else {
+        reply.null();
+        return Ok(());
+    };
+    let index = args::int(arg(request, 2))?;
+    match list.position(index).and_then(|position| list.get(position).cloned()) {
         Some(element) => reply.bulk(&element),
         None => reply.null(),
     }
@@ -188,10 +192,11 @@ fn lindex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn lset(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let key = arg(request, 1);
-    let index = args::int(arg(request, 2))?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
+    // The key first, as Redis: no such key or WRONGTYPE before a bad index.
     let list = list(db, key, now)?.ok_or(CmdError::NoSuchKey)?;
+    let index = args::int(arg(request, 2))?;
     let position = list.position(index).ok_or(CmdError::other("ERR index out of range"))?;
     list.set(position, arg(request, 3));
     db.touch(key);
@@ -332,11 +337,9 @@ fn lpos(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
                 ));
             }
         } else if is(option, "COUNT") {
-            count =
-                Some(usize::try_from(args::int(value)?).map_err(|_| CmdError::other("ERR COUNT can't be negative"))?);
+            count = Some(args::count_or(value, "ERR COUNT can't be negative")?);
         } else if is(option, "MAXLEN") {
-            max_len =
-                usize::try_from(args::int(value)?).map_err(|_| CmdError::other("ERR MAXLEN can't be negative"))?;
+            max_len = args::count_or(value, "ERR MAXLEN can't be negative")?;
         } else {
             return Err(CmdError::Syntax);
         }
@@ -454,11 +457,8 @@ pub(crate) fn parse_mpop<T>(
     while let Some(option) = request.arg(index) {
         match (is(option, "COUNT"), request.arg(index + 1)) {
             (true, Some(value)) => {
-                let value = args::int(value)?;
-                count = usize::try_from(value)
-                    .ok()
-                    .filter(|count| *count > 0)
-                    .ok_or(CmdError::other("ERR count should be greater than 0"))?;
+                let value = args::int_at_least(value, 1, "ERR count should be greater than 0")?;
+                count = usize::try_from(value).unwrap_or(usize::MAX);
                 index += 2;
             }
             _ => return Err(CmdError::Syntax),

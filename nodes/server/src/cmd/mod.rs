@@ -319,6 +319,7 @@ fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option
         let args: Vec<&[u8]> = request.args().skip(1).collect();
         return Err((None, CmdError::unknown_command(request.name(), &args)));
     };
+    check_subcommand(command, request).map_err(|error| (Some(command), error))?;
     if !command.arity_ok(request.len()) {
         return Err((Some(command), CmdError::arity(command.name.as_bytes())));
     }
@@ -338,6 +339,81 @@ fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option
         ));
     }
     Ok(command)
+}
+
+/// The subcommands of Redis 7.0's container commands that we serve, with their arities, as
+/// `COMMAND INFO` lists them. Redis looks a subcommand up with its command, so an unknown one
+/// or a wrong argument count is refused before anything runs: inside `MULTI` it is refused when
+/// queued and dooms the transaction, rather than failing inside `EXEC`.
+const SUBCOMMANDS: [(&str, &[(&str, i32)]); 7] = [
+    ("object", &[("help", 2), ("idletime", 3), ("freq", 3), ("encoding", 3), ("refcount", 3)]),
+    (
+        "client",
+        &[
+            ("info", 2),
+            ("help", 2),
+            ("getredir", 2),
+            ("tracking", -3),
+            ("no-evict", 3),
+            ("trackinginfo", 2),
+            ("getname", 2),
+            ("list", -2),
+            ("pause", -3),
+            ("id", 2),
+            ("unpause", 2),
+            ("setname", 3),
+            ("kill", -3),
+            ("caching", 3),
+            ("reply", 3),
+            ("unblock", -3),
+        ],
+    ),
+    ("config", &[("resetstat", 2), ("help", 2), ("get", -3), ("rewrite", 2), ("set", -4)]),
+    (
+        "command",
+        &[
+            ("info", -2),
+            ("count", 2),
+            ("getkeys", -4),
+            ("help", 2),
+            ("docs", -2),
+            ("list", -2),
+            ("getkeysandflags", -4),
+        ],
+    ),
+    (
+        "pubsub",
+        &[("help", 2), ("numsub", -2), ("channels", -2), ("numpat", 2), ("shardchannels", -2), ("shardnumsub", -2)],
+    ),
+    ("slowlog", &[("reset", 2), ("len", 2), ("help", 2), ("get", -2)]),
+    (
+        "latency",
+        &[("graph", 3), ("doctor", 2), ("histogram", -2), ("help", 2), ("reset", -2), ("history", 3), ("latest", 2)],
+    ),
+];
+
+/// For a container command with a subcommand argument: the subcommand must exist and have its
+/// arity (Redis' `commandCheckExistence` and `commandCheckArity` on `object|encoding` and the
+/// like). The container alone is checked against its own arity afterwards.
+fn check_subcommand(command: &Command, request: &Request) -> Result<(), CmdError> {
+    let Some((_, subcommands)) = SUBCOMMANDS.iter().find(|(name, _)| *name == command.name) else {
+        return Ok(());
+    };
+    let Some(sub) = request.arg(1) else {
+        return Ok(());
+    };
+    let Some((name, arity)) = subcommands.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes())) else {
+        return Err(CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+            command: command.name.to_ascii_uppercase(),
+        });
+    };
+    let args = i32::try_from(request.len()).unwrap_or(i32::MAX);
+    let arity_ok = if *arity >= 0 { args == *arity } else { args >= -arity };
+    if !arity_ok {
+        return Err(CmdError::Arity(format!("{}|{name}", command.name)));
+    }
+    Ok(())
 }
 
 /// Replies with a refusal. Inside `MULTI` it dooms the transaction; a refused `EXEC` discards it

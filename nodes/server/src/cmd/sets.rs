@@ -116,10 +116,11 @@ fn scard(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let key = arg(request, 1);
-    let count = args::optional_count(request.arg(2))?;
+    // Too many arguments first, as Redis: `… k -1 x` is a syntax error.
     if request.len() > 3 {
         return Err(CmdError::Syntax);
     }
+    let count = args::optional_count(request.arg(2))?;
     let now = ctx.now_ms;
     let state = &mut *ctx.state;
     let db = state.keyspace.db(ctx.client.db);
@@ -159,13 +160,13 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 }
 
 fn srandmember(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    if request.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
     let count = match request.arg(2) {
         Some(count) => Some(random::count(count)?),
         None => None,
     };
-    if request.len() > 3 {
-        return Err(CmdError::Syntax);
-    }
     let now = ctx.now_ms;
     let state = &mut *ctx.state;
     let db = state.keyspace.db(ctx.client.db);
@@ -354,8 +355,7 @@ fn sintercard(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     while let Some(option) = request.arg(index) {
         match (is(option, "LIMIT"), request.arg(index + 1)) {
             (true, Some(value)) => {
-                let value = args::int(value)?;
-                limit = usize::try_from(value).map_err(|_| CmdError::other("ERR LIMIT can't be negative"))?;
+                limit = args::count_or(value, "ERR LIMIT can't be negative")?;
                 index += 2;
             }
             _ => return Err(CmdError::Syntax),
@@ -373,18 +373,19 @@ fn sintercard(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn sscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let cursor = super::keys::parse_cursor(arg(request, 2))?;
-    let options = parse_scan_options(request, 3)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let mut found: Vec<Bulk> = Vec::new();
-    let next = match set(db, arg(request, 1), now)? {
-        None => 0,
-        Some(set) => set.scan(cursor, options.count, |member| {
-            if options.matches(&member) {
-                found.push(member);
-            }
-        }),
+    let Some(set) = set(db, arg(request, 1), now)? else {
+        super::keys::reply_empty_scan(reply);
+        return Ok(());
     };
+    let options = parse_scan_options(request, 3)?;
+    let mut found: Vec<Bulk> = Vec::new();
+    let next = set.scan(cursor, options.count, |member| {
+        if options.matches(&member) {
+            found.push(member);
+        }
+    });
     reply.array(2);
     reply.bulk(next.to_string().as_bytes());
     reply.array(found.len());

@@ -103,7 +103,8 @@ fn parse_options(request: &Request, from: usize, for_set: bool) -> Result<String
     let mut index = from;
     while let Some(option) = request.arg(index) {
         let next = request.arg(index + 1);
-        let expire_free = !options.keepttl && !options.persist && options.expire.is_none();
+        // KEEPTTL and PERSIST may repeat, but not join an expiry or each other.
+        let expire_free = options.expire.is_none();
         let expire_unit = [
             ("EX", ExpireUnit::Seconds),
             ("PX", ExpireUnit::Millis),
@@ -119,9 +120,9 @@ fn parse_options(request: &Request, from: usize, for_set: bool) -> Result<String
             options.xx = true;
         } else if for_set && is(option, "GET") {
             options.get = true;
-        } else if for_set && is(option, "KEEPTTL") && expire_free {
+        } else if for_set && is(option, "KEEPTTL") && expire_free && !options.persist {
             options.keepttl = true;
-        } else if !for_set && is(option, "PERSIST") && expire_free {
+        } else if !for_set && is(option, "PERSIST") && expire_free && !options.keepttl {
             options.persist = true;
         } else if let (Some(unit), Some(value)) = (expire_unit, next) {
             // The same unit may repeat (the last one wins); mixing units or with KEEPTTL/PERSIST
@@ -511,15 +512,18 @@ fn setbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     };
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    if string(db, key, now)?.is_none() {
+    let created = string(db, key, now)?.is_none();
+    if created {
         db.set(key, Value::Str(Str::Raw(Bulk::new())), 0, now);
     }
     let Some(value) = string(db, key, now)? else {
         return Err(CmdError::NoSuchKey);
     };
+    let heap_before = value.heap_bytes();
     let bytes = value.make_raw();
     let byte = offset >> 3;
-    if bytes.len() <= byte {
+    let grown = bytes.len() <= byte;
+    if grown {
         bytes.resize(byte + 1, 0);
     }
     let mask = 1u8 << (7 - (offset & 7));
@@ -529,7 +533,13 @@ fn setbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     } else {
         bytes[byte] &= !mask
     }
-    db.touch(key);
+    // Redis 7.0 signals a change only when the key is new, the string grew or the bit flipped: a
+    // `SETBIT` that sets a bit to what it was leaves a `WATCH` intact. The string is made raw
+    // either way, as Redis makes it; that needs recounting only when it moved bytes to the heap
+    // (an integer of more than 16 digits), and then the watchers hear of it too.
+    if created || grown || old != on || value.heap_bytes() != heap_before {
+        db.touch(key);
+    }
     reply.int(i64::from(old));
     Ok(())
 }
@@ -593,6 +603,13 @@ fn bitcount(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         4 | 5 => {
             let start = args::int(arg(request, 2))?;
             let end = args::int(arg(request, 3))?;
+            // Redis 7.0 answers 0 for two negative indexes in the wrong order before anything
+            // else, the unit included (so `BITCOUNT k -1 -10` is 0 even on a one-byte string,
+            // where clamping both to the first byte would count it).
+            if start < 0 && end < 0 && start > end {
+                reply.int(0);
+                return Ok(());
+            }
             let in_bits = range_unit(request.arg(4))?;
             bit_range(start, end, bytes.len(), in_bits)
         }

@@ -328,7 +328,7 @@ impl ScoreRange {
                 [b'(', rest @ ..] => (true, rest),
                 _ => (false, text),
             };
-            args::parse_float(number).map(|value| ScoreBound { value, exclusive })
+            args::parse_score_bound(number).map(|value| ScoreBound { value, exclusive })
         };
         match (bound(min), bound(max)) {
             (Some(min), Some(max)) => Ok(ScoreRange { min, max }),
@@ -395,6 +395,28 @@ impl LexRange {
             LexBound::Exclusive(bound) => member < bound.as_slice(),
         }
     }
+
+    /// Redis' early exit (`zzlIsInLexRange`, `zslIsInLexRange`): nothing is selected when the
+    /// range is empty by its bounds, or the last member is below it, or the first above it. It
+    /// matters when scores differ, and members are then not in lexicographic order.
+    fn may_select(&self, zset: &ZSet) -> bool {
+        fn bound(bound: &LexBound) -> (u8, &[u8]) {
+            match bound {
+                LexBound::Min => (0, b""),
+                LexBound::Max => (2, b""),
+                LexBound::Inclusive(text) | LexBound::Exclusive(text) => (1, text.as_slice()),
+            }
+        }
+        let exclusive = |bound: &LexBound| matches!(bound, LexBound::Exclusive(_));
+        let order = bound(&self.min).cmp(&bound(&self.max));
+        if order.is_gt() || (order.is_eq() && (exclusive(&self.min) || exclusive(&self.max))) {
+            return false;
+        }
+        let last = zset.iter_from_rank(0, true).next();
+        let first = zset.iter_from_rank(0, false).next();
+        last.is_some_and(|(_, member)| self.above_min(member))
+            && first.is_some_and(|(_, member)| self.below_max(member))
+    }
 }
 
 /// Which elements a range command selects.
@@ -444,11 +466,26 @@ fn select(zset: &ZSet, spec: &RangeSpec) -> Vec<(Bulk, f64)> {
             limit(iter, spec)
         }
         Selection::Lex(range) => {
+            if !range.may_select(zset) {
+                return Vec::new();
+            }
+            // Where the range starts. Members are in order only among equal scores (Redis leaves
+            // lex ranges over mixed scores unspecified), so this follows Redis where it can: a
+            // compact set is scanned from the end the range starts from, as Redis scans its
+            // listpack; a large one is searched as an ordered one.
             let iter: Box<dyn Iterator<Item = (f64, &Bulk)>> = if spec.reverse {
-                let after_max = zset.first_rank_where(|_, member| !range.below_max(member));
-                Box::new(zset.iter_from_rank(len - after_max, true).take_while(|(_, member)| range.above_min(member)))
+                let start = if zset.is_compact() {
+                    zset.iter_from_rank(0, true).position(|(_, member)| range.below_max(member)).unwrap_or(len)
+                } else {
+                    len - zset.first_rank_where(|_, member| !range.below_max(member))
+                };
+                Box::new(zset.iter_from_rank(start, true).take_while(|(_, member)| range.above_min(member)))
             } else {
-                let first = zset.first_rank_where(|_, member| range.above_min(member));
+                let first = if zset.is_compact() {
+                    zset.iter_from_rank(0, false).position(|(_, member)| range.above_min(member)).unwrap_or(len)
+                } else {
+                    zset.first_rank_where(|_, member| range.above_min(member))
+                };
                 Box::new(zset.iter_from_rank(first, false).take_while(|(_, member)| range.below_max(member)))
             };
             limit(iter, spec)
@@ -679,10 +716,11 @@ pub(crate) fn pop(
 }
 
 fn pop_command(ctx: &mut Ctx<'_>, request: &Request, highest: bool) -> CmdResult {
-    let count = args::optional_count(request.arg(2))?;
+    // Too many arguments first, as Redis: `… k -1 x` is a syntax error.
     if request.len() > 3 {
         return Err(CmdError::Syntax);
     }
+    let count = args::optional_count(request.arg(2))?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     let popped = pop(db, arg(request, 1), highest, count.unwrap_or(1), now)?.unwrap_or_default();
@@ -798,12 +836,15 @@ enum Aggregate {
     Max,
 }
 
-/// The inputs and options of `ZUNION`/`ZINTER`/`ZDIFF` and their `STORE` forms.
-struct Combination<'r> {
-    keys: Vec<&'r [u8]>,
+/// The inputs and options of `ZUNION`/`ZINTER`/`ZDIFF`, their `STORE` forms and `ZINTERCARD`.
+struct Combination {
+    /// Each input key's members and scores (`None`: no such key).
+    inputs: Vec<Option<Vec<(Bulk, f64)>>>,
     weights: Vec<f64>,
     aggregate: Aggregate,
     with_scores: bool,
+    /// `ZINTERCARD`'s `LIMIT` (0: none).
+    limit: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -813,13 +854,29 @@ enum SetOp {
     Diff,
 }
 
-fn parse_combination<'r>(
-    request: &'r Request,
+/// Which command the arguments are for: they differ in which options they take.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// `ZUNION`/`ZINTER`/`ZDIFF`: `WITHSCORES`.
+    Reply,
+    /// The `STORE` forms.
+    Store,
+    /// `ZINTERCARD`: `LIMIT`, and neither `WEIGHTS` nor `AGGREGATE`.
+    Cardinality,
+}
+
+/// Parses `numkeys key… [options]` from argument `first` in Redis' order: the number of keys, then
+/// every input is read (a key holding neither a sorted set nor a set is `WRONGTYPE` before any
+/// option is looked at), then the options.
+fn parse_combination(
+    db: &mut Db,
+    request: &Request,
     first: usize,
     op: SetOp,
     name: &str,
-    store: bool,
-) -> Result<Combination<'r>, CmdError> {
+    form: Form,
+    now_ms: u64,
+) -> Result<Combination, CmdError> {
     let numkeys = args::int(arg(request, first))?;
     if numkeys < 1 {
         return Err(CmdError::message(format!("ERR at least 1 input key is needed for '{name}' command")));
@@ -828,19 +885,21 @@ fn parse_combination<'r>(
     if numkeys > request.len().saturating_sub(first + 1) {
         return Err(CmdError::Syntax);
     }
-    let keys: Vec<&[u8]> = request.args().skip(first + 1).take(numkeys).collect();
+    let inputs =
+        request.args().skip(first + 1).take(numkeys).map(|key| input(db, key, now_ms)).collect::<Result<_, _>>()?;
     let mut combination =
-        Combination { keys, weights: vec![1.0; numkeys], aggregate: Aggregate::Sum, with_scores: false };
+        Combination { inputs, weights: vec![1.0; numkeys], aggregate: Aggregate::Sum, with_scores: false, limit: 0 };
+    let scoring = op != SetOp::Diff && form != Form::Cardinality;
     let mut index = first + 1 + numkeys;
     while let Some(option) = request.arg(index) {
         let remaining = request.len() - index - 1;
-        if op != SetOp::Diff && is(option, "WEIGHTS") && remaining >= numkeys {
+        if scoring && is(option, "WEIGHTS") && remaining >= numkeys {
             for (slot, weight) in combination.weights.iter_mut().enumerate() {
                 *weight = args::parse_float(arg(request, index + 1 + slot))
                     .ok_or(CmdError::other("ERR weight value is not a float"))?;
             }
             index += numkeys + 1;
-        } else if op != SetOp::Diff && is(option, "AGGREGATE") && remaining >= 1 {
+        } else if scoring && is(option, "AGGREGATE") && remaining >= 1 {
             let value = arg(request, index + 1);
             combination.aggregate = if is(value, "SUM") {
                 Aggregate::Sum
@@ -852,9 +911,12 @@ fn parse_combination<'r>(
                 return Err(CmdError::Syntax);
             };
             index += 2;
-        } else if !store && is(option, "WITHSCORES") {
+        } else if form == Form::Reply && is(option, "WITHSCORES") {
             combination.with_scores = true;
             index += 1;
+        } else if form == Form::Cardinality && is(option, "LIMIT") && remaining >= 1 {
+            combination.limit = args::count_or(arg(request, index + 1), "ERR LIMIT can't be negative")?;
+            index += 2;
         } else {
             return Err(CmdError::Syntax);
         }
@@ -895,9 +957,8 @@ fn weighted(score: f64, weight: f64) -> f64 {
 }
 
 /// Computes a combination; the result is ordered as a sorted set orders.
-fn combine(db: &mut Db, combination: &Combination<'_>, op: SetOp, now_ms: u64) -> Result<Vec<(Bulk, f64)>, CmdError> {
-    let inputs: Vec<Option<Vec<(Bulk, f64)>>> =
-        combination.keys.iter().map(|key| input(db, key, now_ms)).collect::<Result<_, _>>()?;
+fn combine(combination: Combination, op: SetOp) -> Vec<(Bulk, f64)> {
+    let inputs = combination.inputs;
     let mut result: std::collections::BTreeMap<Bulk, f64> = std::collections::BTreeMap::new();
     match op {
         SetOp::Union => {
@@ -913,7 +974,7 @@ fn combine(db: &mut Db, combination: &Combination<'_>, op: SetOp, now_ms: u64) -
         }
         SetOp::Inter => {
             if inputs.iter().any(Option::is_none) {
-                return Ok(Vec::new());
+                return Vec::new();
             }
             let maps: Vec<std::collections::BTreeMap<&Bulk, f64>> = inputs
                 .iter()
@@ -953,27 +1014,29 @@ fn combine(db: &mut Db, combination: &Combination<'_>, op: SetOp, now_ms: u64) -
     }
     let mut elements: Vec<(Bulk, f64)> = result.into_iter().collect();
     elements.sort_by(|(member_a, score_a), (member_b, score_b)| {
-        score_a.total_cmp(score_b).then_with(|| member_a.cmp(member_b))
+        // As the skiplist orders: `-0` and `0` are equal scores.
+        score_a.partial_cmp(score_b).unwrap_or(std::cmp::Ordering::Equal).then_with(|| member_a.cmp(member_b))
     });
-    Ok(elements)
+    elements
 }
 
 fn combine_command(ctx: &mut Ctx<'_>, request: &Request, op: SetOp, name: &str) -> CmdResult {
-    let combination = parse_combination(request, 1, op, name, false)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let elements = combine(db, &combination, op, now)?;
-    write_with_scores(reply, &elements, combination.with_scores);
+    let combination = parse_combination(db, request, 1, op, name, Form::Reply, now)?;
+    let with_scores = combination.with_scores;
+    let elements = combine(combination, op);
+    write_with_scores(reply, &elements, with_scores);
     Ok(())
 }
 
 fn combine_store(ctx: &mut Ctx<'_>, request: &Request, op: SetOp, name: &str) -> CmdResult {
-    let combination = parse_combination(request, 2, op, name, true)?;
     let destination = arg(request, 1);
     let limits = ctx.state.config.encoding_limits();
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let elements = combine(db, &combination, op, now)?;
+    let combination = parse_combination(db, request, 2, op, name, Form::Store, now)?;
+    let elements = combine(combination, op);
     store(db, destination, &elements, &limits, now);
     reply.count(elements.len());
     Ok(())
@@ -1004,53 +1067,30 @@ fn zdiffstore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 }
 
 fn zintercard(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let numkeys = args::int(arg(request, 1))?;
-    if numkeys < 1 {
-        return Err(CmdError::other("ERR at least 1 input key is needed for 'zintercard' command"));
-    }
-    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    if numkeys > request.len() - 2 {
-        return Err(CmdError::Syntax);
-    }
-    let mut limit = 0usize;
-    let mut index = 2 + numkeys;
-    while let Some(option) = request.arg(index) {
-        match (is(option, "LIMIT"), request.arg(index + 1)) {
-            (true, Some(value)) => {
-                limit =
-                    usize::try_from(args::int(value)?).map_err(|_| CmdError::other("ERR LIMIT can't be negative"))?;
-                index += 2;
-            }
-            _ => return Err(CmdError::Syntax),
-        }
-    }
-    let combination = Combination {
-        keys: request.args().skip(2).take(numkeys).collect(),
-        weights: vec![1.0; numkeys],
-        aggregate: Aggregate::Sum,
-        with_scores: false,
-    };
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let count = combine(db, &combination, SetOp::Inter, now)?.len();
+    let combination = parse_combination(db, request, 1, SetOp::Inter, "zintercard", Form::Cardinality, now)?;
+    let limit = combination.limit;
+    let count = combine(combination, SetOp::Inter).len();
     reply.count(if limit == 0 { count } else { count.min(limit) });
     Ok(())
 }
 
 fn zscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let cursor = super::keys::parse_cursor(arg(request, 2))?;
-    let options = parse_scan_options(request, 3)?;
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let mut found: Vec<(Bulk, f64)> = Vec::new();
-    let next = match zset(db, arg(request, 1), now)? {
-        None => 0,
-        Some(zset) => zset.scan(cursor, options.count, |member, score| {
-            if options.matches(member) {
-                found.push((member.clone(), score));
-            }
-        }),
+    let Some(zset) = zset(db, arg(request, 1), now)? else {
+        super::keys::reply_empty_scan(reply);
+        return Ok(());
     };
+    let options = parse_scan_options(request, 3)?;
+    let mut found: Vec<(Bulk, f64)> = Vec::new();
+    let next = zset.scan(cursor, options.count, |member, score| {
+        if options.matches(member) {
+            found.push((member.clone(), score));
+        }
+    });
     reply.array(2);
     reply.bulk(next.to_string().as_bytes());
     reply.array(found.len() * 2);

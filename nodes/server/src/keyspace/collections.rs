@@ -54,13 +54,52 @@ fn scan_positions(len: usize, cursor: u64, count: usize, mut visit: impl FnMut(u
 }
 
 /// A hash.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Hash {
     fields: IndexMap<Bulk, Bulk, FixedState>,
     /// Still in Redis' compact form: removals keep the order of the other fields.
     listpack: bool,
     /// Heap bytes of the fields and values.
     heap: usize,
+}
+
+// Cloning (`COPY`) recounts the heap bytes: a clone of a spilled `Bulk` is built by collecting,
+// so its capacity (a power of two) need not be the original's (exactly its length, from
+// `Bulk::from_slice`), and a copied counter would later underflow as the clone's elements go.
+
+impl Clone for Hash {
+    fn clone(&self) -> Hash {
+        let fields = self.fields.clone();
+        let heap = fields.iter().map(|(field, value)| heap_of(field) + heap_of(value)).sum();
+        Hash { fields, listpack: self.listpack, heap }
+    }
+}
+
+impl Clone for Set {
+    fn clone(&self) -> Set {
+        let repr = self.repr.clone();
+        let heap = match &repr {
+            SetRepr::Ints(_) => 0,
+            SetRepr::Table(table) => table.iter().map(heap_of).sum(),
+        };
+        Set { repr, hasher_seed: self.hasher_seed, heap }
+    }
+}
+
+impl Clone for ZSet {
+    fn clone(&self) -> ZSet {
+        let scores = self.scores.clone();
+        let heap = scores.keys().map(heap_of).sum();
+        ZSet { scores, order: self.order.clone(), listpack: self.listpack, hasher_seed: self.hasher_seed, heap }
+    }
+}
+
+impl Clone for List {
+    fn clone(&self) -> List {
+        let items = self.items.clone();
+        let heap = items.iter().map(heap_of).sum();
+        List { items, heap }
+    }
 }
 
 impl Hash {
@@ -159,7 +198,7 @@ impl Hash {
 }
 
 /// A set.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Set {
     repr: SetRepr,
     /// Seeds the table if the set becomes one.
@@ -324,7 +363,7 @@ impl Set {
 }
 
 /// A sorted set: scores by member, and the members in order.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct ZSet {
     scores: IndexMap<Bulk, f64, FixedState>,
     order: SkipList,
@@ -364,6 +403,11 @@ impl ZSet {
     }
 
     /// Sets `member`'s score (the caller has refused NaN); returns whether the member is new.
+    ///
+    /// As in Redis, a score equal to the current one changes nothing (`-0` does not replace `0`,
+    /// nor the other way round), and a set that stays compact keeps a zero score as `0`: Redis'
+    /// listpack writes scores as text and reads `-0` back as `0`. A member that makes the set
+    /// outgrow the compact form is inserted after the conversion, keeping its sign.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
         // A compact sorted set stores whole scores as integers (Redis 7.0's `zzlInsertAt`), so -0
         // reads back as 0 while the set stays compact (`DUMP` writes it that way too).
@@ -373,9 +417,14 @@ impl ZSet {
             score
         };
         let level = self.level_of(member);
+        let exists = self.scores.contains_key(member);
+        let stays_compact = self.listpack
+            && self.scores.len() + usize::from(!exists) <= limits.zset_entries
+            && member.len() <= limits.zset_value;
+        let score = if stays_compact && score == 0.0 { 0.0 } else { score };
         let new = match self.scores.get_mut(member) {
             Some(current) => {
-                if *current != score || current.is_sign_negative() != score.is_sign_negative() {
+                if *current != score {
                     self.order.remove(*current, member);
                     self.order.insert(score, member, level);
                     *current = score;
@@ -433,6 +482,11 @@ impl ZSet {
         self.order.iter_from_rank(from, reverse)
     }
 
+    /// Whether the set is still in Redis' compact form (a listpack, scanned from one end).
+    pub fn is_compact(&self) -> bool {
+        self.listpack
+    }
+
     /// The ascending rank of the first member for which `accept` holds (`accept` must be false
     /// then true along the order); `len()` if none.
     pub fn first_rank_where(&self, accept: impl Fn(f64, &[u8]) -> bool) -> usize {
@@ -472,7 +526,7 @@ impl ZSet {
 }
 
 /// A list (`quicklist` in Redis 7.0, whatever its size).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct List {
     /// The elements, head first.
     items: VecDeque<Bulk>,
@@ -605,6 +659,39 @@ mod tests {
         assert_eq!(hash.encoding(), "listpack");
         hash.insert(b"long", &[b'x'; 65], &limits);
         assert_eq!(hash.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn clones_count_their_own_heap_bytes() {
+        let limits = EncodingLimits::default();
+        let long = b"9223372036854775807-and-more";
+        let mut list = List::default();
+        list.push_back(long);
+        list.push_back(b"0");
+        let mut copy = list.clone();
+        assert_eq!(copy.heap, copy.items.iter().map(heap_of).sum::<usize>());
+        copy.pop_front();
+        copy.pop_front();
+        assert_eq!(copy.heap, 0);
+
+        let mut hash = Hash::new(FixedState::with_seed(1));
+        hash.insert(long, long, &limits);
+        let mut copy = hash.clone();
+        copy.remove(long);
+        assert_eq!(copy.heap, 0);
+
+        let mut set = Set::for_member(long, 1);
+        set.insert(long, &limits);
+        let mut copy = set.clone();
+        copy.remove(long);
+        assert_eq!(copy.heap, 0);
+
+        let mut zset = ZSet::new(1, true);
+        zset.insert(long, 1.0, &limits);
+        let mut copy = zset.clone();
+        copy.remove(long);
+        assert_eq!(copy.heap, 0);
+        assert_eq!(copy.order.clone(), copy.order);
     }
 
     #[test]

@@ -39,7 +39,7 @@ struct Node {
 }
 
 /// A skiplist of `(score, member)` pairs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -50,14 +50,25 @@ pub struct SkipList {
     heap: usize,
 }
 
+/// A clone recounts its heap bytes: cloned members and links need not have the originals'
+/// capacities (a spilled `SmallVec` clones by collecting).
+impl Clone for SkipList {
+    fn clone(&self) -> SkipList {
+        let nodes = self.nodes.clone();
+        let heap = nodes.iter().map(|node| node_heap(&node.member, &node.links)).sum();
+        SkipList { nodes, free: self.free.clone(), level: self.level, len: self.len, tail: self.tail, heap }
+    }
+}
+
 /// Heap bytes a node holds beyond its slot in the arena.
 fn node_heap(member: &Bulk, links: &SmallVec<[Link; 4]>) -> usize {
     super::memory::heap_of(member) + if links.spilled() { super::memory::vector::<Link>(links.capacity()) } else { 0 }
 }
 
-/// Orders `(score, member)` pairs as Redis does.
+/// Orders `(score, member)` pairs as Redis does: scores as C compares doubles, so `-0` and `0`
+/// are equal and their members decide (scores are never NaN).
 fn compare(score_a: f64, member_a: &[u8], score_b: f64, member_b: &[u8]) -> Ordering {
-    score_a.total_cmp(&score_b).then_with(|| member_a.cmp(member_b))
+    score_a.partial_cmp(&score_b).unwrap_or(Ordering::Equal).then_with(|| member_a.cmp(member_b))
 }
 
 /// A node level drawn from 64 random bits: each further level with probability 1/4.

@@ -241,3 +241,20 @@ async fn client_unblock_ends_a_wait() {
     waiter.check_reply("BZPOPMIN unblocked", Compare::Exact).await;
     pair.check_all(&["CLIENT UNBLOCK 999999", "CLIENT UNBLOCK x", "CLIENT UNBLOCK 1 MAYBE"]).await;
 }
+
+/// Found by the generated sequences: `BLMPOP`/`BZMPOP` read their timeout after the rest of
+/// their arguments, as Redis does.
+#[tokio::test]
+async fn multi_pops_read_the_timeout_last() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "BLMPOP -1 1 a LEFT COUNT -1",
+        "BLMPOP x 0 a LEFT",
+        "BLMPOP x 1 a FOO",
+        "BLMPOP x 1 a LEFT COUNT x",
+        "BZMPOP -1 1 a MIN COUNT 0",
+        "BZMPOP x 1 a FOO",
+        "BZMPOP x 1 a MAX",
+    ])
+    .await;
+}

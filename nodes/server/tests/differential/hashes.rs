@@ -161,3 +161,18 @@ async fn hashes_over_resp3() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: `HSCAN` looks the key up before it reads its options.
+#[tokio::test]
+async fn hscan_looks_the_key_up_first() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "HSET h f v",
+        "HSCAN missing 0 x",
+        "HSCAN str 0 x",
+        "HSCAN h 0 x",
+        "HSCAN missing x",
+    ])
+    .await;
+}

@@ -1,6 +1,6 @@
 //! List commands (non-blocking) against redis-server 7.0.
 
-use crate::harness::Pair;
+use crate::harness::{Compare, Pair};
 
 #[tokio::test]
 async fn push_pop_and_length() {
@@ -161,6 +161,57 @@ async fn lists_over_resp3() {
         "LMPOP 1 l LEFT COUNT 5",
         "LPOS missing a",
         "LRANGE l 0 -1",
+    ])
+    .await;
+}
+
+/// Found by the generated sequences: a copied list counted its memory from the original's
+/// element capacities, and popping the copy's long elements underflowed the count (a crash in
+/// debug builds).
+#[tokio::test]
+async fn a_copied_list_pops_to_empty() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "LPUSH a 0 9223372036854775807 x",
+        "LPOP a",
+        "COPY a b",
+        "LPOP b",
+        "LPOP b",
+        "EXISTS b",
+        "HSET h 9223372036854775807-and-more 9223372036854775807-and-more",
+        "COPY h h2",
+        "HDEL h2 9223372036854775807-and-more",
+        "SADD s 9223372036854775807-and-more x",
+        "COPY s s2",
+    ])
+    .await;
+    pair.check_with("SPOP s2 10", Compare::Unordered).await;
+    pair.check_all(&["ZADD z 1 9223372036854775807-and-more", "COPY z z2", "ZPOPMIN z2", "DBSIZE"]).await;
+}
+
+/// Found by the generated sequences: Redis looks the key up before it reads an index, checks
+/// `LPOP`'s argument count first, and words bad counts its own way.
+#[tokio::test]
+async fn list_argument_checks_in_redis_order() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "RPUSH l a b c",
+        "LINDEX missing x",
+        "LINDEX str x",
+        "LINDEX l x",
+        "LSET missing x v",
+        "LSET str x v",
+        "LSET l x v",
+        "LPOP l -1 x",
+        "LPOP missing x",
+        "LPOP l x",
+        "RPOP l 1 x",
+        "LPOS l a COUNT x",
+        "LPOS l a MAXLEN x",
+        "LPOS l a COUNT -1",
+        "LMPOP 1 l LEFT COUNT x",
+        "LMPOP 1 missing LEFT COUNT 0",
     ])
     .await;
 }

@@ -164,3 +164,25 @@ async fn set_scan_and_resp3() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: Redis' order of checks and its wording for counts.
+#[tokio::test]
+async fn set_argument_checks_in_redis_order() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "SADD s m",
+        "SPOP s x",
+        "SPOP missing x",
+        "SPOP s -1 x",
+        "SRANDMEMBER s x y",
+        "SSCAN missing 0 x",
+        "SSCAN str 0 x",
+        "SSCAN s 0 x",
+        "SSCAN missing x",
+        "SINTERCARD 1 s LIMIT x",
+        "SINTERCARD 1 str LIMIT x",
+        "SINTERCARD 1 s LIMIT -1",
+    ])
+    .await;
+}

@@ -307,3 +307,25 @@ async fn the_same_holds_over_resp3() {
     ])
     .await;
 }
+
+/// Found by the generated sequences.
+#[tokio::test]
+async fn option_repeats_and_bit_ranges() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET a 0 KEEPTTL KEEPTTL",
+        "SET a 0 KEEPTTL PX 100",
+        "SET a 0 PX 100 KEEPTTL",
+        "GETEX a PERSIST PERSIST",
+        "GETEX a PERSIST EX 10",
+        "GETEX a EX 10 PERSIST",
+        "SET a 1",
+        "BITCOUNT a -1 -10",
+        "BITCOUNT a -1 -10 FOO",
+        "BITCOUNT a -1 -10 BIT",
+        "BITCOUNT a -10 -1",
+        "BITCOUNT a -1 -1",
+        "BITCOUNT missing -1 -10",
+    ])
+    .await;
+}

@@ -176,3 +176,58 @@ async fn reset_and_client_list_see_the_transaction() {
     }
     pair.check("DISCARD").await;
 }
+
+/// Found by the generated sequences: a container command's subcommand is looked up (and its
+/// arity checked) when the command is queued, as Redis looks up `object|encoding`.
+#[tokio::test]
+async fn unknown_subcommands_are_refused_when_queued() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "MULTI",
+        "OBJECT FOO a",
+        "OBJECT ENCODING",
+        "OBJECT",
+        "CONFIG FOO",
+        "CONFIG GET",
+        "CLIENT NOSUCH",
+        "EXEC",
+        "OBJECT FOO a",
+        "OBJECT ENCODING a b",
+        "object encoding",
+    ])
+    .await;
+}
+
+/// Found by the generated sequences: a `SETBIT` that sets a bit to what it was does not touch
+/// the key, so it does not fail a `WATCH` (Redis 7.0), whatever the string's encoding.
+#[tokio::test]
+async fn an_unchanged_bit_keeps_the_watch() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SETEX k 100 1",
+        "WATCH k",
+        "SETBIT k 7 1",
+        "OBJECT ENCODING k",
+        "MULTI",
+        "SET other 0",
+        "EXEC",
+        "SET raw abc",
+        "APPEND raw d",
+        "WATCH raw",
+        "SETBIT raw 1 1",
+        "MULTI",
+        "SET other 1",
+        "EXEC",
+        "WATCH raw",
+        "SETBIT raw 0 1",
+        "MULTI",
+        "SET other 2",
+        "EXEC",
+        "WATCH raw",
+        "SETBIT raw 100 0",
+        "MULTI",
+        "SET other 3",
+        "EXEC",
+    ])
+    .await;
+}

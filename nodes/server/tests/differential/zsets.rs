@@ -272,3 +272,133 @@ async fn sorted_sets_over_resp3() {
     ])
     .await;
 }
+
+/// Found by the generated sequences: a compact set stores a zero score as `0`; in a large
+/// (skiplist) set `-0` and `0` are equal scores, ordered by member, and a score equal to the
+/// current one changes nothing.
+#[tokio::test]
+async fn negative_zero_scores() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD small -0 a",
+        "ZSCORE small a",
+        "ZINCRBY small -0 b",
+        "ZSCORE small b",
+        "ZADD small INCR -0 c",
+        "ZRANGE small 0 -1 WITHSCORES",
+        "ZUNIONSTORE copy 1 small WEIGHTS -1",
+        "ZRANGE copy 0 -1 WITHSCORES",
+        "ZUNION 1 small WEIGHTS -1 WITHSCORES",
+    ])
+    .await;
+    pair.check_all(&["CONFIG SET zset-max-listpack-entries 1"]).await;
+    pair.check_all(&[
+        "ZADD big 1 m1 2 m2",
+        "OBJECT ENCODING big",
+        "ZADD big 0 a",
+        "ZADD big -0 a",
+        "ZSCORE big a",
+        "ZADD big -0 b",
+        "ZSCORE big b",
+        "ZADD big 0 b",
+        "ZSCORE big b",
+        "ZINCRBY big 0 b",
+        "ZSCORE big b",
+        "ZADD big -0 z0 0 a0",
+        "ZRANGEBYSCORE big -1 1 WITHSCORES",
+        "ZRANK big z0",
+        "ZREM big b",
+        "ZRANGE big 0 -1 WITHSCORES",
+    ])
+    .await;
+}
+
+/// Found by the generated sequences: scores are read as Redis' `strtod` reads them (hexadecimal
+/// accepted, out of range refused), range bounds as bare `strtod` (empty is 0, overflow is
+/// infinity), and a zero score stored compact reads back as `0`.
+#[tokio::test]
+async fn scores_parse_like_strtod() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD z 1e400 a",
+        "ZADD z -1e400 a",
+        "ZADD z 1e-400 a",
+        "ZADD z 1e-310 b",
+        "ZADD z 0x10 c",
+        "ZADD z 0X1p4 d",
+        "ZADD z -0 o",
+        "ZADD z -0.0 p",
+        "ZSCORE z o",
+        "ZRANGE z 0 -1 WITHSCORES",
+        "ZRANGEBYSCORE z \"\" 1",
+        "ZRANGEBYSCORE z \" 1\" +inf",
+        "ZRANGEBYSCORE z ( +inf",
+        "ZRANGEBYSCORE z (1e400 +inf",
+        "ZRANGEBYSCORE z 0x10 +inf",
+        "ZRANGEBYSCORE z \"1 \" +inf",
+        "ZCOUNT z \"\" \"\"",
+        "ZCOUNT z -inf 1e-400",
+        "ZINCRBY z 1e400 a",
+        "ZINCRBY z 0x10 zz",
+        "ZINCRBY fresh -0 a",
+        "ZSCORE fresh a",
+        "ZUNIONSTORE d 1 z WEIGHTS 1e400",
+        "ZUNIONSTORE d 1 z WEIGHTS 0x2",
+        "ZRANGE d 0 -1 WITHSCORES",
+        "SET str v",
+        "ZADD str 1e400 m",
+    ])
+    .await;
+}
+
+/// Found by the generated sequences: a lexicographic range over a compact set whose scores
+/// differ (members out of lexicographic order, which Redis leaves unspecified) selects what
+/// Redis' scan of its listpack selects.
+#[tokio::test]
+async fn lex_ranges_over_mixed_scores() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "ZADD c 0 m 1 2",
+        "ZREMRANGEBYLEX c [m +",
+        "ZRANGEBYLEX c - +",
+        "ZRANGEBYLEX c [2 +",
+        "ZREVRANGEBYLEX c + [2",
+        "ZREVRANGEBYLEX c + -",
+        "ZLEXCOUNT c [1 [n",
+        "ZLEXCOUNT c - +",
+        "ZADD d 2 a 1 b 0 c",
+        "ZRANGEBYLEX d - [b",
+        "ZRANGEBYLEX d [b +",
+        "ZREVRANGEBYLEX d [b -",
+        "ZRANGEBYLEX d (b (a",
+        "ZREMRANGEBYLEX d [b [c",
+        "ZRANGE d 0 -1 WITHSCORES",
+    ])
+    .await;
+}
+
+/// Found by the generated sequences: Redis reads every input of `ZUNION`/`ZINTER`/… before their
+/// options, pops check their argument count first, and scans look the key up first.
+#[tokio::test]
+async fn sorted_set_checks_in_redis_order() {
+    let mut pair = Pair::start().await;
+    pair.check_all(&[
+        "SET str v",
+        "ZADD z 1 a",
+        "ZINTERCARD 2 str missing LIMIT -1",
+        "ZINTERCARD 1 missing LIMIT x",
+        "ZINTERCARD 1 str FOO",
+        "ZUNIONSTORE d 1 str WEIGHTS x",
+        "ZUNIONSTORE d 1 str FOO",
+        "ZUNION 1 str WEIGHTS x",
+        "ZUNION 1 z WEIGHTS x",
+        "ZPOPMIN z x",
+        "ZPOPMIN z -1 x",
+        "ZPOPMAX missing x y",
+        "ZMPOP 1 z MIN COUNT x",
+        "ZSCAN missing 0 x",
+        "ZSCAN str 0 x",
+        "ZSCAN z 0 x",
+    ])
+    .await;
+}
