@@ -70,6 +70,11 @@ sim *ARGS:
 scenarios:
     cargo run --quiet --profile simulation -p scenarios --bin sim -- --list
 
+# A long search for differences from redis-server 7.0 with generated command sequences:
+# `just soak-differential 20000 7` runs 20,000 sequences from seed 7. Not part of `just test`.
+soak-differential CASES="20000" SEED="1": deps
+    PROPTEST_CASES={{CASES}} PROPTEST_RNG_SEED={{SEED}} cargo test -p server --test differential generated
+
 # Many seeds of one scenario, stopping at the first failure: `just soak COUNT=1000 SCENARIO=ping
 # FROM=1`. Long; not part of `just test`.
 soak *ARGS:

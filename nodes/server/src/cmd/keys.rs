@@ -166,7 +166,9 @@ fn ttl_generic(ctx: &mut Ctx<'_>, request: &Request, millis: bool, absolute: boo
                 let at = i64::try_from(at).unwrap_or(i64::MAX);
                 let now = i64::try_from(now).unwrap_or(i64::MAX);
                 let ttl = if absolute { at } else { (at - now).max(0) };
-                if millis { ttl } else { (ttl + 500) / 1000 }
+                // Rounded to the nearest second without overflowing at `PXAT i64::MAX` (where
+                // Redis' C arithmetic also yields the rounded-up value).
+                if millis { ttl } else { ((i128::from(ttl) + 500) / 1000) as i64 }
             }
         },
     };

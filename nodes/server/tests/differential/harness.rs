@@ -282,17 +282,7 @@ impl Duo {
 
     /// Fails with both replies and the history when they differ.
     pub fn assert_same(&self, label: &str, theirs: &Frame, ours: &Frame, compare: Compare) {
-        let same = match compare {
-            Compare::Exact => theirs == ours,
-            Compare::Unordered => sorted(theirs) == sorted(ours),
-            Compare::Pairs => sorted_pairs(theirs) == sorted_pairs(ours),
-            Compare::Near(distance) => match (theirs, ours) {
-                (Frame::Integer(a), Frame::Integer(b)) => (a - b).abs() <= distance,
-                _ => theirs == ours,
-            },
-            Compare::Kind => std::mem::discriminant(theirs) == std::mem::discriminant(ours),
-        };
-        if !same {
+        if !agree(theirs, ours, compare) {
             let recent: Vec<&String> = self.history.iter().rev().take(12).rev().collect();
             panic!(
                 "replies differ for `{label}`\n  redis-server: {}\n  codis-server: {}\n  recent commands: {recent:#?}",
@@ -324,6 +314,20 @@ async fn receive(connection: &mut Connection<Stream>) -> Frame {
     match tokio::time::timeout(Duration::from_secs(10), connection.read_frame()).await {
         Ok(Ok(Some(frame))) => frame,
         other => panic!("no reply: {other:?}"),
+    }
+}
+
+/// Whether two replies agree as `compare` says.
+pub fn agree(theirs: &Frame, ours: &Frame, compare: Compare) -> bool {
+    match compare {
+        Compare::Exact => theirs == ours,
+        Compare::Unordered => sorted(theirs) == sorted(ours),
+        Compare::Pairs => sorted_pairs(theirs) == sorted_pairs(ours),
+        Compare::Near(distance) => match (theirs, ours) {
+            (Frame::Integer(a), Frame::Integer(b)) => (a - b).abs() <= distance,
+            _ => theirs == ours,
+        },
+        Compare::Kind => std::mem::discriminant(theirs) == std::mem::discriminant(ours),
     }
 }
 

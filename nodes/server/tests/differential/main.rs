@@ -6,6 +6,7 @@ mod harness;
 mod blocking;
 mod connection;
 mod dump;
+mod generated;
 mod hashes;
 mod keys;
 mod lists;
