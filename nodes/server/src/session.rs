@@ -178,6 +178,11 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                 }
             }
         }
+        // Let the other connections that are ready run their batches before writing, so the
+        // replies of one round go out back to back, as Redis writes them in `beforeSleep`: a
+        // client woken by the first is still reading when the rest arrive, and the kernel spares
+        // the wake-ups. Under pipelining this cuts the server's kernel time per request.
+        tokio::task::yield_now().await;
         if !session.flush().await || client.close_after_reply {
             return;
         }
