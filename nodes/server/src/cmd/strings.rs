@@ -437,15 +437,17 @@ fn setrange(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    let current = match string(db, key, now)? {
-        Some(value) => value.as_int().ok_or(CmdError::NotInteger)?,
-        None => 0,
-    };
-    let next = current.checked_add(by).ok_or(CmdError::other("ERR increment or decrement would overflow"))?;
-    if !db.replace_value(key, Value::Str(Str::Int(next))) {
-        db.set(key, Value::Str(Str::Int(next)), 0, now);
-    }
-    reply.int(next);
+    let mut result = 0;
+    db.update(key, now, |current| {
+        let current = match current {
+            None => 0,
+            Some(Value::Str(value)) => value.as_int().ok_or(CmdError::NotInteger)?,
+            Some(_) => return Err(CmdError::WrongType),
+        };
+        result = current.checked_add(by).ok_or(CmdError::other("ERR increment or decrement would overflow"))?;
+        Ok(Value::Str(Str::Int(result)))
+    })?;
+    reply.int(result);
     Ok(())
 }
 

@@ -459,6 +459,41 @@ impl Db {
         &mut self.slots[slot].map[index]
     }
 
+    /// Replaces the value at `key` with what `next` makes of the current one (`None` when missing
+    /// or expired), keeping the expiry, or creates the key without one: a read-modify-write
+    /// (`INCR`) in one lookup instead of three. Nothing changes if `next` fails.
+    pub fn update<E>(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        next: impl FnOnce(Option<&Value>) -> Result<Value, E>,
+    ) -> Result<(), E> {
+        let hash = KeyHash::of(key);
+        let slot = hash.slot().index();
+        let mut index = self.slots[slot].map.get_index_of(key);
+        if index.is_some_and(|index| self.slots[slot].map[index].is_expired(now_ms)) {
+            self.expire(key);
+            index = None;
+        }
+        self.count_lookup(index.is_some());
+        match index {
+            Some(index) => {
+                let entry = &mut self.slots[slot].map[index];
+                Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
+                entry.value = next(Some(&entry.value))?;
+                self.recharge(slot, index);
+            }
+            None => {
+                let value = next(None)?;
+                let entry = Entry { value, expire_at: 0, accessed: self.initial_access(now_ms), charged: 0 };
+                self.insert_new(slot, key, hash, entry);
+                self.signal_ready(key);
+            }
+        }
+        self.bump_watch(key);
+        Ok(())
+    }
+
     /// Records a change to the collection at `key` and deletes the key if the collection is now
     /// empty (Redis never keeps an empty collection).
     pub fn modified(&mut self, key: &[u8]) {
