@@ -63,6 +63,14 @@ fn the_estimate_tracks_malloc_within_fifteen_percent() {
         }),
     );
     check(
+        "counters, 20-byte keys",
+        load(|run| {
+            for index in 0..KEYS {
+                run(vec![s("INCR"), format!("counter:{index:012}")]);
+            }
+        }),
+    );
+    check(
         "integers, short keys",
         load(|run| {
             for index in 0..KEYS {

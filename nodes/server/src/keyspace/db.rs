@@ -24,10 +24,9 @@ use net::rand::Rng as _;
 
 use super::key_map::{KeyMap, SlotMap};
 use super::memory::allocation;
-use super::value::{Bulk, Entry, Value};
+use super::value::{Entry, Value};
 
-/// A key: owned bytes, inline up to 16 bytes.
-pub type Key = Bulk;
+pub use super::key::Key;
 
 /// The keys of one slot.
 #[derive(Clone, Debug)]
@@ -141,9 +140,12 @@ struct MemoryUse {
     tags: usize,
 }
 
-/// Heap bytes of a stored key of `len` bytes (a `Bulk` spills past 16).
+/// Heap bytes of a stored key of `len` bytes (a `Key` spills past 22).
 fn key_heap(len: usize) -> usize {
-    if len > 16 { allocation(len) } else { 0 }
+    match Key::heap_len(len) {
+        0 => 0,
+        heap => allocation(heap),
+    }
 }
 
 /// An entry's charge, in the 8-byte units `Entry::charged` holds.

@@ -8,6 +8,7 @@
 
 pub mod collections;
 pub mod db;
+pub mod key;
 pub mod key_map;
 pub mod memory;
 pub mod skiplist;
