@@ -226,6 +226,7 @@ def main():
         "the load generator; **CPU µs per request** is the comparison. With `-P 16` the server is the bottleneck "
         "and ops/s and p99 compare directly.\n"
     )
+    shortfalls = []
     for pipeline in (1, 16):
         out.append(f"\n## {'Without pipelining' if pipeline == 1 else 'Pipelined, -P 16'}\n")
         out.append(
@@ -242,6 +243,7 @@ def main():
                 f"| {r['p50']:.3f} / {r['p99']:.3f} | {o['p50']:.3f} / {o['p99']:.3f} | {ratio(o['p99'], r['p99'])} "
                 f"| {r['cpu_us']:.2f} | {o['cpu_us']:.2f} | {ratio(o['cpu_us'], r['cpu_us'])} |"
             )
+            shortfalls += short_of_target(pipeline, label, r, o)
     out.append(f"\n## Memory: {args.keys:,} keys of 32-byte string values (`DEBUG POPULATE {args.keys} key 32`)\n")
     out.append("| server | used_memory bytes/key | RSS bytes/key | used_memory total | RSS total |")
     out.append("|---|---:|---:|---:|---:|")
@@ -256,7 +258,34 @@ def main():
         f"RSS {ratio(o['rss_per_key'], r['rss_per_key'])}. "
         "redis-server uses jemalloc; codis-server's used_memory is its own estimate of the data's heap (see README).\n"
     )
+    out.append("\n## Against the target\n")
+    out.append(
+        "The target: match or beat redis-server on CPU per request without pipelining, on ops/s and p99 with "
+        "`-P 16`, and stay within 1.25× its memory per key.\n"
+    )
+    if o["used_per_key"] > 1.25 * r["used_per_key"]:
+        shortfalls.append(f"memory: used_memory {ratio(o['used_per_key'], r['used_per_key'])}× redis-server's")
+    if shortfalls:
+        out.append("Short of it in this run (where the time goes: `reports/server-profile.md`):\n")
+        out.extend(f"- {line}" for line in shortfalls)
+    else:
+        out.append("Met in every row of this run.")
     print("\n".join(out))
+
+
+def short_of_target(pipeline, label, r, o):
+    """The ways one row falls short of redis-server: CPU per request without pipelining, ops/s and
+    p99 with it."""
+    lines = []
+    if pipeline == 1:
+        if o["cpu_us"] > r["cpu_us"]:
+            lines.append(f"{label} without pipelining: {ratio(o['cpu_us'], r['cpu_us'])}× redis-server's CPU per request")
+    else:
+        if o["ops"] < r["ops"]:
+            lines.append(f"{label} -P 16: {ratio(o['ops'], r['ops'])}× redis-server's ops/s")
+        if o["p99"] > r["p99"]:
+            lines.append(f"{label} -P 16: {ratio(o['p99'], r['p99'])}× redis-server's p99")
+    return lines
 
 
 if __name__ == "__main__":
