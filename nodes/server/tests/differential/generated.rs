@@ -209,21 +209,20 @@ fn expand((template, picks): &Step) -> (Vec<Vec<u8>>, Compare) {
 /// Appends the words of `text` to `args`, filling each slot with the next pick.
 fn fill(text: &str, picks: &mut dyn Iterator<Item = u8>, args: &mut Vec<Vec<u8>>) {
     let pick = |picks: &mut dyn Iterator<Item = u8>, count: usize| usize::from(picks.next().unwrap_or(0)) % count;
-    let mut rest = text;
+    let mut rest = text.trim_start();
     while !rest.is_empty() {
-        rest = rest.trim_start();
         if let Some(inner) = rest.strip_prefix("$[") {
             // An alternative may hold several words and slots of its own.
             let close = inner.find(']').expect("templates close their alternatives");
             let choices: Vec<&str> = inner[..close].split('|').collect();
             let chosen = choices[pick(picks, choices.len())];
-            rest = &inner[close + 1..];
+            rest = inner[close + 1..].trim_start();
             fill(chosen, picks, args);
             continue;
         }
         let end = rest.find(' ').unwrap_or(rest.len());
         let word = &rest[..end];
-        rest = &rest[end..];
+        rest = rest[end..].trim_start();
         if word == "$many" || word == "$manypairs" {
             // Picks vary the start and whether members are integers (an intset) or words.
             let start = pick(picks, 4) * 50;
