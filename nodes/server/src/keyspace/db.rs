@@ -418,19 +418,24 @@ impl Db {
     /// Looks `key` up, deleting it first if it has expired at `now_ms`, and records the access.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = KeyHash::of(key).slot().index();
-        let found = self.slots[slot].map.get_index_of(key);
-        let index = found.filter(|index| !self.slots[slot].map[*index].is_expired(now_ms));
+        let index = self.live_index(slot, key, now_ms);
         self.count_lookup(index.is_some());
-        let Some(index) = index else {
-            if found.is_some() {
-                self.expire(key);
-            }
-            return None;
-        };
+        let index = index?;
         let (stored, entry) = self.slots[slot].map.get_index_mut(index)?;
         debug_assert_eq!(entry.charged, charge(stored.len(), &entry.value), "{stored:?} changed without Db::touch");
         Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
         Some(entry)
+    }
+
+    /// The position of `key` in its slot's map, deleting it first if it has expired (Redis'
+    /// lazy expiry on access).
+    fn live_index(&mut self, slot: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+        let index = self.slots[slot].map.get_index_of(key)?;
+        if self.slots[slot].map[index].is_expired(now_ms) {
+            self.expire(key);
+            return None;
+        }
+        Some(index)
     }
 
     /// The entry of `key`, created with `make()` (no expiry) if missing or expired: one lookup for
@@ -439,12 +444,7 @@ impl Db {
     pub fn entry(&mut self, key: &[u8], now_ms: u64, make: impl FnOnce() -> Value) -> &mut Entry {
         let hash = KeyHash::of(key);
         let slot = hash.slot().index();
-        let mut index = self.slots[slot].map.get_index_of(key);
-        if index.is_some_and(|index| self.slots[slot].map[index].is_expired(now_ms)) {
-            self.expire(key);
-            index = None;
-        }
-        let index = match index {
+        let index = match self.live_index(slot, key, now_ms) {
             Some(index) => {
                 let entry = &mut self.slots[slot].map[index];
                 Self::record_access(self.access, &mut self.lfu_draws, &mut entry.accessed, now_ms);
@@ -472,11 +472,7 @@ impl Db {
     ) -> Result<(), E> {
         let hash = KeyHash::of(key);
         let slot = hash.slot().index();
-        let mut index = self.slots[slot].map.get_index_of(key);
-        if index.is_some_and(|index| self.slots[slot].map[index].is_expired(now_ms)) {
-            self.expire(key);
-            index = None;
-        }
+        let index = self.live_index(slot, key, now_ms);
         self.count_lookup(index.is_some());
         match index {
             Some(index) => {
@@ -511,15 +507,9 @@ impl Db {
     /// `TTL`, `OBJECT` and `EXISTS` look without touching, as Redis' `LOOKUP_NOTOUCH`.
     pub fn get_untouched(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = KeyHash::of(key).slot().index();
-        let found = self.slots[slot].map.get_index_of(key);
-        let index = found.filter(|index| !self.slots[slot].map[*index].is_expired(now_ms));
+        let index = self.live_index(slot, key, now_ms);
         self.count_lookup(index.is_some());
-        let Some(index) = index else {
-            if found.is_some() {
-                self.expire(key);
-            }
-            return None;
-        };
+        let index = index?;
         Some(&mut self.slots[slot].map[index])
     }
 

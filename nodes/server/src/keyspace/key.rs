@@ -7,7 +7,6 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 /// How many bytes a key may hold without a heap block.
@@ -80,18 +79,6 @@ impl Borrow<[u8]> for Key {
     }
 }
 
-impl AsRef<[u8]> for Key {
-    fn as_ref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl From<&[u8]> for Key {
-    fn from(key: &[u8]) -> Key {
-        Key::from_slice(key)
-    }
-}
-
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
         self.as_slice() == other.as_slice()
@@ -109,12 +96,6 @@ impl PartialOrd for Key {
 impl Ord for Key {
     fn cmp(&self, other: &Key) -> std::cmp::Ordering {
         self.as_slice().cmp(other.as_slice())
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state)
     }
 }
 
