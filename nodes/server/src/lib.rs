@@ -14,6 +14,8 @@
 //! - [`blocking`], [`pubsub`], [`outbox`]: blocked clients, subscriptions, and how one client's
 //!   command delivers to another client's connection.
 //! - [`reply`]: writing replies for RESP2 or RESP3 clients.
+//! - [`migrate`]: slot migration to another server: keys in flight, the migrator's tasks, the
+//!   asynchronous batch.
 //! - [`rdb`]: values in Redis' RDB object format (`DUMP`/`RESTORE`, migration, snapshots).
 //! - [`config`]: [`ServerConfig`], with Redis' option names.
 //! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
@@ -28,6 +30,7 @@ pub mod evict;
 pub mod glob;
 pub mod keyspace;
 pub mod ldouble;
+pub mod migrate;
 pub mod outbox;
 pub mod pubsub;
 pub mod rdb;

@@ -34,6 +34,11 @@ impl<'a> Reply<'a> {
         self.version == Version::Resp3
     }
 
+    /// Bytes already encoded as RESP (elements of an aggregate announced before).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
     /// `+OK`.
     pub fn ok(&mut self) {
         encode::write_ok(self.out);

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::evict;
+use crate::migrate;
 use crate::session::{self, stopped};
 use crate::state::State;
 
@@ -38,6 +39,9 @@ pub async fn run<E: Env>(
     let addr = listener.local_addr()?;
     let state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
     let shared = Arc::new(Shared { state: Mutex::new(state) });
+    let (jobs, pending_jobs) = tokio::sync::mpsc::unbounded_channel();
+    shared.lock().migrations.attach(jobs);
+    let migrator = env.spawn(migrate::service::run(env.clone(), shared.clone(), pending_jobs));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
     let mut stopping = shared.lock().shutdown.subscribe();
@@ -63,6 +67,7 @@ pub async fn run<E: Env>(
         }
     };
     cron.abort();
+    migrator.abort();
     // Every connection closes.
     shared.lock().shutdown.send_replace(true);
     info!("shut down");

@@ -189,6 +189,20 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     next = request;
                 }
+                Batch::Fenced { request, mut wait } => {
+                    // The request writes a key a migration has in flight: answer what ran
+                    // before it, wait until the migration ends, then run it again.
+                    if !session.flush(&mut exits).await {
+                        return;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = exits.killed.as_mut() => return,
+                        () = exits.stopping.as_mut() => return,
+                        _ = wait.wait_for(|lifted| *lifted) => {}
+                    }
+                    next = Some(request);
+                }
             }
         }
         // Let the other connections that are ready run their batches before writing, so the
@@ -232,6 +246,14 @@ enum Batch {
     Done,
     /// The replies exceed the client's output buffer limit: close it without them, as Redis does.
     OverOutputLimit,
+    /// `request` would write a key in flight to another server; it runs once `wait` says the
+    /// migration ended.
+    Fenced {
+        /// The request that did not run.
+        request: Request,
+        /// Completes when the fence lifts.
+        wait: crate::migrate::FenceWait,
+    },
     /// The server is paused (`DEBUG SLEEP`) until then; `request`, if any, has not run yet.
     Paused {
         /// When the pause ends (Unix ms).
@@ -257,13 +279,21 @@ fn execute_batch<E: Env, S: Stream>(
         return Batch::Paused { until_ms: state.paused_until_ms, request: Some(first) };
     }
     cmd::execute(&mut state, client, connection.write_buffer(), &first, now);
+    if let Some(wait) = client.fenced.take() {
+        return Batch::Fenced { request: first, wait };
+    }
     while !client.close_after_reply && client.blocked.is_none() {
         let now = env.unix_millis();
         if state.paused_until_ms > now {
             return Batch::Paused { until_ms: state.paused_until_ms, request: None };
         }
         match connection.try_read_request() {
-            Ok(Some(request)) => cmd::execute(&mut state, client, connection.write_buffer(), &request, now),
+            Ok(Some(request)) => {
+                cmd::execute(&mut state, client, connection.write_buffer(), &request, now);
+                if let Some(wait) = client.fenced.take() {
+                    return Batch::Fenced { request, wait };
+                }
+            }
             Ok(None) => break,
             Err(error) => {
                 encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());

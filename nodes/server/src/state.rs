@@ -16,6 +16,7 @@ use crate::blocking::Blocked;
 use crate::config::{EvictionPolicy, ServerConfig};
 use crate::evict::EvictionPool;
 use crate::keyspace::{AccessTracking, Bulk, Key, Keyspace, WatchVersion};
+use crate::migrate::{FenceWait, Migrations};
 use crate::outbox::Outbox;
 use crate::pubsub::PubSub;
 use crate::slowlog::{LatencyMonitor, SlowLog};
@@ -120,6 +121,8 @@ pub struct State {
     pub paused_until_ms: u64,
     /// Whether the background cycle expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
     pub active_expire: bool,
+    /// Slot migrations in progress: keys in flight, asynchronous batches, the migrator.
+    pub migrations: Migrations,
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -132,6 +135,7 @@ impl State {
         use net::rand::Rng as _;
         let run_id: String = (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect();
         let keyspace = Keyspace::new(config.databases, rng.random());
+        let migrations = Migrations::new(config.databases);
         let mut state = State {
             keyspace,
             config,
@@ -151,6 +155,7 @@ impl State {
             port,
             paused_until_ms: 0,
             active_expire: true,
+            migrations,
             shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };
@@ -207,6 +212,9 @@ pub struct Client {
     /// Channels and patterns subscribed: in RESP2, a subscribed client may only run the pub/sub
     /// commands, `PING`, `QUIT` and `RESET`.
     pub subscriptions: usize,
+    /// Set when the command would write a key a migration has in flight: it did not run, and
+    /// runs again once the fence lifts.
+    pub fenced: Option<FenceWait>,
 }
 
 impl Client {
@@ -222,6 +230,7 @@ impl Client {
             deny_blocking: false,
             blocked: None,
             subscriptions: 0,
+            fenced: None,
         }
     }
 }

@@ -12,9 +12,12 @@ pub mod dump;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod migrate;
+pub mod migrate_async;
 pub mod monitoring;
 pub mod pubsub;
 mod random;
+pub mod restore_async;
 pub mod server;
 pub mod sets;
 pub mod slots;
@@ -144,12 +147,12 @@ pub struct Table {
     all: Vec<&'static Command>,
 }
 
-/// The longest command name (`slotsmgrt-async-cancel` is 22): longer names cannot exist.
+/// The longest command name (`slotsmgrttagone-async-dump` is 26): longer names cannot exist.
 const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 15] = [
+        let families: [&'static [Command]; 18] = [
             connection::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
@@ -165,6 +168,9 @@ impl Table {
             debug::COMMANDS,
             monitoring::COMMANDS,
             slots::COMMANDS,
+            migrate::COMMANDS,
+            migrate_async::COMMANDS,
+            restore_async::COMMANDS,
         ];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
@@ -257,6 +263,13 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
             info.multi = Some(transaction.queued.len());
         }
         reply.simple("QUEUED");
+        return;
+    }
+    if !state.migrations.fences.is_empty()
+        && let Some(wait) = crate::migrate::fence_for(state, client, command, request)
+    {
+        // Nothing is written: the session waits for the fence and runs the request again.
+        client.fenced = Some(wait);
         return;
     }
     let mut ctx = Ctx { state, client, reply, now_ms };

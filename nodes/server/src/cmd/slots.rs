@@ -19,13 +19,13 @@ pub(super) const COMMANDS: &[Command] = &[
 ];
 
 /// Codis' `parse_int`: an integer that fits a C `int`.
-fn codis_int(arg: &[u8]) -> Result<i32, CmdError> {
+pub(super) fn codis_int(arg: &[u8]) -> Result<i32, CmdError> {
     let value = args::int(arg)?;
     i32::try_from(value).map_err(|_| CmdError::other("ERR value is out of range"))
 }
 
 /// Codis' `parse_slot`: an integer in `0..1024`.
-fn parse_slot(arg: &[u8]) -> Result<SlotId, CmdError> {
+pub(super) fn parse_slot(arg: &[u8]) -> Result<SlotId, CmdError> {
     let value = codis_int(arg)?;
     u32::try_from(value)
         .ok()

@@ -410,6 +410,11 @@ impl Db {
         self.slots[slot.index()].map.len()
     }
 
+    /// The key at position `index` of `slot`'s map (random choices within a slot).
+    pub fn slot_key_at(&self, slot: SlotId, index: usize) -> Option<&Key> {
+        self.slots[slot.index()].map.get_index(index).map(|(key, _)| key)
+    }
+
     /// The database's counters.
     pub fn stats(&self) -> DbStats {
         self.stats

@@ -249,6 +249,12 @@ impl Entry {
         (self.expire_at != 0).then_some(self.expire_at)
     }
 
+    /// The TTL a migration sends: the remaining milliseconds (at least 1, so a key about to
+    /// expire still arrives with an expiry), or 0 for none.
+    pub fn ttl_to_send(&self, now_ms: u64) -> u64 {
+        self.expire_at().map_or(0, |at| at.saturating_sub(now_ms).max(1))
+    }
+
     /// Seconds since the key was last accessed, as Redis' `estimateObjectIdleTime` computes it
     /// from its 24-bit LRU clock (which wraps).
     pub fn idle_seconds(&self, now_ms: u64) -> u32 {

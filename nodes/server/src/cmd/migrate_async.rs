@@ -1,0 +1,389 @@
+//! Codis' asynchronous migration on the source: `SLOTSMGRTSLOT-ASYNC`, `SLOTSMGRTTAGSLOT-ASYNC`,
+//! `SLOTSMGRTONE-ASYNC`, `SLOTSMGRTTAGONE-ASYNC`, their `-DUMP` forms, `SLOTSMGRT-ASYNC-FENCE`,
+//! `-CANCEL`, `-STATUS`, and `SLOTSMGRT-EXEC-WRAPPER`.
+//!
+//! A command builds a batch of keys (one batch per database at a time), fences them, and blocks
+//! its caller until the migrator has had every message acknowledged (see
+//! [`crate::migrate::batch`]); only then are the keys deleted here. Until that moment they stay
+//! readable; a write waits (or, through the wrapper, is answered "being migrated").
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use model::SlotId;
+use resp::Request;
+
+use super::migrate::{expand, parse_address, parse_timeout};
+use super::slots::{codis_int, parse_slot};
+use super::{Command, Ctx, Flags, call, command, table};
+use crate::args::arg;
+use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Key;
+use crate::migrate::batch::{BatchParams, estimate_messages};
+use crate::migrate::{AsyncBatch, Caller, Job, ReplyShape};
+use crate::state::Block;
+
+const MIGRATE: Flags = Flags::WRITE.with(Flags::NO_MULTI).with(Flags::NOSCRIPT);
+const CONTROL: Flags = Flags::NO_MULTI.with(Flags::NOSCRIPT);
+
+pub(super) const COMMANDS: &[Command] = &[
+    command("slotsmgrtslot-async", 8, MIGRATE, (0, 0, 0), slotsmgrtslot_async),
+    command("slotsmgrttagslot-async", 8, MIGRATE, (0, 0, 0), slotsmgrttagslot_async),
+    command("slotsmgrtone-async", -7, MIGRATE, (6, -1, 1), slotsmgrtone_async),
+    command("slotsmgrttagone-async", -7, MIGRATE, (6, -1, 1), slotsmgrttagone_async),
+    command("slotsmgrtone-async-dump", -4, Flags::READONLY, (3, -1, 1), slotsmgrtone_async_dump),
+    command("slotsmgrttagone-async-dump", -4, Flags::READONLY, (3, -1, 1), slotsmgrttagone_async_dump),
+    command("slotsmgrt-async-fence", 1, CONTROL, (0, 0, 0), slotsmgrt_async_fence),
+    command("slotsmgrt-async-cancel", 1, CONTROL, (0, 0, 0), slotsmgrt_async_cancel),
+    command("slotsmgrt-async-status", 1, CONTROL, (0, 0, 0), slotsmgrt_async_status),
+    command("slotsmgrt-exec-wrapper", -3, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), slotsmgrt_exec_wrapper),
+];
+
+/// Codis' async defaults and caps.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAXBULKS: usize = 200;
+const MAX_MAXBULKS: usize = 512 * 1024;
+const DEFAULT_MAXBYTES: usize = 512 * 1024;
+const DEFAULT_NUMKEYS: usize = 100;
+
+/// A non-negative Codis `int` argument named `what`; 0 becomes `zero_means`.
+fn parse_positive(arg: &[u8], what: &str, zero_means: usize) -> Result<usize, CmdError> {
+    let value = codis_int(arg)
+        .ok()
+        .and_then(|value| usize::try_from(value).ok())
+        .ok_or_else(|| CmdError::message(format!("ERR invalid value of {what} ({})", String::from_utf8_lossy(arg))))?;
+    Ok(if value == 0 { zero_means } else { value })
+}
+
+/// `host port timeout maxbulks maxbytes`, with Codis' defaults and caps; `maxbytes` is also
+/// capped by the normal clients' output buffer limit.
+fn parse_params(ctx: &Ctx<'_>, request: &Request) -> Result<BatchParams, CmdError> {
+    let target = parse_address(arg(request, 1), arg(request, 2))?;
+    let timeout = parse_timeout(arg(request, 3), DEFAULT_TIMEOUT)?;
+    let maxbulks = parse_positive(arg(request, 4), "maxbulks", DEFAULT_MAXBULKS)?.min(MAX_MAXBULKS);
+    let mut maxbytes = parse_positive(arg(request, 5), "maxbytes", DEFAULT_MAXBYTES)?.min(i32::MAX as usize / 2);
+    let limit = ctx.state.config.client_output_buffer_limit.normal;
+    for cap in [limit.soft_bytes, limit.hard_bytes] {
+        if cap != 0 {
+            maxbytes = maxbytes.min(usize::try_from(cap).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(BatchParams { target, timeout, maxbulks, maxbytes })
+}
+
+fn slotsmgrtslot_async(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    migrate_slot_async(ctx, request, false)
+}
+
+fn slotsmgrttagslot_async(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    migrate_slot_async(ctx, request, true)
+}
+
+fn slotsmgrtone_async(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    migrate_keys_async(ctx, request, false)
+}
+
+fn slotsmgrttagone_async(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    migrate_keys_async(ctx, request, true)
+}
+
+/// Refuses a new batch while the database has one, as Codis does.
+fn check_idle(ctx: &mut Ctx<'_>) -> CmdResult {
+    if !ctx.state.migrations.available() {
+        return Err(CmdError::other("ERR migration is not available on this server"));
+    }
+    if ctx.state.migrations.batches[ctx.client.db].is_some() {
+        return Err(CmdError::other("ERR the specified DB is being migrated"));
+    }
+    Ok(())
+}
+
+fn migrate_slot_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult {
+    let params = parse_params(ctx, request)?;
+    let slot = parse_slot(arg(request, 6))?;
+    let numkeys = parse_positive(arg(request, 7), "numkeys", DEFAULT_NUMKEYS)?;
+    check_idle(ctx)?;
+    let keys = collect_slot_keys(ctx, slot, numkeys, params.maxbulks, with_tag);
+    start_batch(ctx, params, keys, Some(slot))
+}
+
+fn migrate_keys_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult {
+    let params = parse_params(ctx, request)?;
+    check_idle(ctx)?;
+    let now = ctx.now_ms;
+    let mut keys: Vec<Key> = Vec::new();
+    for key in request.args().skip(6) {
+        for key in expand(ctx.db(), key, with_tag, now) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    start_batch(ctx, params, keys, None)
+}
+
+/// Up to about `numkeys` messages' worth of live keys of `slot` (with their tag siblings), from
+/// a random position, skipping keys another migration has in flight: Codis' batch filling,
+/// where a key that would take the estimate past twice `numkeys` waits for a later batch
+/// unless the batch is empty.
+fn collect_slot_keys(ctx: &mut Ctx<'_>, slot: SlotId, numkeys: usize, maxbulks: usize, with_tag: bool) -> Vec<Key> {
+    use net::rand::Rng as _;
+    let db_index = ctx.client.db;
+    let now = ctx.now_ms;
+    let len = ctx.state.keyspace.db(db_index).slot_len(slot);
+    if len == 0 {
+        return Vec::new();
+    }
+    let start = ctx.state.rng.random_range(0..len);
+    // Collected first, looked up after: a lookup may expire a key and reorder the slot's map.
+    let db = ctx.state.keyspace.db(db_index);
+    let candidates: Vec<Key> =
+        (0..len).filter_map(|offset| db.slot_key_at(slot, (start + offset) % len).cloned()).collect();
+    let mut keys: Vec<Key> = Vec::new();
+    let mut estimate = 0;
+    for candidate in candidates {
+        if estimate >= numkeys {
+            break;
+        }
+        if keys.contains(&candidate) || ctx.state.migrations.fences.fence_of(db_index, &candidate).is_some() {
+            continue;
+        }
+        let db = ctx.state.keyspace.db(db_index);
+        let group = expand(db, &candidate, with_tag, now);
+        let cost: usize =
+            group.iter().filter_map(|key| db.peek(key)).map(|entry| estimate_messages(entry, maxbulks)).sum();
+        if cost == 0 || (!keys.is_empty() && estimate + cost > 2 * numkeys) {
+            continue;
+        }
+        estimate += cost;
+        for key in group {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// Fences `keys`, stores the batch, wakes the migrator and blocks the caller; with no keys,
+/// answers at once.
+fn start_batch(ctx: &mut Ctx<'_>, params: BatchParams, keys: Vec<Key>, slot: Option<SlotId>) -> CmdResult {
+    let db_index = ctx.client.db;
+    let shape = if slot.is_some() { ReplyShape::CountAndRemaining } else { ReplyShape::Count };
+    if keys.is_empty() {
+        match slot {
+            Some(slot) => {
+                let remaining = ctx.db().slot_len(slot);
+                ctx.reply.array(2);
+                ctx.reply.int(0);
+                ctx.reply.count(remaining);
+            }
+            None => ctx.reply.int(0),
+        }
+        return Ok(());
+    }
+    let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+        return Err(CmdError::other("ERR client is not registered"));
+    };
+    let fence = ctx.state.migrations.fences.raise(db_index, &keys);
+    let mut batch = AsyncBatch::new(params, keys, fence, slot, ctx.now_ms);
+    batch.callers.push(Caller { outbox, version: ctx.client.version, shape });
+    ctx.state.migrations.batches[db_index] = Some(batch);
+    if ctx.state.migrations.submit(Job::AsyncStart { db: db_index }).is_err()
+        && let Some(batch) = ctx.state.migrations.batches[db_index].take()
+    {
+        ctx.state.migrations.fences.lift(db_index, batch.fence, &batch.keys);
+        return Err(CmdError::other("ERR migration is not available on this server"));
+    }
+    ctx.client.blocked = Some(Block { deadline_ms: None });
+    Ok(())
+}
+
+fn slotsmgrtone_async_dump(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    async_dump(ctx, request, false)
+}
+
+fn slotsmgrttagone_async_dump(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    async_dump(ctx, request, true)
+}
+
+/// `SLOTSMGRT[TAG]ONE-ASYNC-DUMP timeout maxbulks key…`: the `SLOTSRESTORE-ASYNC` messages that
+/// would move the keys, as an array of commands, for external tools; nothing changes here.
+fn async_dump(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult {
+    let timeout = parse_timeout(arg(request, 1), DEFAULT_TIMEOUT)?;
+    let maxbulks = parse_positive(arg(request, 2), "maxbulks", 1000)?;
+    let now = ctx.now_ms;
+    let mut keys: Vec<Key> = Vec::new();
+    for key in request.args().skip(3) {
+        for key in expand(ctx.db(), key, with_tag, now) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    let params = BatchParams { target: String::new(), timeout, maxbulks, maxbytes: usize::MAX / 2 };
+    let mut batch = AsyncBatch::new(params, keys, 0, None, now);
+    let mut body = BytesMut::new();
+    let messages = batch.produce(ctx.db(), now, &mut body, usize::MAX);
+    ctx.reply.array(messages);
+    ctx.reply.raw(&body);
+    Ok(())
+}
+
+/// `SLOTSMGRT-ASYNC-FENCE`: `+OK` at once if the database has no batch; otherwise waits for the
+/// batch and gets its outcome.
+fn slotsmgrt_async_fence(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let db_index = ctx.client.db;
+    let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+        return Err(CmdError::other("ERR client is not registered"));
+    };
+    match ctx.state.migrations.batches[db_index].as_mut() {
+        None => ctx.reply.ok(),
+        Some(batch) => {
+            batch.callers.push(Caller { outbox, version: ctx.client.version, shape: ReplyShape::Ok });
+            ctx.client.blocked = Some(Block { deadline_ms: None });
+        }
+    }
+    Ok(())
+}
+
+/// `SLOTSMGRT-ASYNC-CANCEL`: aborts the database's batch (nothing is deleted here; its callers
+/// get "interrupted: canceled") and closes the connection; 1 if there was one, else 0.
+fn slotsmgrt_async_cancel(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let db_index = ctx.client.db;
+    let migrations = &mut ctx.state.migrations;
+    let had_link = migrations.async_links[db_index].take().is_some();
+    let batch = migrations.batches[db_index].take();
+    let had_batch = batch.is_some();
+    if let Some(batch) = batch {
+        crate::migrate::service::abort_batch(ctx.state, db_index, batch, "ERR interrupted: canceled");
+    }
+    if had_link || had_batch {
+        // The migrator drops the connection; if it is gone already, so is the connection.
+        let _ = ctx.state.migrations.submit(Job::AsyncCancel { db: db_index });
+    }
+    ctx.reply.int(i64::from(had_link || had_batch));
+    Ok(())
+}
+
+/// `SLOTSMGRT-ASYNC-STATUS`: nil, or the connection and the batch as a flat map.
+fn slotsmgrt_async_status(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let db_index = ctx.client.db;
+    let now = ctx.now_ms;
+    let migrations = &ctx.state.migrations;
+    let link = migrations.async_links[db_index].clone();
+    let batch = migrations.batches[db_index].as_ref();
+    let Some(target) = link.or_else(|| batch.map(|batch| batch.target.clone())) else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    let (host, port) = target.rsplit_once(':').unwrap_or((&target, ""));
+    let reply = &mut ctx.reply;
+    reply.map(7);
+    reply.bulk(b"host");
+    reply.bulk(host.as_bytes());
+    reply.bulk(b"port");
+    reply.bulk_int(port.parse().unwrap_or(0));
+    reply.bulk(b"used");
+    reply.int(i64::from(batch.is_some()));
+    reply.bulk(b"timeout");
+    reply.count(batch.map_or(0, |batch| batch.timeout.as_millis() as usize));
+    reply.bulk(b"since_lastuse");
+    reply.count(batch.map_or(0, |batch| now.saturating_sub(batch.last_use_ms) as usize));
+    reply.bulk(b"sending_msgs");
+    reply.count(batch.map_or(0, |batch| batch.sending));
+    reply.bulk(b"batched_iterator");
+    let Some(batch) = batch else {
+        reply.null();
+        return Ok(());
+    };
+    reply.map(6);
+    reply.bulk(b"keys");
+    reply.count(batch.keys.len());
+    reply.bulk(b"maxbulks");
+    reply.count(batch.maxbulks);
+    reply.bulk(b"maxbytes");
+    reply.count(batch.maxbytes);
+    reply.bulk(b"removed_keys");
+    reply.count(batch.moved.len());
+    reply.bulk(b"chunked_vals");
+    reply.count(batch.chunked);
+    reply.bulk(b"current");
+    match batch.current() {
+        Some((key, stage, position)) => {
+            reply.map(3);
+            reply.bulk(b"key");
+            reply.bulk(key);
+            reply.bulk(b"stage");
+            reply.bulk(stage.as_bytes());
+            reply.bulk(b"position");
+            reply.count(position);
+        }
+        None => reply.null(),
+    }
+    Ok(())
+}
+
+/// `SLOTSMGRT-EXEC-WRAPPER hashkey command [args…]`: always `[code, reply]`: -1 for a bad
+/// command, 0 if `hashkey` does not exist here, 1 if the command writes and `hashkey` (or its
+/// tag) is in flight, else 2 and the command's own reply.
+fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    ctx.reply.array(2);
+    let name = arg(request, 2);
+    let Some(inner) = table().lookup(name).filter(|command| wrappable(command)) else {
+        ctx.reply.int(-1);
+        ctx.reply.error(&format!("ERR invalid command specified ({})", String::from_utf8_lossy(name)));
+        return Ok(());
+    };
+    if !inner.arity_ok(request.len() - 2) {
+        ctx.reply.int(-1);
+        ctx.reply.error(&format!("ERR wrong number of arguments for command ({})", String::from_utf8_lossy(name)));
+        return Ok(());
+    }
+    let hashkey = arg(request, 1);
+    let now = ctx.now_ms;
+    if ctx.db().get_untouched(hashkey, now).is_none() {
+        ctx.reply.int(0);
+        ctx.reply.error("ERR the specified key doesn't exist");
+        return Ok(());
+    }
+    let inner_request = Request::from_args(request.args().skip(2));
+    let in_flight = !inner.flags.contains(Flags::READONLY)
+        && (ctx.state.migrations.fences.fence_of(ctx.client.db, hashkey).is_some()
+            || crate::migrate::fence_for(ctx.state, ctx.client, inner, &inner_request).is_some());
+    if in_flight {
+        ctx.reply.int(1);
+        ctx.reply.error("ERR the specified key is being migrated");
+        return Ok(());
+    }
+    ctx.reply.int(2);
+    // The inner reply must come now, inside the array: a blocking command answers at once.
+    let deny_blocking = std::mem::replace(&mut ctx.client.deny_blocking, true);
+    call(ctx, inner, &inner_request);
+    ctx.client.deny_blocking = deny_blocking;
+    Ok(())
+}
+
+/// Commands the wrapper may run: not the connection-state, transaction, pub/sub or migration
+/// ones, whose replies or effects do not fit inside `[2, reply]`.
+fn wrappable(command: &Command) -> bool {
+    !command.flags.contains(Flags::NO_MULTI)
+        && !command.flags.contains(Flags::PUBSUB)
+        && !matches!(
+            command.name,
+            "multi"
+                | "exec"
+                | "discard"
+                | "watch"
+                | "unwatch"
+                | "select"
+                | "hello"
+                | "reset"
+                | "quit"
+                | "auth"
+                | "client"
+                | "slotsmgrt-exec-wrapper"
+                | "slotsrestore-async"
+                | "monitor"
+        )
+}

@@ -1,0 +1,249 @@
+//! Slot migration: moving keys from this server (the source) to another (the target) while both
+//! keep serving clients.
+//!
+//! Command handlers run under the state lock and cannot wait on a network, so a migration
+//! command does its share under the lock (chooses the keys, fences them, encodes what the target
+//! must receive), hands the rest to the migrator ([`service`]) as a [`Job`], and blocks its
+//! client the way `BLPOP` does; the migrator talks to the target off the lock and, once the
+//! target has acknowledged everything, takes the lock again to delete the moved keys, lift the
+//! fence and post the caller's reply.
+//!
+//! - [`fence`]: the keys in flight, and the writers that wait for them.
+//! - [`link`]: a connection to a target server, with its `AUTH`/`SELECT` state.
+//! - [`service`]: the migrator: one task per target for the synchronous commands, one per
+//!   database for the asynchronous batch.
+//! - [`batch`]: the asynchronous batch: which keys, and the `SLOTSRESTORE-ASYNC` messages that
+//!   carry them in chunks.
+
+pub mod batch;
+pub mod fence;
+pub mod link;
+pub mod service;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use model::SlotId;
+use resp::{Request, Version};
+use tokio::sync::mpsc;
+
+use crate::cmd::Command;
+use crate::keyspace::Key;
+use crate::outbox::{Delivery, Outbox};
+use crate::reply::Reply;
+use crate::state::{Client, State};
+
+pub use batch::AsyncBatch;
+pub use fence::{FenceId, FenceWait, Fences};
+
+/// Work for the migrator.
+#[derive(Debug)]
+pub enum Job {
+    /// Move a few keys with one `SLOTSRESTORE` (the synchronous commands).
+    Sync(Box<SyncJob>),
+    /// Database `db` has a new asynchronous batch to send.
+    AsyncStart {
+        /// The database.
+        db: usize,
+    },
+    /// Drop database `db`'s connection to its target (`SLOTSMGRT-ASYNC-CANCEL`).
+    AsyncCancel {
+        /// The database.
+        db: usize,
+    },
+}
+
+/// One synchronous migration, as encoded under the lock.
+#[derive(Debug)]
+pub struct SyncJob {
+    /// `host:port` of the target.
+    pub target: String,
+    /// Deadline of each step (connect, write, read): Codis' `timeout`.
+    pub timeout: Duration,
+    /// The password to authenticate with at the target (ours: Codis assumes one password per
+    /// cluster), empty for none.
+    pub password: Bytes,
+    /// The source database (selected at the target too).
+    pub db: usize,
+    /// The keys it moves, fenced by `fence`.
+    pub keys: Vec<Key>,
+    /// Their fence.
+    pub fence: FenceId,
+    /// The encoded `SLOTSRESTORE key ttl payload …` request.
+    pub restore: BytesMut,
+    /// For the slot commands, the slot whose remaining size the reply reports.
+    pub slot: Option<SlotId>,
+    /// Who waits for the result.
+    pub caller: Caller,
+}
+
+/// A client blocked in a migration command, and the shape of the reply it expects.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Where its reply goes.
+    pub outbox: Outbox,
+    /// Its protocol.
+    pub version: Version,
+    /// What it asked for.
+    pub shape: ReplyShape,
+}
+
+/// What a migration command replies once its keys have moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyShape {
+    /// `SLOTSMGRTONE`/`SLOTSMGRTTAGONE` and the `-ASYNC` key forms: the number of keys moved.
+    Count,
+    /// The slot forms: `[moved, remaining keys in the slot]`.
+    CountAndRemaining,
+    /// `SLOTSMGRT-ASYNC-FENCE`: `+OK`.
+    Ok,
+}
+
+impl Caller {
+    /// Posts the reply for `moved` keys (`remaining` in the slot, for the slot forms).
+    pub fn succeed(&self, moved: usize, remaining: usize) {
+        self.post(|reply| match self.shape {
+            ReplyShape::Count => reply.count(moved),
+            ReplyShape::CountAndRemaining => {
+                reply.array(2);
+                reply.count(moved);
+                reply.count(remaining);
+            }
+            ReplyShape::Ok => reply.ok(),
+        });
+    }
+
+    /// Posts an error reply (`text` starts with its code).
+    pub fn fail(&self, text: &str) {
+        self.post(|reply| reply.error(text));
+    }
+
+    fn post(&self, write: impl FnOnce(&mut Reply<'_>)) {
+        let mut out = BytesMut::new();
+        write(&mut Reply::new(&mut out, self.version));
+        self.outbox.send(Delivery::Unblocked(out.freeze()));
+    }
+}
+
+/// The migration state every command can reach.
+#[derive(Debug)]
+pub struct Migrations {
+    /// Keys in flight.
+    pub fences: Fences,
+    /// Per database, the asynchronous batch being sent, if any.
+    pub batches: Vec<Option<AsyncBatch>>,
+    /// Per database, whether the migrator holds a connection for asynchronous batches (what
+    /// `SLOTSMGRT-ASYNC-CANCEL` reports having closed).
+    pub async_links: Vec<Option<String>>,
+    jobs: Option<mpsc::UnboundedSender<Job>>,
+}
+
+impl Migrations {
+    /// No migration, for `databases` databases, and no migrator yet: a server state built
+    /// without [`crate::run`] (unit tests) refuses migration commands.
+    pub fn new(databases: usize) -> Migrations {
+        Migrations {
+            fences: Fences::new(databases),
+            batches: (0..databases).map(|_| None).collect(),
+            async_links: vec![None; databases],
+            jobs: None,
+        }
+    }
+
+    /// Connects the migrator.
+    pub fn attach(&mut self, jobs: mpsc::UnboundedSender<Job>) {
+        self.jobs = Some(jobs);
+    }
+
+    /// Hands `job` to the migrator; gives it back if there is none.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|returned| returned.0),
+            None => Err(job),
+        }
+    }
+
+    /// Whether a migrator is attached.
+    pub fn available(&self) -> bool {
+        self.jobs.as_ref().is_some_and(|jobs| !jobs.is_closed())
+    }
+}
+
+/// The wait, if `request` (by `client`, running `command`) would write a key in flight: the
+/// caller blocks until the fence lifts and then runs the request again. Commands that write a
+/// whole database wait while any of its keys is in flight. Reads never wait.
+pub fn fence_for(state: &State, client: &Client, command: &Command, request: &Request) -> Option<FenceWait> {
+    let fences = &state.migrations.fences;
+    if fences.is_empty() {
+        return None;
+    }
+    let fence = match command.name {
+        "exec" => {
+            let queued = client.multi.as_ref()?;
+            queued.queued.iter().find_map(|queued| {
+                let command = crate::cmd::table().lookup(queued.name())?;
+                writes_fenced(state, client.db, command, queued)
+            })
+        }
+        _ => writes_fenced(state, client.db, command, request),
+    }?;
+    fences.wait(fence)
+}
+
+/// The fence a write by `command` would cross, if any.
+fn writes_fenced(state: &State, db: usize, command: &Command, request: &Request) -> Option<FenceId> {
+    use crate::cmd::Flags;
+    let fences = &state.migrations.fences;
+    if !command.flags.contains(Flags::WRITE) {
+        return None;
+    }
+    let any = |db: usize| fences.any_fence(db);
+    match command.name {
+        // The migration commands choose their keys themselves; the wrapper answers "being
+        // migrated" instead of waiting, as Codis' proxy expects.
+        "slotsmgrtslot"
+        | "slotsmgrttagslot"
+        | "slotsmgrtslot-async"
+        | "slotsmgrttagslot-async"
+        | "slotsmgrt-exec-wrapper"
+        | "slotsrestore-async" => None,
+        "slotsmgrtone" | "slotsmgrttagone" => fences.fence_of(db, request.arg(4)?),
+        "slotsmgrtone-async" | "slotsmgrttagone-async" => {
+            request.args().skip(6).find_map(|key| fences.fence_of(db, key))
+        }
+        "flushdb" | "slotsdel" => any(db),
+        "flushall" | "swapdb" => (0..state.keyspace.len()).find_map(any),
+        "lmpop" | "zmpop" => numkeys_fenced(state, db, request, 1),
+        "blmpop" | "bzmpop" => numkeys_fenced(state, db, request, 2),
+        "move" | "copy" => {
+            // The destination may be another database: a fence there counts too.
+            let key_fence = (1..=2).filter_map(|index| request.arg(index)).find_map(|key| fences.fence_of(db, key));
+            key_fence.or_else(|| (0..state.keyspace.len()).find_map(any))
+        }
+        _ => keys_of(command, request).find_map(|key| fences.fence_of(db, key)),
+    }
+}
+
+/// For commands whose keys follow a count at `position` (`LMPOP numkeys key …`).
+fn numkeys_fenced(state: &State, db: usize, request: &Request, position: usize) -> Option<FenceId> {
+    let count = usize::try_from(resp::parse_i64(request.arg(position)?)?).ok()?;
+    request.args().skip(position + 1).take(count).find_map(|key| state.migrations.fences.fence_of(db, key))
+}
+
+/// The keys `request` names, by its command's key positions.
+pub fn keys_of<'r>(command: &Command, request: &'r Request) -> impl Iterator<Item = &'r [u8]> {
+    let len = i32::try_from(request.len()).unwrap_or(i32::MAX);
+    let first = command.first_key;
+    let last = if command.last_key < 0 { len + command.last_key } else { command.last_key };
+    let step = command.step.max(1);
+    let positions = if first <= 0 { 0..0 } else { first..last.min(len - 1) + 1 };
+    positions
+        .step_by(usize::try_from(step).unwrap_or(1))
+        .filter_map(move |position| request.arg(usize::try_from(position).ok()?))
+}
+
+/// Codis' temporary TTL on a key being rebuilt in chunks: three timeouts, so a half-built key on
+/// the target disappears if the migration dies.
+pub fn chunk_ttl(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis().saturating_mul(3)).unwrap_or(u64::MAX)
+}
