@@ -11,12 +11,15 @@
 //!   flapping link and added latency.
 //! - [`data_server`]: clients reading and writing `codis-server` through a partition and a crash
 //!   and restart, checked against a model; expiry on simulated time.
+//! - [`migration`]: one slot migrating asynchronously between two servers while writers route
+//!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
 //! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
 //!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
 pub mod client;
 pub mod data_server;
 pub mod echo;
+pub mod migration;
 pub mod ping;
 pub mod queue;
 
@@ -35,7 +38,12 @@ pub struct Scenario {
 
 /// Every scenario, in the order `just sim` lists them.
 pub fn all() -> &'static [Scenario] {
-    &[ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO]
+    static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
+        let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO];
+        all.extend(migration::SCENARIOS);
+        all
+    });
+    &ALL
 }
 
 /// The scenario named `name`.

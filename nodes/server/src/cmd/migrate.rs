@@ -19,7 +19,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Db, Key};
 use crate::migrate::{Caller, Job, ReplyShape, SyncJob};
 use crate::rdb::{self, LoadOptions};
-use crate::state::Block;
+use crate::state::{Block, State};
 
 const MIGRATE: Flags = Flags::WRITE.with(Flags::NO_MULTI).with(Flags::NOSCRIPT);
 
@@ -94,15 +94,31 @@ fn slotsmgrttagslot(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     migrate_sync(ctx, request, Pick::TagSlot(parse_slot(arg(request, 4))?))
 }
 
-/// The live keys `key` stands for: itself, or (`with_tag`) every key sharing its hash tag.
-pub(super) fn expand(db: &mut Db, key: &[u8], with_tag: bool, now_ms: u64) -> Vec<Key> {
-    let candidates = if with_tag { db.keys_sharing_tag(key) } else { vec![Key::from_slice(key)] };
+/// The keys `key` stands for: itself, or (`with_tag`) every key sharing its hash tag; those
+/// that live here, and those absent here whose copy at a target may be stale (see
+/// [`crate::migrate::Migrations::mark_stale`]).
+pub(super) fn expand(state: &mut State, db: usize, key: &[u8], with_tag: bool, now_ms: u64) -> Vec<Key> {
+    let live = state.keyspace.db(db);
+    let candidates = if with_tag { live.keys_sharing_tag(key) } else { vec![Key::from_slice(key)] };
     // A lookup deletes an expired key (lazy expiry) after the candidates were collected, never
     // while iterating over a map (Codis' #1184).
-    candidates.into_iter().filter(|key| db.get_untouched(key, now_ms).is_some()).collect()
+    let mut keys: Vec<Key> = candidates.into_iter().filter(|key| live.get_untouched(key, now_ms).is_some()).collect();
+    for stale in state.migrations.stale_keys(db, key, with_tag) {
+        if !keys.contains(&stale) {
+            keys.push(stale);
+        }
+    }
+    keys
 }
 
-/// A random live key of `slot` that no migration has in flight, if there is one.
+/// What a slot command reports as remaining: the slot's keys here, and the keys of the slot
+/// whose stale copies at a target still need deleting.
+pub(crate) fn remaining_in_slot(state: &mut State, db: usize, slot: SlotId) -> usize {
+    state.keyspace.db(db).slot_len(slot) + state.migrations.stale_in_slot(db, slot).len()
+}
+
+/// A random live key of `slot` that no migration has in flight or, with none, a key of the slot
+/// whose stale copy at a target needs deleting.
 fn random_slot_key(ctx: &mut Ctx<'_>, slot: SlotId) -> Option<Key> {
     use net::rand::Rng as _;
     let db_index = ctx.client.db;
@@ -110,7 +126,7 @@ fn random_slot_key(ctx: &mut Ctx<'_>, slot: SlotId) -> Option<Key> {
     for _ in 0..16 {
         let len = ctx.state.keyspace.db(db_index).slot_len(slot);
         if len == 0 {
-            return None;
+            break;
         }
         let start = ctx.state.rng.random_range(0..len);
         let db = ctx.state.keyspace.db(db_index);
@@ -124,7 +140,8 @@ fn random_slot_key(ctx: &mut Ctx<'_>, slot: SlotId) -> Option<Key> {
             return Some(key);
         }
     }
-    None
+    let fences = &ctx.state.migrations.fences;
+    ctx.state.migrations.stale_in_slot(db_index, slot).into_iter().find(|key| fences.fence_of(db_index, key).is_none())
 }
 
 fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResult {
@@ -135,12 +152,12 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
     let now = ctx.now_ms;
     let db_index = ctx.client.db;
     let (keys, slot) = match pick {
-        Pick::One(key) => (expand(ctx.db(), key, false, now), None),
-        Pick::TagOne(key) => (expand(ctx.db(), key, true, now), None),
+        Pick::One(key) => (expand(ctx.state, db_index, key, false, now), None),
+        Pick::TagOne(key) => (expand(ctx.state, db_index, key, true, now), None),
         Pick::Slot(slot) => (random_slot_key(ctx, slot).into_iter().collect(), Some(slot)),
         Pick::TagSlot(slot) => {
             let keys = match random_slot_key(ctx, slot) {
-                Some(key) => expand(ctx.db(), &key, true, now),
+                Some(key) => expand(ctx.state, db_index, &key, true, now),
                 None => Vec::new(),
             };
             (keys, Some(slot))
@@ -150,7 +167,7 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
     if keys.is_empty() {
         match slot {
             Some(slot) => {
-                let remaining = ctx.db().slot_len(slot);
+                let remaining = remaining_in_slot(ctx.state, db_index, slot);
                 ctx.reply.array(2);
                 ctx.reply.int(0);
                 ctx.reply.count(remaining);
@@ -159,7 +176,8 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
         }
         return Ok(());
     }
-    let restore = encode_restore(ctx.db(), &keys, now);
+    ctx.state.migrations.forget_stale_elsewhere(db_index, &target.address);
+    let (restore, commands) = encode_restore(ctx.db(), &keys, now);
     let fence = ctx.state.migrations.fences.raise(db_index, &keys);
     let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
         ctx.state.migrations.fences.lift(db_index, fence, &keys);
@@ -173,6 +191,7 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
         keys,
         fence,
         restore,
+        commands,
         slot,
         caller: Caller { outbox, version: ctx.client.version, shape },
     };
@@ -184,25 +203,39 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
     Ok(())
 }
 
-/// `SLOTSRESTORE key ttl payload …` for `keys`, each with its remaining TTL (at least 1 ms) or 0.
-fn encode_restore(db: &mut Db, keys: &[Key], now_ms: u64) -> BytesMut {
+/// What moves `keys` to the target: `SLOTSRESTORE key ttl payload …` for those that live here
+/// (each with its remaining TTL, at least 1 ms, or 0), then `DEL` for those absent here (their
+/// copy there is stale). Returns the requests and how many there are.
+fn encode_restore(db: &mut Db, keys: &[Key], now_ms: u64) -> (BytesMut, usize) {
     let mut out = BytesMut::new();
-    let entries: Vec<(&Key, u64, Vec<u8>)> = keys
-        .iter()
-        .filter_map(|key| {
-            let entry = db.peek(key)?;
-            let ttl = entry.ttl_to_send(now_ms);
-            Some((key, ttl, rdb::dump_payload(&entry.value)))
-        })
-        .collect();
-    encode::write_array_header(&mut out, 1 + 3 * entries.len());
-    encode::write_bulk(&mut out, b"SLOTSRESTORE");
-    for (key, ttl, payload) in &entries {
-        encode::write_bulk(&mut out, key);
-        encode::write_bulk(&mut out, itoa::Buffer::new().format(*ttl).as_bytes());
-        encode::write_bulk(&mut out, payload);
+    let mut absent: Vec<&Key> = Vec::new();
+    let mut entries: Vec<(&Key, u64, Vec<u8>)> = Vec::new();
+    for key in keys {
+        match db.peek(key) {
+            Some(entry) => entries.push((key, entry.ttl_to_send(now_ms), rdb::dump_payload(&entry.value))),
+            None => absent.push(key),
+        }
     }
-    out
+    let mut commands = 0;
+    if !entries.is_empty() {
+        commands += 1;
+        encode::write_array_header(&mut out, 1 + 3 * entries.len());
+        encode::write_bulk(&mut out, b"SLOTSRESTORE");
+        for (key, ttl, payload) in &entries {
+            encode::write_bulk(&mut out, key);
+            encode::write_bulk(&mut out, itoa::Buffer::new().format(*ttl).as_bytes());
+            encode::write_bulk(&mut out, payload);
+        }
+    }
+    if !absent.is_empty() {
+        commands += 1;
+        encode::write_array_header(&mut out, 1 + absent.len());
+        encode::write_bulk(&mut out, b"DEL");
+        for key in absent {
+            encode::write_bulk(&mut out, key);
+        }
+    }
+    (out, commands)
 }
 
 /// `SLOTSRESTORE key ttl payload [key ttl payload …]`: checks every payload first, then replaces

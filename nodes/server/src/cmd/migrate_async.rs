@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use model::SlotId;
 use resp::Request;
 
-use super::migrate::{expand, parse_address, parse_timeout};
+use super::migrate::{expand, parse_address, parse_timeout, remaining_in_slot};
 use super::slots::{codis_int, parse_slot};
 use super::{Command, Ctx, Flags, call, command, table};
 use crate::args::arg;
@@ -111,9 +111,10 @@ fn migrate_keys_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> C
     let params = parse_params(ctx, request)?;
     check_idle(ctx)?;
     let now = ctx.now_ms;
+    let db_index = ctx.client.db;
     let mut keys: Vec<Key> = Vec::new();
     for key in request.args().skip(6) {
-        for key in expand(ctx.db(), key, with_tag, now) {
+        for key in expand(ctx.state, db_index, key, with_tag, now) {
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -122,23 +123,22 @@ fn migrate_keys_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> C
     start_batch(ctx, params, keys, None)
 }
 
-/// Up to about `numkeys` messages' worth of live keys of `slot` (with their tag siblings), from
-/// a random position, skipping keys another migration has in flight: Codis' batch filling,
-/// where a key that would take the estimate past twice `numkeys` waits for a later batch
-/// unless the batch is empty.
+/// Up to about `numkeys` messages' worth of keys of `slot` (with their tag siblings): first the
+/// keys whose stale copies at the target need deleting, then live keys from a random position,
+/// skipping keys another migration has in flight. As Codis fills a batch, a key that would take
+/// the estimate past twice `numkeys` waits for a later batch unless the batch is empty.
 fn collect_slot_keys(ctx: &mut Ctx<'_>, slot: SlotId, numkeys: usize, maxbulks: usize, with_tag: bool) -> Vec<Key> {
     use net::rand::Rng as _;
     let db_index = ctx.client.db;
     let now = ctx.now_ms;
+    let mut candidates = ctx.state.migrations.stale_in_slot(db_index, slot);
     let len = ctx.state.keyspace.db(db_index).slot_len(slot);
-    if len == 0 {
-        return Vec::new();
+    if len > 0 {
+        let start = ctx.state.rng.random_range(0..len);
+        // Collected first, looked up after: a lookup may expire a key and reorder the slot's map.
+        let db = ctx.state.keyspace.db(db_index);
+        candidates.extend((0..len).filter_map(|offset| db.slot_key_at(slot, (start + offset) % len).cloned()));
     }
-    let start = ctx.state.rng.random_range(0..len);
-    // Collected first, looked up after: a lookup may expire a key and reorder the slot's map.
-    let db = ctx.state.keyspace.db(db_index);
-    let candidates: Vec<Key> =
-        (0..len).filter_map(|offset| db.slot_key_at(slot, (start + offset) % len).cloned()).collect();
     let mut keys: Vec<Key> = Vec::new();
     let mut estimate = 0;
     for candidate in candidates {
@@ -148,10 +148,11 @@ fn collect_slot_keys(ctx: &mut Ctx<'_>, slot: SlotId, numkeys: usize, maxbulks: 
         if keys.contains(&candidate) || ctx.state.migrations.fences.fence_of(db_index, &candidate).is_some() {
             continue;
         }
+        let group = expand(ctx.state, db_index, &candidate, with_tag, now);
         let db = ctx.state.keyspace.db(db_index);
-        let group = expand(db, &candidate, with_tag, now);
+        // An absent key (a stale copy to delete there) is one message.
         let cost: usize =
-            group.iter().filter_map(|key| db.peek(key)).map(|entry| estimate_messages(entry, maxbulks)).sum();
+            group.iter().map(|key| db.peek(key).map_or(1, |entry| estimate_messages(entry, maxbulks))).sum();
         if cost == 0 || (!keys.is_empty() && estimate + cost > 2 * numkeys) {
             continue;
         }
@@ -173,7 +174,7 @@ fn start_batch(ctx: &mut Ctx<'_>, params: BatchParams, keys: Vec<Key>, slot: Opt
     if keys.is_empty() {
         match slot {
             Some(slot) => {
-                let remaining = ctx.db().slot_len(slot);
+                let remaining = remaining_in_slot(ctx.state, db_index, slot);
                 ctx.reply.array(2);
                 ctx.reply.int(0);
                 ctx.reply.count(remaining);
@@ -185,8 +186,11 @@ fn start_batch(ctx: &mut Ctx<'_>, params: BatchParams, keys: Vec<Key>, slot: Opt
     let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
         return Err(CmdError::other("ERR client is not registered"));
     };
+    ctx.state.migrations.forget_stale_elsewhere(db_index, &params.target);
     let fence = ctx.state.migrations.fences.raise(db_index, &keys);
+    let stale = keys.iter().filter(|key| ctx.state.migrations.is_stale(db_index, key)).cloned().collect();
     let mut batch = AsyncBatch::new(params, keys, fence, slot, ctx.now_ms);
+    batch.stale = stale;
     batch.callers.push(Caller { outbox, version: ctx.client.version, shape });
     ctx.state.migrations.batches[db_index] = Some(batch);
     if ctx.state.migrations.submit(Job::AsyncStart { db: db_index }).is_err()
@@ -213,9 +217,10 @@ fn async_dump(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult
     let timeout = parse_timeout(arg(request, 1), DEFAULT_TIMEOUT)?;
     let maxbulks = parse_positive(arg(request, 2), "maxbulks", 1000)?;
     let now = ctx.now_ms;
+    let db_index = ctx.client.db;
     let mut keys: Vec<Key> = Vec::new();
     for key in request.args().skip(3) {
-        for key in expand(ctx.db(), key, with_tag, now) {
+        for key in expand(ctx.state, db_index, key, with_tag, now) {
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -343,8 +348,16 @@ fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let hashkey = arg(request, 1);
     let now = ctx.now_ms;
     if ctx.db().get_untouched(hashkey, now).is_none() {
-        ctx.reply.int(0);
-        ctx.reply.error("ERR the specified key doesn't exist");
+        // Absent here, the key lives at the target, unless a migration that did not complete
+        // may have left an out-of-date copy there: then it counts as in flight until a later
+        // migration has deleted that copy (Codis would route to the stale copy).
+        if ctx.state.migrations.is_stale(ctx.client.db, hashkey) {
+            ctx.reply.int(1);
+            ctx.reply.error("ERR the specified key is being migrated");
+        } else {
+            ctx.reply.int(0);
+            ctx.reply.error("ERR the specified key doesn't exist");
+        }
         return Ok(());
     }
     let inner_request = Request::from_args(request.args().skip(2));

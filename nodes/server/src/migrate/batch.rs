@@ -12,6 +12,7 @@
 //! a position. Positions stay valid because every key of the batch is fenced (no write reaches
 //! it) until the batch ends; a key that expires meanwhile is deleted on the target instead.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -70,6 +71,9 @@ pub struct AsyncBatch {
     pub keys: Vec<Key>,
     /// For the slot commands, the slot the reply reports on.
     pub slot: Option<SlotId>,
+    /// Keys that may have a stale copy at the target: if one is absent here, the target's copy
+    /// is deleted rather than left to resurface.
+    pub stale: BTreeSet<Key>,
     /// Keys whose whole value has been sent: deleted here once everything is acknowledged.
     pub moved: Vec<Key>,
     /// Keys sent in chunks so far.
@@ -102,6 +106,7 @@ impl AsyncBatch {
     /// A batch of `keys` (already fenced by `fence`).
     pub fn new(params: BatchParams, keys: Vec<Key>, fence: FenceId, slot: Option<SlotId>, now_ms: u64) -> AsyncBatch {
         AsyncBatch {
+            stale: BTreeSet::new(),
             target: params.target,
             timeout: params.timeout,
             maxbulks: params.maxbulks.max(1),
@@ -148,9 +153,9 @@ impl AsyncBatch {
     fn step(&mut self, db: &mut Db, now_ms: u64, out: &mut BytesMut) -> usize {
         let key = self.keys[self.next].clone();
         let Some(entry) = db.get_untouched(&key, now_ms) else {
-            // Gone (expired, or evicted): nothing to send, and if chunks went out already the
-            // half-built copy on the target goes too.
-            let cleanup = usize::from(self.stage != Stage::Prepare);
+            // Gone (expired, or evicted): nothing to send, but if chunks went out already, or an
+            // earlier migration may have left a copy there, the target's copy goes too.
+            let cleanup = usize::from(self.stage != Stage::Prepare || self.stale.contains(&key));
             if cleanup == 1 {
                 message(out, verbs::DELETE, &key, &[]);
             }

@@ -20,6 +20,7 @@ pub mod fence;
 pub mod link;
 pub mod service;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -69,8 +70,11 @@ pub struct SyncJob {
     pub keys: Vec<Key>,
     /// Their fence.
     pub fence: FenceId,
-    /// The encoded `SLOTSRESTORE key ttl payload …` request.
+    /// The encoded requests: `SLOTSRESTORE key ttl payload …` for the keys that live here,
+    /// `DEL …` for those whose stale copy at the target goes.
     pub restore: BytesMut,
+    /// How many requests `restore` holds (each gets one reply).
+    pub commands: usize,
     /// For the slot commands, the slot whose remaining size the reply reports.
     pub slot: Option<SlotId>,
     /// Who waits for the result.
@@ -135,6 +139,9 @@ pub struct Migrations {
     /// Per database, whether the migrator holds a connection for asynchronous batches (what
     /// `SLOTSMGRT-ASYNC-CANCEL` reports having closed).
     pub async_links: Vec<Option<String>>,
+    /// Per database, keys a migration that did not complete may have left on a target (with
+    /// that target): see [`Migrations::mark_stale`].
+    stale: Vec<BTreeMap<Key, String>>,
     jobs: Option<mpsc::UnboundedSender<Job>>,
 }
 
@@ -146,6 +153,7 @@ impl Migrations {
             fences: Fences::new(databases),
             batches: (0..databases).map(|_| None).collect(),
             async_links: vec![None; databases],
+            stale: vec![BTreeMap::new(); databases],
             jobs: None,
         }
     }
@@ -160,6 +168,70 @@ impl Migrations {
         match &self.jobs {
             Some(jobs) => jobs.send(job).map_err(|returned| returned.0),
             None => Err(job),
+        }
+    }
+
+    /// Records that `keys` of database `db` may have a copy at `target` that is now out of date:
+    /// a batch or a synchronous move to it failed or was cancelled after sending some of them,
+    /// so the source kept its copies and went on changing them.
+    ///
+    /// Codis forgets these copies, and they resurface: once the source deletes such a key,
+    /// routing (`SLOTSMGRT-EXEC-WRAPPER` code 0) sends readers to the target's stale copy, and a
+    /// deletion the client saw acknowledged is undone. Here such a key, while absent on the
+    /// source, is reported "being migrated" (code 1) until a later migration to the same target
+    /// has deleted or replaced the copy there; the migration commands pick these keys up and
+    /// count them as remaining.
+    pub fn mark_stale(&mut self, db: usize, keys: &[Key], target: &str) {
+        if let Some(stale) = self.stale.get_mut(db) {
+            for key in keys {
+                stale.insert(key.clone(), target.to_string());
+            }
+        }
+    }
+
+    /// The target now holds what the source holds for `keys` (or nothing, like the source).
+    pub fn clear_stale(&mut self, db: usize, keys: &[Key]) {
+        if let Some(stale) = self.stale.get_mut(db) {
+            for key in keys {
+                stale.remove(key.as_slice());
+            }
+        }
+    }
+
+    /// Whether `key` of database `db` may have an out-of-date copy on a target.
+    pub fn is_stale(&self, db: usize, key: &[u8]) -> bool {
+        self.stale.get(db).is_some_and(|stale| !stale.is_empty() && stale.contains_key(key))
+    }
+
+    /// The possibly stale keys of database `db` that `key` stands for: itself, or (`with_tag`)
+    /// every key sharing its hash tag.
+    pub fn stale_keys(&self, db: usize, key: &[u8], with_tag: bool) -> Vec<Key> {
+        let Some(stale) = self.stale.get(db).filter(|stale| !stale.is_empty()) else {
+            return Vec::new();
+        };
+        let hash = model::KeyHash::of(key);
+        stale
+            .keys()
+            .filter(|candidate| {
+                candidate.as_slice() == key || (with_tag && hash.tagged && model::KeyHash::of(candidate) == hash)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The possibly stale keys of `slot` in database `db`.
+    pub fn stale_in_slot(&self, db: usize, slot: SlotId) -> Vec<Key> {
+        self.stale
+            .get(db)
+            .map(|stale| stale.keys().filter(|key| model::slot_of(key) == slot).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A migration of database `db` now goes to `target`: copies left at another target are no
+    /// longer reachable through routing, so they stop holding their keys back.
+    pub fn forget_stale_elsewhere(&mut self, db: usize, target: &str) {
+        if let Some(stale) = self.stale.get_mut(db) {
+            stale.retain(|_, at| at == target);
         }
     }
 

@@ -135,7 +135,14 @@ async fn restore_at_target<E: Env>(
     if select == 1 {
         link.expect_ok(job.timeout, "SELECT").await?;
     }
-    link.expect_ok(job.timeout, "SLOTSRESTORE").await
+    for _ in 0..job.commands {
+        match link.receive(job.timeout).await? {
+            Frame::Simple(text) if text.as_ref() == b"OK" => {}
+            Frame::Integer(_) => {}
+            other => return Err(link.refused("SLOTSRESTORE", &other)),
+        }
+    }
+    Ok(())
 }
 
 /// Ends a synchronous job under the lock: on success deletes the moved keys; either way lifts
@@ -150,8 +157,13 @@ fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) {
         };
         state.migrations.fences.lift(job.db, job.fence, &job.keys);
         match &result {
+            Ok(()) => state.migrations.clear_stale(job.db, &job.keys),
+            // The target may have applied the restore before the failure.
+            Err(_) => state.migrations.mark_stale(job.db, &job.keys, &job.target),
+        }
+        match &result {
             Ok(()) => {
-                let remaining = job.slot.map_or(0, |slot| state.keyspace.db(job.db).slot_len(slot));
+                let remaining = job.slot.map_or(0, |slot| crate::cmd::migrate::remaining_in_slot(state, job.db, slot));
                 job.caller.succeed(job.keys.len(), remaining);
             }
             Err(error) => job.caller.fail(&error.to_string()),
@@ -376,7 +388,8 @@ fn finish_batch(shared: &Shared, db: usize, fence: super::FenceId) -> Result<(),
         };
         let removed = delete_moved(state, db, &batch.moved);
         state.migrations.fences.lift(db, batch.fence, &batch.keys);
-        let remaining = batch.slot.map_or(0, |slot| state.keyspace.db(db).slot_len(slot));
+        state.migrations.clear_stale(db, &batch.keys);
+        let remaining = batch.slot.map_or(0, |slot| crate::cmd::migrate::remaining_in_slot(state, db, slot));
         for caller in &batch.callers {
             caller.succeed(batch.moved.len(), remaining);
         }
@@ -405,6 +418,7 @@ fn fail_batch(shared: &Shared, db: usize, error: &BatchError) {
 /// Ends `batch` without deleting anything: lifts its fence and gives its callers `error`.
 pub fn abort_batch(state: &mut State, db: usize, batch: AsyncBatch, error: &str) {
     state.migrations.fences.lift(db, batch.fence, &batch.keys);
+    state.migrations.mark_stale(db, &batch.keys, &batch.target);
     for caller in &batch.callers {
         caller.fail(error);
     }

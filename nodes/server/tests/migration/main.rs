@@ -258,3 +258,36 @@ async fn cancel_interrupts_a_batch_and_the_target_refuses_bad_messages() {
     );
     assert!(target.closed().await, "a refused message closes the connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_by_a_failed_migration_never_resurfaces() {
+    let config = ServerConfig { enable_debug_command: server::DebugCommand::Yes, ..ServerConfig::default() };
+    let cluster = Cluster::start(config).await;
+    let (mut source, mut target, mut pauser) = (cluster.source().await, cluster.target().await, cluster.target().await);
+    let port = cluster.target_port();
+    source.ok(&["SET", "k", "old"]).await;
+    // The target stalls; the restore waits in its socket while the source gives up after
+    // 100 ms, keeping its copy. Then the target wakes and applies the restore: a stale copy.
+    pauser.send(&["DEBUG", "SLEEP", "0.5"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let Frame::Error(error) = source.call(&["SLOTSMGRTONE", "127.0.0.1", &port, "100", "k"]).await else {
+        panic!("the migration times out")
+    };
+    assert!(error.starts_with(b"IOERR"), "{}", String::from_utf8_lossy(&error));
+    assert_eq!(pauser.receive().await, Frame::Simple("OK".into()));
+    assert_eq!(target.call(&["GET", "k"]).await, bulk("old"), "the target applied the late restore");
+    // The source's copy goes on changing, and is deleted.
+    source.ok(&["SET", "k", "new"]).await;
+    assert_eq!(source.call(&["DEL", "k"]).await, int(1));
+    // Codis would now answer 0 ("not here"), sending readers to the target's stale "old".
+    let wrapped = source.call(&["SLOTSMGRT-EXEC-WRAPPER", "k", "GET", "k"]).await;
+    assert_eq!(wrapped, Frame::Array(vec![int(1), Frame::Error("ERR the specified key is being migrated".into())]));
+    let slot = u32::from(slot_of(b"k")).to_string();
+    assert_eq!(source.call(&["SLOTSINFO", &slot, "1"]).await, Frame::Array(vec![]));
+    // Migrating the slot deletes the stale copy, and counts it until then.
+    let reply = source.call(&["SLOTSMGRTSLOT", "127.0.0.1", &port, "0", &slot]).await;
+    assert_eq!(reply, Frame::Array(vec![int(1), int(0)]));
+    assert_eq!(target.call(&["EXISTS", "k"]).await, int(0));
+    let wrapped = source.call(&["SLOTSMGRT-EXEC-WRAPPER", "k", "GET", "k"]).await;
+    assert_eq!(wrapped, Frame::Array(vec![int(0), Frame::Error("ERR the specified key doesn't exist".into())]));
+}
