@@ -37,8 +37,8 @@ use tracing::{debug, info};
 use crate::Scenario;
 use crate::client::{SimClient, Unavailable};
 
-/// The four registry entries.
-pub const SCENARIOS: [Scenario; 4] = [
+/// The registry entries.
+pub const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "migrate-partition",
         summary: "async slot migration with semi-async writers; source/target link partitioned mid-batch",
@@ -59,22 +59,51 @@ pub const SCENARIOS: [Scenario; 4] = [
         summary: "async slot migration with semi-async writers; SLOTSMGRT-ASYNC-CANCEL arrives mid-batch",
         run: run_cancel,
     },
+    Scenario {
+        name: "migrate-sync-partition",
+        summary: "sync slot migration with sync-routing writers; source/target link partitioned mid-migration",
+        run: run_sync_partition,
+    },
+    Scenario {
+        name: "migrate-sync-target-crash",
+        summary: "sync slot migration with sync-routing writers; the target crashes mid-migration and restarts",
+        run: run_sync_target_crash,
+    },
 ];
 
 fn run_partition(seed: u64) -> Outcome {
-    run(seed, Variant::Partition)
+    run(seed, Variant::Partition, Method::SemiAsync)
 }
 
 fn run_target_crash(seed: u64) -> Outcome {
-    run(seed, Variant::TargetCrash)
+    run(seed, Variant::TargetCrash, Method::SemiAsync)
 }
 
 fn run_source_crash(seed: u64) -> Outcome {
-    run(seed, Variant::SourceCrash)
+    run(seed, Variant::SourceCrash, Method::SemiAsync)
 }
 
 fn run_cancel(seed: u64) -> Outcome {
-    run(seed, Variant::Cancel)
+    run(seed, Variant::Cancel, Method::SemiAsync)
+}
+
+fn run_sync_partition(seed: u64) -> Outcome {
+    run(seed, Variant::Partition, Method::Sync)
+}
+
+fn run_sync_target_crash(seed: u64) -> Outcome {
+    run(seed, Variant::TargetCrash, Method::Sync)
+}
+
+/// How the slot moves and how writers route, as Codis' two `forward_method`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// The driver moves one key (and its tag) at a time with `SLOTSMGRTTAGSLOT`; writers move
+    /// their key with `SLOTSMGRTTAGONE` and then send the command to the target.
+    Sync,
+    /// The driver moves batches with `SLOTSMGRTTAGSLOT-ASYNC`; writers go through
+    /// `SLOTSMGRT-EXEC-WRAPPER`.
+    SemiAsync,
 }
 
 /// Which fault strikes.
@@ -150,7 +179,7 @@ fn big_hash(index: usize) -> String {
 }
 
 /// Runs one variant with `seed`.
-fn run(seed: u64, variant: Variant) -> Outcome {
+fn run(seed: u64, variant: Variant, method: Method) -> Outcome {
     let mut config = SimConfig::new(seed);
     config.duration = Duration::from_secs(90);
     let mut harness = Harness::new(config);
@@ -166,7 +195,7 @@ fn run(seed: u64, variant: Variant) -> Outcome {
     let nemesis = harness.nemesis();
     {
         let progress = progress.clone();
-        harness.client("driver", move |env| driver(env, progress, variant));
+        harness.client("driver", move |env| driver(env, progress, variant, method));
     }
     {
         let progress = progress.clone();
@@ -174,7 +203,7 @@ fn run(seed: u64, variant: Variant) -> Outcome {
     }
     for (index, writer) in WRITERS.into_iter().enumerate() {
         let progress = progress.clone();
-        harness.client(writer, move |env| write_and_check(env, writer, index, progress));
+        harness.client(writer, move |env| write_and_check(env, writer, index, progress, method));
     }
     harness.run()
 }
@@ -243,7 +272,7 @@ async fn faults(env: SimEnv, progress: Shared, nemesis: Nemesis, variant: Varian
 
 /// Preloads the slot, migrates it batch by batch until the source reports it empty after the
 /// fault healed, then checks the end state once the writers are done.
-async fn driver(env: SimEnv, progress: Shared, variant: Variant) -> HostResult {
+async fn driver(env: SimEnv, progress: Shared, variant: Variant, method: Method) -> HostResult {
     let mut rng = env.rng("driver");
     let mut source = SimClient::new(env.clone(), "source:6379");
     let mut target = SimClient::new(env.clone(), "target:6379");
@@ -263,12 +292,22 @@ async fn driver(env: SimEnv, progress: Shared, variant: Variant) -> HostResult {
                 format!("the migration did not finish within {FINISH_WITHIN:?} of healing"),
             ));
         }
-        let reply = source
-            .call_with_timeout(
-                &["SLOTSMGRTTAGSLOT-ASYNC", "target", "6379", &timeout, &maxbulks, "4096", &slot, "20"],
-                Duration::from_millis(TIMEOUT_MS * 3),
-            )
-            .await;
+        let reply = match method {
+            Method::SemiAsync => {
+                source
+                    .call_with_timeout(
+                        &["SLOTSMGRTTAGSLOT-ASYNC", "target", "6379", &timeout, &maxbulks, "4096", &slot, "20"],
+                        Duration::from_millis(TIMEOUT_MS * 3),
+                    )
+                    .await
+            }
+            // Codis' default synchronous timeout; a big hash takes one round trip.
+            Method::Sync => {
+                source
+                    .call_with_timeout(&["SLOTSMGRTTAGSLOT", "target", "6379", "100", &slot], Duration::from_secs(1))
+                    .await
+            }
+        };
         match reply {
             Ok(Frame::Array(parts)) => {
                 let (Some(Frame::Integer(moved)), Some(Frame::Integer(remaining))) = (parts.first(), parts.get(1))
@@ -298,8 +337,9 @@ async fn driver(env: SimEnv, progress: Shared, variant: Variant) -> HostResult {
             }
         }
         // The dashboard's pause between batches, so the writers and the fault meet a migration
-        // in progress.
-        sleep(Duration::from_millis(rng.random_range(10..=40))).await;
+        // in progress (a synchronous step moves far fewer keys).
+        let pause = if method == Method::Sync { 1..=8 } else { 10..=40 };
+        sleep(Duration::from_millis(rng.random_range(pause))).await;
     }
     info!(errors, batches = progress.borrow().batches, "migration finished");
     if errors == 0 && variant != Variant::SourceCrash {
@@ -451,11 +491,18 @@ impl Known {
 
 /// One writer: reads and writes its own keys of the slot through the semi-async routing until
 /// the migration is over, then reads every key once more.
-async fn write_and_check(env: SimEnv, name: &'static str, index: usize, progress: Shared) -> HostResult {
+async fn write_and_check(
+    env: SimEnv,
+    name: &'static str,
+    index: usize,
+    progress: Shared,
+    method: Method,
+) -> HostResult {
     let mut rng = env.rng("writer");
     let mut router = Router {
         source: SimClient::new(env.clone(), "source:6379"),
         target: SimClient::new(env.clone(), "target:6379"),
+        method,
     };
     let keys = writer_keys(name);
     let mut model: BTreeMap<String, Known> =
@@ -555,14 +602,24 @@ fn check_read(name: &str, model: &mut BTreeMap<String, Known>, key: &str, reply:
     Ok(())
 }
 
-/// Routes a command as Codis' proxy does for a slot in semi-async migration.
+/// Routes a command as Codis' proxy does for a slot in migration.
 struct Router {
     source: SimClient,
     target: SimClient,
+    method: Method,
 }
 
 impl Router {
     async fn call(&mut self, key: &str, args: &[&str]) -> Result<Frame, Unavailable> {
+        if self.method == Method::Sync {
+            // Move the key (and its tag) first; only a completed move lets the command go on.
+            let moved = self.source.call(&["SLOTSMGRTTAGONE", "target", "6379", "100", key]).await?;
+            debug!(key, ?moved, "moved");
+            if !matches!(moved, Frame::Integer(_)) {
+                return Err(Unavailable(format!("SLOTSMGRTTAGONE replied {moved:?}")));
+            }
+            return self.target.call(args).await;
+        }
         let mut wrapped = vec!["SLOTSMGRT-EXEC-WRAPPER", key];
         wrapped.extend_from_slice(args);
         for _ in 0..100 {

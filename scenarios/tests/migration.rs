@@ -8,7 +8,7 @@ const SEEDS: std::ops::Range<u64> = 100..124;
 #[test]
 fn every_migration_scenario_holds_its_invariants_for_many_seeds() {
     let scenarios: Vec<_> = scenarios::all().iter().filter(|scenario| scenario.name.starts_with("migrate-")).collect();
-    assert_eq!(scenarios.len(), 4, "partition, target crash, source crash, cancel");
+    assert_eq!(scenarios.len(), 6, "partition, target crash, source crash, cancel; sync partition, target crash");
     for scenario in scenarios {
         for seed in SEEDS {
             let outcome = (scenario.run)(seed);
