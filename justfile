@@ -104,10 +104,11 @@ bench WHAT="all":
     #!/usr/bin/env bash
     set -euo pipefail
     case "{{WHAT}}" in
-        all) just bench-resp; just bench-server ;;
+        all) just bench-resp; just bench-server; just bench-migrate ;;
         resp) just bench-resp ;;
         server) just bench-server ;;
-        *) echo "unknown benchmark {{WHAT}} (use resp, server or nothing for all)" >&2; exit 2 ;;
+        migrate) just bench-migrate ;;
+        *) echo "unknown benchmark {{WHAT}} (use resp, server, migrate or nothing for all)" >&2; exit 2 ;;
     esac
 
 # codis-server against redis-server 7.0 with redis-benchmark, side by side (about 12 minutes);
@@ -119,6 +120,14 @@ bench-server *ARGS: deps
     @echo "wrote reports/server.md"
 
 # RESP parse/encode throughput against redis-protocol; writes reports/resp-bench.md.
+# Slot migration between two codis-servers (sync and async; small keys and one big hash), with
+# other clients' latency meanwhile, beside redis-server's MIGRATE and a redis-cli --pipe load.
+bench-migrate *ARGS: deps
+    cargo build --release --quiet -p prod --bin codis-server
+    python3 reports/migration_bench.py --command "just bench migrate" {{ARGS}} > reports/migration.md.new
+    mv reports/migration.md.new reports/migration.md
+    @echo "wrote reports/migration.md"
+
 bench-resp:
     cargo bench -p resp --bench resp -- --noplot
     python3 reports/criterion_report.py --title "RESP codec: ours vs redis-protocol 6" \

@@ -7,6 +7,7 @@
 //! [`crate::migrate::batch`]); only then are the keys deleted here. Until that moment they stay
 //! readable; a write waits (or, through the wrapper, is answered "being migrated").
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -131,21 +132,29 @@ fn collect_slot_keys(ctx: &mut Ctx<'_>, slot: SlotId, numkeys: usize, maxbulks: 
     use net::rand::Rng as _;
     let db_index = ctx.client.db;
     let now = ctx.now_ms;
-    let mut candidates = ctx.state.migrations.stale_in_slot(db_index, slot);
+    let stale = ctx.state.migrations.stale_in_slot(db_index, slot);
     let len = ctx.state.keyspace.db(db_index).slot_len(slot);
-    if len > 0 {
-        let start = ctx.state.rng.random_range(0..len);
-        // Collected first, looked up after: a lookup may expire a key and reorder the slot's map.
-        let db = ctx.state.keyspace.db(db_index);
-        candidates.extend((0..len).filter_map(|offset| db.slot_key_at(slot, (start + offset) % len).cloned()));
-    }
+    let start = if len > 0 { ctx.state.rng.random_range(0..len) } else { 0 };
     let mut keys: Vec<Key> = Vec::new();
+    let mut chosen: BTreeSet<Key> = BTreeSet::new();
     let mut estimate = 0;
-    for candidate in candidates {
-        if estimate >= numkeys {
-            break;
-        }
-        if keys.contains(&candidate) || ctx.state.migrations.fences.fence_of(db_index, &candidate).is_some() {
+    // Stale keys first, then live keys from the random position. Positions are read one at a
+    // time: a lookup may expire a key and move another into its position, which at worst skips
+    // a key until the next batch (never a problem, unlike iterating a map while it changes).
+    let mut live = (0..len).map(|offset| (start + offset) % len);
+    let mut stale = stale.into_iter();
+    while estimate < numkeys {
+        let candidate = match stale.next() {
+            Some(key) => key,
+            None => match live.next() {
+                Some(position) => match ctx.state.keyspace.db(db_index).slot_key_at(slot, position) {
+                    Some(key) => key.clone(),
+                    None => continue,
+                },
+                None => break,
+            },
+        };
+        if chosen.contains(&candidate) || ctx.state.migrations.fences.fence_of(db_index, &candidate).is_some() {
             continue;
         }
         let group = expand(ctx.state, db_index, &candidate, with_tag, now);
@@ -158,7 +167,7 @@ fn collect_slot_keys(ctx: &mut Ctx<'_>, slot: SlotId, numkeys: usize, maxbulks: 
         }
         estimate += cost;
         for key in group {
-            if !keys.contains(&key) {
+            if chosen.insert(key.clone()) {
                 keys.push(key);
             }
         }

@@ -34,6 +34,9 @@ pub(super) const COMMANDS: &[Command] = &[
     command("slotsrestore-async-ack", 3, Flags::WRITE.with(Flags::NO_MULTI), (0, 0, 0), slotsrestore_async_ack),
 ];
 
+/// The largest size hint a new collection is pre-sized for.
+const MAX_HINT: usize = 1 << 22;
+
 /// A message's outcome: `Ok(text)` acknowledges, `Err(text)` refuses.
 type Ack = Result<String, String>;
 
@@ -173,10 +176,13 @@ fn append_chunk(ctx: &mut Ctx<'_>, request: &Request, verb: &[u8], key: &[u8]) -
     if request.len() < 5 {
         return Err(wrong_arguments(request));
     }
-    let hint = arg(request, 4);
-    if resp::parse_i64(hint).is_none_or(|hint| hint < 0) {
-        return Err(format!("invalid Hint value (Hint={})", String::from_utf8_lossy(hint)));
-    }
+    let hint_arg = arg(request, 4);
+    let hint = resp::parse_i64(hint_arg)
+        .and_then(|hint| usize::try_from(hint).ok())
+        .ok_or_else(|| format!("invalid Hint value (Hint={})", String::from_utf8_lossy(hint_arg)))?;
+    // The final size pre-sizes a new collection (Codis' dictExpand), within reason: the hint
+    // comes from the network.
+    let hint = hint.min(MAX_HINT);
     let elements: Vec<&[u8]> = request.args().skip(5).collect();
     let pairs = is(verb, verbs::HASH) || is(verb, verbs::ZSET);
     if pairs && !elements.len().is_multiple_of(2) {
@@ -218,6 +224,14 @@ fn append_chunk(ctx: &mut Ctx<'_>, request: &Request, verb: &[u8], key: &[u8]) -
         return Err(format!("unknown command (argc={},cmd={})", request.len(), String::from_utf8_lossy(verb)));
     };
     let entry = db.entry(key, now, make);
+    if !exists {
+        match &mut entry.value {
+            Value::Hash(hash) => hash.reserve(hint),
+            Value::Set(set) => set.reserve(hint),
+            Value::ZSet(zset) => zset.reserve(hint),
+            Value::List(_) | Value::Str(_) => {}
+        }
+    }
     let size = match &mut entry.value {
         Value::List(list) if is(verb, verbs::LIST) => {
             elements.iter().for_each(|element| list.push_back(element));

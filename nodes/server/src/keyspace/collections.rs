@@ -108,6 +108,18 @@ impl Hash {
         Hash { fields: IndexMap::with_hasher(hasher), listpack: true, heap: 0 }
     }
 
+    /// Drops fields beyond the first `len`, for freeing a detached big value a piece at a time
+    /// (the heap count is not kept: the value is on its way out).
+    pub fn truncate(&mut self, len: usize) {
+        self.fields.truncate(len);
+    }
+
+    /// Makes room for `additional` more fields at once (a migration target that knows the final
+    /// size), so the table does not rehash step by step while chunks arrive.
+    pub fn reserve(&mut self, additional: usize) {
+        self.fields.reserve(additional);
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -225,6 +237,21 @@ impl Set {
             SetRepr::Table(IndexSet::with_hasher(FixedState::with_seed(hasher_seed)))
         };
         Set { repr, hasher_seed, heap: 0 }
+    }
+
+    /// Drops members beyond the first `len` (see [`Hash::truncate`]).
+    pub fn truncate(&mut self, len: usize) {
+        match &mut self.repr {
+            SetRepr::Ints(ints) => ints.truncate(len),
+            SetRepr::Table(members) => members.truncate(len),
+        }
+    }
+
+    /// Makes room for `additional` more members if the set is a table (see [`Hash::reserve`]).
+    pub fn reserve(&mut self, additional: usize) {
+        if let SetRepr::Table(members) = &mut self.repr {
+            members.reserve(additional);
+        }
     }
 
     /// An empty set that starts as an `intset`, as Redis builds the results of `SUNION`, `SDIFF`
@@ -385,6 +412,11 @@ impl ZSet {
             hasher_seed,
             heap: 0,
         }
+    }
+
+    /// Makes room for `additional` more members in the member map (see [`Hash::reserve`]).
+    pub fn reserve(&mut self, additional: usize) {
+        self.scores.reserve(additional);
     }
 
     /// Number of members.
@@ -561,6 +593,11 @@ impl List {
         let element = self.items.pop_back()?;
         self.heap -= heap_of(&element);
         Some(element)
+    }
+
+    /// Drops elements beyond the first `len` (see [`Hash::truncate`]).
+    pub fn truncate(&mut self, len: usize) {
+        self.items.truncate(len);
     }
 
     /// The element at `position`.

@@ -4,9 +4,10 @@
 //!   closes after 15 s unused (Codis' `slotsmgrt_cleanup`). Jobs to one target run one after
 //!   another, as Codis runs them; different targets proceed in parallel.
 //! - One task per database for asynchronous batches, holding that database's connection, which
-//!   closes after 60 s without a batch. It keeps at most two rounds of messages (each about
-//!   `maxbytes`) unacknowledged, so the target always has work while the source prepares more,
-//!   and holds the lock only to prepare a round or to record acknowledgements.
+//!   closes after 60 s without a batch. It prepares messages in rounds of at most
+//!   [`ROUND_BYTES`] (the lock is held only for that, so other clients wait at most one round's
+//!   encoding) and keeps up to `maxbytes` of them unacknowledged (at least two rounds), so the
+//!   target always has work while the source prepares more.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::link::{Link, LinkError};
 use super::{AsyncBatch, Job, SyncJob};
-use crate::keyspace::Entry;
+use crate::keyspace::{Entry, Value};
 use crate::server::Shared;
 use crate::state::State;
 
@@ -29,8 +30,8 @@ use crate::state::State;
 const SYNC_IDLE: Duration = Duration::from_secs(15);
 /// Codis releases an asynchronous connection without a batch this long.
 const ASYNC_IDLE: Duration = Duration::from_secs(60);
-/// Rounds of messages in flight per batch.
-const ROUNDS_IN_FLIGHT: usize = 2;
+/// The most message bytes prepared under one hold of the lock.
+const ROUND_BYTES: usize = 128 * 1024;
 
 /// Aborts the tasks it holds when dropped: the migrator's workers end with it.
 struct Workers(Vec<JoinHandle<()>>);
@@ -108,7 +109,7 @@ async fn sync_worker<E: Env>(
             // Whatever state the connection is in, it is not to be trusted.
             link = None;
         }
-        finish_sync(&shared, &job, result);
+        release(finish_sync(&shared, &job, result)).await;
     }
 }
 
@@ -146,9 +147,9 @@ async fn restore_at_target<E: Env>(
 }
 
 /// Ends a synchronous job under the lock: on success deletes the moved keys; either way lifts
-/// the fence and answers the caller. Values are freed after the lock is released.
-fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) {
-    let removed = {
+/// the fence and answers the caller. Returns the deleted entries, to be freed off the lock.
+fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) -> Vec<Entry> {
+    {
         let mut state = shared.lock();
         let state = &mut *state;
         let removed = match &result {
@@ -169,8 +170,7 @@ fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) {
             Err(error) => job.caller.fail(&error.to_string()),
         }
         removed
-    };
-    drop(removed);
+    }
 }
 
 /// Deletes keys the target now holds. Replicas and the append log will see these as plain
@@ -261,8 +261,8 @@ impl From<LinkError> for BatchError {
     }
 }
 
-/// Sends database `db`'s batch to the end: rounds of messages, at most [`ROUNDS_IN_FLIGHT`]
-/// unacknowledged, then the local deletes and the callers' replies.
+/// Sends database `db`'s batch to the end: rounds of messages, up to `maxbytes` (and at least
+/// two rounds) unacknowledged, then the local deletes and the callers' replies.
 async fn send_batch<E: Env>(
     env: &E,
     shared: &Shared,
@@ -270,18 +270,15 @@ async fn send_batch<E: Env>(
     link: &mut Option<Link<E::Stream>>,
     signals: &mut mpsc::UnboundedReceiver<AsyncSignal>,
 ) -> Result<(), BatchError> {
-    let (fence, target, timeout, password) = {
+    let (fence, target, timeout, maxbytes, password) = {
         let state = shared.lock();
         let Some(batch) = &state.migrations.batches[db] else {
             return Ok(());
         };
-        (
-            batch.fence,
-            batch.target.clone(),
-            batch.timeout,
-            bytes::Bytes::from(state.config.requirepass.clone().into_bytes()),
-        )
+        let password = bytes::Bytes::from(state.config.requirepass.clone().into_bytes());
+        (batch.fence, batch.target.clone(), batch.timeout, batch.maxbytes, password)
     };
+    let round_bytes = maxbytes.min(ROUND_BYTES);
     if link.as_ref().is_some_and(|link| link.target() != target) {
         *link = None;
     }
@@ -293,10 +290,12 @@ async fn send_batch<E: Env>(
     let Some(link) = link.as_mut() else {
         return Ok(());
     };
-    let mut rounds: VecDeque<usize> = VecDeque::new();
+    // Each round in flight: its messages and bytes.
+    let mut rounds: VecDeque<(usize, usize)> = VecDeque::new();
+    let mut bytes_in_flight = 0;
     loop {
-        // Prepare and send rounds while fewer than the window are unacknowledged.
-        while rounds.len() < ROUNDS_IN_FLIGHT {
+        // Prepare and send rounds while the window has room.
+        while rounds.len() < 2 || bytes_in_flight < maxbytes {
             let mut out = BytesMut::new();
             let produced = {
                 let mut state = shared.lock();
@@ -310,8 +309,7 @@ async fn send_batch<E: Env>(
                 } else {
                     let mut messages = link.prepare_auth(&mut out, &password, "SLOTSRESTORE-ASYNC-AUTH");
                     messages += link.prepare_select(&mut out, db, "SLOTSRESTORE-ASYNC-SELECT");
-                    let budget = batch.maxbytes;
-                    messages += batch.produce(state.keyspace.db(db), now, &mut out, budget);
+                    messages += batch.produce(state.keyspace.db(db), now, &mut out, round_bytes);
                     batch.sending += messages;
                     Some(messages)
                 }
@@ -319,14 +317,20 @@ async fn send_batch<E: Env>(
             match produced {
                 Some(messages) if messages > 0 => {
                     link.send(&out, timeout).await?;
-                    rounds.push_back(messages);
+                    rounds.push_back((messages, out.len()));
+                    bytes_in_flight += out.len();
+                    // Let the connections waiting on this worker thread run between rounds: a
+                    // socket with room never makes the send wait, and a window of `maxbytes`
+                    // could otherwise keep this task busy for many rounds in a row.
+                    tokio::task::yield_now().await;
                 }
                 _ => break,
             }
         }
-        let Some(expected) = rounds.pop_front() else {
-            return finish_batch(shared, db, fence);
+        let Some((expected, bytes)) = rounds.pop_front() else {
+            return finish_batch(shared, db, fence).await;
         };
+        bytes_in_flight -= bytes;
         let mut acknowledged = 0;
         while acknowledged < expected {
             tokio::select! {
@@ -378,8 +382,9 @@ fn check_ack(reply: &Frame) -> Result<(), BatchError> {
     }
 }
 
-/// The batch is acknowledged whole: delete its keys here, lift the fence, answer the callers.
-fn finish_batch(shared: &Shared, db: usize, fence: super::FenceId) -> Result<(), BatchError> {
+/// The batch is acknowledged whole: delete its keys here, lift the fence, answer the callers,
+/// then free the deleted values off the lock.
+async fn finish_batch(shared: &Shared, db: usize, fence: super::FenceId) -> Result<(), BatchError> {
     let removed = {
         let mut state = shared.lock();
         let state = &mut *state;
@@ -395,8 +400,38 @@ fn finish_batch(shared: &Shared, db: usize, fence: super::FenceId) -> Result<(),
         }
         removed
     };
-    drop(removed);
+    release(removed).await;
     Ok(())
+}
+
+/// Values bigger than this many elements are freed a piece at a time.
+const RELEASE_STEP: usize = 16 * 1024;
+
+/// Frees migrated values without holding a worker thread for long: a big collection goes a
+/// piece at a time, yielding between pieces (Codis frees them on a "lazy release" thread).
+async fn release(entries: Vec<Entry>) {
+    for entry in entries {
+        let mut value = entry.value;
+        loop {
+            let len = match &mut value {
+                Value::Hash(hash) => hash.len(),
+                Value::Set(set) => set.len(),
+                Value::List(list) => list.len(),
+                Value::ZSet(_) | Value::Str(_) => 0,
+            };
+            if len <= RELEASE_STEP {
+                break;
+            }
+            let keep = len - RELEASE_STEP;
+            match &mut value {
+                Value::Hash(hash) => hash.truncate(keep),
+                Value::Set(set) => set.truncate(keep),
+                Value::List(list) => list.truncate(keep),
+                Value::ZSet(_) | Value::Str(_) => {}
+            }
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// The batch failed: it ends with nothing deleted here (the target may hold some keys, which the
