@@ -32,6 +32,10 @@ const SYNC_IDLE: Duration = Duration::from_secs(15);
 const ASYNC_IDLE: Duration = Duration::from_secs(60);
 /// The most message bytes prepared under one hold of the lock.
 const ROUND_BYTES: usize = 128 * 1024;
+/// The most messages unacknowledged, whatever `maxbytes` allows: the source reads
+/// acknowledgements only between sends, so their bytes (about 40 each) must fit the socket
+/// buffers, or a target blocked writing them would stop reading and both would wait.
+const MAX_MESSAGES_IN_FLIGHT: usize = 4096;
 
 /// Aborts the tasks it holds when dropped: the migrator's workers end with it.
 struct Workers(Vec<JoinHandle<()>>);
@@ -292,10 +296,10 @@ async fn send_batch<E: Env>(
     };
     // Each round in flight: its messages and bytes.
     let mut rounds: VecDeque<(usize, usize)> = VecDeque::new();
-    let mut bytes_in_flight = 0;
+    let (mut bytes_in_flight, mut messages_in_flight) = (0, 0);
     loop {
         // Prepare and send rounds while the window has room.
-        while rounds.len() < 2 || bytes_in_flight < maxbytes {
+        while rounds.len() < 2 || (bytes_in_flight < maxbytes && messages_in_flight < MAX_MESSAGES_IN_FLIGHT) {
             let mut out = BytesMut::new();
             let produced = {
                 let mut state = shared.lock();
@@ -319,6 +323,7 @@ async fn send_batch<E: Env>(
                     link.send(&out, timeout).await?;
                     rounds.push_back((messages, out.len()));
                     bytes_in_flight += out.len();
+                    messages_in_flight += messages;
                     // Let the connections waiting on this worker thread run between rounds: a
                     // socket with room never makes the send wait, and a window of `maxbytes`
                     // could otherwise keep this task busy for many rounds in a row.
@@ -331,6 +336,7 @@ async fn send_batch<E: Env>(
             return finish_batch(shared, db, fence).await;
         };
         bytes_in_flight -= bytes;
+        messages_in_flight -= expected;
         let mut acknowledged = 0;
         while acknowledged < expected {
             tokio::select! {

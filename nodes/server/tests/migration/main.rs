@@ -291,3 +291,26 @@ async fn a_copy_left_by_a_failed_migration_never_resurfaces() {
     let wrapped = source.call(&["SLOTSMGRT-EXEC-WRAPPER", "k", "GET", "k"]).await;
     assert_eq!(wrapped, Frame::Array(vec![int(0), Frame::Error("ERR the specified key doesn't exist".into())]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_batch_of_small_keys_completes_whatever_the_window() {
+    // 30,000 keys in one batch is 60,000 messages and as many acknowledgements, under a window
+    // of 1 GB: the source bounds what it has in flight by messages too, and reads the
+    // acknowledgements as it goes.
+    let cluster = Cluster::start(ServerConfig::default()).await;
+    let (mut source, mut target) = (cluster.source().await, cluster.target().await);
+    let keys = tagged("huge", 30_000);
+    for chunk in keys.chunks(1000) {
+        let mut mset = vec!["MSET"];
+        for key in chunk {
+            mset.extend([key.as_str(), "0123456789abcdef"]);
+        }
+        source.ok(&mset).await;
+    }
+    let slot = u32::from(slot_of(b"{huge}")).to_string();
+    let port = cluster.target_port();
+    let reply =
+        source.call(&["SLOTSMGRTSLOT-ASYNC", "127.0.0.1", &port, "10000", "0", "1073741824", &slot, "100000"]).await;
+    assert_eq!(reply, Frame::Array(vec![int(30_000), int(0)]));
+    assert_eq!(target.call(&["DBSIZE"]).await, int(30_000));
+}
