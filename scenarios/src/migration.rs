@@ -128,6 +128,8 @@ const BIG_FIELDS: usize = 600;
 const MAXBULKS: usize = 40;
 /// The fault strikes after this many batches have completed.
 const FAULT_AFTER_BATCHES: u32 = 4;
+/// How long writers go on after the fault healed, at least.
+const SETTLE: Duration = Duration::from_millis(700);
 /// How long the migration may take once the fault has healed.
 const FINISH_WITHIN: Duration = Duration::from_secs(20);
 
@@ -317,7 +319,11 @@ async fn driver(env: SimEnv, progress: Shared, variant: Variant, method: Method)
                 debug!(moved, remaining, "batch");
                 progress.borrow_mut().batches += 1;
                 progress.borrow_mut().emptied |= *remaining == 0;
-                if *remaining == 0 && progress.borrow().healed {
+                // Done once the slot is empty after the fault healed, and the writers have had a
+                // while on the healed cluster (after a crash of the source, say, which comes back
+                // empty).
+                let settled = progress.borrow().healed_at.is_some_and(|at| at.elapsed() >= SETTLE);
+                if *remaining == 0 && settled {
                     break;
                 }
             }

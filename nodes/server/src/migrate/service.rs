@@ -134,6 +134,11 @@ async fn restore_at_target<E: Env>(
     let select = link.prepare_select(&mut out, job.db, "SELECT");
     out.extend_from_slice(&job.restore);
     link.send(&out, job.timeout).await?;
+    if env.buggify("migrate-sync-reply-lost") {
+        // The target applies the restore, and the source never hears of it: its copies stay,
+        // and the target's become stale.
+        return Err(LinkError::Io { doing: "reading from", target: job.target.clone() });
+    }
     if auth == 1 {
         link.expect_ok(job.timeout, "AUTH").await?;
     }
@@ -333,6 +338,10 @@ async fn send_batch<E: Env>(
             }
         }
         let Some((expected, bytes)) = rounds.pop_front() else {
+            if env.buggify("migrate-async-link-lost-at-end") {
+                // Everything arrived, but the source fails before it knows: it keeps its copies.
+                return Err(BatchError::Link(LinkError::Closed { target }));
+            }
             return finish_batch(shared, db, fence).await;
         };
         bytes_in_flight -= bytes;
