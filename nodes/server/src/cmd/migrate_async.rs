@@ -293,7 +293,7 @@ fn slotsmgrt_async_status(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     };
     let (host, port) = target.rsplit_once(':').unwrap_or((&target, ""));
     let reply = &mut ctx.reply;
-    reply.map(7);
+    reply.map(8);
     reply.bulk(b"host");
     reply.bulk(host.as_bytes());
     reply.bulk(b"port");
@@ -306,6 +306,8 @@ fn slotsmgrt_async_status(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     reply.count(batch.map_or(0, |batch| now.saturating_sub(batch.last_use_ms) as usize));
     reply.bulk(b"sending_msgs");
     reply.count(batch.map_or(0, |batch| batch.sending));
+    reply.bulk(b"blocked_clients");
+    reply.count(batch.map_or(0, |batch| batch.callers.len()));
     reply.bulk(b"batched_iterator");
     let Some(batch) = batch else {
         reply.null();

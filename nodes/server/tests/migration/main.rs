@@ -11,6 +11,21 @@ use model::slot_of;
 use resp::Frame;
 use server::ServerConfig;
 
+/// Waits until the connected server has a batch with `callers` clients waiting on it
+/// (`SLOTSMGRT-ASYNC-STATUS`' `blocked_clients`).
+async fn wait_for_batch(node: &mut client::Node, callers: i64) {
+    for _ in 0..1000 {
+        if let Frame::Array(status) = node.call(&["SLOTSMGRT-ASYNC-STATUS"]).await
+            && let Some(at) = status.iter().position(|field| *field == bulk("blocked_clients"))
+            && status.get(at + 1) == Some(&int(callers))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("no batch with {callers} waiting clients");
+}
+
 /// Keys of one slot: `{tag}` forms share the slot of `tag`.
 fn tagged(tag: &str, count: usize) -> Vec<String> {
     (0..count).map(|index| format!("{{{tag}}}:{index}")).collect()
@@ -206,7 +221,7 @@ async fn keys_in_flight_stay_readable_and_writes_wait_for_the_outcome() {
     // A target that accepts and never answers: the batch stays in flight until its timeout.
     let (silent, _keep) = client::silent_listener().await;
     source.send(&["SLOTSMGRTTAGONE-ASYNC", "127.0.0.1", &silent, "1500", "0", "0", "{t}k"]).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_batch(&mut writer, 1).await;
     assert_eq!(writer.call(&["GET", "{t}k"]).await, bulk("before"), "readable while in flight");
     let wrapped = writer.call(&["SLOTSMGRT-EXEC-WRAPPER", "{t}k", "SET", "{t}k", "x"]).await;
     assert_eq!(wrapped, Frame::Array(vec![int(1), Frame::Error("ERR the specified key is being migrated".into())]));
@@ -234,11 +249,12 @@ async fn cancel_interrupts_a_batch_and_the_target_refuses_bad_messages() {
     source.ok(&["SET", "c", "1"]).await;
     let (silent, _keep) = client::silent_listener().await;
     source.send(&["SLOTSMGRTONE-ASYNC", "127.0.0.1", &silent, "0", "0", "0", "c"]).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let Frame::Array(status) = control.call(&["SLOTSMGRT-ASYNC-STATUS"]).await else { panic!("status") };
-    assert_eq!(status[0], bulk("host"));
+    wait_for_batch(&mut control, 1).await;
     control.send(&["SLOTSMGRT-ASYNC-FENCE"]).await;
-    assert_eq!(cluster.source().await.call(&["SLOTSMGRT-ASYNC-CANCEL"]).await, int(1));
+    // Cancel once the fence waits with the caller.
+    let mut observer = cluster.source().await;
+    wait_for_batch(&mut observer, 2).await;
+    assert_eq!(observer.call(&["SLOTSMGRT-ASYNC-CANCEL"]).await, int(1));
     assert_eq!(source.receive().await, Frame::Error("ERR interrupted: canceled".into()));
     assert_eq!(control.receive().await, Frame::Error("ERR interrupted: canceled".into()));
     assert_eq!(source.call(&["GET", "c"]).await, bulk("1"));
@@ -268,8 +284,9 @@ async fn a_copy_left_by_a_failed_migration_never_resurfaces() {
     source.ok(&["SET", "k", "old"]).await;
     // The target stalls; the restore waits in its socket while the source gives up after
     // 100 ms, keeping its copy. Then the target wakes and applies the restore: a stale copy.
-    pauser.send(&["DEBUG", "SLEEP", "0.5"]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    pauser.send(&["DEBUG", "SLEEP", "1"]).await;
+    // Time for the pause to begin (the restore must arrive during it, with a second to spare).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let Frame::Error(error) = source.call(&["SLOTSMGRTONE", "127.0.0.1", &port, "100", "k"]).await else {
         panic!("the migration times out")
     };
