@@ -1,0 +1,321 @@
+//! Connections to backend servers: each one pipelines every request sent through it and hands
+//! each reply, as its raw bytes, to whoever sent the matching request, in order.
+//!
+//! One task per connection: it connects when the first request comes (then `AUTH` with the
+//! product's password and `SELECT` of its database), writes requests in batches, reads replies
+//! as they come, and on any failure answers every request in flight with an error, reconnects
+//! with backoff, and meanwhile fails new requests at once rather than queueing them (Codis'
+//! "fail fast").
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use net::{Env, Stream};
+use resp::{Decoder, Frame, Limits, encode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+/// Why a backend gave no reply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The connection failed with the request in flight, or was down when it arrived.
+    #[error("backend conn reset ({0})")]
+    Reset(String),
+    /// The backend's reply was not RESP.
+    #[error("backend sent a malformed reply ({0})")]
+    Protocol(String),
+}
+
+/// A backend's reply: a whole RESP frame as it arrived.
+pub type Reply = Result<Bytes, BackendError>;
+
+/// One request for a backend.
+#[derive(Debug)]
+pub struct Call {
+    /// The request, encoded.
+    pub wire: Bytes,
+    /// Where the reply goes.
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// How backend connections authenticate and how long they wait.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// `AUTH` with this on connect (Codis' `product_auth`), empty for none.
+    pub password: String,
+    /// How long a connect may take.
+    pub connect_timeout: Duration,
+    /// Connections per address and database (Codis' `backend_primary_parallel`).
+    pub parallel: usize,
+    /// Databases a session may `SELECT` (Codis' `backend_number_databases`).
+    pub databases: usize,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions { password: String::new(), connect_timeout: Duration::from_secs(5), parallel: 1, databases: 16 }
+    }
+}
+
+/// A handle on one backend connection's task.
+#[derive(Clone, Debug)]
+pub struct BackendConn {
+    calls: mpsc::UnboundedSender<Call>,
+}
+
+impl BackendConn {
+    /// Starts the task for `addr`, database `db`.
+    pub fn start<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOptions) -> BackendConn {
+        let (calls, receiver) = mpsc::unbounded_channel();
+        env.spawn(run(env.clone(), addr.to_string(), db, options.clone(), receiver));
+        BackendConn { calls }
+    }
+
+    /// Sends `wire`; the reply arrives on the returned receiver.
+    pub fn send(&self, wire: Bytes) -> oneshot::Receiver<Reply> {
+        let (reply, receiver) = oneshot::channel();
+        if let Err(returned) = self.calls.send(Call { wire, reply }) {
+            let _ = returned.0.reply.send(Err(BackendError::Reset("connection closed".into())));
+        }
+        receiver
+    }
+}
+
+/// Every connection to one backend address: `databases × parallel`, started on first use.
+#[derive(Debug)]
+pub struct Backend {
+    addr: String,
+    conns: Vec<BackendConn>,
+    parallel: usize,
+}
+
+impl Backend {
+    /// The address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The connection for database `db` that carries `slot`'s requests: always the same one, so
+    /// one client's requests to one slot keep their order even with parallel connections.
+    pub fn conn(&self, db: usize, slot: usize) -> &BackendConn {
+        let index = db * self.parallel + slot % self.parallel;
+        &self.conns[index.min(self.conns.len() - 1)]
+    }
+}
+
+/// The backends in use, shared by every slot that points at them.
+#[derive(Debug)]
+pub struct Pool<E> {
+    env: E,
+    options: BackendOptions,
+    backends: Mutex<BTreeMap<String, Arc<Backend>>>,
+}
+
+impl<E: Env> Pool<E> {
+    /// An empty pool.
+    pub fn new(env: E, options: BackendOptions) -> Pool<E> {
+        Pool { env, options, backends: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The connection options.
+    pub fn options(&self) -> &BackendOptions {
+        &self.options
+    }
+
+    /// The backend at `addr`, starting its connections if it is new.
+    pub fn get(&self, addr: &str) -> Arc<Backend> {
+        let mut backends = self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        backends
+            .entry(addr.to_string())
+            .or_insert_with(|| {
+                let parallel = self.options.parallel.max(1);
+                let conns = (0..self.options.databases.max(1))
+                    .flat_map(|db| (0..parallel).map(move |_| db))
+                    .map(|db| BackendConn::start(&self.env, addr, db, &self.options))
+                    .collect();
+                Arc::new(Backend { addr: addr.to_string(), conns, parallel })
+            })
+            .clone()
+    }
+
+    /// The backend at `addr` if the pool has it (Codis' `PING addr`, `INFO addr`).
+    pub fn find(&self, addr: &str) -> Option<Arc<Backend>> {
+        self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(addr).cloned()
+    }
+}
+
+/// Failures in a row answered by reconnecting at once, before backing off.
+const QUICK_RETRIES: u32 = 10;
+
+/// The connection task.
+async fn run<E: Env>(
+    env: E,
+    addr: String,
+    db: usize,
+    options: BackendOptions,
+    mut calls: mpsc::UnboundedReceiver<Call>,
+) {
+    let mut failures = 0u32;
+    // Nothing happens until someone needs this connection.
+    let Some(mut first) = calls.recv().await else {
+        return;
+    };
+    loop {
+        let error = match connect(&env, &addr, db, &options).await {
+            Ok(stream) => {
+                failures = 0;
+                serve(stream, &mut calls, Some(first)).await
+            }
+            Err(error) => {
+                let _ = first.reply.send(Err(BackendError::Reset(error.clone())));
+                error
+            }
+        };
+        failures += 1;
+        debug!(%addr, db, %error, failures, "backend connection down");
+        if failures > QUICK_RETRIES {
+            // Back off, failing whatever arrives meanwhile.
+            let delay = Duration::from_millis(50u64 << (failures - QUICK_RETRIES).min(7)).min(Duration::from_secs(5));
+            let deadline = tokio::time::sleep(delay);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut deadline => break,
+                    call = calls.recv() => match call {
+                        Some(call) => {
+                            let _ = call.reply.send(Err(BackendError::Reset(format!("{addr} is down"))));
+                        }
+                        None => return,
+                    },
+                }
+            }
+        }
+        first = match calls.recv().await {
+            Some(call) => call,
+            None => return,
+        };
+    }
+}
+
+/// Connects, authenticates and selects the database.
+async fn connect<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOptions) -> Result<E::Stream, String> {
+    let mut stream =
+        env.connect(addr, options.connect_timeout).await.map_err(|error| format!("connect {addr}: {error}"))?;
+    let mut handshake = BytesMut::new();
+    let mut expected = 0;
+    if !options.password.is_empty() {
+        encode::write_array_header(&mut handshake, 2);
+        encode::write_bulk(&mut handshake, b"AUTH");
+        encode::write_bulk(&mut handshake, options.password.as_bytes());
+        expected += 1;
+    }
+    if db != 0 {
+        encode::write_array_header(&mut handshake, 2);
+        encode::write_bulk(&mut handshake, b"SELECT");
+        encode::write_bulk(&mut handshake, db.to_string().as_bytes());
+        expected += 1;
+    }
+    if expected == 0 {
+        return Ok(stream);
+    }
+    let timeout = options.connect_timeout;
+    let exchange = async {
+        stream.write_all(&handshake).await.map_err(|error| format!("write {addr}: {error}"))?;
+        let mut decoder = Decoder::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut seen = 0;
+        while seen < expected {
+            match decoder.decode(&mut buf).map_err(|error| error.to_string())? {
+                Some(Frame::Simple(_)) => seen += 1,
+                Some(other) => return Err(format!("{addr} refused the handshake: {other:?}")),
+                None => {
+                    if stream.read_buf(&mut buf).await.map_err(|error| error.to_string())? == 0 {
+                        return Err(format!("{addr} closed the connection"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(())) => Ok(stream),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(format!("{addr}: handshake timed out")),
+    }
+}
+
+/// Serves calls on a connected stream until it fails; answers everything in flight with the
+/// error and returns it.
+async fn serve<S: Stream>(stream: S, calls: &mut mpsc::UnboundedReceiver<Call>, first: Option<Call>) -> String {
+    let (mut reader, mut writer) = stream.into_split();
+    let in_flight: Mutex<VecDeque<oneshot::Sender<Reply>>> = Mutex::new(VecDeque::new());
+    let lock = || in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let write = async {
+        let mut out = BytesMut::new();
+        let mut next = first;
+        loop {
+            let call = match next.take() {
+                Some(call) => call,
+                None => match calls.recv().await {
+                    Some(call) => call,
+                    None => return "the proxy is closing".to_string(),
+                },
+            };
+            {
+                let mut queue = lock();
+                out.extend_from_slice(&call.wire);
+                queue.push_back(call.reply);
+                // Everything already waiting goes in the same write.
+                while let Ok(call) = calls.try_recv() {
+                    out.extend_from_slice(&call.wire);
+                    queue.push_back(call.reply);
+                }
+            }
+            if let Err(error) = writer.write_all(&out).await {
+                return format!("write: {error}");
+            }
+            out.clear();
+        }
+    };
+    let read = async {
+        let mut decoder =
+            Decoder::new(Limits { max_bulk_len: usize::MAX / 2, max_array_len: usize::MAX / 2, ..Limits::default() });
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            match reader.read_buf(&mut buf).await {
+                Ok(0) => return "closed by the backend".to_string(),
+                Ok(_) => {}
+                Err(error) => return format!("read: {error}"),
+            }
+            loop {
+                match decoder.decode_raw(&mut buf) {
+                    Ok(Some(reply)) => match lock().pop_front() {
+                        Some(waiter) => {
+                            let _ = waiter.send(Ok(reply));
+                        }
+                        None => return "a reply nobody asked for".to_string(),
+                    },
+                    Ok(None) => break,
+                    Err(error) => return format!("protocol: {error}"),
+                }
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+        }
+    };
+    let error = tokio::select! {
+        biased;
+        error = read => error,
+        error = write => error,
+    };
+    warn!(%error, "backend connection failed");
+    for waiter in lock().drain(..) {
+        let _ = waiter.send(Err(BackendError::Reset(error.clone())));
+    }
+    error
+}

@@ -1,0 +1,379 @@
+//! Codis' command table: which commands write, which must go to a master, which the proxy
+//! refuses, and where each command's routing key is.
+//!
+//! Names are matched whole, upper-cased: Codis' fast path only upper-cases letters and `:`, so
+//! any name with another byte (every dashed name, `SLOTSMGRT-ASYNC-CANCEL` among them) skips its
+//! table and is forwarded, letting a client abort a migration through the proxy. Here a name
+//! is looked up as sent, whatever its bytes.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// What the proxy does with a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Never forwarded: `-ERR … command 'X' is not allowed`.
+    NotAllowed,
+    /// Forwarded to the slot's master; reads may go to replicas unless `MasterOnly`.
+    Read,
+    /// Reads that must see the master (`*SCAN`, `SLOTSINFO`, `SLOTSSCAN`).
+    MasterOnly,
+    /// Writes.
+    Write,
+    /// Not in the table: forwarded to the master, as Codis' `MayWrite`.
+    MayWrite,
+}
+
+impl Kind {
+    /// Whether replicas may serve it.
+    pub fn replica_ok(self) -> bool {
+        self == Kind::Read
+    }
+}
+
+/// Where a command's routing key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAt {
+    /// No key: routed to slot 0's backend, as Codis does.
+    None,
+    /// At this argument position.
+    Arg(usize),
+}
+
+/// One command's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// What to do with it.
+    pub kind: Kind,
+    /// Where its key is.
+    pub key: KeyAt,
+}
+
+const NOT_ALLOWED: &[&str] = &[
+    "ASKING",
+    "BGREWRITEAOF",
+    "BGSAVE",
+    "BITOP",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "BLMOVE",
+    "BLMPOP",
+    "BZPOPMIN",
+    "BZPOPMAX",
+    "BZMPOP",
+    "CLIENT",
+    "CLUSTER",
+    "CONFIG",
+    "DBSIZE",
+    "DEBUG",
+    "DISCARD",
+    "EXEC",
+    "FLUSHALL",
+    "FLUSHDB",
+    "HOST:",
+    "KEYS",
+    "LASTSAVE",
+    "LATENCY",
+    "MIGRATE",
+    "MONITOR",
+    "MOVE",
+    "MSETNX",
+    "MULTI",
+    "OBJECT",
+    "POST",
+    "PSUBSCRIBE",
+    "PSYNC",
+    "PUBLISH",
+    "PUNSUBSCRIBE",
+    "RANDOMKEY",
+    "READONLY",
+    "READWRITE",
+    "RENAME",
+    "RENAMENX",
+    "REPLCONF",
+    "RESTORE",
+    "RESTORE-ASKING",
+    "SAVE",
+    "SCAN",
+    "SCRIPT",
+    "SHUTDOWN",
+    "SLAVEOF",
+    "REPLICAOF",
+    "SLOTSCHECK",
+    "SLOTSDEL",
+    "SLOTSMGRTONE",
+    "SLOTSMGRTSLOT",
+    "SLOTSMGRTTAGONE",
+    "SLOTSMGRTTAGSLOT",
+    "SLOTSMGRTONE-ASYNC",
+    "SLOTSMGRTSLOT-ASYNC",
+    "SLOTSMGRTTAGONE-ASYNC",
+    "SLOTSMGRTTAGSLOT-ASYNC",
+    "SLOTSMGRTONE-ASYNC-DUMP",
+    "SLOTSMGRTTAGONE-ASYNC-DUMP",
+    "SLOTSMGRT-ASYNC-FENCE",
+    "SLOTSMGRT-ASYNC-CANCEL",
+    "SLOTSMGRT-ASYNC-STATUS",
+    "SLOTSMGRT-EXEC-WRAPPER",
+    "SLOTSRESTORE",
+    "SLOTSRESTORE-ASYNC",
+    "SLOTSRESTORE-ASYNC-AUTH",
+    "SLOTSRESTORE-ASYNC-SELECT",
+    "SLOTSRESTORE-ASYNC-ACK",
+    "SLOWLOG",
+    "SUBSCRIBE",
+    "SYNC",
+    "TIME",
+    "UNSUBSCRIBE",
+    "UNWATCH",
+    "WAIT",
+    "WATCH",
+    "SWAPDB",
+    "COPY",
+    "FAILOVER",
+    "MODULE",
+    "ACL",
+    "FUNCTION",
+    "RESET",
+    "SSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "SPUBLISH",
+];
+
+const MASTER_ONLY: &[&str] = &["HSCAN", "SSCAN", "ZSCAN", "SLOTSINFO", "SLOTSSCAN"];
+
+const WRITES: &[&str] = &[
+    "APPEND",
+    "BITFIELD",
+    "DECR",
+    "DECRBY",
+    "DEL",
+    "UNLINK",
+    "EVAL",
+    "EVALSHA",
+    "EXPIRE",
+    "EXPIREAT",
+    "GEOADD",
+    "GEORADIUS",
+    "GEORADIUSBYMEMBER",
+    "GETSET",
+    "GETDEL",
+    "GETEX",
+    "HDEL",
+    "HINCRBY",
+    "HINCRBYFLOAT",
+    "HMSET",
+    "HSET",
+    "HSETNX",
+    "INCR",
+    "INCRBY",
+    "INCRBYFLOAT",
+    "LINSERT",
+    "LPOP",
+    "LPUSH",
+    "LPUSHX",
+    "LREM",
+    "LSET",
+    "LTRIM",
+    "LMOVE",
+    "LMPOP",
+    "MSET",
+    "PERSIST",
+    "PEXPIRE",
+    "PEXPIREAT",
+    "PFADD",
+    "PFDEBUG",
+    "PFMERGE",
+    "PSETEX",
+    "RPOP",
+    "RPOPLPUSH",
+    "RPUSH",
+    "RPUSHX",
+    "SADD",
+    "SDIFFSTORE",
+    "SET",
+    "SETBIT",
+    "SETEX",
+    "SETNX",
+    "SETRANGE",
+    "SINTERSTORE",
+    "SMOVE",
+    "SORT",
+    "SPOP",
+    "SREM",
+    "SUNIONSTORE",
+    "TOUCH",
+    "ZADD",
+    "ZINCRBY",
+    "ZINTERSTORE",
+    "ZPOPMAX",
+    "ZPOPMIN",
+    "ZREM",
+    "ZREMRANGEBYLEX",
+    "ZREMRANGEBYRANK",
+    "ZREMRANGEBYSCORE",
+    "ZUNIONSTORE",
+    "ZDIFFSTORE",
+    "ZRANGESTORE",
+    "ZMPOP",
+];
+
+const READS: &[&str] = &[
+    "BITCOUNT",
+    "BITPOS",
+    "DUMP",
+    "ECHO",
+    "EXISTS",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HSTRLEN",
+    "HVALS",
+    "HRANDFIELD",
+    "INFO",
+    "LINDEX",
+    "LLEN",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "PFCOUNT",
+    "PING",
+    "PTTL",
+    "PEXPIRETIME",
+    "EXPIRETIME",
+    "SCARD",
+    "SDIFF",
+    "SINTER",
+    "SINTERCARD",
+    "SISMEMBER",
+    "SMISMEMBER",
+    "SMEMBERS",
+    "SRANDMEMBER",
+    "STRLEN",
+    "SUBSTR",
+    "SUNION",
+    "TTL",
+    "TYPE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZLEXCOUNT",
+    "ZMSCORE",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCORE",
+    "ZRANDMEMBER",
+    "ZDIFF",
+    "ZINTER",
+    "ZUNION",
+    "ZINTERCARD",
+    "SLOTSHASHKEY",
+    "SLOTSMAPPING",
+    "LCS",
+    "COMMAND",
+    "HELLO",
+    "AUTH",
+    "SELECT",
+    "QUIT",
+];
+
+/// Commands whose first key follows a count: its position.
+const AFTER_NUMKEYS: &[(&str, usize)] = &[
+    ("ZINTERSTORE", 3),
+    ("ZUNIONSTORE", 3),
+    ("ZDIFFSTORE", 3),
+    ("EVAL", 3),
+    ("EVALSHA", 3),
+    ("EVAL_RO", 3),
+    ("EVALSHA_RO", 3),
+    ("ZINTER", 2),
+    ("ZUNION", 2),
+    ("ZDIFF", 2),
+    ("ZINTERCARD", 2),
+    ("SINTERCARD", 2),
+    ("LMPOP", 2),
+    ("ZMPOP", 2),
+];
+
+/// Commands with no key.
+const KEYLESS: &[&str] =
+    &["PING", "ECHO", "INFO", "COMMAND", "HELLO", "AUTH", "SELECT", "QUIT", "SLOTSMAPPING", "TIME"];
+
+static TABLE: LazyLock<HashMap<&'static [u8], Info>> = LazyLock::new(|| {
+    let mut table = HashMap::new();
+    let lists: [(&[&str], Kind); 4] =
+        [(READS, Kind::Read), (WRITES, Kind::Write), (MASTER_ONLY, Kind::MasterOnly), (NOT_ALLOWED, Kind::NotAllowed)];
+    for (names, kind) in lists {
+        for name in names {
+            let key = if KEYLESS.contains(name) {
+                KeyAt::None
+            } else {
+                AFTER_NUMKEYS.iter().find(|(entry, _)| entry == name).map_or(KeyAt::Arg(1), |(_, at)| KeyAt::Arg(*at))
+            };
+            table.insert(name.as_bytes(), Info { kind, key });
+        }
+    }
+    table
+});
+
+/// The longest name in the table.
+const MAX_NAME: usize = 32;
+
+/// Looks `name` up (any case); a name not in the table is `MayWrite`, keyed by its first
+/// argument, as Codis treats it.
+pub fn lookup(name: &[u8]) -> Info {
+    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) };
+    if name.len() > MAX_NAME {
+        return unknown;
+    }
+    let mut upper = [0u8; MAX_NAME];
+    for (slot, byte) in upper.iter_mut().zip(name) {
+        *slot = byte.to_ascii_uppercase();
+    }
+    TABLE.get(&upper[..name.len()]).copied().unwrap_or(unknown)
+}
+
+/// The upper-cased name, for error messages and statistics.
+pub fn upper_name(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashed_names_are_matched_whole() {
+        for name in ["slotsmgrt-async-cancel", "SLOTSMGRT-EXEC-WRAPPER", "SlotsRestore-Async", "restore-asking"] {
+            assert_eq!(lookup(name.as_bytes()).kind, Kind::NotAllowed, "{name}");
+        }
+    }
+
+    #[test]
+    fn kinds_and_key_positions() {
+        assert_eq!(lookup(b"get"), Info { kind: Kind::Read, key: KeyAt::Arg(1) });
+        assert_eq!(lookup(b"SET").kind, Kind::Write);
+        assert_eq!(lookup(b"hscan").kind, Kind::MasterOnly);
+        assert_eq!(lookup(b"zunionstore").key, KeyAt::Arg(3));
+        assert_eq!(lookup(b"EVAL").key, KeyAt::Arg(3));
+        assert_eq!(lookup(b"lmpop").key, KeyAt::Arg(2));
+        assert_eq!(lookup(b"ping").key, KeyAt::None);
+        assert_eq!(lookup(b"xadd"), Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) });
+        assert_eq!(lookup(&[b'A'; 40]).kind, Kind::MayWrite);
+    }
+}

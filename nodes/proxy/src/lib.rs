@@ -1,0 +1,21 @@
+//! The proxy (`codis-proxy`): clients connect as to one Redis; each request goes to the server
+//! group that owns its key's slot, pipelined, with replies in request order.
+//!
+//! Written against `net::Env`, like every component, so it runs on real sockets and in the
+//! simulator.
+//!
+//! # Modules
+//! - [`proxy`]: the accept loop and [`ProxyConfig`].
+//! - `session`: one client: batches of requests dispatched in parallel, replies in order;
+//!   split multi-key commands; migration-aware forwarding.
+//! - [`router`]: the slot table.
+//! - [`backend`]: pipelined backend connections and the pool.
+//! - [`commands`]: Codis' command table, matched on whole names.
+
+pub mod backend;
+pub mod commands;
+pub mod proxy;
+pub mod router;
+mod session;
+
+pub use proxy::{Proxy, ProxyConfig};

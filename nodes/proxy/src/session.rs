@@ -1,0 +1,495 @@
+//! One client connection: read a batch of pipelined requests, dispatch each to its backend
+//! (they proceed in parallel across backends), then write the replies in request order with one
+//! flush.
+//!
+//! Requests for a slot that is migrating or locked are handled in line: everything before them
+//! is answered first, so no request overtakes an earlier one of the same client to the same slot.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use model::{ForwardMethod, slot_of};
+use net::Env;
+use resp::{Connection, Decoder, Limits, Request, encode};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::backend::{Backend, BackendConn, Reply};
+use crate::commands::{self, KeyAt, Kind};
+use crate::proxy::Shared;
+use crate::router::Route;
+
+/// A reply on its way.
+enum Pending {
+    /// Already known.
+    Ready(Bytes),
+    /// One backend reply, forwarded as it is.
+    One(oneshot::Receiver<Reply>),
+    /// `MGET` split across connections: each part's reply array holds the values of the listed
+    /// positions.
+    Mget { total: usize, parts: Vec<(Vec<usize>, oneshot::Receiver<Reply>)> },
+    /// `DEL`/`UNLINK`/`EXISTS`/`TOUCH` split: the sum of the parts' integers.
+    Sum(Vec<oneshot::Receiver<Reply>>),
+    /// `MSET` split: `+OK` once every part said it.
+    AllOk(Vec<oneshot::Receiver<Reply>>),
+}
+
+/// A client's own state.
+struct Client {
+    db: usize,
+    authenticated: bool,
+    quit: bool,
+}
+
+/// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
+pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream) {
+    let config = &shared.config;
+    let mut connection = Connection::new(stream, Limits::default());
+    let mut client = Client { db: 0, authenticated: config.session_auth.is_empty(), quit: false };
+    let idle = config.session_recv_timeout;
+    loop {
+        let first = match tokio::time::timeout(idle, connection.read_request()).await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(resp::ConnectionError::Protocol(error))) => {
+                encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
+                let _ = connection.flush().await;
+                return;
+            }
+            Ok(Err(_)) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < config.session_max_pipeline {
+            match connection.try_read_request() {
+                Ok(Some(request)) => batch.push(request),
+                Ok(None) => break,
+                Err(error) => {
+                    debug!(%error, "protocol error mid-pipeline");
+                    client.quit = true;
+                    break;
+                }
+            }
+        }
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        for request in batch {
+            let table = shared.router.table();
+            match dispatch(&shared, &table, &mut client, &request) {
+                Dispatch::Now(reply) => pending.push_back(reply),
+                Dispatch::InLine(route) => {
+                    // Answer everything before it, then serve it alone.
+                    drain(&mut pending, connection.write_buffer()).await;
+                    let reply = serve_in_line(&shared, &mut client, &request, route).await;
+                    connection.write_buffer().extend_from_slice(&reply);
+                }
+            }
+            if client.quit {
+                break;
+            }
+        }
+        drain(&mut pending, connection.write_buffer()).await;
+        if connection.flush().await.is_err() || client.quit {
+            return;
+        }
+    }
+}
+
+/// What to do with one request.
+enum Dispatch {
+    /// Sent (or answered): its reply is on its way.
+    Now(Pending),
+    /// Its slot migrates or is locked: serve it after everything before it.
+    InLine(usize),
+}
+
+fn error(text: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    encode::write_error(&mut out, text.as_bytes());
+    out.freeze()
+}
+
+fn simple(text: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    encode::write_line(&mut out, b'+', text.as_bytes());
+    out.freeze()
+}
+
+fn bulk(bytes: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode::write_bulk(&mut out, bytes);
+    out.freeze()
+}
+
+fn ready(reply: Bytes) -> Dispatch {
+    Dispatch::Now(Pending::Ready(reply))
+}
+
+/// Routes one request, or answers it here.
+fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, request: &Request) -> Dispatch {
+    let name = request.name();
+    let upper = commands::upper_name(name);
+    match upper.as_str() {
+        "QUIT" => {
+            client.quit = true;
+            return ready(simple("OK"));
+        }
+        "AUTH" => return ready(auth(shared, client, request)),
+        _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
+        "SELECT" => return ready(select(shared, client, request)),
+        "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
+        "PING" if request.len() == 1 => return ready(simple("PONG")),
+        "PING" | "INFO" | "SLOTSINFO" if request.len() >= 2 => {
+            // Codis' forms: the first argument names a backend.
+            let addr = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
+            let Some(backend) = shared.router.pool().find(&addr) else {
+                return ready(error(&format!("ERR backend server '{addr}' not found")));
+            };
+            let forwarded = Request::from_args(std::iter::once(name).chain(request.args().skip(2)));
+            return Dispatch::Now(Pending::One(backend.conn(client.db, 0).send(forwarded.wire().clone())));
+        }
+        _ => {}
+    }
+    let info = commands::lookup(name);
+    if info.kind == Kind::NotAllowed {
+        return ready(error(&format!("ERR handle request, command '{upper}' is not allowed")));
+    }
+    let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
+    match upper.as_str() {
+        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
+            return split(shared, table, client, request, &upper, &keys_from(1, 1));
+        }
+        "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
+            return split(shared, table, client, request, &upper, &keys_from(1, 2));
+        }
+        _ => {}
+    }
+    let key = match info.key {
+        KeyAt::Arg(at) => request.arg(at).unwrap_or_default(),
+        KeyAt::None => &[],
+    };
+    let slot = slot_of(key).index();
+    let route = &table[slot];
+    if route.slot.locked || route.migrate_from.is_some() {
+        return Dispatch::InLine(slot);
+    }
+    match &route.backend {
+        Some(backend) => Dispatch::Now(Pending::One(backend.conn(client.db, slot).send(request.wire().clone()))),
+        None => ready(error("ERR handle request, slot is not ready, may be offline")),
+    }
+}
+
+fn auth<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+    let expected = &shared.config.session_auth;
+    if request.len() != 2 {
+        return error("ERR wrong number of arguments for 'auth' command");
+    }
+    if expected.is_empty() {
+        return error("ERR Client sent AUTH, but no password is set");
+    }
+    if request.arg(1) == Some(expected.as_bytes()) {
+        client.authenticated = true;
+        simple("OK")
+    } else {
+        client.authenticated = false;
+        error("ERR invalid password")
+    }
+}
+
+fn select<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+    if request.len() != 2 {
+        return error("ERR wrong number of arguments for 'select' command");
+    }
+    let databases = shared.router.pool().options().databases;
+    match resp::parse_i64(request.arg(1).unwrap_or_default()).and_then(|db| usize::try_from(db).ok()) {
+        Some(db) if db < databases => {
+            client.db = db;
+            simple("OK")
+        }
+        Some(_) => error("ERR DB index is out of range"),
+        None => error("ERR invalid DB index"),
+    }
+}
+
+/// A multi-key command split by backend connection (keys of one connection go together; on one
+/// server a multi-key command across slots is fine), or served key by key in line if any slot
+/// migrates or is locked.
+fn split<E: Env>(
+    shared: &Shared<E>,
+    table: &[Route],
+    client: &Client,
+    request: &Request,
+    upper: &str,
+    keys: &[&[u8]],
+) -> Dispatch {
+    let pairs = upper == "MSET";
+    // Group positions by (backend, connection).
+    let mut groups: Vec<(Arc<Backend>, usize, Vec<usize>)> = Vec::new();
+    for (position, key) in keys.iter().enumerate() {
+        let slot = slot_of(key).index();
+        let route = &table[slot];
+        if route.slot.locked || route.migrate_from.is_some() {
+            return Dispatch::InLine(slot);
+        }
+        let Some(backend) = &route.backend else {
+            return ready(error("ERR handle request, slot is not ready, may be offline"));
+        };
+        let conn = slot % shared.router.pool().options().parallel.max(1);
+        match groups.iter_mut().find(|(other, index, _)| Arc::ptr_eq(other, backend) && *index == conn) {
+            Some((_, _, positions)) => positions.push(position),
+            None => groups.push((backend.clone(), conn, vec![position])),
+        }
+    }
+    let parts = groups.into_iter().map(|(backend, conn, positions)| {
+        let mut args: Vec<&[u8]> = vec![upper.as_bytes()];
+        for position in &positions {
+            if pairs {
+                args.extend(request.args().skip(1 + position * 2).take(2));
+            } else {
+                args.push(keys[*position]);
+            }
+        }
+        let wire = Request::from_args(args).wire().clone();
+        let receiver = backend.conn(client.db, conn).send(wire);
+        (positions, receiver)
+    });
+    Dispatch::Now(match upper {
+        "MGET" => Pending::Mget { total: keys.len(), parts: parts.collect() },
+        "MSET" => Pending::AllOk(parts.map(|(_, receiver)| receiver).collect()),
+        _ => Pending::Sum(parts.map(|(_, receiver)| receiver).collect()),
+    })
+}
+
+/// Waits for every pending reply, in order, and appends it to `out`.
+async fn drain(pending: &mut VecDeque<Pending>, out: &mut BytesMut) {
+    while let Some(next) = pending.pop_front() {
+        let reply = resolve(next).await;
+        out.extend_from_slice(&reply);
+    }
+}
+
+/// The reply a backend error becomes.
+fn backend_error(error: &impl std::fmt::Display) -> Bytes {
+    error_text(&format!("ERR handle response, {error}"))
+}
+
+fn error_text(text: &str) -> Bytes {
+    error(text)
+}
+
+async fn receive(receiver: oneshot::Receiver<Reply>) -> Result<Bytes, Bytes> {
+    match receiver.await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(error)) => Err(backend_error(&error)),
+        Err(_) => Err(backend_error(&"backend conn closed")),
+    }
+}
+
+/// The elements of an array reply, as raw frames.
+fn elements(reply: &Bytes) -> Option<Vec<Bytes>> {
+    if reply.first() != Some(&b'*') {
+        return None;
+    }
+    let end = reply.iter().position(|byte| *byte == b'\n')?;
+    let mut rest = BytesMut::from(&reply[end + 1..]);
+    let mut decoder =
+        Decoder::new(Limits { max_bulk_len: usize::MAX / 2, max_array_len: usize::MAX / 2, ..Limits::default() });
+    let mut out = Vec::new();
+    while let Ok(Some(element)) = decoder.decode_raw(&mut rest) {
+        out.push(element);
+    }
+    Some(out)
+}
+
+async fn resolve(pending: Pending) -> Bytes {
+    match pending {
+        Pending::Ready(reply) => reply,
+        Pending::One(receiver) => receive(receiver).await.unwrap_or_else(|error| error),
+        Pending::Mget { total, parts } => {
+            let mut values: Vec<Bytes> = vec![Bytes::new(); total];
+            let mut failure = None;
+            for (positions, receiver) in parts {
+                match receive(receiver).await {
+                    Ok(reply) => match elements(&reply) {
+                        Some(found) if found.len() == positions.len() => {
+                            for (position, value) in positions.into_iter().zip(found) {
+                                values[position] = value;
+                            }
+                        }
+                        _ => failure = failure.or(Some(reply)),
+                    },
+                    Err(error) => failure = failure.or(Some(error)),
+                }
+            }
+            if let Some(failure) = failure {
+                return failure;
+            }
+            let mut out = BytesMut::new();
+            encode::write_array_header(&mut out, total);
+            for value in values {
+                out.extend_from_slice(&value);
+            }
+            out.freeze()
+        }
+        Pending::Sum(parts) => {
+            let mut sum = 0i64;
+            let mut failure = None;
+            for receiver in parts {
+                match receive(receiver).await {
+                    Ok(reply) => match integer(&reply) {
+                        Some(count) => sum += count,
+                        None => failure = failure.or(Some(reply)),
+                    },
+                    Err(error) => failure = failure.or(Some(error)),
+                }
+            }
+            failure.unwrap_or_else(|| {
+                let mut out = BytesMut::new();
+                encode::write_integer(&mut out, sum);
+                out.freeze()
+            })
+        }
+        Pending::AllOk(parts) => {
+            let mut failure = None;
+            for receiver in parts {
+                match receive(receiver).await {
+                    Ok(reply) if reply.starts_with(b"+OK") => {}
+                    Ok(reply) | Err(reply) => failure = failure.or(Some(reply)),
+                }
+            }
+            failure.unwrap_or_else(|| simple("OK"))
+        }
+    }
+}
+
+/// The value of an integer reply.
+fn integer(reply: &[u8]) -> Option<i64> {
+    let body = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    resp::parse_i64(body)
+}
+
+/// How long a request waits for its locked slot before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
+/// slots does), key by key, after everything before it.
+async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request, slot: usize) -> Bytes {
+    // A locked slot holds the request until the dashboard unlocks it.
+    let mut changes = shared.router.changes();
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let table = shared.router.table();
+        if !table[slot].slot.locked {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return error("ERR handle request, slot is locked");
+        }
+    }
+    let table = shared.router.table();
+    let upper = commands::upper_name(request.name());
+    let info = commands::lookup(request.name());
+    // Split commands go key by key through the single-key path.
+    let keys: Vec<(Vec<&[u8]>, &[u8])> = match upper.as_str() {
+        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
+            request.args().skip(1).map(|key| (vec![request.name(), key], key)).collect()
+        }
+        "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
+            let args: Vec<&[u8]> = request.args().skip(1).collect();
+            args.chunks(2)
+                .map(|pair| (vec![request.name(), pair[0], pair.get(1).copied().unwrap_or_default()], pair[0]))
+                .collect()
+        }
+        _ => {
+            let key = match info.key {
+                KeyAt::Arg(at) => request.arg(at).unwrap_or_default(),
+                KeyAt::None => &[],
+            };
+            return forward_one(&table, client, request.wire().clone(), request, key).await;
+        }
+    };
+    let mut replies = Vec::new();
+    for (args, key) in keys {
+        let sub = Request::from_args(args);
+        // Each key may be in another (possibly locked) slot.
+        let table = shared.router.table();
+        replies.push(forward_one(&table, client, sub.wire().clone(), &sub, key).await);
+    }
+    match upper.as_str() {
+        "MGET" => {
+            let mut out = BytesMut::new();
+            encode::write_array_header(&mut out, replies.len());
+            for reply in &replies {
+                match elements(reply) {
+                    Some(found) if found.len() == 1 => out.extend_from_slice(&found[0]),
+                    _ => return reply.clone(),
+                }
+            }
+            out.freeze()
+        }
+        "MSET" => replies.into_iter().find(|reply| !reply.starts_with(b"+OK")).unwrap_or_else(|| simple("OK")),
+        _ => {
+            let mut sum = 0;
+            for reply in &replies {
+                match integer(reply) {
+                    Some(count) => sum += count,
+                    None => return reply.clone(),
+                }
+            }
+            let mut out = BytesMut::new();
+            encode::write_integer(&mut out, sum);
+            out.freeze()
+        }
+    }
+}
+
+/// Forwards one single-key request, moving its key out of a migration source first.
+async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
+    let slot = slot_of(key).index();
+    let route = &table[slot];
+    let Some(backend) = &route.backend else {
+        return error("ERR handle request, slot is not ready, may be offline");
+    };
+    let target: &BackendConn = backend.conn(client.db, slot);
+    let Some(source) = &route.migrate_from else {
+        return receive(target.send(wire)).await.unwrap_or_else(|error| error);
+    };
+    let source = source.conn(client.db, slot);
+    let (host, port) = backend.addr().rsplit_once(':').unwrap_or((backend.addr(), "0"));
+    match route.method() {
+        ForwardMethod::Sync => {
+            // Pull the key (and its tag family) to the target, then serve it there.
+            let moved = Request::from_args([&b"SLOTSMGRTTAGONE"[..], host.as_bytes(), port.as_bytes(), b"3000", key]);
+            match receive(source.send(moved.wire().clone())).await {
+                Ok(reply) if reply.starts_with(b":") => receive(target.send(wire)).await.unwrap_or_else(|error| error),
+                Ok(reply) => reply,
+                Err(error) => error,
+            }
+        }
+        ForwardMethod::SemiAsync => {
+            let wrapped =
+                Request::from_args(std::iter::once(&b"SLOTSMGRT-EXEC-WRAPPER"[..]).chain([key]).chain(request.args()));
+            for attempt in 0u64.. {
+                let reply = match receive(source.send(wrapped.wire().clone())).await {
+                    Ok(reply) => reply,
+                    Err(error) => return error,
+                };
+                let Some(parts) = elements(&reply).filter(|parts| parts.len() == 2) else {
+                    return reply;
+                };
+                match integer(&parts[0]) {
+                    Some(2) => return parts[1].clone(),
+                    Some(0) => return receive(target.send(wire)).await.unwrap_or_else(|error| error),
+                    // In flight: retry, at once for the first few tries, then up to 20 ms apart.
+                    Some(1) if attempt < 1000 => {
+                        if attempt >= 5 {
+                            tokio::time::sleep(Duration::from_millis((attempt - 4).min(20))).await;
+                        }
+                    }
+                    _ => return parts[1].clone(),
+                }
+            }
+            error("ERR handle request, key is being migrated")
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The proxy in front of two of our servers on loopback: routing by slot, split multi-key
+//! commands, pipelining order, refused commands, and migration-aware forwarding.
+
+use std::time::Duration;
+
+use model::{ForwardMethod, Slot, SlotId, slot_of};
+use net::{Env, TokioEnv};
+use proxy::{Proxy, ProxyConfig};
+use resp::{Connection, Frame, Limits, Request};
+use server::ServerConfig;
+use tokio::sync::oneshot;
+
+type Stream = <TokioEnv as Env>::Stream;
+
+struct Cluster {
+    env: TokioEnv,
+    servers: [String; 2],
+    proxy: std::sync::Arc<Proxy<TokioEnv>>,
+    proxy_addr: String,
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+async fn start_server(env: &TokioEnv) -> (String, oneshot::Sender<()>) {
+    let config = ServerConfig { bind: "127.0.0.1".into(), port: 0, ..ServerConfig::default() };
+    let (bound, address) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
+        let _ = stopped.await;
+    }));
+    (address.await.expect("bound").to_string(), stop)
+}
+
+/// Slots below 512 on the first server, the rest on the second.
+fn split_slots(servers: &[String; 2]) -> Vec<Slot> {
+    (0..1024u32)
+        .map(|id| Slot {
+            id: SlotId::new(id).expect("slot"),
+            backend_addr: servers[usize::from(id >= 512)].clone(),
+            ..Slot::default()
+        })
+        .collect()
+}
+
+impl Cluster {
+    async fn start(config: ProxyConfig) -> Cluster {
+        let env = TokioEnv::with_seed(3);
+        let (first, stop_first) = start_server(&env).await;
+        let (second, stop_second) = start_server(&env).await;
+        let servers = [first, second];
+        let proxy = std::sync::Arc::new(Proxy::new(env.clone(), config));
+        proxy.router().fill(&split_slots(&servers)).expect("fill");
+        let listener = env.bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = listener.local_addr().expect("addr").to_string();
+        let (stop_proxy, proxy_stopped) = oneshot::channel::<()>();
+        let running = proxy.clone();
+        let proxy_env = env.clone();
+        tokio::spawn(async move {
+            let _ = running
+                .run(proxy_env, listener, async {
+                    let _ = proxy_stopped.await;
+                })
+                .await;
+        });
+        Cluster { env, servers, proxy, proxy_addr, _stops: vec![stop_first, stop_second, stop_proxy] }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.env, &self.proxy_addr).await
+    }
+
+    async fn server(&self, index: usize) -> Client {
+        Client::connect(&self.env, &self.servers[index]).await
+    }
+}
+
+struct Client {
+    connection: Connection<Stream>,
+}
+
+impl Client {
+    async fn connect(env: &TokioEnv, addr: &str) -> Client {
+        let stream = env.connect(addr, Duration::from_secs(5)).await.expect("connect");
+        Client { connection: Connection::new(stream, Limits::default()) }
+    }
+
+    async fn send(&mut self, args: &[&str]) {
+        self.connection.write_request(&Request::from_args(args.iter().map(|arg| arg.as_bytes())));
+        self.connection.flush().await.expect("send");
+    }
+
+    async fn receive(&mut self) -> Frame {
+        tokio::time::timeout(Duration::from_secs(10), self.connection.read_frame())
+            .await
+            .expect("a reply in time")
+            .expect("read")
+            .expect("open")
+    }
+
+    async fn call(&mut self, args: &[&str]) -> Frame {
+        self.send(args).await;
+        self.receive().await
+    }
+}
+
+fn bulk(text: &str) -> Frame {
+    Frame::Bulk(text.to_string().into())
+}
+
+fn ok() -> Frame {
+    Frame::Simple("OK".into())
+}
+
+/// A key in slot `slot`'s half: `{a}`-style tags picked by search.
+fn key_on(server: usize, name: &str) -> String {
+    (0..)
+        .map(|index| format!("{name}{index}"))
+        .find(|key| usize::from(slot_of(key.as_bytes()).index() >= 512) == server)
+        .expect("key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_go_to_the_server_of_their_slot_and_multi_key_commands_are_split() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut client = cluster.client().await;
+    let (left, right) = (key_on(0, "k"), key_on(1, "k"));
+    assert_eq!(client.call(&["SET", &left, "L"]).await, ok());
+    assert_eq!(client.call(&["SET", &right, "R"]).await, ok());
+    assert_eq!(cluster.server(0).await.call(&["GET", &left]).await, bulk("L"));
+    assert_eq!(cluster.server(1).await.call(&["GET", &right]).await, bulk("R"));
+    assert_eq!(cluster.server(0).await.call(&["EXISTS", &right]).await, Frame::Integer(0));
+    let keys: Vec<String> = (0..10).map(|index| format!("m{index}")).collect();
+    let mut mset = vec!["MSET"];
+    for key in &keys {
+        mset.extend([key.as_str(), key.as_str()]);
+    }
+    assert_eq!(client.call(&mset).await, ok());
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.push("missing");
+    let mut expected: Vec<Frame> = keys.iter().map(|key| bulk(key)).collect();
+    expected.push(Frame::NullBulk);
+    assert_eq!(client.call(&mget).await, Frame::Array(expected));
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(client.call(&exists).await, Frame::Integer(10));
+    let mut del = vec!["DEL"];
+    del.extend(keys.iter().map(String::as_str));
+    del.push("missing");
+    assert_eq!(client.call(&del).await, Frame::Integer(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_replies_come_back_in_request_order() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut client = cluster.client().await;
+    for index in 0..2000 {
+        client.send(&["SET", &format!("p{index}"), &index.to_string()]).await;
+        client.send(&["GET", &format!("p{index}")]).await;
+    }
+    for index in 0..2000 {
+        assert_eq!(client.receive().await, ok());
+        assert_eq!(client.receive().await, bulk(&index.to_string()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_local_commands() {
+    let config = ProxyConfig { session_auth: "pw".into(), ..ProxyConfig::default() };
+    let cluster = Cluster::start(config).await;
+    let mut client = cluster.client().await;
+    assert_eq!(client.call(&["GET", "a"]).await, Frame::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(client.call(&["AUTH", "no"]).await, Frame::Error("ERR invalid password".into()));
+    assert_eq!(client.call(&["AUTH", "pw"]).await, ok());
+    assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()));
+    assert_eq!(client.call(&["ECHO", "hi"]).await, bulk("hi"));
+    for name in ["FLUSHALL", "slotsmgrt-async-cancel", "SLOTSMGRT-EXEC-WRAPPER"] {
+        let reply = client.call(&[name, "x", "y"]).await;
+        let expected = format!("ERR handle request, command '{}' is not allowed", name.to_ascii_uppercase());
+        assert_eq!(reply, Frame::Error(expected.into()), "{name}");
+    }
+    assert_eq!(client.call(&["SELECT", "2"]).await, ok());
+    assert_eq!(client.call(&["SET", "in2", "x"]).await, ok());
+    let mut direct = cluster.server(usize::from(slot_of(b"in2").index() >= 512)).await;
+    assert_eq!(direct.call(&["SELECT", "2"]).await, ok());
+    assert_eq!(direct.call(&["GET", "in2"]).await, bulk("x"));
+    assert_eq!(client.call(&["SELECT", "16"]).await, Frame::Error("ERR DB index is out of range".into()));
+    let server = &cluster.servers[0];
+    let Frame::Bulk(info) = client.call(&["INFO", server, "server"]).await else { panic!("INFO addr") };
+    assert!(String::from_utf8_lossy(&info).contains("redis_version"));
+    assert_eq!(client.call(&["QUIT"]).await, ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_a_migrating_slot_are_served_from_wherever_they_are() {
+    for method in [ForwardMethod::Sync, ForwardMethod::SemiAsync] {
+        let cluster = Cluster::start(ProxyConfig::default()).await;
+        let key = key_on(0, &format!("mig{method:?}"));
+        let slot = slot_of(key.as_bytes());
+        let mut client = cluster.client().await;
+        assert_eq!(client.call(&["SET", &key, "v1"]).await, ok());
+        // The slot now belongs to the second server, migrating from the first.
+        cluster
+            .proxy
+            .router()
+            .fill(&[Slot {
+                id: slot,
+                backend_addr: cluster.servers[1].clone(),
+                migrate_from: cluster.servers[0].clone(),
+                forward_method: method,
+                ..Slot::default()
+            }])
+            .expect("fill");
+        assert_eq!(client.call(&["GET", &key]).await, bulk("v1"), "{method:?}");
+        assert_eq!(client.call(&["APPEND", &key, "+"]).await, Frame::Integer(3), "{method:?}");
+        assert_eq!(client.call(&["MGET", &key, "other"]).await, Frame::Array(vec![bulk("v1+"), Frame::NullBulk]));
+        if method == ForwardMethod::Sync {
+            // Sync moves the key on first touch.
+            assert_eq!(cluster.server(1).await.call(&["GET", &key]).await, bulk("v1+"));
+            assert_eq!(cluster.server(0).await.call(&["EXISTS", &key]).await, Frame::Integer(0));
+        }
+    }
+}
