@@ -15,30 +15,91 @@ use crate::backend::{BackendOptions, Pool};
 use crate::router::Router;
 use crate::session;
 
-/// The proxy's settings, with Codis' names (`proxy.toml`).
-#[derive(Clone, Debug)]
+/// The proxy's settings, with Codis' names and defaults (`proxy.toml`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Password clients must `AUTH` with (empty: none).
+    /// The product (cluster) this proxy serves.
+    pub product_name: String,
+    /// Password for the backend servers (each connection `AUTH`s with it); empty for none.
+    pub product_auth: String,
+    /// Password clients must `AUTH` with; empty for none.
     pub session_auth: String,
+    /// Where clients connect.
+    pub proxy_addr: String,
+    /// Most clients at once; more get `-ERR max number of clients reached`.
+    pub proxy_max_clients: usize,
+    /// Connections per backend address and database.
+    pub backend_primary_parallel: usize,
+    /// Databases a client may `SELECT`.
+    pub backend_number_databases: usize,
+    /// How long a backend connect may take.
+    #[serde(with = "duration")]
+    pub backend_connect_timeout: Duration,
     /// Most requests read from one client before their replies are written.
     pub session_max_pipeline: usize,
     /// A client silent this long is disconnected.
+    #[serde(with = "duration")]
     pub session_recv_timeout: Duration,
-    /// Most clients at once.
-    pub proxy_max_clients: usize,
-    /// How backend connections are made.
-    pub backend: BackendOptions,
 }
 
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
+            product_name: "codis-demo".into(),
+            product_auth: String::new(),
             session_auth: String::new(),
+            proxy_addr: "0.0.0.0:19000".into(),
+            proxy_max_clients: 1000,
+            backend_primary_parallel: 1,
+            backend_number_databases: 16,
+            backend_connect_timeout: Duration::from_secs(5),
             session_max_pipeline: 10_000,
             session_recv_timeout: Duration::from_secs(30 * 60),
-            proxy_max_clients: 1000,
-            backend: BackendOptions::default(),
         }
+    }
+}
+
+impl ProxyConfig {
+    /// How backend connections are made.
+    pub fn backend(&self) -> BackendOptions {
+        BackendOptions {
+            password: self.product_auth.clone(),
+            connect_timeout: self.backend_connect_timeout,
+            parallel: self.backend_primary_parallel.max(1),
+            databases: self.backend_number_databases.max(1),
+        }
+    }
+}
+
+/// Codis' durations: a number and a unit (`ms`, `s`, `m`, `h`), as Go's `time.ParseDuration`
+/// reads the common cases (`"30m"`, `"5s"`, `"100ms"`).
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses `"30m"`-style text.
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().ok()?;
+        let millis = match unit {
+            "ms" => number,
+            "s" => number.checked_mul(1000)?,
+            "m" => number.checked_mul(60_000)?,
+            "h" => number.checked_mul(3_600_000)?,
+            _ => return None,
+        };
+        Some(Duration::from_millis(millis))
+    }
+
+    /// Deserializes one.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" or \"5m\"")))
     }
 }
 
@@ -59,7 +120,7 @@ pub struct Proxy<E> {
 impl<E: Env> Proxy<E> {
     /// A proxy with every slot offline.
     pub fn new(env: E, config: ProxyConfig) -> Proxy<E> {
-        let router = Router::new(Pool::new(env, config.backend.clone()));
+        let router = Router::new(Pool::new(env, config.backend()));
         Proxy { shared: Arc::new(Shared { config, router, sessions: AtomicUsize::new(0) }) }
     }
 

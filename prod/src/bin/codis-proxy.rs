@@ -1,0 +1,144 @@
+//! `codis-proxy`: the proxy on real sockets.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use net::{Env, TokioEnv};
+use proxy::{Proxy, ProxyConfig};
+
+/// A stateless Redis front door that routes each request to the group owning its slot.
+#[derive(Parser, Debug)]
+#[command(name = "codis-proxy", version)]
+struct Args {
+    /// A TOML config file with Codis' keys (see --default-config); flags override it.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Print the default configuration, documented, and exit.
+    #[arg(long)]
+    default_config: bool,
+    /// Where clients connect (config key `proxy_addr`).
+    #[arg(long)]
+    proxy_addr: Option<String>,
+    /// The product (cluster) name.
+    #[arg(long = "product_name")]
+    product_name: Option<String>,
+    /// Password of the backend servers.
+    #[arg(long = "product_auth")]
+    product_auth: Option<String>,
+    /// Password clients must AUTH with.
+    #[arg(long = "session_auth")]
+    session_auth: Option<String>,
+    /// Start at once with the slot table in FILE: a JSON array of Codis `Slot`s (`id`,
+    /// `backend_addr`, `migrate_from`, `forward_method`, `locked`).
+    #[arg(long)]
+    fillslots: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+/// The default configuration, with a comment on every option; a test keeps it equal to
+/// `ProxyConfig::default()`.
+const DEFAULT_CONFIG: &str = r#"# codis-proxy configuration. Keys are Codis' own (proxy.toml).
+
+# The product (cluster) this proxy serves, and the password of its servers (every backend
+# connection AUTHs with it; empty for none).
+product_name = "codis-demo"
+product_auth = ""
+
+# Password clients must AUTH with; empty for none.
+session_auth = ""
+
+# Where clients connect.
+proxy_addr = "0.0.0.0:19000"
+
+# Most clients at once; more are refused with "-ERR max number of clients reached".
+proxy_max_clients = 1000
+
+# Connections per backend address and database. Requests of one slot always share one, so a
+# client's requests to a slot keep their order whatever this is.
+backend_primary_parallel = 1
+# Databases a client may SELECT (each backend gets connections for those in use).
+backend_number_databases = 16
+# How long a backend connect (and its AUTH/SELECT) may take.
+backend_connect_timeout = "5s"
+
+# Most requests read from one client before their replies are written, and how long a silent
+# client stays connected.
+session_max_pipeline = 10000
+session_recv_timeout = "30m"
+"#;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.default_config {
+        print!("{DEFAULT_CONFIG}");
+        return ExitCode::SUCCESS;
+    }
+    prod::logging::init(&args.log_level);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut config: ProxyConfig = match &args.config {
+        Some(path) => prod::config::load(path)?,
+        None => ProxyConfig::default(),
+    };
+    if let Some(addr) = args.proxy_addr {
+        config.proxy_addr = addr;
+    }
+    if let Some(name) = args.product_name {
+        config.product_name = name;
+    }
+    if let Some(auth) = args.product_auth {
+        config.product_auth = auth;
+    }
+    if let Some(auth) = args.session_auth {
+        config.session_auth = auth;
+    }
+    // The admin API and dashboard registration are still to come: the slot table comes from a
+    // file for now.
+    let Some(path) = args.fillslots else {
+        anyhow::bail!("--fillslots FILE is required: the admin API that fills slots is not built yet");
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let slots: Vec<model::Slot> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON array of slots", path.display()))?;
+
+    let env = TokioEnv::new().context("seeding randomness")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = env.bind(&config.proxy_addr).await.with_context(|| format!("binding {}", config.proxy_addr))?;
+        let proxy = Proxy::new(env.clone(), config);
+        proxy.router().fill(&slots).context("filling slots")?;
+        tracing::info!(slots = slots.len(), "slots filled from {}", path.display());
+        proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_default_config_is_the_default() {
+        let parsed: ProxyConfig = toml::from_str(DEFAULT_CONFIG).expect("the default config parses");
+        assert_eq!(parsed, ProxyConfig::default());
+    }
+
+    #[test]
+    fn durations_and_unknown_keys() {
+        let parsed: ProxyConfig = toml::from_str("session_recv_timeout = \"90s\"").expect("parses");
+        assert_eq!(parsed.session_recv_timeout, std::time::Duration::from_secs(90));
+        assert!(toml::from_str::<ProxyConfig>("session_recv_timeout = \"soon\"").is_err());
+        assert!(toml::from_str::<ProxyConfig>("proxy_adr = \"x\"").is_err());
+    }
+}
