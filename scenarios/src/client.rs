@@ -67,6 +67,46 @@ impl SimClient {
         result
     }
 
+    /// Sends `commands` back to back and reads their replies, in order: one deadline for all. An
+    /// error leaves the outcome of every command unknown (the connection is dropped).
+    pub async fn pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Frame>, Unavailable> {
+        let result = self.try_pipeline(commands).await;
+        if result.is_err() {
+            self.connection = None;
+        }
+        result
+    }
+
+    async fn try_pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Frame>, Unavailable> {
+        if self.connection.is_none() {
+            let stream = self
+                .env
+                .connect(&self.addr, self.connect_timeout)
+                .await
+                .map_err(|error| Unavailable(format!("connect: {:?} ({error})", error.kind())))?;
+            self.connection = Some(Connection::new(stream, Limits::default()));
+            self.connections += 1;
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(Unavailable("no connection".into()));
+        };
+        for command in commands {
+            connection.write_request(&Request::from_args(command));
+        }
+        connection.flush().await.map_err(|error| Unavailable(format!("write: {error}")))?;
+        let mut replies = Vec::with_capacity(commands.len());
+        let deadline = tokio::time::Instant::now() + self.reply_timeout;
+        for _ in commands {
+            match tokio::time::timeout_at(deadline, connection.read_frame()).await {
+                Err(_) => return Err(Unavailable("reply timed out".into())),
+                Ok(Err(error)) => return Err(Unavailable(format!("read: {error}"))),
+                Ok(Ok(None)) => return Err(Unavailable("connection closed".into())),
+                Ok(Ok(Some(frame))) => replies.push(frame),
+            }
+        }
+        Ok(replies)
+    }
+
     async fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A], reply_timeout: Duration) -> Result<Frame, Unavailable> {
         if self.connection.is_none() {
             let stream = self

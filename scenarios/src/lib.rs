@@ -13,6 +13,8 @@
 //!   and restart, checked against a model; expiry on simulated time.
 //! - [`migration`]: one slot migrating asynchronously between two servers while writers route
 //!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
+//! - [`proxy_faults`]: clients pipelining through the proxy in front of two servers while a
+//!   backend crashes, is partitioned away, the proxy restarts, or slots migrate under them.
 //! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
 //!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
@@ -21,6 +23,7 @@ pub mod data_server;
 pub mod echo;
 pub mod migration;
 pub mod ping;
+pub mod proxy_faults;
 pub mod queue;
 
 use sim::Outcome;
@@ -41,6 +44,7 @@ pub fn all() -> &'static [Scenario] {
     static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
         let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO];
         all.extend(migration::SCENARIOS);
+        all.extend(proxy_faults::SCENARIOS);
         all
     });
     &ALL

@@ -48,6 +48,9 @@ pub struct BackendOptions {
     pub password: String,
     /// How long a connect may take.
     pub connect_timeout: Duration,
+    /// How long requests may wait with no reply at all before the connection is declared dead
+    /// (Codis' `backend_recv_timeout`): a black-holed connection otherwise holds them forever.
+    pub recv_timeout: Duration,
     /// Connections per address and database (Codis' `backend_primary_parallel`).
     pub parallel: usize,
     /// Databases a session may `SELECT` (Codis' `backend_number_databases`).
@@ -56,7 +59,13 @@ pub struct BackendOptions {
 
 impl Default for BackendOptions {
     fn default() -> Self {
-        BackendOptions { password: String::new(), connect_timeout: Duration::from_secs(5), parallel: 1, databases: 16 }
+        BackendOptions {
+            password: String::new(),
+            connect_timeout: Duration::from_secs(5),
+            recv_timeout: Duration::from_secs(30),
+            parallel: 1,
+            databases: 16,
+        }
     }
 }
 
@@ -167,7 +176,7 @@ async fn run<E: Env>(
         let error = match connect(&env, &addr, db, &options).await {
             Ok(stream) => {
                 failures = 0;
-                serve(stream, &mut calls, Some(first)).await
+                serve(stream, &mut calls, Some(first), options.recv_timeout).await
             }
             Err(error) => {
                 let _ = first.reply.send(Err(BackendError::Reset(error.clone())));
@@ -250,7 +259,12 @@ async fn connect<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOption
 
 /// Serves calls on a connected stream until it fails; answers everything in flight with the
 /// error and returns it.
-async fn serve<S: Stream>(stream: S, calls: &mut mpsc::UnboundedReceiver<Call>, first: Option<Call>) -> String {
+async fn serve<S: Stream>(
+    stream: S,
+    calls: &mut mpsc::UnboundedReceiver<Call>,
+    first: Option<Call>,
+    recv_timeout: Duration,
+) -> String {
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: Mutex<VecDeque<oneshot::Sender<Reply>>> = Mutex::new(VecDeque::new());
     let lock = || in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -286,10 +300,13 @@ async fn serve<S: Stream>(stream: S, calls: &mut mpsc::UnboundedReceiver<Call>, 
             Decoder::new(Limits { max_bulk_len: usize::MAX / 2, max_array_len: usize::MAX / 2, ..Limits::default() });
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
-            match reader.read_buf(&mut buf).await {
-                Ok(0) => return "closed by the backend".to_string(),
-                Ok(_) => {}
-                Err(error) => return format!("read: {error}"),
+            match tokio::time::timeout(recv_timeout, reader.read_buf(&mut buf)).await {
+                Ok(Ok(0)) => return "closed by the backend".to_string(),
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return format!("read: {error}"),
+                // Silence is fine while nothing is asked; with requests waiting it is a dead link.
+                Err(_) if lock().is_empty() => continue,
+                Err(_) => return format!("no reply for {} ms", recv_timeout.as_millis()),
             }
             loop {
                 match decoder.decode_raw(&mut buf) {

@@ -36,6 +36,10 @@ pub struct ProxyConfig {
     /// How long a backend connect may take.
     #[serde(with = "duration")]
     pub backend_connect_timeout: Duration,
+    /// How long requests may wait with no reply from their backend before its connection is
+    /// declared dead and reopened.
+    #[serde(with = "duration")]
+    pub backend_recv_timeout: Duration,
     /// Most requests read from one client before their replies are written.
     pub session_max_pipeline: usize,
     /// A client silent this long is disconnected.
@@ -54,6 +58,7 @@ impl Default for ProxyConfig {
             backend_primary_parallel: 1,
             backend_number_databases: 16,
             backend_connect_timeout: Duration::from_secs(5),
+            backend_recv_timeout: Duration::from_secs(30),
             session_max_pipeline: 10_000,
             session_recv_timeout: Duration::from_secs(30 * 60),
         }
@@ -66,6 +71,7 @@ impl ProxyConfig {
         BackendOptions {
             password: self.product_auth.clone(),
             connect_timeout: self.backend_connect_timeout,
+            recv_timeout: self.backend_recv_timeout,
             parallel: self.backend_primary_parallel.max(1),
             databases: self.backend_number_databases.max(1),
         }

@@ -64,6 +64,9 @@ backend_primary_parallel = 1
 backend_number_databases = 16
 # How long a backend connect (and its AUTH/SELECT) may take.
 backend_connect_timeout = "5s"
+# How long requests may wait with no reply at all from their backend before its connection is
+# declared dead and reopened (they get "-ERR handle response, backend conn reset …").
+backend_recv_timeout = "30s"
 
 # Most requests read from one client before their replies are written, and how long a silent
 # client stays connected.
