@@ -104,11 +104,12 @@ bench WHAT="all":
     #!/usr/bin/env bash
     set -euo pipefail
     case "{{WHAT}}" in
-        all) just bench-resp; just bench-server; just bench-migrate ;;
+        all) just bench-resp; just bench-server; just bench-migrate; just bench-proxy ;;
         resp) just bench-resp ;;
         server) just bench-server ;;
         migrate) just bench-migrate ;;
-        *) echo "unknown benchmark {{WHAT}} (use resp, server, migrate or nothing for all)" >&2; exit 2 ;;
+        proxy) just bench-proxy ;;
+        *) echo "unknown benchmark {{WHAT}} (use resp, server, migrate, proxy or nothing for all)" >&2; exit 2 ;;
     esac
 
 # codis-server against redis-server 7.0 with redis-benchmark, side by side (about 12 minutes);
@@ -127,6 +128,20 @@ bench-migrate *ARGS: deps
     python3 reports/migration_bench.py --command "just bench migrate" {{ARGS}} > reports/migration.md.new
     mv reports/migration.md.new reports/migration.md
     @echo "wrote reports/migration.md"
+
+# codis-proxy in front of two codis-servers, beside twemproxy (Debian's nutcracker) in front of two
+# redis-servers and direct redis-server, under redis-benchmark.
+bench-proxy *ARGS: deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v nutcracker >/dev/null; then
+        sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nutcracker
+    fi
+    cargo build --release --quiet -p prod --bin codis-server --bin codis-proxy
+    python3 reports/proxy_bench.py --command "just bench proxy" {{ARGS}} > reports/proxy.md.new
+    mv reports/proxy.md.new reports/proxy.md
+    echo "wrote reports/proxy.md"
 
 bench-resp:
     cargo bench -p resp --bench resp -- --noplot

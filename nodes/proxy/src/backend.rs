@@ -279,6 +279,9 @@ async fn serve<S: Stream>(
                     None => return "the proxy is closing".to_string(),
                 },
             };
+            // Let the other sessions that are ready dispatch too, so their requests share this
+            // write (one syscall, and one wake-up of the backend, for many clients).
+            tokio::task::yield_now().await;
             {
                 let mut queue = lock();
                 out.extend_from_slice(&call.wire);
