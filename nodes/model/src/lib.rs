@@ -15,7 +15,9 @@
 //! - [`sentinel`]: the [`Sentinel`] set.
 //! - [`product`]: validated [`ProductName`]s and the coordinator paths under `/codis3/<product>`.
 //! - [`json`]: encoding as Codis does (4-space indented).
+//! - [`glob`]: Redis' glob patterns (`KEYS`, `SCAN MATCH`, pub/sub), for the server and the proxy.
 
+pub mod glob;
 pub mod group;
 pub mod json;
 pub mod product;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use net::{Env, Stream};
-use resp::{Decoder, Frame, Limits, encode};
+use resp::{Decoder, Frame, Limits, Version, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -76,10 +76,11 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    /// Starts the task for `addr`, database `db`.
-    pub fn start<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOptions) -> BackendConn {
+    /// Starts the task for `addr`, database `db`, speaking `version` (RESP3 connections say
+    /// `HELLO 3` on connect, so RESP3 clients get the backend's RESP3 replies as they are).
+    pub fn start<E: Env>(env: &E, addr: &str, db: usize, version: Version, options: &BackendOptions) -> BackendConn {
         let (calls, receiver) = mpsc::unbounded_channel();
-        env.spawn(run(env.clone(), addr.to_string(), db, options.clone(), receiver));
+        env.spawn(run(env.clone(), addr.to_string(), db, version, options.clone(), receiver));
         BackendConn { calls }
     }
 
@@ -93,12 +94,14 @@ impl BackendConn {
     }
 }
 
-/// Every connection to one backend address: `databases × parallel`, started on first use.
+/// Every connection to one backend address: `protocols × databases × parallel` (each connects
+/// when first used).
 #[derive(Debug)]
 pub struct Backend {
     addr: String,
     conns: Vec<BackendConn>,
     parallel: usize,
+    databases: usize,
 }
 
 impl Backend {
@@ -107,10 +110,12 @@ impl Backend {
         &self.addr
     }
 
-    /// The connection for database `db` that carries `slot`'s requests: always the same one, so
-    /// one client's requests to one slot keep their order even with parallel connections.
-    pub fn conn(&self, db: usize, slot: usize) -> &BackendConn {
-        let index = db * self.parallel + slot % self.parallel;
+    /// The connection for database `db` and protocol `version` that carries `slot`'s requests:
+    /// always the same one, so one client's requests to one slot keep their order even with
+    /// parallel connections.
+    pub fn conn(&self, db: usize, slot: usize, version: Version) -> &BackendConn {
+        let protocol = usize::from(version == Version::Resp3);
+        let index = (protocol * self.databases + db) * self.parallel + slot % self.parallel;
         &self.conns[index.min(self.conns.len() - 1)]
     }
 }
@@ -141,11 +146,14 @@ impl<E: Env> Pool<E> {
             .entry(addr.to_string())
             .or_insert_with(|| {
                 let parallel = self.options.parallel.max(1);
-                let conns = (0..self.options.databases.max(1))
-                    .flat_map(|db| (0..parallel).map(move |_| db))
-                    .map(|db| BackendConn::start(&self.env, addr, db, &self.options))
+                let databases = self.options.databases.max(1);
+                let conns = [Version::Resp2, Version::Resp3]
+                    .into_iter()
+                    .flat_map(|version| (0..databases).map(move |db| (version, db)))
+                    .flat_map(|(version, db)| (0..parallel).map(move |_| (version, db)))
+                    .map(|(version, db)| BackendConn::start(&self.env, addr, db, version, &self.options))
                     .collect();
-                Arc::new(Backend { addr: addr.to_string(), conns, parallel })
+                Arc::new(Backend { addr: addr.to_string(), conns, parallel, databases })
             })
             .clone()
     }
@@ -164,6 +172,7 @@ async fn run<E: Env>(
     env: E,
     addr: String,
     db: usize,
+    version: Version,
     options: BackendOptions,
     mut calls: mpsc::UnboundedReceiver<Call>,
 ) {
@@ -173,7 +182,7 @@ async fn run<E: Env>(
         return;
     };
     loop {
-        let error = match connect(&env, &addr, db, &options).await {
+        let error = match connect(&env, &addr, db, version, &options).await {
             Ok(stream) => {
                 failures = 0;
                 serve(stream, &mut calls, Some(first), options.recv_timeout).await
@@ -211,12 +220,29 @@ async fn run<E: Env>(
 }
 
 /// Connects, authenticates and selects the database.
-async fn connect<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOptions) -> Result<E::Stream, String> {
+async fn connect<E: Env>(
+    env: &E,
+    addr: &str,
+    db: usize,
+    version: Version,
+    options: &BackendOptions,
+) -> Result<E::Stream, String> {
     let mut stream =
         env.connect(addr, options.connect_timeout).await.map_err(|error| format!("connect {addr}: {error}"))?;
     let mut handshake = BytesMut::new();
     let mut expected = 0;
-    if !options.password.is_empty() {
+    if version == Version::Resp3 {
+        // HELLO 3 authenticates too.
+        let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
+        if !options.password.is_empty() {
+            args.extend([&b"AUTH"[..], b"default", options.password.as_bytes()]);
+        }
+        encode::write_array_header(&mut handshake, args.len());
+        for arg in args {
+            encode::write_bulk(&mut handshake, arg);
+        }
+        expected += 1;
+    } else if !options.password.is_empty() {
         encode::write_array_header(&mut handshake, 2);
         encode::write_bulk(&mut handshake, b"AUTH");
         encode::write_bulk(&mut handshake, options.password.as_bytes());
@@ -239,7 +265,7 @@ async fn connect<E: Env>(env: &E, addr: &str, db: usize, options: &BackendOption
         let mut seen = 0;
         while seen < expected {
             match decoder.decode(&mut buf).map_err(|error| error.to_string())? {
-                Some(Frame::Simple(_)) => seen += 1,
+                Some(Frame::Simple(_) | Frame::Map(_)) => seen += 1,
                 Some(other) => return Err(format!("{addr} refused the handshake: {other:?}")),
                 None => {
                     if stream.read_buf(&mut buf).await.map_err(|error| error.to_string())? == 0 {

@@ -116,6 +116,7 @@ pub struct Shared<E> {
     /// The slot table and backends.
     pub router: Router<E>,
     sessions: AtomicUsize,
+    next_session: std::sync::atomic::AtomicU64,
 }
 
 /// A running proxy's handle: the slot table, for whoever fills it (the admin API, tests).
@@ -127,7 +128,14 @@ impl<E: Env> Proxy<E> {
     /// A proxy with every slot offline.
     pub fn new(env: E, config: ProxyConfig) -> Proxy<E> {
         let router = Router::new(Pool::new(env, config.backend()));
-        Proxy { shared: Arc::new(Shared { config, router, sessions: AtomicUsize::new(0) }) }
+        Proxy {
+            shared: Arc::new(Shared {
+                config,
+                router,
+                sessions: AtomicUsize::new(0),
+                next_session: std::sync::atomic::AtomicU64::new(1),
+            }),
+        }
     }
 
     /// The slot table.
@@ -156,8 +164,9 @@ impl<E: Env> Proxy<E> {
                             });
                             continue;
                         }
+                        let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
                         env.spawn(async move {
-                            session::serve(shared.clone(), stream).await;
+                            session::serve(shared.clone(), stream, id).await;
                             shared.sessions.fetch_sub(1, Ordering::Relaxed);
                         });
                     }

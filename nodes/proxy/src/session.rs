@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use model::{ForwardMethod, slot_of};
 use net::Env;
-use resp::{Connection, Decoder, Limits, Request, encode};
+use resp::{Connection, Decoder, Limits, Request, Version, encode};
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -38,16 +38,19 @@ enum Pending {
 
 /// A client's own state.
 struct Client {
+    id: u64,
     db: usize,
+    version: Version,
     authenticated: bool,
     quit: bool,
 }
 
 /// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
-pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream) {
+pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id: u64) {
     let config = &shared.config;
     let mut connection = Connection::new(stream, Limits::default());
-    let mut client = Client { db: 0, authenticated: config.session_auth.is_empty(), quit: false };
+    let mut client =
+        Client { id, db: 0, version: Version::Resp2, authenticated: config.session_auth.is_empty(), quit: false };
     let idle = config.session_recv_timeout;
     loop {
         let first = match tokio::time::timeout(idle, connection.read_request()).await {
@@ -75,6 +78,13 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream) {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         for request in batch {
             let table = shared.router.table();
+            if request.name().eq_ignore_ascii_case(b"SCAN") && client.authenticated {
+                // One SCAN may visit many slots, one backend round trip each: in line.
+                drain(&mut pending, connection.write_buffer()).await;
+                let reply = scan(&shared, &client, &request).await;
+                connection.write_buffer().extend_from_slice(&reply);
+                continue;
+            }
             match dispatch(&shared, &table, &mut client, &request) {
                 Dispatch::Now(reply) => pending.push_back(reply),
                 Dispatch::InLine(route) => {
@@ -135,6 +145,7 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
             return ready(simple("OK"));
         }
         "AUTH" => return ready(auth(shared, client, request)),
+        "HELLO" => return ready(hello(shared, client, request)),
         _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
         "SELECT" => return ready(select(shared, client, request)),
         "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
@@ -146,7 +157,9 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
                 return ready(error(&format!("ERR backend server '{addr}' not found")));
             };
             let forwarded = Request::from_args(std::iter::once(name).chain(request.args().skip(2)));
-            return Dispatch::Now(Pending::One(backend.conn(client.db, 0).send(forwarded.wire().clone())));
+            return Dispatch::Now(Pending::One(
+                backend.conn(client.db, 0, client.version).send(forwarded.wire().clone()),
+            ));
         }
         _ => {}
     }
@@ -174,7 +187,9 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
         return Dispatch::InLine(slot);
     }
     match &route.backend {
-        Some(backend) => Dispatch::Now(Pending::One(backend.conn(client.db, slot).send(request.wire().clone()))),
+        Some(backend) => {
+            Dispatch::Now(Pending::One(backend.conn(client.db, slot, client.version).send(request.wire().clone())))
+        }
         None => ready(error("ERR handle request, slot is not ready, may be offline")),
     }
 }
@@ -194,6 +209,60 @@ fn auth<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> B
         client.authenticated = false;
         error("ERR invalid password")
     }
+}
+
+/// `HELLO [protover [AUTH user password] [SETNAME name]]`: switches the client's protocol (its
+/// requests then use RESP3 backend connections) and describes the proxy.
+fn hello<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+    let mut version = client.version;
+    if let Some(protover) = request.arg(1) {
+        version = match resp::parse_i64(protover) {
+            Some(2) => Version::Resp2,
+            Some(3) => Version::Resp3,
+            Some(_) => return error("NOPROTO unsupported protocol version"),
+            None => return error("ERR Protocol version is not an integer or out of range"),
+        };
+    }
+    let mut index = 2;
+    while let Some(option) = request.arg(index) {
+        if option.eq_ignore_ascii_case(b"AUTH") && request.len() > index + 2 {
+            let password = request.arg(index + 2).unwrap_or_default();
+            let expected = &shared.config.session_auth;
+            // Without a password, any is accepted (Redis' `nopass` default user).
+            if !expected.is_empty() && password != expected.as_bytes() {
+                return error("WRONGPASS invalid username-password pair or user is disabled.");
+            }
+            client.authenticated = true;
+            index += 3;
+        } else if option.eq_ignore_ascii_case(b"SETNAME") && request.len() > index + 1 {
+            index += 2;
+        } else {
+            return error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(option)));
+        }
+    }
+    if !client.authenticated {
+        return error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
+    }
+    client.version = version;
+    let mut out = BytesMut::new();
+    encode::write_map_header(&mut out, 7, version);
+    for (field, value) in [("server", "codis-proxy"), ("version", env!("CARGO_PKG_VERSION"))] {
+        encode::write_bulk(&mut out, field.as_bytes());
+        encode::write_bulk(&mut out, value.as_bytes());
+    }
+    encode::write_bulk(&mut out, b"proto");
+    encode::write_integer(&mut out, if version == Version::Resp3 { 3 } else { 2 });
+    encode::write_bulk(&mut out, b"id");
+    encode::write_integer(&mut out, i64::try_from(client.id).unwrap_or(i64::MAX));
+    for (field, value) in [("mode", "standalone"), ("role", "master")] {
+        encode::write_bulk(&mut out, field.as_bytes());
+        encode::write_bulk(&mut out, value.as_bytes());
+    }
+    encode::write_bulk(&mut out, b"modules");
+    encode::write_array_header(&mut out, 0);
+    out.freeze()
 }
 
 fn select<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
@@ -250,7 +319,7 @@ fn split<E: Env>(
             }
         }
         let wire = Request::from_args(args).wire().clone();
-        let receiver = backend.conn(client.db, conn).send(wire);
+        let receiver = backend.conn(client.db, conn, client.version).send(wire);
         (positions, receiver)
     });
     Dispatch::Now(match upper {
@@ -450,11 +519,11 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
     let Some(backend) = &route.backend else {
         return error("ERR handle request, slot is not ready, may be offline");
     };
-    let target: &BackendConn = backend.conn(client.db, slot);
+    let target: &BackendConn = backend.conn(client.db, slot, client.version);
     let Some(source) = &route.migrate_from else {
         return receive(target.send(wire)).await.unwrap_or_else(|error| error);
     };
-    let source = source.conn(client.db, slot);
+    let source = source.conn(client.db, slot, client.version);
     let (host, port) = backend.addr().rsplit_once(':').unwrap_or((backend.addr(), "0"));
     match route.method() {
         ForwardMethod::Sync => {
@@ -492,4 +561,95 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
             error("ERR handle request, key is being migrated")
         }
     }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count]` across the cluster, slot by slot with each
+/// backend's `SLOTSSCAN`. The cursor carries the slot in its low 10 bits, then one bit for the
+/// side of a migrating slot (its source first, then its target, so a key that moves during the
+/// scan is still seen), then the backend's own cursor: `redis-cli --scan` works through the
+/// proxy. As with Redis' `SCAN`, a key present for the whole scan is returned at least once.
+async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) -> Bytes {
+    let Some(cursor) = request.arg(1).and_then(|cursor| std::str::from_utf8(cursor).ok()?.parse::<u64>().ok()) else {
+        return error("ERR invalid cursor");
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut index = 2;
+    while let Some(option) = request.arg(index) {
+        let value = request.arg(index + 1);
+        if option.eq_ignore_ascii_case(b"COUNT") && value.is_some() {
+            match value.and_then(resp::parse_i64).and_then(|count| usize::try_from(count).ok()).filter(|c| *c >= 1) {
+                Some(value) => count = value,
+                None => return error("ERR syntax error"),
+            }
+        } else if option.eq_ignore_ascii_case(b"MATCH") && value.is_some() {
+            pattern = value;
+        } else if option.eq_ignore_ascii_case(b"TYPE") {
+            return error("ERR SCAN TYPE is not supported through the proxy");
+        } else {
+            return error("ERR syntax error");
+        }
+        index += 2;
+    }
+    let mut slot = (cursor & 0x3ff) as usize;
+    let mut side = (cursor >> 10) & 1;
+    let mut inner = cursor >> 11;
+    let mut keys: Vec<Bytes> = Vec::new();
+    let mut visited = 0usize;
+    while slot < model::MAX_SLOT_NUM && keys.len() < count && visited < count.max(64) {
+        let table = shared.router.table();
+        let route = &table[slot];
+        let Some(backend) = &route.backend else {
+            return error("ERR handle request, slot is not ready, may be offline");
+        };
+        let backend = match (&route.migrate_from, side) {
+            (Some(source), 0) => source,
+            (_, _) => backend,
+        };
+        let request = Request::from_args([
+            &b"SLOTSSCAN"[..],
+            slot.to_string().as_bytes(),
+            inner.to_string().as_bytes(),
+            b"COUNT",
+            count.to_string().as_bytes(),
+        ]);
+        let reply = match receive(backend.conn(client.db, slot, client.version).send(request.wire().clone())).await {
+            Ok(reply) => reply,
+            Err(error) => return error,
+        };
+        let mut buf = BytesMut::from(&reply[..]);
+        let frame = Decoder::new(Limits { max_array_len: usize::MAX / 2, ..Limits::default() }).decode(&mut buf);
+        let Ok(Some(resp::Frame::Array(parts))) = frame else {
+            return reply;
+        };
+        let (Some(resp::Frame::Bulk(next)), Some(resp::Frame::Array(found))) = (parts.first(), parts.get(1)) else {
+            return reply;
+        };
+        for key in found {
+            if let resp::Frame::Bulk(key) = key
+                && pattern.is_none_or(|pattern| model::glob::matches(pattern, key, false))
+            {
+                keys.push(key.clone());
+            }
+        }
+        visited += 1;
+        inner = std::str::from_utf8(next).ok().and_then(|next| next.parse().ok()).unwrap_or(0);
+        if inner == 0 {
+            if route.migrate_from.is_some() && side == 0 {
+                side = 1;
+            } else {
+                side = 0;
+                slot += 1;
+            }
+        }
+    }
+    let next = if slot >= model::MAX_SLOT_NUM { 0 } else { (inner << 11) | (side << 10) | slot as u64 };
+    let mut out = BytesMut::new();
+    encode::write_array_header(&mut out, 2);
+    encode::write_bulk(&mut out, next.to_string().as_bytes());
+    encode::write_array_header(&mut out, keys.len());
+    for key in keys {
+        encode::write_bulk(&mut out, &key);
+    }
+    out.freeze()
 }

@@ -220,3 +220,57 @@ async fn keys_of_a_migrating_slot_are_served_from_wherever_they_are() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_clients_get_resp3_replies() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut client = cluster.client().await;
+    let Frame::Map(fields) = client.call(&["HELLO", "3"]).await else { panic!("HELLO 3 answers a map") };
+    assert!(fields.contains(&(bulk("proto"), Frame::Integer(3))), "{fields:?}");
+    assert_eq!(client.call(&["HSET", "h", "f", "v"]).await, Frame::Integer(1));
+    assert_eq!(client.call(&["HGETALL", "h"]).await, Frame::Map(vec![(bulk("f"), bulk("v"))]));
+    assert_eq!(client.call(&["GET", "missing"]).await, Frame::Null);
+    // A split command merges RESP3 parts as they are.
+    assert_eq!(client.call(&["SET", "other", "x"]).await, ok());
+    let expected = Frame::Array(vec![bulk("x"), Frame::Null, Frame::Null]);
+    assert_eq!(client.call(&["MGET", "other", "missing", "missing2"]).await, expected);
+    let Frame::Array(_) = client.call(&["HELLO", "2"]).await else { panic!("HELLO 2 answers a flat array") };
+    assert_eq!(client.call(&["GET", "missing"]).await, Frame::NullBulk);
+    assert_eq!(client.call(&["HELLO", "4"]).await, Frame::Error("NOPROTO unsupported protocol version".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_walks_every_slot_of_every_server() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut client = cluster.client().await;
+    let keys: Vec<String> = (0..300).map(|index| format!("scan:{index}")).collect();
+    for chunk in keys.chunks(50) {
+        let mut mset = vec!["MSET"];
+        for key in chunk {
+            mset.extend([key.as_str(), "v"]);
+        }
+        assert_eq!(client.call(&mset).await, ok());
+    }
+    assert_eq!(client.call(&["SET", "other", "x"]).await, ok());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let Frame::Array(parts) = client.call(&["SCAN", &cursor, "MATCH", "scan:*", "COUNT", "25"]).await else {
+            panic!("SCAN replies an array")
+        };
+        let [Frame::Bulk(next), Frame::Array(found)] = parts.as_slice() else { panic!("{parts:?}") };
+        for key in found {
+            let Frame::Bulk(key) = key else { panic!("{key:?}") };
+            seen.insert(String::from_utf8_lossy(key).into_owned());
+        }
+        calls += 1;
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen, keys.iter().cloned().collect(), "every key, and only those matching");
+    assert!(calls > 1, "the scan took several calls");
+    assert_eq!(client.call(&["SCAN", "x"]).await, Frame::Error("ERR invalid cursor".into()));
+}

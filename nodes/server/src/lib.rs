@@ -19,7 +19,7 @@
 //! - [`rdb`]: values in Redis' RDB object format (`DUMP`/`RESTORE`, migration, snapshots).
 //! - [`config`]: [`ServerConfig`], with Redis' option names.
 //! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
-//!   patterns, and Redis' `long double` arithmetic.
+//!   patterns (shared with the proxy, from `model`), and Redis' `long double` arithmetic.
 
 pub mod args;
 pub mod blocking;
@@ -27,7 +27,7 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod evict;
-pub mod glob;
+pub use model::glob;
 pub mod keyspace;
 pub mod ldouble;
 pub mod migrate;
