@@ -148,7 +148,7 @@ fn run(seed: u64, variant: Variant) -> Outcome {
                 let listener = env.bind("0.0.0.0:19000").await?;
                 let proxy = Arc::new(Proxy::new(env.clone(), config));
                 let table = world.borrow().table.clone();
-                proxy.router().fill(&table)?;
+                proxy.router().fill(&table).await?;
                 world.borrow_mut().proxy = Some(proxy.clone());
                 proxy.run(env, listener, std::future::pending()).await?;
                 Ok(())
@@ -202,7 +202,7 @@ async fn migrate_slots(env: SimEnv, world: Shared) -> HostResult {
             ..Slot::default()
         })
         .collect();
-    refill(&world, &migrating)?;
+    refill(&world, &migrating).await?;
     let mut source = SimClient::new(env.clone(), "s1:6379");
     for id in MOVING {
         loop {
@@ -225,18 +225,21 @@ async fn migrate_slots(env: SimEnv, world: Shared) -> HostResult {
     let done: Vec<Slot> = MOVING
         .map(|id| Slot { id: SlotId::new(id).unwrap_or_default(), backend_addr: "s2:6379".into(), ..Slot::default() })
         .collect();
-    refill(&world, &done)?;
+    refill(&world, &done).await?;
     info!("slots moved to s2");
     Ok(())
 }
 
-fn refill(world: &Shared, slots: &[Slot]) -> HostResult {
-    let mut world = world.borrow_mut();
-    for slot in slots {
-        world.table[slot.id.index()] = slot.clone();
-    }
-    if let Some(proxy) = &world.proxy {
-        proxy.router().fill(slots)?;
+async fn refill(world: &Shared, slots: &[Slot]) -> HostResult {
+    let proxy = {
+        let mut world = world.borrow_mut();
+        for slot in slots {
+            world.table[slot.id.index()] = slot.clone();
+        }
+        world.proxy.clone()
+    };
+    if let Some(proxy) = proxy {
+        proxy.router().fill(slots).await?;
     }
     Ok(())
 }

@@ -5,11 +5,12 @@
 //! table and swaps it in, and bumps a version that sessions holding requests for a locked slot
 //! wait on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use model::{ForwardMethod, MAX_SLOT_NUM, Slot, SlotId};
 use net::Env;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::backend::{Backend, Pool};
 
@@ -39,11 +40,37 @@ pub enum FillError {
     BadSlot(u32),
 }
 
+/// Requests in flight per slot: dispatched under the current table and not yet answered.
+#[derive(Debug)]
+struct InFlightCounts {
+    counts: Vec<AtomicUsize>,
+    drained: Notify,
+}
+
+/// Counts one request in flight for a slot until dropped (when its reply has arrived, or the
+/// request was abandoned).
+#[derive(Debug)]
+pub struct InFlight {
+    counts: Arc<InFlightCounts>,
+    slot: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.counts.counts[self.slot].fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.counts.drained.notify_waiters();
+        }
+    }
+}
+
 /// The slot table and the backends it points at.
 pub struct Router<E> {
     pool: Pool<E>,
     table: RwLock<Arc<Vec<Route>>>,
     version: watch::Sender<u64>,
+    in_flight: Arc<InFlightCounts>,
+    /// One table change at a time.
+    filling: tokio::sync::Mutex<()>,
 }
 
 impl<E: Env> Router<E> {
@@ -55,7 +82,17 @@ impl<E: Env> Router<E> {
                 ..Route::default()
             })
             .collect();
-        Router { pool, table: RwLock::new(Arc::new(table)), version: watch::Sender::new(0) }
+        let in_flight = Arc::new(InFlightCounts {
+            counts: (0..MAX_SLOT_NUM).map(|_| AtomicUsize::new(0)).collect(),
+            drained: Notify::new(),
+        });
+        Router {
+            pool,
+            table: RwLock::new(Arc::new(table)),
+            version: watch::Sender::new(0),
+            in_flight,
+            filling: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The backend pool.
@@ -73,20 +110,53 @@ impl<E: Env> Router<E> {
         self.version.subscribe()
     }
 
-    /// Applies `slots` (Codis' `fillslots`): each replaces its slot's entry.
-    pub fn fill(&self, slots: &[Slot]) -> Result<(), FillError> {
-        let mut table: Vec<Route> = self.table().as_ref().clone();
+    /// Counts a request for `slot` in flight until the returned guard drops.
+    pub fn track(&self, slot: usize) -> InFlight {
+        let slot = slot.min(MAX_SLOT_NUM - 1);
+        self.in_flight.counts[slot].fetch_add(1, Ordering::AcqRel);
+        InFlight { counts: self.in_flight.clone(), slot }
+    }
+
+    /// Applies `slots` (Codis' `fillslots`): each replaces its slot's entry, after the requests
+    /// already in flight for it have been answered (Codis' `blockAndWait`): new requests for a
+    /// changing slot are held meanwhile, so none runs against the old backend once the new
+    /// entry is in place, and none overtakes one sent before.
+    pub async fn fill(&self, slots: &[Slot]) -> Result<(), FillError> {
+        if let Some(bad) = slots.iter().find(|slot| slot.id.index() >= MAX_SLOT_NUM) {
+            return Err(FillError::BadSlot(u32::from(bad.id)));
+        }
+        let _one_at_a_time = self.filling.lock().await;
+        // Hold the slots that change.
+        let mut held: Vec<Route> = self.table().as_ref().clone();
+        for slot in slots {
+            held[slot.id.index()].slot.locked = true;
+        }
+        self.install(held);
+        // Wait for what was already sent to them.
         for slot in slots {
             let index = slot.id.index();
-            if index >= MAX_SLOT_NUM {
-                return Err(FillError::BadSlot(u32::from(slot.id)));
+            loop {
+                let drained = self.in_flight.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if self.in_flight.counts[index].load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                drained.await;
             }
+        }
+        let mut table: Vec<Route> = self.table().as_ref().clone();
+        for slot in slots {
             let backend = (!slot.backend_addr.is_empty()).then(|| self.pool.get(&slot.backend_addr));
             let migrate_from = (!slot.migrate_from.is_empty()).then(|| self.pool.get(&slot.migrate_from));
-            table[index] = Route { slot: slot.clone(), backend, migrate_from };
+            table[slot.id.index()] = Route { slot: slot.clone(), backend, migrate_from };
         }
+        self.install(table);
+        Ok(())
+    }
+
+    fn install(&self, table: Vec<Route>) {
         *self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
         self.version.send_modify(|version| *version += 1);
-        Ok(())
     }
 }

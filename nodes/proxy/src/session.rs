@@ -19,21 +19,28 @@ use tracing::debug;
 use crate::backend::{Backend, BackendConn, Reply};
 use crate::commands::{self, KeyAt, Kind};
 use crate::proxy::Shared;
-use crate::router::Route;
+use crate::router::{InFlight, Route};
+
+/// A backend reply on its way, counting its slots' requests in flight until it arrives (a
+/// slot table change waits for them: see [`crate::router::Router::fill`]).
+struct Tracked {
+    receiver: oneshot::Receiver<Reply>,
+    _in_flight: Vec<InFlight>,
+}
 
 /// A reply on its way.
 enum Pending {
     /// Already known.
     Ready(Bytes),
     /// One backend reply, forwarded as it is.
-    One(oneshot::Receiver<Reply>),
+    One(Tracked),
     /// `MGET` split across connections: each part's reply array holds the values of the listed
     /// positions.
-    Mget { total: usize, parts: Vec<(Vec<usize>, oneshot::Receiver<Reply>)> },
+    Mget { total: usize, parts: Vec<(Vec<usize>, Tracked)> },
     /// `DEL`/`UNLINK`/`EXISTS`/`TOUCH` split: the sum of the parts' integers.
-    Sum(Vec<oneshot::Receiver<Reply>>),
+    Sum(Vec<Tracked>),
     /// `MSET` split: `+OK` once every part said it.
-    AllOk(Vec<oneshot::Receiver<Reply>>),
+    AllOk(Vec<Tracked>),
 }
 
 /// A client's own state.
@@ -77,7 +84,6 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         for request in batch {
-            let table = shared.router.table();
             if request.name().eq_ignore_ascii_case(b"SCAN") && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
                 drain(&mut pending, connection.write_buffer()).await;
@@ -85,12 +91,12 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 connection.write_buffer().extend_from_slice(&reply);
                 continue;
             }
-            match dispatch(&shared, &table, &mut client, &request) {
+            match dispatch(&shared, &mut client, &request) {
                 Dispatch::Now(reply) => pending.push_back(reply),
-                Dispatch::InLine(route) => {
+                Dispatch::InLine => {
                     // Answer everything before it, then serve it alone.
                     drain(&mut pending, connection.write_buffer()).await;
-                    let reply = serve_in_line(&shared, &mut client, &request, route).await;
+                    let reply = serve_in_line(&shared, &mut client, &request).await;
                     connection.write_buffer().extend_from_slice(&reply);
                 }
             }
@@ -110,7 +116,7 @@ enum Dispatch {
     /// Sent (or answered): its reply is on its way.
     Now(Pending),
     /// Its slot migrates or is locked: serve it after everything before it.
-    InLine(usize),
+    InLine,
 }
 
 fn error(text: &str) -> Bytes {
@@ -136,7 +142,7 @@ fn ready(reply: Bytes) -> Dispatch {
 }
 
 /// Routes one request, or answers it here.
-fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, request: &Request) -> Dispatch {
+fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Dispatch {
     let name = request.name();
     let upper = commands::upper_name(name);
     match upper.as_str() {
@@ -157,9 +163,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
                 return ready(error(&format!("ERR backend server '{addr}' not found")));
             };
             let forwarded = Request::from_args(std::iter::once(name).chain(request.args().skip(2)));
-            return Dispatch::Now(Pending::One(
-                backend.conn(client.db, 0, client.version).send(forwarded.wire().clone()),
-            ));
+            let receiver = backend.conn(client.db, 0, client.version).send(forwarded.wire().clone());
+            return Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: Vec::new() }));
         }
         _ => {}
     }
@@ -170,10 +175,10 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
     let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
     match upper.as_str() {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
-            return split(shared, table, client, request, &upper, &keys_from(1, 1));
+            return split(shared, client, request, &upper, &keys_from(1, 1));
         }
         "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
-            return split(shared, table, client, request, &upper, &keys_from(1, 2));
+            return split(shared, client, request, &upper, &keys_from(1, 2));
         }
         _ => {}
     }
@@ -182,13 +187,18 @@ fn dispatch<E: Env>(shared: &Shared<E>, table: &[Route], client: &mut Client, re
         KeyAt::None => &[],
     };
     let slot = slot_of(key).index();
+    // Counted before the table is read: a table change either sees this request in flight, or
+    // this request sees the slot held.
+    let in_flight = shared.router.track(slot);
+    let table = shared.router.table();
     let route = &table[slot];
     if route.slot.locked || route.migrate_from.is_some() {
-        return Dispatch::InLine(slot);
+        return Dispatch::InLine;
     }
     match &route.backend {
         Some(backend) => {
-            Dispatch::Now(Pending::One(backend.conn(client.db, slot, client.version).send(request.wire().clone())))
+            let receiver = backend.conn(client.db, slot, client.version).send(request.wire().clone());
+            Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
         }
         None => ready(error("ERR handle request, slot is not ready, may be offline")),
     }
@@ -283,22 +293,23 @@ fn select<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) ->
 /// A multi-key command split by backend connection (keys of one connection go together; on one
 /// server a multi-key command across slots is fine), or served key by key in line if any slot
 /// migrates or is locked.
-fn split<E: Env>(
-    shared: &Shared<E>,
-    table: &[Route],
-    client: &Client,
-    request: &Request,
-    upper: &str,
-    keys: &[&[u8]],
-) -> Dispatch {
+fn split<E: Env>(shared: &Shared<E>, client: &Client, request: &Request, upper: &str, keys: &[&[u8]]) -> Dispatch {
     let pairs = upper == "MSET";
+    let slots: Vec<usize> = keys.iter().map(|key| slot_of(key).index()).collect();
+    // Counted before the table is read (see `dispatch`).
+    let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
+    for slot in &slots {
+        if !in_flight.iter().any(|(tracked, _)| tracked == slot) {
+            in_flight.push((*slot, shared.router.track(*slot)));
+        }
+    }
+    let table = shared.router.table();
     // Group positions by (backend, connection).
     let mut groups: Vec<(Arc<Backend>, usize, Vec<usize>)> = Vec::new();
-    for (position, key) in keys.iter().enumerate() {
-        let slot = slot_of(key).index();
+    for (position, slot) in slots.iter().copied().enumerate() {
         let route = &table[slot];
         if route.slot.locked || route.migrate_from.is_some() {
-            return Dispatch::InLine(slot);
+            return Dispatch::InLine;
         }
         let Some(backend) = &route.backend else {
             return ready(error("ERR handle request, slot is not ready, may be offline"));
@@ -320,7 +331,14 @@ fn split<E: Env>(
         }
         let wire = Request::from_args(args).wire().clone();
         let receiver = backend.conn(client.db, conn, client.version).send(wire);
-        (positions, receiver)
+        // Each part holds the counts of its own slots.
+        let mut mine = Vec::new();
+        for position in &positions {
+            if let Some(at) = in_flight.iter().position(|(slot, _)| *slot == slots[*position]) {
+                mine.push(in_flight.swap_remove(at).1);
+            }
+        }
+        (positions, Tracked { receiver, _in_flight: mine })
     });
     Dispatch::Now(match upper {
         "MGET" => Pending::Mget { total: keys.len(), parts: parts.collect() },
@@ -346,7 +364,12 @@ fn error_text(text: &str) -> Bytes {
     error(text)
 }
 
-async fn receive(receiver: oneshot::Receiver<Reply>) -> Result<Bytes, Bytes> {
+async fn receive(tracked: Tracked) -> Result<Bytes, Bytes> {
+    receive_raw(tracked.receiver).await
+}
+
+/// A reply whose slot the caller keeps counted in flight itself.
+async fn receive_raw(receiver: oneshot::Receiver<Reply>) -> Result<Bytes, Bytes> {
     match receiver.await {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(error)) => Err(backend_error(&error)),
@@ -442,20 +465,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
 /// slots does), key by key, after everything before it.
-async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request, slot: usize) -> Bytes {
-    // A locked slot holds the request until the dashboard unlocks it.
-    let mut changes = shared.router.changes();
-    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
-    loop {
-        let table = shared.router.table();
-        if !table[slot].slot.locked {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            return error("ERR handle request, slot is locked");
-        }
-    }
-    let table = shared.router.table();
+async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
     let upper = commands::upper_name(request.name());
     let info = commands::lookup(request.name());
     // Split commands go key by key through the single-key path.
@@ -474,15 +484,13 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request:
                 KeyAt::Arg(at) => request.arg(at).unwrap_or_default(),
                 KeyAt::None => &[],
             };
-            return forward_one(&table, client, request.wire().clone(), request, key).await;
+            return forward_held(shared, client, request.wire().clone(), request, key).await;
         }
     };
     let mut replies = Vec::new();
     for (args, key) in keys {
         let sub = Request::from_args(args);
-        // Each key may be in another (possibly locked) slot.
-        let table = shared.router.table();
-        replies.push(forward_one(&table, client, sub.wire().clone(), &sub, key).await);
+        replies.push(forward_held(shared, client, sub.wire().clone(), &sub, key).await);
     }
     match upper.as_str() {
         "MGET" => {
@@ -512,6 +520,33 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request:
     }
 }
 
+/// Forwards one single-key request once its slot is not held (a locked slot waits until the
+/// dashboard unlocks it, or a table change is applied), counted in flight meanwhile.
+async fn forward_held<E: Env>(
+    shared: &Shared<E>,
+    client: &Client,
+    wire: Bytes,
+    request: &Request,
+    key: &[u8],
+) -> Bytes {
+    let slot = slot_of(key).index();
+    let mut changes = shared.router.changes();
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let in_flight = shared.router.track(slot);
+        let table = shared.router.table();
+        if !table[slot].slot.locked {
+            let reply = forward_one(&table, client, wire, request, key).await;
+            drop(in_flight);
+            return reply;
+        }
+        drop(in_flight);
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return error("ERR handle request, slot is locked");
+        }
+    }
+}
+
 /// Forwards one single-key request, moving its key out of a migration source first.
 async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
     let slot = slot_of(key).index();
@@ -521,7 +556,7 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
     };
     let target: &BackendConn = backend.conn(client.db, slot, client.version);
     let Some(source) = &route.migrate_from else {
-        return receive(target.send(wire)).await.unwrap_or_else(|error| error);
+        return receive_raw(target.send(wire)).await.unwrap_or_else(|error| error);
     };
     let source = source.conn(client.db, slot, client.version);
     let (host, port) = backend.addr().rsplit_once(':').unwrap_or((backend.addr(), "0"));
@@ -529,8 +564,10 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
         ForwardMethod::Sync => {
             // Pull the key (and its tag family) to the target, then serve it there.
             let moved = Request::from_args([&b"SLOTSMGRTTAGONE"[..], host.as_bytes(), port.as_bytes(), b"3000", key]);
-            match receive(source.send(moved.wire().clone())).await {
-                Ok(reply) if reply.starts_with(b":") => receive(target.send(wire)).await.unwrap_or_else(|error| error),
+            match receive_raw(source.send(moved.wire().clone())).await {
+                Ok(reply) if reply.starts_with(b":") => {
+                    receive_raw(target.send(wire)).await.unwrap_or_else(|error| error)
+                }
                 Ok(reply) => reply,
                 Err(error) => error,
             }
@@ -539,7 +576,7 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
             let wrapped =
                 Request::from_args(std::iter::once(&b"SLOTSMGRT-EXEC-WRAPPER"[..]).chain([key]).chain(request.args()));
             for attempt in 0u64.. {
-                let reply = match receive(source.send(wrapped.wire().clone())).await {
+                let reply = match receive_raw(source.send(wrapped.wire().clone())).await {
                     Ok(reply) => reply,
                     Err(error) => return error,
                 };
@@ -548,7 +585,7 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
                 };
                 match integer(&parts[0]) {
                     Some(2) => return parts[1].clone(),
-                    Some(0) => return receive(target.send(wire)).await.unwrap_or_else(|error| error),
+                    Some(0) => return receive_raw(target.send(wire)).await.unwrap_or_else(|error| error),
                     // In flight: retry, at once for the first few tries, then up to 20 ms apart.
                     Some(1) if attempt < 1000 => {
                         if attempt >= 5 {
@@ -597,6 +634,7 @@ async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) ->
     let mut keys: Vec<Bytes> = Vec::new();
     let mut visited = 0usize;
     while slot < model::MAX_SLOT_NUM && keys.len() < count && visited < count.max(64) {
+        let _in_flight = shared.router.track(slot);
         let table = shared.router.table();
         let route = &table[slot];
         let Some(backend) = &route.backend else {
@@ -613,7 +651,8 @@ async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) ->
             b"COUNT",
             count.to_string().as_bytes(),
         ]);
-        let reply = match receive(backend.conn(client.db, slot, client.version).send(request.wire().clone())).await {
+        let reply = match receive_raw(backend.conn(client.db, slot, client.version).send(request.wire().clone())).await
+        {
             Ok(reply) => reply,
             Err(error) => return error,
         };

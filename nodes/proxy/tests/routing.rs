@@ -48,7 +48,7 @@ impl Cluster {
         let (second, stop_second) = start_server(&env).await;
         let servers = [first, second];
         let proxy = std::sync::Arc::new(Proxy::new(env.clone(), config));
-        proxy.router().fill(&split_slots(&servers)).expect("fill");
+        proxy.router().fill(&split_slots(&servers)).await.expect("fill");
         let listener = env.bind("127.0.0.1:0").await.expect("bind");
         let proxy_addr = listener.local_addr().expect("addr").to_string();
         let (stop_proxy, proxy_stopped) = oneshot::channel::<()>();
@@ -209,6 +209,7 @@ async fn keys_of_a_migrating_slot_are_served_from_wherever_they_are() {
                 forward_method: method,
                 ..Slot::default()
             }])
+            .await
             .expect("fill");
         assert_eq!(client.call(&["GET", &key]).await, bulk("v1"), "{method:?}");
         assert_eq!(client.call(&["APPEND", &key, "+"]).await, Frame::Integer(3), "{method:?}");

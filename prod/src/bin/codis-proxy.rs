@@ -121,7 +121,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = env.bind(&config.proxy_addr).await.with_context(|| format!("binding {}", config.proxy_addr))?;
         let proxy = Proxy::new(env.clone(), config);
-        proxy.router().fill(&slots).context("filling slots")?;
+        proxy.router().fill(&slots).await.context("filling slots")?;
         tracing::info!(slots = slots.len(), "slots filled from {}", path.display());
         proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")
     })
