@@ -149,6 +149,7 @@ fn run(seed: u64, variant: Variant) -> Outcome {
                 let proxy = Arc::new(Proxy::new(env.clone(), config));
                 let table = world.borrow().table.clone();
                 proxy.router().fill(&table).await?;
+                proxy.start();
                 world.borrow_mut().proxy = Some(proxy.clone());
                 proxy.run(env, listener, std::future::pending()).await?;
                 Ok(())

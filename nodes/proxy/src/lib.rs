@@ -6,12 +6,14 @@
 //!
 //! # Modules
 //! - [`proxy`]: the accept loop and [`ProxyConfig`].
+//! - [`admin`]: the admin HTTP API on Codis' paths, and Prometheus metrics.
 //! - `session`: one client: batches of requests dispatched in parallel, replies in order;
 //!   split multi-key commands; migration-aware forwarding.
 //! - [`router`]: the slot table.
 //! - [`backend`]: pipelined backend connections and the pool.
 //! - [`commands`]: Codis' command table, matched on whole names.
 
+pub mod admin;
 pub mod backend;
 pub mod commands;
 pub mod proxy;

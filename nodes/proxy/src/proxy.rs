@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use net::{Env, Listener};
@@ -27,6 +27,8 @@ pub struct ProxyConfig {
     pub session_auth: String,
     /// Where clients connect.
     pub proxy_addr: String,
+    /// Where the admin HTTP API listens.
+    pub admin_addr: String,
     /// Most clients at once; more get `-ERR max number of clients reached`.
     pub proxy_max_clients: usize,
     /// Connections per backend address and database.
@@ -54,6 +56,7 @@ impl Default for ProxyConfig {
             product_auth: String::new(),
             session_auth: String::new(),
             proxy_addr: "0.0.0.0:19000".into(),
+            admin_addr: "0.0.0.0:11080".into(),
             proxy_max_clients: 1000,
             backend_primary_parallel: 1,
             backend_number_databases: 16,
@@ -115,8 +118,38 @@ pub struct Shared<E> {
     pub config: ProxyConfig,
     /// The slot table and backends.
     pub router: Router<E>,
+    /// Serving clients (after `start`); before, every request gets "router is not online".
+    pub online: AtomicBool,
+    /// Set to stop the proxy (`shutdown` through the admin API).
+    pub closing: tokio::sync::watch::Sender<bool>,
+    /// Counters for `/proxy/stats` and `/metrics`.
+    pub stats: Stats,
     sessions: AtomicUsize,
     next_session: std::sync::atomic::AtomicU64,
+}
+
+/// Completes once the proxy is closing (the guard `wait_for` returns is dropped here, so the
+/// caller's future stays `Send`).
+pub(crate) async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// The proxy's counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests received.
+    pub ops_total: AtomicU64,
+    /// Replies that were errors.
+    pub ops_fails: AtomicU64,
+    /// Sessions accepted since start.
+    pub sessions_total: AtomicU64,
+}
+
+impl<E> Shared<E> {
+    /// Sessions open now.
+    pub fn sessions_alive(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
 }
 
 /// A running proxy's handle: the slot table, for whoever fills it (the admin API, tests).
@@ -132,6 +165,9 @@ impl<E: Env> Proxy<E> {
             shared: Arc::new(Shared {
                 config,
                 router,
+                online: AtomicBool::new(false),
+                closing: tokio::sync::watch::Sender::new(false),
+                stats: Stats::default(),
                 sessions: AtomicUsize::new(0),
                 next_session: std::sync::atomic::AtomicU64::new(1),
             }),
@@ -143,15 +179,31 @@ impl<E: Env> Proxy<E> {
         &self.shared.router
     }
 
+    /// Starts serving clients (Codis' `start`): until then every request is refused with
+    /// "router is not online", so no client reaches a half-filled slot table.
+    pub fn start(&self) {
+        self.shared.online.store(true, Ordering::Release);
+    }
+
+    /// What the admin API and the sessions share.
+    pub fn shared(&self) -> &Arc<Shared<E>> {
+        &self.shared
+    }
+
     /// Serves clients on `listener` until `shutdown` completes.
     pub async fn run(&self, env: E, listener: E::Listener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let addr = listener.local_addr()?;
         info!(%addr, "proxy ready");
         tokio::pin!(shutdown);
+        let mut closing = self.shared.closing.subscribe();
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(()),
+                () = crate::proxy::closed(&mut closing) => {
+                    info!("shut down through the admin API");
+                    return Ok(());
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((mut stream, _peer)) => {
                         let shared = self.shared.clone();
@@ -165,6 +217,7 @@ impl<E: Env> Proxy<E> {
                             continue;
                         }
                         let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
                         env.spawn(async move {
                             session::serve(shared.clone(), stream, id).await;
                             shared.sessions.fetch_sub(1, Ordering::Relaxed);

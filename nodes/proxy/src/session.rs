@@ -82,12 +82,15 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 }
             }
         }
+        shared.stats.ops_total.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut fails = 0u64;
         for request in batch {
             if request.name().eq_ignore_ascii_case(b"SCAN") && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
-                drain(&mut pending, connection.write_buffer()).await;
+                fails += drain(&mut pending, connection.write_buffer()).await;
                 let reply = scan(&shared, &client, &request).await;
+                fails += u64::from(reply.first() == Some(&b'-'));
                 connection.write_buffer().extend_from_slice(&reply);
                 continue;
             }
@@ -95,8 +98,9 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 Dispatch::Now(reply) => pending.push_back(reply),
                 Dispatch::InLine => {
                     // Answer everything before it, then serve it alone.
-                    drain(&mut pending, connection.write_buffer()).await;
+                    fails += drain(&mut pending, connection.write_buffer()).await;
                     let reply = serve_in_line(&shared, &mut client, &request).await;
+                    fails += u64::from(reply.first() == Some(&b'-'));
                     connection.write_buffer().extend_from_slice(&reply);
                 }
             }
@@ -104,7 +108,10 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 break;
             }
         }
-        drain(&mut pending, connection.write_buffer()).await;
+        fails += drain(&mut pending, connection.write_buffer()).await;
+        if fails > 0 {
+            shared.stats.ops_fails.fetch_add(fails, std::sync::atomic::Ordering::Relaxed);
+        }
         if connection.flush().await.is_err() || client.quit {
             return;
         }
@@ -167,6 +174,9 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) 
             return Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: Vec::new() }));
         }
         _ => {}
+    }
+    if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
+        return ready(error("ERR router is not online"));
     }
     let info = commands::lookup(name);
     if info.kind == Kind::NotAllowed {
@@ -347,12 +357,16 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client, request: &Request, upper: 
     })
 }
 
-/// Waits for every pending reply, in order, and appends it to `out`.
-async fn drain(pending: &mut VecDeque<Pending>, out: &mut BytesMut) {
+/// Waits for every pending reply, in order, and appends it to `out`; returns how many were
+/// errors.
+async fn drain(pending: &mut VecDeque<Pending>, out: &mut BytesMut) -> u64 {
+    let mut errors = 0;
     while let Some(next) = pending.pop_front() {
         let reply = resolve(next).await;
+        errors += u64::from(reply.first() == Some(&b'-'));
         out.extend_from_slice(&reply);
     }
+    errors
 }
 
 /// The reply a backend error becomes.
@@ -606,6 +620,9 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
 /// scan is still seen), then the backend's own cursor: `redis-cli --scan` works through the
 /// proxy. As with Redis' `SCAN`, a key present for the whole scan is returned at least once.
 async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) -> Bytes {
+    if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
+        return error("ERR router is not online");
+    }
     let Some(cursor) = request.arg(1).and_then(|cursor| std::str::from_utf8(cursor).ok()?.parse::<u64>().ok()) else {
         return error("ERR invalid cursor");
     };

@@ -49,6 +49,7 @@ impl Cluster {
         let servers = [first, second];
         let proxy = std::sync::Arc::new(Proxy::new(env.clone(), config));
         proxy.router().fill(&split_slots(&servers)).await.expect("fill");
+        proxy.start();
         let listener = env.bind("127.0.0.1:0").await.expect("bind");
         let proxy_addr = listener.local_addr().expect("addr").to_string();
         let (stop_proxy, proxy_stopped) = oneshot::channel::<()>();

@@ -21,6 +21,9 @@ struct Args {
     /// Where clients connect (config key `proxy_addr`).
     #[arg(long)]
     proxy_addr: Option<String>,
+    /// Where the admin HTTP API listens (config key `admin_addr`).
+    #[arg(long)]
+    admin_addr: Option<String>,
     /// The product (cluster) name.
     #[arg(long = "product_name")]
     product_name: Option<String>,
@@ -31,7 +34,8 @@ struct Args {
     #[arg(long = "session_auth")]
     session_auth: Option<String>,
     /// Start at once with the slot table in FILE: a JSON array of Codis `Slot`s (`id`,
-    /// `backend_addr`, `migrate_from`, `forward_method`, `locked`).
+    /// `backend_addr`, `migrate_from`, `forward_method`, `locked`). Without it the proxy waits
+    /// for `fillslots` and `start` through the admin API.
     #[arg(long)]
     fillslots: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace.
@@ -51,8 +55,10 @@ product_auth = ""
 # Password clients must AUTH with; empty for none.
 session_auth = ""
 
-# Where clients connect.
+# Where clients connect, and where the admin HTTP API listens (Codis' paths: /proxy,
+# /api/proxy/fillslots/<xauth>, /api/proxy/start/<xauth> …, and Prometheus /metrics).
 proxy_addr = "0.0.0.0:19000"
+admin_addr = "0.0.0.0:11080"
 
 # Most clients at once; more are refused with "-ERR max number of clients reached".
 proxy_max_clients = 1000
@@ -98,6 +104,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.proxy_addr {
         config.proxy_addr = addr;
     }
+    if let Some(addr) = args.admin_addr {
+        config.admin_addr = addr;
+    }
     if let Some(name) = args.product_name {
         config.product_name = name;
     }
@@ -107,22 +116,42 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(auth) = args.session_auth {
         config.session_auth = auth;
     }
-    // The admin API and dashboard registration are still to come: the slot table comes from a
-    // file for now.
-    let Some(path) = args.fillslots else {
-        anyhow::bail!("--fillslots FILE is required: the admin API that fills slots is not built yet");
+    let slots: Option<Vec<model::Slot>> = match &args.fillslots {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a JSON array of slots", path.display()))?,
+            )
+        }
+        None => None,
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let slots: Vec<model::Slot> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON array of slots", path.display()))?;
 
     let env = TokioEnv::new().context("seeding randomness")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = env.bind(&config.proxy_addr).await.with_context(|| format!("binding {}", config.proxy_addr))?;
+        let admin = env.bind(&config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+        let admin_addr = admin.local_addr()?.to_string();
+        let identity = proxy::admin::Identity::new(
+            &config.product_name,
+            &config.product_auth,
+            &listener.local_addr()?.to_string(),
+            &admin_addr,
+            &hostname,
+        );
+        tracing::info!(token = %identity.model.token, admin = %admin_addr, "admin API ready");
         let proxy = Proxy::new(env.clone(), config);
-        proxy.router().fill(&slots).await.context("filling slots")?;
-        tracing::info!(slots = slots.len(), "slots filled from {}", path.display());
+        match slots {
+            Some(slots) => {
+                proxy.router().fill(&slots).await.context("filling slots")?;
+                proxy.start();
+                tracing::info!(slots = slots.len(), "slots filled from the --fillslots file; online");
+            }
+            None => tracing::info!("waiting online: fill slots and start through the admin API"),
+        }
+        env.spawn(proxy::admin::serve(env.clone(), proxy.shared().clone(), identity, admin));
         proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")
     })
 }

@@ -1,0 +1,273 @@
+//! The proxy's admin HTTP API, on Codis' paths with Codis' JSON shapes, and Prometheus metrics.
+//!
+//! Reads under `/proxy/…` are open, as in Codis; everything under `/api/proxy/…` that changes
+//! or reveals state takes the `xauth` secret in its path. Errors are JSON `{"error": "…"}` with a
+//! 4xx status (Codis answers 800 with a Go stack). The server runs on the environment's
+//! listener, one task per connection spawned through the environment, so the simulator runs it
+//! too.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use net::{Env, Listener};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+
+use crate::proxy::Shared;
+
+/// The proxy's identity, as the dashboard knows it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Codis' `models.Proxy`.
+    pub model: model::Proxy,
+    /// The secret the `/api/proxy/…` paths take.
+    pub xauth: String,
+}
+
+/// SHA-256 of `text` in hex, cut to 32 digits as Codis cuts its tokens and secrets.
+fn sha256_hex32(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex.truncate(32);
+    hex
+}
+
+impl Identity {
+    /// The identity of a proxy of `product` listening on `proxy_addr` and `admin_addr` on
+    /// `hostname`. The token depends on those alone, so a proxy restarted on the same host and
+    /// ports keeps it (Codis hashes the host's MAC addresses instead of its name). The secret is
+    /// Codis' formula over the product's password and the token: with `product_auth` set it
+    /// cannot be derived from the product name.
+    pub fn new(product: &str, product_auth: &str, proxy_addr: &str, admin_addr: &str, hostname: &str) -> Identity {
+        let token = sha256_hex32(&format!("Codis-Token@{hostname}-{product}-{proxy_addr}-{admin_addr}"));
+        let xauth = xauth(product, product_auth, &token);
+        let model = model::Proxy {
+            token,
+            admin_addr: admin_addr.to_string(),
+            proto_type: "tcp4".into(),
+            proxy_addr: proxy_addr.to_string(),
+            product_name: product.to_string(),
+            hostname: hostname.to_string(),
+            ..model::Proxy::default()
+        };
+        Identity { model, xauth }
+    }
+}
+
+/// The secret of the proxy with `token` (Codis' formula): what the dashboard, which knows the
+/// product's password, puts in `/api/proxy/…` paths.
+pub fn xauth(product: &str, product_auth: &str, token: &str) -> String {
+    sha256_hex32(&format!("Codis-XAuth-{product}-{product_auth}-{token}"))
+}
+
+struct AdminState<E> {
+    shared: Arc<Shared<E>>,
+    identity: Identity,
+}
+
+type AppState<E> = Arc<AdminState<E>>;
+
+/// A refused call: a 4xx status and a JSON `{"error": …}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn refuse(status: StatusCode, error: impl Into<String>) -> ApiError {
+    ApiError(status, error.into())
+}
+
+fn check<E>(state: &AdminState<E>, xauth: &str) -> Result<(), ApiError> {
+    if xauth == state.identity.xauth { Ok(()) } else { Err(refuse(StatusCode::FORBIDDEN, "invalid xauth")) }
+}
+
+/// `/proxy/stats`: Codis' shape, the fields we track.
+#[derive(Serialize)]
+struct StatsJson {
+    online: bool,
+    closed: bool,
+    ops: OpsJson,
+    sessions: SessionsJson,
+}
+
+#[derive(Serialize)]
+struct OpsJson {
+    total: u64,
+    fails: u64,
+}
+
+#[derive(Serialize)]
+struct SessionsJson {
+    total: u64,
+    alive: u64,
+}
+
+fn stats<E>(shared: &Shared<E>) -> StatsJson {
+    StatsJson {
+        online: shared.online.load(Ordering::Acquire),
+        closed: *shared.closing.borrow(),
+        ops: OpsJson {
+            total: shared.stats.ops_total.load(Ordering::Relaxed),
+            fails: shared.stats.ops_fails.load(Ordering::Relaxed),
+        },
+        sessions: SessionsJson {
+            total: shared.stats.sessions_total.load(Ordering::Relaxed),
+            alive: shared.sessions_alive() as u64,
+        },
+    }
+}
+
+fn slots<E: Env>(shared: &Shared<E>) -> Vec<model::Slot> {
+    shared.router.table().iter().map(|route| route.slot.clone()).collect()
+}
+
+/// The routes.
+fn routes<E: Env>(state: AppState<E>) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(|| async { axum::response::Redirect::temporary("/proxy") }))
+        .route(
+            "/proxy",
+            get(|State(state): State<AppState<E>>| async move {
+                Json(serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "model": state.identity.model,
+                    "stats": stats(&state.shared),
+                    "slots": slots(&state.shared),
+                }))
+            }),
+        )
+        .route(
+            "/proxy/model",
+            get(|State(state): State<AppState<E>>| async move { Json(state.identity.model.clone()) }),
+        )
+        .route(
+            "/api/proxy/model",
+            get(|State(state): State<AppState<E>>| async move { Json(state.identity.model.clone()) }),
+        )
+        .route("/proxy/stats", get(|State(state): State<AppState<E>>| async move { Json(stats(&state.shared)) }))
+        .route("/proxy/slots", get(|State(state): State<AppState<E>>| async move { Json(slots(&state.shared)) }))
+        .route(
+            "/api/proxy/xping/{xauth}",
+            get(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth).map(|()| Json("OK"))
+            }),
+        )
+        .route(
+            "/api/proxy/stats/{xauth}",
+            get(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth).map(|()| Json(stats(&state.shared)))
+            }),
+        )
+        .route(
+            "/api/proxy/slots/{xauth}",
+            get(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth).map(|()| Json(slots(&state.shared)))
+            }),
+        )
+        .route(
+            "/api/proxy/start/{xauth}",
+            put(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth)?;
+                state.shared.online.store(true, Ordering::Release);
+                Ok::<_, ApiError>(Json("OK"))
+            }),
+        )
+        .route(
+            "/api/proxy/shutdown/{xauth}",
+            put(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth)?;
+                state.shared.online.store(false, Ordering::Release);
+                state.shared.closing.send_replace(true);
+                Ok::<_, ApiError>(Json("OK"))
+            }),
+        )
+        .route(
+            "/api/proxy/stats/reset/{xauth}",
+            put(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
+                check(&state, &xauth)?;
+                state.shared.stats.ops_total.store(0, Ordering::Relaxed);
+                state.shared.stats.ops_fails.store(0, Ordering::Relaxed);
+                Ok::<_, ApiError>(Json("OK"))
+            }),
+        )
+        .route(
+            "/api/proxy/fillslots/{xauth}",
+            put(|State(state): State<AppState<E>>, Path(xauth): Path<String>, body: axum::body::Bytes| async move {
+                check(&state, &xauth)?;
+                let slots: Vec<model::Slot> = serde_json::from_slice(&body)
+                    .map_err(|error| refuse(StatusCode::BAD_REQUEST, format!("not a JSON array of slots: {error}")))?;
+                state
+                    .shared
+                    .router
+                    .fill(&slots)
+                    .await
+                    .map_err(|error| refuse(StatusCode::BAD_REQUEST, error.to_string()))?;
+                Ok::<_, ApiError>(Json("OK"))
+            }),
+        )
+        .route("/metrics", get(|State(state): State<AppState<E>>| async move { metrics(&state.shared) }))
+        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such path") })
+        .with_state(state)
+}
+
+/// Prometheus text exposition.
+fn metrics<E>(shared: &Shared<E>) -> String {
+    let stats = stats(shared);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP codis_proxy_{name} {help}\n# TYPE codis_proxy_{name} {kind}\ncodis_proxy_{name} {value}"
+        );
+    };
+    metric("online", "gauge", "Whether the proxy serves clients.", u64::from(stats.online));
+    metric("ops_total", "counter", "Requests received.", stats.ops.total);
+    metric("ops_fails_total", "counter", "Replies that were errors.", stats.ops.fails);
+    metric("sessions_total", "counter", "Client sessions accepted.", stats.sessions.total);
+    metric("sessions_alive", "gauge", "Client sessions open.", stats.sessions.alive);
+    out
+}
+
+/// Serves the admin API on `listener` until the proxy shuts down.
+pub async fn serve<E: Env>(env: E, shared: Arc<Shared<E>>, identity: Identity, listener: E::Listener) {
+    let app = routes(Arc::new(AdminState { shared: shared.clone(), identity }));
+    let mut closing = shared.closing.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = crate::proxy::closed(&mut closing) => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let service = TowerToHyperService::new(app.clone());
+                env.spawn(async move {
+                    if let Err(error) =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+                    {
+                        debug!(%peer, %error, "admin connection ended");
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(%error, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The `codis-proxy` binary with real tools: two `codis-server`s behind it, slots filled and the
+//! proxy started through its admin HTTP API, then `redis-cli` (pipelined writes, `--scan`) and
+//! `redis-benchmark` through it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::Duration;
+
+use net::{Env, TokioEnv};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running binary, killed on drop.
+struct Running {
+    child: Child,
+    _stderr: BufReader<ChildStderr>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` and returns it with the addresses its log announces after each `markers`.
+fn start(binary: &str, args: &[&str], markers: &[&str]) -> (Running, Vec<String>) {
+    let mut child = Command::new(binary)
+        .args(args)
+        .args(["--log-level", "info"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut found = Vec::new();
+    let mut line = String::new();
+    while found.len() < markers.len() {
+        line.clear();
+        if stderr.read_line(&mut line).expect("read the log") == 0 {
+            panic!("{binary} exited early");
+        }
+        let marker = markers[found.len()];
+        if let Some(rest) = line.split(marker).nth(1) {
+            found.push(rest.split_whitespace().next().unwrap_or_default().to_string());
+        }
+    }
+    (Running { child, _stderr: stderr }, found)
+}
+
+fn redis_cli(port: &str, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed (`just test` installs redis-tools)");
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim_end().to_string()
+}
+
+/// One HTTP/1.1 request; returns the status code and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let env = TokioEnv::with_seed(1);
+        let mut stream = env.connect(addr, Duration::from_secs(5)).await.expect("connect to the admin API");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.expect("read");
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        (status, body)
+    })
+}
+
+fn port_of(addr: &str) -> String {
+    addr.rsplit(':').next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_two_group_cluster_through_the_admin_api_serves_redis_tools() {
+    let server = env!("CARGO_BIN_EXE_codis-server");
+    // The servers share the product's password, which the proxy AUTHs with.
+    let (_first, first) = start(server, &["--port", "0", "--requirepass", "pw"], &["addr="]);
+    let (_second, second) = start(server, &["--port", "0", "--requirepass", "pw"], &["addr="]);
+    let (_proxy, addrs) = start(
+        env!("CARGO_BIN_EXE_codis-proxy"),
+        &[
+            "--proxy-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--product_name",
+            "test",
+            "--product_auth",
+            "pw",
+        ],
+        &["admin=", "addr="],
+    );
+    let (admin, proxy) = (addrs[0].clone(), port_of(&addrs[1]));
+    // Waiting online until started.
+    assert_eq!(redis_cli(&proxy, &["GET", "a"]), "ERR router is not online");
+
+    let (status, model) = http(&admin, "GET", "/proxy/model", "");
+    assert_eq!(status, 200, "{model}");
+    let model: serde_json::Value = serde_json::from_str(&model).expect("model JSON");
+    let token = model["token"].as_str().expect("token").to_string();
+    assert_eq!(model["product_name"], "test");
+    let xauth = proxy::admin::xauth("test", "pw", &token);
+    let (status, body) = http(&admin, "PUT", "/api/proxy/start/wrong", "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+
+    let slots: Vec<serde_json::Value> = (0..1024)
+        .map(|id| serde_json::json!({ "id": id, "backend_addr": if id < 512 { &first[0] } else { &second[0] } }))
+        .collect();
+    let body = serde_json::to_string(&slots).expect("slots JSON");
+    let (status, reply) = http(&admin, "PUT", &format!("/api/proxy/fillslots/{xauth}"), &body);
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = http(&admin, "PUT", &format!("/api/proxy/fillslots/{xauth}"), "[{\"id\": 5000}]");
+    assert_eq!(status, 400, "{reply}");
+    let (status, reply) = http(&admin, "PUT", &format!("/api/proxy/start/{xauth}"), "");
+    assert_eq!(status, 200, "{reply}");
+
+    assert_eq!(redis_cli(&proxy, &["SET", "a", "1"]), "OK");
+    assert_eq!(redis_cli(&proxy, &["MSET", "b", "2", "c", "3"]), "OK");
+    assert_eq!(redis_cli(&proxy, &["MGET", "a", "b", "c"]), "1\n2\n3");
+    let mut scanned: Vec<String> = redis_cli(&proxy, &["--scan"]).lines().map(str::to_string).collect();
+    scanned.sort();
+    assert_eq!(scanned, ["a", "b", "c"]);
+    let benchmark = Command::new("redis-benchmark")
+        .args(["-p", &proxy, "-t", "set,get,mset", "-n", "5000", "-P", "16", "-q"])
+        .output()
+        .expect("redis-benchmark must be installed");
+    assert!(benchmark.status.success(), "{benchmark:?}");
+    let both: u64 = [&first[0], &second[0]]
+        .iter()
+        .map(|addr| {
+            let port = port_of(addr);
+            redis_cli(&port, &["-a", "pw", "--no-auth-warning", "DBSIZE"]).parse::<u64>().expect("DBSIZE")
+        })
+        .sum();
+    assert!(both >= 4, "keys landed on the servers: {both}");
+
+    let (status, stats) = http(&admin, "GET", "/proxy/stats", "");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("stats JSON");
+    assert_eq!(stats["online"], true);
+    assert!(stats["ops"]["total"].as_u64().unwrap_or(0) > 10_000, "{stats}");
+    let (status, metrics) = http(&admin, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("codis_proxy_ops_total "), "{metrics}");
+    let (status, slots) = http(&admin, "GET", &format!("/api/proxy/slots/{xauth}"), "");
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&slots).expect("slots").len(), 1024);
+    let (status, _) = http(&admin, "PUT", &format!("/api/proxy/shutdown/{xauth}"), "");
+    assert_eq!(status, 200);
+}
