@@ -6,8 +6,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Start a local codis-server on 127.0.0.1 in the foreground: `just demo [PORT=6379]`; Ctrl-C stops
-# it. It grows into a whole local cluster (proxy, dashboard, web console) as those components land.
+# Start a local cluster on 127.0.0.1 in the foreground: two codis-servers (ports PORT and PORT+1,
+# default 6379/6380) and a codis-proxy on 19000 (admin API on 11080) with the slots split between
+# them; `just demo [PORT=6379]`. Ctrl-C stops everything. It grows (dashboard, web console) as
+# those components land.
 demo *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -18,9 +20,26 @@ demo *ARGS:
             *) echo "unknown argument $arg (use PORT=)" >&2; exit 2 ;;
         esac
     done
-    cargo build --release --quiet -p prod --bin codis-server
-    echo "codis-server on 127.0.0.1:$port. Connect with: redis-cli -p $port   (Ctrl-C stops it)"
-    exec target/release/codis-server --bind 127.0.0.1 --port "$port"
+    second=$((port + 1))
+    cargo build --release --quiet -p prod --bin codis-server --bin codis-proxy
+    dir=$(mktemp -d)
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+    target/release/codis-server --bind 127.0.0.1 --port "$port" --log-level warn & pids+=($!)
+    target/release/codis-server --bind 127.0.0.1 --port "$second" --log-level warn & pids+=($!)
+    {
+        printf '['
+        for slot in $(seq 0 1023); do
+            owner=$port; if [ "$slot" -ge 512 ]; then owner=$second; fi
+            if [ "$slot" -gt 0 ]; then printf ','; fi
+            printf '{"id":%d,"backend_addr":"127.0.0.1:%d"}' "$slot" "$owner"
+        done
+        printf ']'
+    } > "$dir/slots.json"
+    echo "codis-servers on 127.0.0.1:$port and :$second; codis-proxy on 127.0.0.1:19000 (admin http://127.0.0.1:11080/proxy)"
+    echo "Connect with: redis-cli -p 19000   (Ctrl-C stops everything)"
+    target/release/codis-proxy --proxy-addr 127.0.0.1:19000 --admin-addr 127.0.0.1:11080 --fillslots "$dir/slots.json" --log-level warn & pids+=($!)
+    wait
 
 # Run every test (unit, property, simulation, loopback, differential against redis-server), as CI
 # does.
