@@ -163,6 +163,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) 
         "SELECT" => return ready(select(shared, client, request)),
         "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
         "PING" if request.len() == 1 => return ready(simple("PONG")),
+        "INFO" if request.len() == 1 => return ready(info(shared)),
+        "SLOTSMAPPING" => return ready(slots_mapping(shared, request)),
         "PING" | "INFO" | "SLOTSINFO" if request.len() >= 2 => {
             // Codis' forms: the first argument names a backend.
             let addr = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
@@ -706,6 +708,53 @@ async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) ->
     encode::write_array_header(&mut out, keys.len());
     for key in keys {
         encode::write_bulk(&mut out, &key);
+    }
+    out.freeze()
+}
+
+/// `INFO` without arguments: the proxy's own sections (Codis' form `INFO <backend address>`
+/// asks a backend).
+fn info<E: Env>(shared: &Shared<E>) -> Bytes {
+    use std::sync::atomic::Ordering;
+    let stats = &shared.stats;
+    let text = format!(
+        "# Server\r\nproxy_version:{}\r\nproduct_name:{}\r\nonline:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_error_replies:{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        shared.config.product_name,
+        u8::from(shared.online.load(Ordering::Acquire)),
+        shared.sessions_alive(),
+        stats.sessions_total.load(Ordering::Relaxed),
+        stats.ops_total.load(Ordering::Relaxed),
+        stats.ops_fails.load(Ordering::Relaxed),
+    );
+    bulk(text.as_bytes())
+}
+
+/// `SLOTSMAPPING [slot]` (Codis, proxy only): per slot `[id, backend, migrate_from, replica
+/// groups]`.
+fn slots_mapping<E: Env>(shared: &Shared<E>, request: &Request) -> Bytes {
+    let table = shared.router.table();
+    let range = match request.arg(1) {
+        None => 0..model::MAX_SLOT_NUM,
+        Some(arg) => match resp::parse_i64(arg).and_then(|slot| usize::try_from(slot).ok()) {
+            Some(slot) if slot < model::MAX_SLOT_NUM && request.len() == 2 => slot..slot + 1,
+            _ => return error(&format!("ERR invalid slot number = {}", String::from_utf8_lossy(arg))),
+        },
+    };
+    let mut out = BytesMut::new();
+    encode::write_array_header(&mut out, range.len());
+    for route in &table[range] {
+        encode::write_array_header(&mut out, 4);
+        encode::write_integer(&mut out, route.slot.id.index() as i64);
+        encode::write_bulk(&mut out, route.slot.backend_addr.as_bytes());
+        encode::write_bulk(&mut out, route.slot.migrate_from.as_bytes());
+        encode::write_array_header(&mut out, route.slot.replica_groups.len());
+        for group in &route.slot.replica_groups {
+            encode::write_array_header(&mut out, group.len());
+            for addr in group {
+                encode::write_bulk(&mut out, addr.as_bytes());
+            }
+        }
     }
     out.freeze()
 }

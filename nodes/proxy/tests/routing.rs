@@ -188,6 +188,18 @@ async fn refused_and_local_commands() {
     let server = &cluster.servers[0];
     let Frame::Bulk(info) = client.call(&["INFO", server, "server"]).await else { panic!("INFO addr") };
     assert!(String::from_utf8_lossy(&info).contains("redis_version"));
+    let Frame::Bulk(info) = client.call(&["INFO"]).await else { panic!("INFO") };
+    assert!(String::from_utf8_lossy(&info).contains("total_commands_processed:"), "{info:?}");
+    let expected = Frame::Array(vec![Frame::Array(vec![
+        Frame::Integer(600),
+        bulk(&cluster.servers[1]),
+        bulk(""),
+        Frame::Array(vec![]),
+    ])]);
+    assert_eq!(client.call(&["SLOTSMAPPING", "600"]).await, expected);
+    let Frame::Array(all) = client.call(&["SLOTSMAPPING"]).await else { panic!("SLOTSMAPPING") };
+    assert_eq!(all.len(), 1024);
+    assert_eq!(client.call(&["SLOTSMAPPING", "1024"]).await, Frame::Error("ERR invalid slot number = 1024".into()));
     assert_eq!(client.call(&["QUIT"]).await, ok());
 }
 
