@@ -334,21 +334,50 @@ static TABLE: LazyLock<HashMap<&'static [u8], Info>> = LazyLock::new(|| {
 /// The longest name in the table.
 const MAX_NAME: usize = 32;
 
-/// Looks `name` up (any case); a name not in the table is `MayWrite`, keyed by its first
-/// argument, as Codis treats it.
-pub fn lookup(name: &[u8]) -> Info {
-    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) };
-    if name.len() > MAX_NAME {
-        return unknown;
-    }
-    let mut upper = [0u8; MAX_NAME];
-    for (slot, byte) in upper.iter_mut().zip(name) {
-        *slot = byte.to_ascii_uppercase();
-    }
-    TABLE.get(&upper[..name.len()]).copied().unwrap_or(unknown)
+/// A command name upper-cased on the stack: the proxy matches every request's name, and
+/// allocating for it would cost a heap round trip per request.
+#[derive(Clone, Copy)]
+pub struct UpperName {
+    bytes: [u8; MAX_NAME],
+    /// `None` for a name longer than any in the table.
+    len: Option<usize>,
 }
 
-/// The upper-cased name, for error messages and statistics.
+impl UpperName {
+    /// The upper-cased name; empty for a name too long to be one we know (or not UTF-8).
+    pub fn as_str(&self) -> &str {
+        self.len.and_then(|len| std::str::from_utf8(&self.bytes[..len]).ok()).unwrap_or_default()
+    }
+}
+
+/// Upper-cases `name` on the stack.
+pub fn upper(name: &[u8]) -> UpperName {
+    let mut bytes = [0u8; MAX_NAME];
+    if name.len() > MAX_NAME {
+        return UpperName { bytes, len: None };
+    }
+    for (slot, byte) in bytes.iter_mut().zip(name) {
+        *slot = byte.to_ascii_uppercase();
+    }
+    UpperName { bytes, len: Some(name.len()) }
+}
+
+/// Looks an upper-cased name up; a name not in the table is `MayWrite`, keyed by its first
+/// argument, as Codis treats it.
+pub fn lookup_upper(name: &UpperName) -> Info {
+    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) };
+    match name.len {
+        Some(len) => TABLE.get(&name.bytes[..len]).copied().unwrap_or(unknown),
+        None => unknown,
+    }
+}
+
+/// Looks `name` up (any case).
+pub fn lookup(name: &[u8]) -> Info {
+    lookup_upper(&upper(name))
+}
+
+/// The upper-cased name, whole, for error messages and statistics.
 pub fn upper_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_ascii_uppercase()
 }

@@ -151,7 +151,7 @@ fn ready(reply: Bytes) -> Dispatch {
 /// Routes one request, or answers it here.
 fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Dispatch {
     let name = request.name();
-    let upper = commands::upper_name(name);
+    let upper = commands::upper(name);
     match upper.as_str() {
         "QUIT" => {
             client.quit = true;
@@ -180,17 +180,18 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) 
     if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
         return ready(error("ERR router is not online"));
     }
-    let info = commands::lookup(name);
+    let info = commands::lookup_upper(&upper);
     if info.kind == Kind::NotAllowed {
-        return ready(error(&format!("ERR handle request, command '{upper}' is not allowed")));
+        let name = commands::upper_name(name);
+        return ready(error(&format!("ERR handle request, command '{name}' is not allowed")));
     }
     let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
     match upper.as_str() {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
-            return split(shared, client, request, &upper, &keys_from(1, 1));
+            return split(shared, client, request, upper.as_str(), &keys_from(1, 1));
         }
         "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
-            return split(shared, client, request, &upper, &keys_from(1, 2));
+            return split(shared, client, request, upper.as_str(), &keys_from(1, 2));
         }
         _ => {}
     }
@@ -482,8 +483,8 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
 /// slots does), key by key, after everything before it.
 async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
-    let upper = commands::upper_name(request.name());
-    let info = commands::lookup(request.name());
+    let upper = commands::upper(request.name());
+    let info = commands::lookup_upper(&upper);
     // Split commands go key by key through the single-key path.
     let keys: Vec<(Vec<&[u8]>, &[u8])> = match upper.as_str() {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
