@@ -30,13 +30,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_bench import free_port, wait_ready  # noqa: E402
+
 SERVER = "target/release/codis-server"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def encode(*args):
@@ -94,19 +91,6 @@ class Client:
     def call(self, *args):
         self.sock.sendall(encode(*args))
         return self.reply()
-
-
-def wait_ready(port, process):
-    for _ in range(400):
-        if process.poll() is not None:
-            sys.exit(f"server on port {port} exited with {process.returncode}")
-        try:
-            if Client(port).call("PING") == "PONG":
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    sys.exit(f"server on port {port} never answered PING")
 
 
 class Server:

@@ -22,30 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import server_bench  # noqa: E402
 from server_bench import Server, free_port, machine  # noqa: E402
-
-
-def wait_ready(port, process):
-    """PING as a RESP array: nutcracker does not read inline commands."""
-    import socket
-    import time
-
-    for _ in range(200):
-        if process.poll() is not None:
-            sys.exit(f"process on port {port} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    sys.exit(f"process on port {port} never answered PING")
-
-
-server_bench.wait_ready = wait_ready
 
 MGET_10 = ["MGET"] + ["key:__rand_int__"] * 10
 TESTS = [

@@ -42,7 +42,8 @@ def wait_ready(port, process):
             sys.exit(f"server on port {port} exited with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
+                # A RESP array, not an inline command: nutcracker reads only arrays.
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     return
         except OSError:

@@ -77,7 +77,8 @@ impl SimClient {
         result
     }
 
-    async fn try_pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Frame>, Unavailable> {
+    /// The open connection, connecting first if there is none.
+    async fn connected(&mut self) -> Result<&mut Connection<SimStream>, Unavailable> {
         if self.connection.is_none() {
             let stream = self
                 .env
@@ -87,15 +88,18 @@ impl SimClient {
             self.connection = Some(Connection::new(stream, Limits::default()));
             self.connections += 1;
         }
-        let Some(connection) = self.connection.as_mut() else {
-            return Err(Unavailable("no connection".into()));
-        };
+        self.connection.as_mut().ok_or_else(|| Unavailable("no connection".into()))
+    }
+
+    async fn try_pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Frame>, Unavailable> {
+        let reply_timeout = self.reply_timeout;
+        let connection = self.connected().await?;
         for command in commands {
             connection.write_request(&Request::from_args(command));
         }
         connection.flush().await.map_err(|error| Unavailable(format!("write: {error}")))?;
         let mut replies = Vec::with_capacity(commands.len());
-        let deadline = tokio::time::Instant::now() + self.reply_timeout;
+        let deadline = tokio::time::Instant::now() + reply_timeout;
         for _ in commands {
             match tokio::time::timeout_at(deadline, connection.read_frame()).await {
                 Err(_) => return Err(Unavailable("reply timed out".into())),
@@ -108,18 +112,7 @@ impl SimClient {
     }
 
     async fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A], reply_timeout: Duration) -> Result<Frame, Unavailable> {
-        if self.connection.is_none() {
-            let stream = self
-                .env
-                .connect(&self.addr, self.connect_timeout)
-                .await
-                .map_err(|error| Unavailable(format!("connect: {:?} ({error})", error.kind())))?;
-            self.connection = Some(Connection::new(stream, Limits::default()));
-            self.connections += 1;
-        }
-        let Some(connection) = self.connection.as_mut() else {
-            return Err(Unavailable("no connection".into()));
-        };
+        let connection = self.connected().await?;
         connection.write_request(&Request::from_args(args));
         connection.flush().await.map_err(|error| Unavailable(format!("write: {error}")))?;
         match timeout(reply_timeout, connection.read_frame()).await {

@@ -11,6 +11,7 @@
 //!   flapping link and added latency.
 //! - [`data_server`]: clients reading and writing `codis-server` through a partition and a crash
 //!   and restart, checked against a model; expiry on simulated time.
+//! - [`known`]: the per-key model the workload checkers share.
 //! - [`migration`]: one slot migrating asynchronously between two servers while writers route
 //!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
 //! - [`proxy_faults`]: clients pipelining through the proxy in front of two servers while a
@@ -21,6 +22,7 @@
 pub mod client;
 pub mod data_server;
 pub mod echo;
+pub mod known;
 pub mod migration;
 pub mod ping;
 pub mod proxy_faults;

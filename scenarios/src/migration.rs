@@ -21,7 +21,7 @@
 //! arriving at random moments during batches).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use tracing::{debug, info};
 
 use crate::Scenario;
 use crate::client::{SimClient, Unavailable};
+use crate::known::Known;
 
 /// The registry entries.
 pub const SCENARIOS: [Scenario; 6] = [
@@ -467,33 +468,6 @@ async fn check_end(source: &mut SimClient, target: &mut SimClient, crashed: bool
 
 // ------------------------------------------------------------------------------------------
 // The writers.
-
-/// What a key may hold.
-#[derive(Clone, Debug, PartialEq)]
-enum Known {
-    /// Exactly this (`None`: absent).
-    Value(Option<String>),
-    /// One of these: writes that got no answer, or a crash that may have lost the key.
-    OneOf(BTreeSet<Option<String>>),
-}
-
-impl Known {
-    fn allows(&self, observed: &Option<String>) -> bool {
-        match self {
-            Known::Value(value) => value == observed,
-            Known::OneOf(values) => values.contains(observed),
-        }
-    }
-
-    fn or(&self, possible: Option<String>) -> Known {
-        let mut values = match self {
-            Known::Value(value) => BTreeSet::from([value.clone()]),
-            Known::OneOf(values) => values.clone(),
-        };
-        values.insert(possible);
-        Known::OneOf(values)
-    }
-}
 
 /// One writer: reads and writes its own keys of the slot through the semi-async routing until
 /// the migration is over, then reads every key once more.

@@ -15,7 +15,7 @@
 //! pipeline: the table changes under them twice, and a driver moves the keys).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ use tracing::{debug, info};
 
 use crate::Scenario;
 use crate::client::{SimClient, Unavailable};
+use crate::known::Known;
 
 /// The registry entries.
 pub const SCENARIOS: [Scenario; 4] = [
@@ -247,31 +248,6 @@ async fn refill(world: &Shared, slots: &[Slot]) -> HostResult {
 
 // ------------------------------------------------------------------------------------------
 // The clients.
-
-/// What a key may hold (as in the migration scenarios).
-#[derive(Clone, Debug, PartialEq)]
-enum Known {
-    Value(Option<String>),
-    OneOf(BTreeSet<Option<String>>),
-}
-
-impl Known {
-    fn allows(&self, observed: &Option<String>) -> bool {
-        match self {
-            Known::Value(value) => value == observed,
-            Known::OneOf(values) => values.contains(observed),
-        }
-    }
-
-    fn or(&self, possible: Option<String>) -> Known {
-        let mut values = match self {
-            Known::Value(value) => BTreeSet::from([value.clone()]),
-            Known::OneOf(values) => values.clone(),
-        };
-        values.insert(possible);
-        Known::OneOf(values)
-    }
-}
 
 /// One request of a pipeline and what it means for the model.
 enum Op {

@@ -117,6 +117,20 @@ pub(crate) fn remaining_in_slot(state: &mut State, db: usize, slot: SlotId) -> u
     state.keyspace.db(db).slot_len(slot) + state.migrations.stale_in_slot(db, slot).len()
 }
 
+/// The reply of a migration command that found nothing to move: 0, or `[0, remaining]` for
+/// the slot forms.
+pub(super) fn reply_nothing_moved(ctx: &mut Ctx<'_>, slot: Option<SlotId>) {
+    match slot {
+        Some(slot) => {
+            let remaining = remaining_in_slot(ctx.state, ctx.client.db, slot);
+            ctx.reply.array(2);
+            ctx.reply.int(0);
+            ctx.reply.count(remaining);
+        }
+        None => ctx.reply.int(0),
+    }
+}
+
 /// A random live key of `slot` that no migration has in flight or, with none, a key of the slot
 /// whose stale copy at a target needs deleting.
 fn random_slot_key(ctx: &mut Ctx<'_>, slot: SlotId) -> Option<Key> {
@@ -165,15 +179,7 @@ fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResu
     };
     let shape = if slot.is_some() { ReplyShape::CountAndRemaining } else { ReplyShape::Count };
     if keys.is_empty() {
-        match slot {
-            Some(slot) => {
-                let remaining = remaining_in_slot(ctx.state, db_index, slot);
-                ctx.reply.array(2);
-                ctx.reply.int(0);
-                ctx.reply.count(remaining);
-            }
-            None => ctx.reply.int(0),
-        }
+        reply_nothing_moved(ctx, slot);
         return Ok(());
     }
     ctx.state.migrations.forget_stale_elsewhere(db_index, &target.address);

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use model::SlotId;
 use resp::Request;
 
-use super::migrate::{expand, parse_address, parse_timeout, remaining_in_slot};
+use super::migrate::{expand, parse_address, parse_timeout, reply_nothing_moved};
 use super::slots::{codis_int, parse_slot};
 use super::{Command, Ctx, Flags, call, command, table};
 use crate::args::arg;
@@ -181,15 +181,7 @@ fn start_batch(ctx: &mut Ctx<'_>, params: BatchParams, keys: Vec<Key>, slot: Opt
     let db_index = ctx.client.db;
     let shape = if slot.is_some() { ReplyShape::CountAndRemaining } else { ReplyShape::Count };
     if keys.is_empty() {
-        match slot {
-            Some(slot) => {
-                let remaining = remaining_in_slot(ctx.state, db_index, slot);
-                ctx.reply.array(2);
-                ctx.reply.int(0);
-                ctx.reply.count(remaining);
-            }
-            None => ctx.reply.int(0),
-        }
+        reply_nothing_moved(ctx, slot);
         return Ok(());
     }
     let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {

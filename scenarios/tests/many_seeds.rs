@@ -1,0 +1,37 @@
+//! The migration and proxy scenarios over many seeds: each seed moves the fault to a different
+//! moment and reorders everything else, and every run checks its scenario's invariants.
+//! `just soak COUNT=… SCENARIO=…` runs thousands.
+
+/// Seeds per scenario in `just test` (the determinism test adds its own few).
+const SEEDS: std::ops::Range<u64> = 100..124;
+
+/// Runs every scenario whose name starts with `prefix` (there must be `expected` of them) for
+/// every seed.
+fn hold_for_many_seeds(prefix: &str, expected: usize) {
+    let scenarios: Vec<_> = scenarios::all().iter().filter(|scenario| scenario.name.starts_with(prefix)).collect();
+    assert_eq!(scenarios.len(), expected, "{prefix}* scenarios");
+    for scenario in scenarios {
+        for seed in SEEDS {
+            let outcome = (scenario.run)(seed);
+            assert!(
+                outcome.passed(),
+                "{} seed {seed} failed: {:?} (replay: just sim SEED={seed} SCENARIO={})",
+                scenario.name,
+                outcome.result,
+                scenario.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_migration_scenario_holds_its_invariants_for_many_seeds() {
+    // Partition, target crash, source crash, cancel; sync partition, sync target crash.
+    hold_for_many_seeds("migrate-", 6);
+}
+
+#[test]
+fn every_proxy_scenario_holds_its_invariants_for_many_seeds() {
+    // Backend crash, partition, proxy restart, refill.
+    hold_for_many_seeds("proxy-", 4);
+}
