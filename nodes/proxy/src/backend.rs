@@ -134,6 +134,11 @@ impl<E: Env> Pool<E> {
         Pool { env, options, backends: Mutex::new(BTreeMap::new()) }
     }
 
+    /// The environment connections are made in.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
     /// The connection options.
     pub fn options(&self) -> &BackendOptions {
         &self.options
@@ -161,6 +166,75 @@ impl<E: Env> Pool<E> {
     /// The backend at `addr` if the pool has it (Codis' `PING addr`, `INFO addr`).
     pub fn find(&self, addr: &str) -> Option<Arc<Backend>> {
         self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(addr).cloned()
+    }
+}
+
+/// A connection one session owns: a transaction's `WATCH` lives on it. Each call waits for its
+/// replies, and a failure ends the connection instead of reconnecting behind the session's back,
+/// so the session learns that what the server kept for it is gone.
+pub struct Dedicated<E: Env> {
+    addr: String,
+    /// Only ever used through `&mut self` (`get_mut`, no locking): the mutex makes the
+    /// connection `Sync`, so a session holding one stays `Send` across awaits.
+    stream: tokio::sync::Mutex<E::Stream>,
+    buf: BytesMut,
+    decoder: Decoder,
+    recv_timeout: Duration,
+}
+
+impl<E: Env> Dedicated<E> {
+    /// Connects to `addr`, authenticated and on database `db`, speaking `version`.
+    pub async fn open(
+        env: &E,
+        addr: &str,
+        db: usize,
+        version: Version,
+        options: &BackendOptions,
+    ) -> Result<Dedicated<E>, BackendError> {
+        let stream = connect(env, addr, db, version, options).await.map_err(BackendError::Reset)?;
+        Ok(Dedicated {
+            addr: addr.to_string(),
+            stream: tokio::sync::Mutex::new(stream),
+            buf: BytesMut::new(),
+            decoder: Decoder::new(Limits {
+                max_bulk_len: usize::MAX / 2,
+                max_array_len: usize::MAX / 2,
+                ..Limits::default()
+            }),
+            recv_timeout: options.recv_timeout,
+        })
+    }
+
+    /// The backend's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `wires` in one write and returns their replies, in order. After an error the
+    /// connection is unusable: drop it.
+    pub async fn call(&mut self, wires: &[Bytes]) -> Result<Vec<Bytes>, BackendError> {
+        let mut out = BytesMut::new();
+        for wire in wires {
+            out.extend_from_slice(wire);
+        }
+        let stream = self.stream.get_mut();
+        stream.write_all(&out).await.map_err(|error| BackendError::Reset(format!("write: {error}")))?;
+        let mut replies = Vec::with_capacity(wires.len());
+        while replies.len() < wires.len() {
+            match self.decoder.decode_raw(&mut self.buf) {
+                Ok(Some(reply)) => replies.push(reply),
+                Ok(None) => match tokio::time::timeout(self.recv_timeout, stream.read_buf(&mut self.buf)).await {
+                    Ok(Ok(0)) => return Err(BackendError::Reset("closed by the backend".into())),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Err(BackendError::Reset(format!("read: {error}"))),
+                    Err(_) => {
+                        return Err(BackendError::Reset(format!("no reply for {} ms", self.recv_timeout.as_millis())));
+                    }
+                },
+                Err(error) => return Err(BackendError::Protocol(error.to_string())),
+            }
+        }
+        Ok(replies)
     }
 }
 

@@ -382,6 +382,19 @@ pub fn upper_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_ascii_uppercase()
 }
 
+/// Every key the proxy routes `request` by: each key of the multi-key commands it splits
+/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`), else the routing key, else none.
+pub fn routing_keys<'a>(upper: &str, info: Info, request: &'a resp::Request) -> Vec<&'a [u8]> {
+    match upper {
+        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" => request.args().skip(1).collect(),
+        "MSET" => request.args().skip(1).step_by(2).collect(),
+        _ => match info.key {
+            KeyAt::Arg(at) => request.arg(at).into_iter().collect(),
+            KeyAt::None => Vec::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //! - [`admin`]: the admin HTTP API on Codis' paths, and Prometheus metrics.
 //! - `session`: one client: batches of requests dispatched in parallel, replies in order;
 //!   split multi-key commands; migration-aware forwarding.
+//! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
 //! - [`router`]: the slot table.
 //! - [`backend`]: pipelined backend connections and the pool.
 //! - [`commands`]: Codis' command table, matched on whole names.
@@ -19,5 +20,6 @@ pub mod commands;
 pub mod proxy;
 pub mod router;
 mod session;
+mod transaction;
 
 pub use proxy::{Proxy, ProxyConfig};

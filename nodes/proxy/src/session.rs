@@ -20,6 +20,7 @@ use crate::backend::{Backend, BackendConn, Reply};
 use crate::commands::{self, KeyAt, Kind};
 use crate::proxy::Shared;
 use crate::router::{InFlight, Route};
+use crate::transaction::Transaction;
 
 /// A backend reply on its way, counting its slots' requests in flight until it arrives (a
 /// slot table change waits for them: see [`crate::router::Router::fill`]).
@@ -44,20 +45,27 @@ enum Pending {
 }
 
 /// A client's own state.
-struct Client {
+struct Client<E: Env> {
     id: u64,
     db: usize,
     version: Version,
     authenticated: bool,
     quit: bool,
+    tx: Transaction<E>,
 }
 
 /// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
 pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id: u64) {
     let config = &shared.config;
     let mut connection = Connection::new(stream, Limits::default());
-    let mut client =
-        Client { id, db: 0, version: Version::Resp2, authenticated: config.session_auth.is_empty(), quit: false };
+    let mut client = Client {
+        id,
+        db: 0,
+        version: Version::Resp2,
+        authenticated: config.session_auth.is_empty(),
+        quit: false,
+        tx: Transaction::default(),
+    };
     let idle = config.session_recv_timeout;
     loop {
         let first = match tokio::time::timeout(idle, connection.read_request()).await {
@@ -86,7 +94,20 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut fails = 0u64;
         for request in batch {
-            if request.name().eq_ignore_ascii_case(b"SCAN") && client.authenticated {
+            let upper = commands::upper(request.name());
+            if client.tx.intercepts(upper.as_str()) {
+                // Transactions are served in line, after everything before them.
+                fails += drain(&mut pending, connection.write_buffer()).await;
+                let reply = if client.authenticated {
+                    client.tx.handle(&shared, client.db, client.version, &request, upper.as_str()).await
+                } else {
+                    error("NOAUTH Authentication required.")
+                };
+                fails += u64::from(reply.first() == Some(&b'-'));
+                connection.write_buffer().extend_from_slice(&reply);
+                continue;
+            }
+            if upper.as_str() == "SCAN" && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
                 fails += drain(&mut pending, connection.write_buffer()).await;
                 let reply = scan(&shared, &client, &request).await;
@@ -126,13 +147,13 @@ enum Dispatch {
     InLine,
 }
 
-fn error(text: &str) -> Bytes {
+pub(crate) fn error(text: &str) -> Bytes {
     let mut out = BytesMut::new();
     encode::write_error(&mut out, text.as_bytes());
     out.freeze()
 }
 
-fn simple(text: &str) -> Bytes {
+pub(crate) fn simple(text: &str) -> Bytes {
     let mut out = BytesMut::new();
     encode::write_line(&mut out, b'+', text.as_bytes());
     out.freeze()
@@ -149,7 +170,7 @@ fn ready(reply: Bytes) -> Dispatch {
 }
 
 /// Routes one request, or answers it here.
-fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Dispatch {
+fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Dispatch {
     let name = request.name();
     let upper = commands::upper(name);
     match upper.as_str() {
@@ -217,7 +238,7 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) 
     }
 }
 
-fn auth<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+fn auth<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let expected = &shared.config.session_auth;
     if request.len() != 2 {
         return error("ERR wrong number of arguments for 'auth' command");
@@ -236,7 +257,7 @@ fn auth<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> B
 
 /// `HELLO [protover [AUTH user password] [SETNAME name]]`: switches the client's protocol (its
 /// requests then use RESP3 backend connections) and describes the proxy.
-fn hello<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+fn hello<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let mut version = client.version;
     if let Some(protover) = request.arg(1) {
         version = match resp::parse_i64(protover) {
@@ -288,7 +309,7 @@ fn hello<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> 
     out.freeze()
 }
 
-fn select<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+fn select<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     if request.len() != 2 {
         return error("ERR wrong number of arguments for 'select' command");
     }
@@ -306,7 +327,7 @@ fn select<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) ->
 /// A multi-key command split by backend connection (keys of one connection go together; on one
 /// server a multi-key command across slots is fine), or served key by key in line if any slot
 /// migrates or is locked.
-fn split<E: Env>(shared: &Shared<E>, client: &Client, request: &Request, upper: &str, keys: &[&[u8]]) -> Dispatch {
+fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, upper: &str, keys: &[&[u8]]) -> Dispatch {
     let pairs = upper == "MSET";
     let slots: Vec<usize> = keys.iter().map(|key| slot_of(key).index()).collect();
     // Counted before the table is read (see `dispatch`).
@@ -373,7 +394,7 @@ async fn drain(pending: &mut VecDeque<Pending>, out: &mut BytesMut) -> u64 {
 }
 
 /// The reply a backend error becomes.
-fn backend_error(error: &impl std::fmt::Display) -> Bytes {
+pub(crate) fn backend_error(error: &impl std::fmt::Display) -> Bytes {
     error_text(&format!("ERR handle response, {error}"))
 }
 
@@ -482,7 +503,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
 /// slots does), key by key, after everything before it.
-async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request: &Request) -> Bytes {
+async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let upper = commands::upper(request.name());
     let info = commands::lookup_upper(&upper);
     // Split commands go key by key through the single-key path.
@@ -541,31 +562,42 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client, request:
 /// dashboard unlocks it, or a table change is applied), counted in flight meanwhile.
 async fn forward_held<E: Env>(
     shared: &Shared<E>,
-    client: &Client,
+    client: &Client<E>,
     wire: Bytes,
     request: &Request,
     key: &[u8],
 ) -> Bytes {
     let slot = slot_of(key).index();
+    match unlocked(shared, slot).await {
+        Ok((in_flight, table)) => {
+            let reply = forward_one(&table, client, wire, request, key).await;
+            drop(in_flight);
+            reply
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// The slot table once `slot` is not locked, with the slot counted in flight until the returned
+/// guard drops (so the route stays current meanwhile); an error after [`LOCK_WAIT`].
+pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<(InFlight, Arc<Vec<Route>>), Bytes> {
     let mut changes = shared.router.changes();
     let deadline = tokio::time::Instant::now() + LOCK_WAIT;
     loop {
         let in_flight = shared.router.track(slot);
         let table = shared.router.table();
         if !table[slot].slot.locked {
-            let reply = forward_one(&table, client, wire, request, key).await;
-            drop(in_flight);
-            return reply;
+            return Ok((in_flight, table));
         }
         drop(in_flight);
         if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            return error("ERR handle request, slot is locked");
+            return Err(error("ERR handle request, slot is locked"));
         }
     }
 }
 
 /// Forwards one single-key request, moving its key out of a migration source first.
-async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
+async fn forward_one<E: Env>(table: &[Route], client: &Client<E>, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
     let slot = slot_of(key).index();
     let route = &table[slot];
     let Some(backend) = &route.backend else {
@@ -622,7 +654,7 @@ async fn forward_one(table: &[Route], client: &Client, wire: Bytes, request: &Re
 /// side of a migrating slot (its source first, then its target, so a key that moves during the
 /// scan is still seen), then the backend's own cursor: `redis-cli --scan` works through the
 /// proxy. As with Redis' `SCAN`, a key present for the whole scan is returned at least once.
-async fn scan<E: Env>(shared: &Shared<E>, client: &Client, request: &Request) -> Bytes {
+async fn scan<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request) -> Bytes {
     if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
         return error("ERR router is not online");
     }

@@ -288,3 +288,82 @@ async fn scan_walks_every_slot_of_every_server() {
     assert!(calls > 1, "the scan took several calls");
     assert_eq!(client.call(&["SCAN", "x"]).await, Frame::Error("ERR invalid cursor".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_of_one_slot_run_atomically_with_watch() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut client = cluster.client().await;
+    let mut other = cluster.client().await;
+    let queued = || Frame::Simple("QUEUED".into());
+    // Keys sharing a tag share a slot.
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}a", "10"]).await, queued());
+    assert_eq!(client.call(&["INCRBY", "{acct}a", "5"]).await, queued());
+    assert_eq!(client.call(&["MGET", "{acct}a", "{acct}b"]).await, queued());
+    assert_eq!(
+        client.call(&["EXEC"]).await,
+        Frame::Array(vec![ok(), Frame::Integer(15), Frame::Array(vec![bulk("15"), Frame::NullBulk])])
+    );
+    // WATCH: a write by another client in between aborts EXEC (a null array)...
+    assert_eq!(client.call(&["WATCH", "{acct}a"]).await, ok());
+    assert_eq!(client.call(&["GET", "{acct}a"]).await, bulk("15"));
+    assert_eq!(other.call(&["SET", "{acct}a", "99"]).await, ok());
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}a", "16"]).await, queued());
+    assert_eq!(client.call(&["EXEC"]).await, Frame::NullArray);
+    assert_eq!(other.call(&["GET", "{acct}a"]).await, bulk("99"));
+    // ... and without one, EXEC runs.
+    assert_eq!(client.call(&["WATCH", "{acct}a", "{acct}b"]).await, ok());
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}b", "1"]).await, queued());
+    assert_eq!(client.call(&["EXEC"]).await, Frame::Array(vec![ok()]));
+    // A key of another slot is refused and the transaction discarded.
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}a", "1"]).await, queued());
+    let error = |frame: Frame| match frame {
+        Frame::Error(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(error(client.call(&["SET", "{other}a", "1"]).await).starts_with("CROSSSLOT"));
+    assert!(error(client.call(&["EXEC"]).await).starts_with("EXECABORT"));
+    assert_eq!(other.call(&["GET", "{acct}a"]).await, bulk("99"));
+    // Errors Redis gives.
+    assert!(error(client.call(&["EXEC"]).await).contains("EXEC without MULTI"));
+    assert!(error(client.call(&["DISCARD"]).await).contains("DISCARD without MULTI"));
+    assert!(error(client.call(&["WATCH", "{x}1", "{y}1"]).await).starts_with("CROSSSLOT"));
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert!(error(client.call(&["MULTI"]).await).contains("can not be nested"));
+    assert_eq!(client.call(&["INCR", "{acct}n"]).await, queued());
+    assert_eq!(client.call(&["DISCARD"]).await, ok());
+    assert_eq!(other.call(&["GET", "{acct}n"]).await, Frame::NullBulk);
+    // Pipelined: replies stay in order around the transaction.
+    for args in [&["SET", "{p}x", "1"][..], &["MULTI"], &["INCR", "{p}x"], &["EXEC"], &["GET", "{p}x"]] {
+        client.send(args).await;
+    }
+    assert_eq!(client.receive().await, ok());
+    assert_eq!(client.receive().await, ok());
+    assert_eq!(client.receive().await, queued());
+    assert_eq!(client.receive().await, Frame::Array(vec![Frame::Integer(2)]));
+    assert_eq!(client.receive().await, bulk("2"));
+    // The slot moves to the other group after WATCH: EXEC fails as if the key had changed.
+    let slot = slot_of(b"{acct}a").index();
+    let owner = usize::from(slot >= 512);
+    let id = SlotId::new(slot as u32).expect("slot");
+    assert_eq!(client.call(&["WATCH", "{acct}a"]).await, ok());
+    let moved = Slot { id, backend_addr: cluster.servers[1 - owner].clone(), ..Slot::default() };
+    cluster.proxy.router().fill(&[moved]).await.expect("fill");
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}a", "1"]).await, queued());
+    assert_eq!(client.call(&["EXEC"]).await, Frame::NullArray);
+    // While the slot migrates, a transaction is refused with TRYAGAIN.
+    let migrating = Slot {
+        id,
+        backend_addr: cluster.servers[owner].clone(),
+        migrate_from: cluster.servers[1 - owner].clone(),
+        ..Slot::default()
+    };
+    cluster.proxy.router().fill(&[migrating]).await.expect("fill");
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["SET", "{acct}a", "1"]).await, queued());
+    assert!(error(client.call(&["EXEC"]).await).starts_with("TRYAGAIN"));
+}
