@@ -1,6 +1,6 @@
 //! The `codis-proxy` binary with real tools: two `codis-server`s behind it, slots filled and the
-//! proxy started through its admin HTTP API, then `redis-cli` (pipelined writes, `--scan`) and
-//! `redis-benchmark` through it.
+//! proxy started through its admin HTTP API, then `redis-cli` (pipelined writes, `--scan`, a
+//! transaction, pub/sub) and `redis-benchmark` through it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -54,6 +54,21 @@ fn redis_cli(port: &str, args: &[&str]) -> String {
         .output()
         .expect("redis-cli must be installed (`just test` installs redis-tools)");
     assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim_end().to_string()
+}
+
+/// `redis-cli` reading its commands from `input`, as when a script pipes them in.
+fn redis_cli_input(port: &str, input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("redis-cli")
+        .args(["-p", port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli must be installed (`just test` installs redis-tools)");
+    child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("redis-cli");
+    assert!(output.status.success(), "redis-cli < {input:?}: {output:?}");
     String::from_utf8_lossy(&output.stdout).trim_end().to_string()
 }
 
@@ -132,6 +147,32 @@ fn a_two_group_cluster_through_the_admin_api_serves_redis_tools() {
     let mut scanned: Vec<String> = redis_cli(&proxy, &["--scan"]).lines().map(str::to_string).collect();
     scanned.sort();
     assert_eq!(scanned, ["a", "b", "c"]);
+    // A transaction of one slot, typed in.
+    assert_eq!(redis_cli_input(&proxy, "MULTI\nSET {t}x 1\nINCR {t}x\nEXEC\n"), "OK\nQUEUED\nQUEUED\nOK\n2");
+    redis_cli(&proxy, &["DEL", "{t}x"]);
+    // Pub/sub: a subscriber hears what is published through the proxy, whichever group the
+    // channel's slot is on.
+    let mut subscriber = Command::new("redis-cli")
+        .args(["-p", &proxy, "SUBSCRIBE", "news", "weather"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let mut heard = BufReader::new(subscriber.stdout.take().expect("stdout is piped"));
+    let mut lines = |count: usize| -> Vec<String> {
+        (0..count)
+            .map(|_| {
+                let mut line = String::new();
+                heard.read_line(&mut line).expect("read");
+                line.trim_end().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(lines(6), ["subscribe", "news", "1", "subscribe", "weather", "2"]);
+    assert_eq!(redis_cli(&proxy, &["PUBLISH", "news", "hello"]), "1");
+    assert_eq!(redis_cli(&proxy, &["PUBLISH", "weather", "rain"]), "1");
+    assert_eq!(lines(6), ["message", "news", "hello", "message", "weather", "rain"]);
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
     let benchmark = Command::new("redis-benchmark")
         .args(["-p", &proxy, "-t", "set,get,mset", "-n", "5000", "-P", "16", "-q"])
         .output()

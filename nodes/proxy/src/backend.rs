@@ -294,7 +294,7 @@ async fn run<E: Env>(
 }
 
 /// Connects, authenticates and selects the database.
-async fn connect<E: Env>(
+pub(crate) async fn connect<E: Env>(
     env: &E,
     addr: &str,
     db: usize,

@@ -9,6 +9,7 @@
 //! - [`admin`]: the admin HTTP API on Codis' paths, and Prometheus metrics.
 //! - `session`: one client: batches of requests dispatched in parallel, replies in order;
 //!   split multi-key commands; migration-aware forwarding.
+//! - `pubsub`: subscriptions fanned in from every group.
 //! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
 //! - [`router`]: the slot table.
 //! - [`backend`]: pipelined backend connections and the pool.
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod backend;
 pub mod commands;
 pub mod proxy;
+mod pubsub;
 pub mod router;
 mod session;
 mod transaction;

@@ -19,6 +19,7 @@ use tracing::debug;
 use crate::backend::{Backend, BackendConn, Reply};
 use crate::commands::{self, KeyAt, Kind};
 use crate::proxy::Shared;
+use crate::pubsub;
 use crate::router::{InFlight, Route};
 use crate::transaction::Transaction;
 
@@ -45,12 +46,12 @@ enum Pending {
 }
 
 /// A client's own state.
-struct Client<E: Env> {
+pub(crate) struct Client<E: Env> {
     id: u64,
     db: usize,
-    version: Version,
+    pub(crate) version: Version,
     authenticated: bool,
-    quit: bool,
+    pub(crate) quit: bool,
     tx: Transaction<E>,
 }
 
@@ -93,8 +94,21 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         shared.stats.ops_total.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut fails = 0u64;
-        for request in batch {
+        let mut batch = VecDeque::from(batch);
+        while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
+            if matches!(upper.as_str(), "SUBSCRIBE" | "PSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE")
+                && client.authenticated
+                && client.tx.is_idle()
+            {
+                // Subscribed mode, until the client unsubscribes from everything.
+                fails += drain(&mut pending, connection.write_buffer()).await;
+                batch.push_front(request);
+                if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch).await {
+                    return;
+                }
+                continue;
+            }
             if client.tx.intercepts(upper.as_str()) {
                 // Transactions are served in line, after everything before them.
                 fails += drain(&mut pending, connection.write_buffer()).await;
@@ -136,6 +150,26 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         if connection.flush().await.is_err() || client.quit {
             return;
         }
+    }
+}
+
+/// Answers one request by itself, waiting for its reply (a RESP3 client's commands while it is
+/// subscribed).
+pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
+    let upper = commands::upper(request.name());
+    if client.tx.intercepts(upper.as_str()) {
+        return if client.authenticated {
+            client.tx.handle(shared, client.db, client.version, request, upper.as_str()).await
+        } else {
+            error("NOAUTH Authentication required.")
+        };
+    }
+    if upper.as_str() == "SCAN" && client.authenticated {
+        return scan(shared, client, request).await;
+    }
+    match dispatch(shared, client, request) {
+        Dispatch::Now(pending) => resolve(pending).await,
+        Dispatch::InLine => serve_in_line(shared, client, request).await,
     }
 }
 

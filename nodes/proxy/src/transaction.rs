@@ -54,6 +54,12 @@ impl<E: Env> Transaction<E> {
             || (self.queued.is_some() && upper != "QUIT")
     }
 
+    /// Whether no transaction is open and nothing is watched (a client may only enter
+    /// subscribed mode then).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queued.is_none() && !self.watching
+    }
+
     /// Serves one request the transaction intercepts.
     pub(crate) async fn handle(
         &mut self,

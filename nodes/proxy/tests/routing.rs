@@ -367,3 +367,61 @@ async fn transactions_of_one_slot_run_atomically_with_watch() {
     assert_eq!(client.call(&["SET", "{acct}a", "1"]).await, queued());
     assert!(error(client.call(&["EXEC"]).await).starts_with("TRYAGAIN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_hear_messages_published_to_any_group() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut subscriber = cluster.client().await;
+    let mut publisher = cluster.client().await;
+    let (left, right) = (key_on(0, "news"), key_on(1, "news"));
+    let push = |kind: &str, name: &str, count: i64| Frame::Array(vec![bulk(kind), bulk(name), Frame::Integer(count)]);
+    let message = |channel: &str, text: &str| Frame::Array(vec![bulk("message"), bulk(channel), bulk(text)]);
+    subscriber.send(&["SUBSCRIBE", &left, &right]).await;
+    assert_eq!(subscriber.receive().await, push("subscribe", &left, 1));
+    assert_eq!(subscriber.receive().await, push("subscribe", &right, 2));
+    assert_eq!(subscriber.call(&["PSUBSCRIBE", "alerts.*"]).await, push("psubscribe", "alerts.*", 3));
+    // Through the proxy, to each channel's group, and straight to each server: all heard.
+    assert_eq!(publisher.call(&["PUBLISH", &left, "one"]).await, Frame::Integer(1));
+    assert_eq!(subscriber.receive().await, message(&left, "one"));
+    assert_eq!(publisher.call(&["PUBLISH", &right, "two"]).await, Frame::Integer(1));
+    assert_eq!(subscriber.receive().await, message(&right, "two"));
+    for server in 0..2 {
+        let text = format!("direct{server}");
+        assert_eq!(cluster.server(server).await.call(&["PUBLISH", &left, &text]).await, Frame::Integer(1));
+        assert_eq!(subscriber.receive().await, message(&left, &text));
+        assert_eq!(cluster.server(server).await.call(&["PUBLISH", "alerts.fire", &text]).await, Frame::Integer(1));
+        assert_eq!(
+            subscriber.receive().await,
+            Frame::Array(vec![bulk("pmessage"), bulk("alerts.*"), bulk("alerts.fire"), bulk(&text)])
+        );
+    }
+    // In subscribed mode a RESP2 client may only (un)subscribe, PING and QUIT.
+    assert_eq!(subscriber.call(&["PING"]).await, Frame::Array(vec![bulk("pong"), bulk("")]));
+    assert!(matches!(subscriber.call(&["GET", "k"]).await, Frame::Error(_)));
+    assert_eq!(subscriber.call(&["UNSUBSCRIBE", &left]).await, push("unsubscribe", &left, 2));
+    assert_eq!(publisher.call(&["PUBLISH", &left, "unheard"]).await, Frame::Integer(0));
+    subscriber.send(&["UNSUBSCRIBE"]).await;
+    assert_eq!(subscriber.receive().await, push("unsubscribe", &right, 1));
+    subscriber.send(&["PUNSUBSCRIBE"]).await;
+    assert_eq!(subscriber.receive().await, push("punsubscribe", "alerts.*", 0));
+    // Back in normal mode.
+    assert_eq!(subscriber.call(&["SET", "k", "v"]).await, ok());
+    assert_eq!(subscriber.call(&["GET", "k"]).await, bulk("v"));
+    assert_eq!(publisher.call(&["PUBLISH", &right, "unheard"]).await, Frame::Integer(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_subscribers_get_pushes_and_may_run_commands() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let mut subscriber = cluster.client().await;
+    let mut publisher = cluster.client().await;
+    assert!(matches!(subscriber.call(&["HELLO", "3"]).await, Frame::Map(_)));
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "chat"]).await,
+        Frame::Push(vec![bulk("subscribe"), bulk("chat"), Frame::Integer(1)])
+    );
+    assert_eq!(subscriber.call(&["SET", "k3", "v"]).await, ok());
+    assert_eq!(publisher.call(&["PUBLISH", "chat", "hi"]).await, Frame::Integer(1));
+    assert_eq!(subscriber.receive().await, Frame::Push(vec![bulk("message"), bulk("chat"), bulk("hi")]));
+    assert_eq!(subscriber.call(&["GET", "k3"]).await, bulk("v"));
+}
