@@ -195,6 +195,30 @@ fn a_two_group_cluster_through_the_admin_api_serves_redis_tools() {
     let (status, metrics) = http(&admin, "GET", "/metrics", "");
     assert_eq!(status, 200);
     assert!(metrics.contains("codis_proxy_ops_total "), "{metrics}");
+    // Per command: calls and a latency histogram whose +Inf bucket counts every call.
+    let calls = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("codis_proxy_command_calls_total{cmd=\"SET\"} "))
+        .and_then(|value| value.parse::<u64>().ok())
+        .expect("SET calls in /metrics");
+    assert!(calls >= 5_000, "{calls}");
+    assert!(
+        metrics.contains(&format!("codis_proxy_command_duration_seconds_bucket{{cmd=\"SET\",le=\"+Inf\"}} {calls}\n")),
+        "{metrics}"
+    );
+    let (status, stats) = http(&admin, "GET", &format!("/api/proxy/stats/{xauth}/1"), "");
+    assert_eq!(status, 200, "{stats}");
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("stats JSON");
+    let commands = stats["ops"]["cmd"].as_array().expect("per-command stats");
+    let get = commands.iter().find(|command| command["opstr"] == "GET").expect("GET's stats");
+    assert!(get["calls"].as_u64().unwrap_or(0) >= 5_000, "{get}");
+    assert!(get["usecs_percall"].as_u64().is_some(), "{get}");
+    // The log level changes at run time; a bad one is refused.
+    let (status, body) = http(&admin, "PUT", &format!("/api/proxy/loglevel/{xauth}/DEBUG"), "");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&admin, "PUT", &format!("/api/proxy/loglevel/{xauth}/loud"), "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown log level"), "{body}");
     let (status, slots) = http(&admin, "GET", &format!("/api/proxy/slots/{xauth}"), "");
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&slots).expect("slots").len(), 1024);

@@ -75,7 +75,12 @@ pub fn xauth(product: &str, product_auth: &str, token: &str) -> String {
 struct AdminState<E> {
     shared: Arc<Shared<E>>,
     identity: Identity,
+    log_level: Option<LogLevel>,
 }
+
+/// Changes the process's log level (`error`, `warn`, `info`, `debug`, `trace`, any case), for
+/// `PUT /api/proxy/loglevel/…`: the binary owns the logger, so it hands the admin API this.
+pub type LogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 type AppState<E> = Arc<AdminState<E>>;
 
@@ -109,6 +114,20 @@ struct StatsJson {
 struct OpsJson {
     total: u64,
     fails: u64,
+    qps: u64,
+    /// Per command (Codis' `cmd`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmd: Option<Vec<CommandJson>>,
+}
+
+/// One command's counters, as Codis' `OpStats`.
+#[derive(Serialize)]
+struct CommandJson {
+    opstr: String,
+    calls: u64,
+    usecs: u64,
+    usecs_percall: u64,
+    fails: u64,
 }
 
 #[derive(Serialize)]
@@ -117,16 +136,35 @@ struct SessionsJson {
     alive: u64,
 }
 
-fn stats<E>(shared: &Shared<E>) -> StatsJson {
+/// Codis' stats flag asking for per-command counters.
+const STATS_CMD: u32 = 1;
+
+fn stats<E>(shared: &Shared<E>, flags: u32) -> StatsJson {
+    let stats = &shared.stats;
+    let cmd = (flags & STATS_CMD != 0).then(|| {
+        stats
+            .commands()
+            .into_iter()
+            .map(|(opstr, command)| CommandJson {
+                opstr,
+                calls: command.calls,
+                usecs: command.usecs,
+                usecs_percall: command.usecs.checked_div(command.calls).unwrap_or(0),
+                fails: command.fails,
+            })
+            .collect()
+    });
     StatsJson {
         online: shared.online.load(Ordering::Acquire),
         closed: *shared.closing.borrow(),
         ops: OpsJson {
-            total: shared.stats.ops_total.load(Ordering::Relaxed),
-            fails: shared.stats.ops_fails.load(Ordering::Relaxed),
+            total: stats.ops_total.load(Ordering::Relaxed),
+            fails: stats.ops_fails.load(Ordering::Relaxed),
+            qps: stats.qps.load(Ordering::Relaxed),
+            cmd,
         },
         sessions: SessionsJson {
-            total: shared.stats.sessions_total.load(Ordering::Relaxed),
+            total: stats.sessions_total.load(Ordering::Relaxed),
             alive: shared.sessions_alive() as u64,
         },
     }
@@ -146,7 +184,7 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
                 Json(serde_json::json!({
                     "version": env!("CARGO_PKG_VERSION"),
                     "model": state.identity.model,
-                    "stats": stats(&state.shared),
+                    "stats": stats(&state.shared, STATS_CMD),
                     "slots": slots(&state.shared),
                 }))
             }),
@@ -159,7 +197,10 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
             "/api/proxy/model",
             get(|State(state): State<AppState<E>>| async move { Json(state.identity.model.clone()) }),
         )
-        .route("/proxy/stats", get(|State(state): State<AppState<E>>| async move { Json(stats(&state.shared)) }))
+        .route(
+            "/proxy/stats",
+            get(|State(state): State<AppState<E>>| async move { Json(stats(&state.shared, STATS_CMD)) }),
+        )
         .route("/proxy/slots", get(|State(state): State<AppState<E>>| async move { Json(slots(&state.shared)) }))
         .route(
             "/api/proxy/xping/{xauth}",
@@ -170,7 +211,17 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
         .route(
             "/api/proxy/stats/{xauth}",
             get(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
-                check(&state, &xauth).map(|()| Json(stats(&state.shared)))
+                check(&state, &xauth).map(|()| Json(stats(&state.shared, 0)))
+            }),
+        )
+        .route(
+            "/api/proxy/stats/{xauth}/{flags}",
+            get(|State(state): State<AppState<E>>, Path((xauth, flags)): Path<(String, String)>| async move {
+                check(&state, &xauth)?;
+                let flags = flags
+                    .parse::<u32>()
+                    .map_err(|_| refuse(StatusCode::BAD_REQUEST, format!("stats flags {flags:?} are not a number")))?;
+                Ok::<_, ApiError>(Json(stats(&state.shared, flags)))
             }),
         )
         .route(
@@ -200,8 +251,7 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
             "/api/proxy/stats/reset/{xauth}",
             put(|State(state): State<AppState<E>>, Path(xauth): Path<String>| async move {
                 check(&state, &xauth)?;
-                state.shared.stats.ops_total.store(0, Ordering::Relaxed);
-                state.shared.stats.ops_fails.store(0, Ordering::Relaxed);
+                state.shared.stats.reset();
                 Ok::<_, ApiError>(Json("OK"))
             }),
         )
@@ -220,6 +270,17 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
                 Ok::<_, ApiError>(Json("OK"))
             }),
         )
+        .route(
+            "/api/proxy/loglevel/{xauth}/{value}",
+            put(|State(state): State<AppState<E>>, Path((xauth, value)): Path<(String, String)>| async move {
+                check(&state, &xauth)?;
+                let Some(set) = &state.log_level else {
+                    return Err(refuse(StatusCode::NOT_IMPLEMENTED, "this proxy's log level is fixed"));
+                };
+                set(&value).map_err(|error| refuse(StatusCode::BAD_REQUEST, error))?;
+                Ok(Json("OK"))
+            }),
+        )
         .route("/metrics", get(|State(state): State<AppState<E>>| async move { metrics(&state.shared) }))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such path") })
         .with_state(state)
@@ -227,7 +288,7 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
 
 /// Prometheus text exposition.
 fn metrics<E>(shared: &Shared<E>) -> String {
-    let stats = stats(shared);
+    let stats = stats(shared, 0);
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -236,16 +297,67 @@ fn metrics<E>(shared: &Shared<E>) -> String {
         );
     };
     metric("online", "gauge", "Whether the proxy serves clients.", u64::from(stats.online));
-    metric("ops_total", "counter", "Requests received.", stats.ops.total);
+    metric("ops_total", "counter", "Requests answered.", stats.ops.total);
     metric("ops_fails_total", "counter", "Replies that were errors.", stats.ops.fails);
+    metric("ops_per_second", "gauge", "Requests answered in the last second.", stats.ops.qps);
     metric("sessions_total", "counter", "Client sessions accepted.", stats.sessions.total);
     metric("sessions_alive", "gauge", "Client sessions open.", stats.sessions.alive);
+    let commands = shared.stats.commands();
+    let _ = writeln!(
+        out,
+        "# HELP codis_proxy_command_calls_total Requests answered, by command.\n# TYPE codis_proxy_command_calls_total counter"
+    );
+    for (name, command) in &commands {
+        let _ = writeln!(out, "codis_proxy_command_calls_total{{cmd=\"{}\"}} {}", label(name), command.calls);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP codis_proxy_command_fails_total Error replies, by command.\n# TYPE codis_proxy_command_fails_total counter"
+    );
+    for (name, command) in &commands {
+        let _ = writeln!(out, "codis_proxy_command_fails_total{{cmd=\"{}\"}} {}", label(name), command.fails);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP codis_proxy_command_duration_seconds Time from reading a request to its reply, by command.\n# TYPE codis_proxy_command_duration_seconds histogram"
+    );
+    for (name, command) in &commands {
+        let name = label(name);
+        let mut cumulative = 0;
+        for (bound, count) in crate::stats::BUCKETS_US.iter().zip(command.buckets) {
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "codis_proxy_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "codis_proxy_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {}\ncodis_proxy_command_duration_seconds_sum{{cmd=\"{name}\"}} {}\ncodis_proxy_command_duration_seconds_count{{cmd=\"{name}\"}} {}",
+            command.calls,
+            command.usecs as f64 / 1e6,
+            command.calls
+        );
+    }
     out
 }
 
-/// Serves the admin API on `listener` until the proxy shuts down.
-pub async fn serve<E: Env>(env: E, shared: Arc<Shared<E>>, identity: Identity, listener: E::Listener) {
-    let app = routes(Arc::new(AdminState { shared: shared.clone(), identity }));
+/// A label value with Prometheus' escapes.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Serves the admin API on `listener` until the proxy shuts down; `log_level`, if given, serves
+/// `loglevel`.
+pub async fn serve<E: Env>(
+    env: E,
+    shared: Arc<Shared<E>>,
+    identity: Identity,
+    log_level: Option<LogLevel>,
+    listener: E::Listener,
+) {
+    let app = routes(Arc::new(AdminState { shared: shared.clone(), identity, log_level }));
     let mut closing = shared.closing.subscribe();
     loop {
         let accepted = tokio::select! {

@@ -12,6 +12,7 @@
 //! - `pubsub`: subscriptions fanned in from every group.
 //! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
 //! - [`router`]: the slot table.
+//! - [`stats`]: counters per command, with latency histograms.
 //! - [`backend`]: pipelined backend connections and the pool.
 //! - [`commands`]: Codis' command table, matched on whole names.
 
@@ -22,6 +23,7 @@ pub mod proxy;
 mod pubsub;
 pub mod router;
 mod session;
+pub mod stats;
 mod transaction;
 
 pub use proxy::{Proxy, ProxyConfig};

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use net::{Env, Listener};
@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::backend::{BackendOptions, Pool};
 use crate::router::Router;
 use crate::session;
+use crate::stats::Stats;
 
 /// The proxy's settings, with Codis' names and defaults (`proxy.toml`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -134,17 +135,6 @@ pub(crate) async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
 }
 
-/// The proxy's counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Requests received.
-    pub ops_total: AtomicU64,
-    /// Replies that were errors.
-    pub ops_fails: AtomicU64,
-    /// Sessions accepted since start.
-    pub sessions_total: AtomicU64,
-}
-
 impl<E> Shared<E> {
     /// Sessions open now.
     pub fn sessions_alive(&self) -> usize {
@@ -194,12 +184,17 @@ impl<E: Env> Proxy<E> {
     pub async fn run(&self, env: E, listener: E::Listener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let addr = listener.local_addr()?;
         info!(%addr, "proxy ready");
+        env.spawn(sample_qps(self.shared.clone()));
         tokio::pin!(shutdown);
         let mut closing = self.shared.closing.subscribe();
         loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => {
+                    // The admin API and the samplers stop with the proxy.
+                    self.shared.closing.send_replace(true);
+                    return Ok(());
+                }
                 () = crate::proxy::closed(&mut closing) => {
                     info!("shut down through the admin API");
                     return Ok(());
@@ -230,5 +225,21 @@ impl<E: Env> Proxy<E> {
                 },
             }
         }
+    }
+}
+
+/// Samples the requests answered each second into `Stats::qps`, until the proxy closes.
+async fn sample_qps<E: Send + Sync + 'static>(shared: Arc<Shared<E>>) {
+    let mut closing = shared.closing.subscribe();
+    let mut last = shared.stats.ops_total.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            () = closed(&mut closing) => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let total = shared.stats.ops_total.load(Ordering::Relaxed);
+        // A reset between samples makes the total go down.
+        shared.stats.qps.store(total.saturating_sub(last), Ordering::Relaxed);
+        last = total;
     }
 }

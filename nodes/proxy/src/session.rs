@@ -17,10 +17,11 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::backend::{Backend, BackendConn, Reply};
-use crate::commands::{self, KeyAt, Kind};
+use crate::commands::{self, KeyAt, Kind, UpperName};
 use crate::proxy::Shared;
 use crate::pubsub;
 use crate::router::{InFlight, Route};
+use crate::stats::Recorder;
 use crate::transaction::Transaction;
 
 /// A backend reply on its way, counting its slots' requests in flight until it arrives (a
@@ -68,6 +69,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         tx: Transaction::default(),
     };
     let idle = config.session_recv_timeout;
+    let mut recorder = Recorder::default();
     loop {
         let first = match tokio::time::timeout(idle, connection.read_request()).await {
             Ok(Ok(Some(request))) => request,
@@ -91,9 +93,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 }
             }
         }
-        shared.stats.ops_total.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        let mut fails = 0u64;
+        let started = tokio::time::Instant::now();
+        let mut pending: VecDeque<(UpperName, Pending)> = VecDeque::new();
         let mut batch = VecDeque::from(batch);
         while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
@@ -102,55 +103,66 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 && client.tx.is_idle()
             {
                 // Subscribed mode, until the client unsubscribes from everything.
-                fails += drain(&mut pending, connection.write_buffer()).await;
+                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                recorder.merge_into(&shared.stats);
                 batch.push_front(request);
                 if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch).await {
                     return;
                 }
                 continue;
             }
-            if client.tx.intercepts(upper.as_str()) {
+            let in_line = if client.tx.intercepts(upper.as_str()) {
                 // Transactions are served in line, after everything before them.
-                fails += drain(&mut pending, connection.write_buffer()).await;
-                let reply = if client.authenticated {
+                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                if client.authenticated {
                     client.tx.handle(&shared, client.db, client.version, &request, upper.as_str()).await
                 } else {
                     error("NOAUTH Authentication required.")
-                };
-                fails += u64::from(reply.first() == Some(&b'-'));
-                connection.write_buffer().extend_from_slice(&reply);
-                continue;
-            }
-            if upper.as_str() == "SCAN" && client.authenticated {
-                // One SCAN may visit many slots, one backend round trip each: in line.
-                fails += drain(&mut pending, connection.write_buffer()).await;
-                let reply = scan(&shared, &client, &request).await;
-                fails += u64::from(reply.first() == Some(&b'-'));
-                connection.write_buffer().extend_from_slice(&reply);
-                continue;
-            }
-            match dispatch(&shared, &mut client, &request) {
-                Dispatch::Now(reply) => pending.push_back(reply),
-                Dispatch::InLine => {
-                    // Answer everything before it, then serve it alone.
-                    fails += drain(&mut pending, connection.write_buffer()).await;
-                    let reply = serve_in_line(&shared, &mut client, &request).await;
-                    fails += u64::from(reply.first() == Some(&b'-'));
-                    connection.write_buffer().extend_from_slice(&reply);
                 }
-            }
+            } else if upper.as_str() == "SCAN" && client.authenticated {
+                // One SCAN may visit many slots, one backend round trip each: in line.
+                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                scan(&shared, &client, &request).await
+            } else {
+                match dispatch(&shared, &mut client, &request) {
+                    Dispatch::Now(reply) => {
+                        pending.push_back((upper, reply));
+                        if client.quit {
+                            break;
+                        }
+                        continue;
+                    }
+                    Dispatch::InLine => {
+                        // Answer everything before it, then serve it alone.
+                        drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                        serve_in_line(&shared, &mut client, &request).await
+                    }
+                }
+            };
+            write_reply(connection.write_buffer(), &mut recorder, started, &upper, &in_line);
             if client.quit {
                 break;
             }
         }
-        fails += drain(&mut pending, connection.write_buffer()).await;
-        if fails > 0 {
-            shared.stats.ops_fails.fetch_add(fails, std::sync::atomic::Ordering::Relaxed);
-        }
+        drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+        recorder.merge_into(&shared.stats);
         if connection.flush().await.is_err() || client.quit {
             return;
         }
     }
+}
+
+/// Appends a reply, counted for its command with the time since its batch was read.
+fn write_reply(
+    out: &mut BytesMut,
+    recorder: &mut Recorder,
+    started: tokio::time::Instant,
+    name: &UpperName,
+    reply: &Bytes,
+) {
+    let usecs = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    recorder.record(name.as_str(), usecs, reply);
+    out.extend_from_slice(reply);
 }
 
 /// Answers one request by itself, waiting for its reply (a RESP3 client's commands while it is
@@ -415,16 +427,17 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, uppe
     })
 }
 
-/// Waits for every pending reply, in order, and appends it to `out`; returns how many were
-/// errors.
-async fn drain(pending: &mut VecDeque<Pending>, out: &mut BytesMut) -> u64 {
-    let mut errors = 0;
-    while let Some(next) = pending.pop_front() {
+/// Waits for every pending reply, in order, and appends it to `out`.
+async fn drain(
+    pending: &mut VecDeque<(UpperName, Pending)>,
+    out: &mut BytesMut,
+    recorder: &mut Recorder,
+    started: tokio::time::Instant,
+) {
+    while let Some((name, next)) = pending.pop_front() {
         let reply = resolve(next).await;
-        errors += u64::from(reply.first() == Some(&b'-'));
-        out.extend_from_slice(&reply);
+        write_reply(out, recorder, started, &name, &reply);
     }
-    errors
 }
 
 /// The reply a backend error becomes.

@@ -86,8 +86,8 @@ fn main() -> ExitCode {
         print!("{DEFAULT_CONFIG}");
         return ExitCode::SUCCESS;
     }
-    prod::logging::init(&args.log_level);
-    match run(args) {
+    let log_level = prod::logging::init(&args.log_level);
+    match run(args, std::sync::Arc::new(log_level)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
     let mut config: ProxyConfig = match &args.config {
         Some(path) => prod::config::load(path)?,
         None => ProxyConfig::default(),
@@ -151,7 +151,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             None => tracing::info!("waiting online: fill slots and start through the admin API"),
         }
-        env.spawn(proxy::admin::serve(env.clone(), proxy.shared().clone(), identity, admin));
+        env.spawn(proxy::admin::serve(env.clone(), proxy.shared().clone(), identity, Some(log_level), admin));
         proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")
     })
 }

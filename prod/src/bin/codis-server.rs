@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         print!("{DEFAULT_CONFIG}");
         return ExitCode::SUCCESS;
     }
-    prod::logging::init(&args.log_level);
+    let _ = prod::logging::init(&args.log_level);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
