@@ -101,6 +101,14 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 
     /// The address of the local end.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Turns on TCP keep-alive probes after `idle` without traffic, so a peer that vanished
+    /// (powered off, cable cut) is noticed. The simulated network has no such probes: its
+    /// partitions are found by the components' own timeouts, so there it does nothing.
+    fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
+        let _ = idle;
+        Ok(())
+    }
 }
 
 /// The error a backend returns when [`Env::connect`] runs out of time; shared so both backends

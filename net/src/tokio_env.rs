@@ -134,4 +134,8 @@ impl Stream for TcpStream {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         TcpStream::local_addr(self)
     }
+
+    fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
+        socket2::SockRef::from(self).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))
+    }
 }

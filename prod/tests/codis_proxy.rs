@@ -195,6 +195,10 @@ fn a_two_group_cluster_through_the_admin_api_serves_redis_tools() {
     let (status, metrics) = http(&admin, "GET", "/metrics", "");
     assert_eq!(status, 200);
     assert!(metrics.contains("codis_proxy_ops_total "), "{metrics}");
+    for server in [&first[0], &second[0]] {
+        let up = format!("codis_proxy_backend_up{{addr=\"{server}\",health=\"up\"}} 1");
+        assert!(metrics.contains(&up), "{metrics}");
+    }
     // Per command: calls and a latency histogram whose +Inf bucket counts every call.
     let calls = metrics
         .lines()

@@ -22,6 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
+use crate::backend::Health;
 use crate::proxy::Shared;
 
 /// The proxy's identity, as the dashboard knows it.
@@ -108,6 +109,7 @@ struct StatsJson {
     closed: bool,
     ops: OpsJson,
     sessions: SessionsJson,
+    backends: Vec<BackendJson>,
 }
 
 #[derive(Serialize)]
@@ -130,6 +132,13 @@ struct CommandJson {
     fails: u64,
 }
 
+/// A backend's health (beyond Codis, which shows none).
+#[derive(Serialize)]
+struct BackendJson {
+    addr: String,
+    health: &'static str,
+}
+
 #[derive(Serialize)]
 struct SessionsJson {
     total: u64,
@@ -139,7 +148,7 @@ struct SessionsJson {
 /// Codis' stats flag asking for per-command counters.
 const STATS_CMD: u32 = 1;
 
-fn stats<E>(shared: &Shared<E>, flags: u32) -> StatsJson {
+fn stats<E: Env>(shared: &Shared<E>, flags: u32) -> StatsJson {
     let stats = &shared.stats;
     let cmd = (flags & STATS_CMD != 0).then(|| {
         stats
@@ -167,6 +176,13 @@ fn stats<E>(shared: &Shared<E>, flags: u32) -> StatsJson {
             total: stats.sessions_total.load(Ordering::Relaxed),
             alive: shared.sessions_alive() as u64,
         },
+        backends: shared
+            .router
+            .pool()
+            .health()
+            .into_iter()
+            .map(|(addr, health)| BackendJson { addr, health: health.as_str() })
+            .collect(),
     }
 }
 
@@ -287,7 +303,7 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
 }
 
 /// Prometheus text exposition.
-fn metrics<E>(shared: &Shared<E>) -> String {
+fn metrics<E: Env>(shared: &Shared<E>) -> String {
     let stats = stats(shared, 0);
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -302,6 +318,19 @@ fn metrics<E>(shared: &Shared<E>) -> String {
     metric("ops_per_second", "gauge", "Requests answered in the last second.", stats.ops.qps);
     metric("sessions_total", "counter", "Client sessions accepted.", stats.sessions.total);
     metric("sessions_alive", "gauge", "Client sessions open.", stats.sessions.alive);
+    let _ = writeln!(
+        out,
+        "# HELP codis_proxy_backend_up Whether the backend answers its keep-alive PING with current data (0: down or stale).\n# TYPE codis_proxy_backend_up gauge"
+    );
+    for backend in &stats.backends {
+        let up = u8::from(backend.health == Health::Up.as_str());
+        let _ = writeln!(
+            out,
+            "codis_proxy_backend_up{{addr=\"{}\",health=\"{}\"}} {up}",
+            label(&backend.addr),
+            backend.health
+        );
+    }
     let commands = shared.stats.commands();
     let _ = writeln!(
         out,

@@ -8,6 +8,7 @@
 //! "fail fast").
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +56,10 @@ pub struct BackendOptions {
     pub parallel: usize,
     /// Databases a session may `SELECT` (Codis' `backend_number_databases`).
     pub databases: usize,
+    /// How often an idle connection sends `PING` (Codis' `backend_ping_period`); zero: never.
+    pub ping_period: Duration,
+    /// TCP keep-alive period (Codis' `backend_keepalive_period`); zero: off.
+    pub keepalive: Duration,
 }
 
 impl Default for BackendOptions {
@@ -65,7 +70,54 @@ impl Default for BackendOptions {
             recv_timeout: Duration::from_secs(30),
             parallel: 1,
             databases: 16,
+            ping_period: Duration::from_secs(5),
+            keepalive: Duration::from_secs(75),
         }
+    }
+}
+
+/// What the proxy knows of a backend connection (Codis' connection states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not connected: never used yet, or failed and not back.
+    Down,
+    /// Connected, and the last keep-alive `PING` was answered.
+    Up,
+    /// Connected, but the server said `MASTERDOWN` (a replica cut from its master) or `LOADING`:
+    /// it answers, but not with current data. Reads are not sent to such a replica.
+    Stale,
+}
+
+impl Health {
+    fn from_u8(value: u8) -> Health {
+        match value {
+            1 => Health::Up,
+            2 => Health::Stale,
+            _ => Health::Down,
+        }
+    }
+
+    /// Its name in the admin API and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Down => "down",
+            Health::Up => "up",
+            Health::Stale => "stale",
+        }
+    }
+}
+
+/// A connection's health, shared between its task and whoever routes through it.
+#[derive(Debug, Default)]
+struct HealthCell(AtomicU8);
+
+impl HealthCell {
+    fn get(&self) -> Health {
+        Health::from_u8(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, health: Health) {
+        self.0.store(health as u8, Ordering::Relaxed);
     }
 }
 
@@ -73,15 +125,34 @@ impl Default for BackendOptions {
 #[derive(Clone, Debug)]
 pub struct BackendConn {
     calls: mpsc::UnboundedSender<Call>,
+    health: Arc<HealthCell>,
 }
 
 impl BackendConn {
     /// Starts the task for `addr`, database `db`, speaking `version` (RESP3 connections say
     /// `HELLO 3` on connect, so RESP3 clients get the backend's RESP3 replies as they are).
-    pub fn start<E: Env>(env: &E, addr: &str, db: usize, version: Version, options: &BackendOptions) -> BackendConn {
+    ///
+    /// An `eager` connection connects at once and keeps trying while the backend is down, so
+    /// its health says whether the backend is up even before anyone used it; the others connect
+    /// when first needed.
+    pub fn start<E: Env>(
+        env: &E,
+        addr: &str,
+        db: usize,
+        version: Version,
+        options: &BackendOptions,
+        eager: bool,
+    ) -> BackendConn {
         let (calls, receiver) = mpsc::unbounded_channel();
-        env.spawn(run(env.clone(), addr.to_string(), db, version, options.clone(), receiver));
-        BackendConn { calls }
+        let health = Arc::new(HealthCell::default());
+        let link = Link { addr: addr.to_string(), db, version, options: options.clone(), health: health.clone() };
+        env.spawn(run(env.clone(), link, receiver, eager));
+        BackendConn { calls, health }
+    }
+
+    /// The connection's health.
+    pub fn health(&self) -> Health {
+        self.health.get()
     }
 
     /// Sends `wire`; the reply arrives on the returned receiver.
@@ -117,6 +188,12 @@ impl Backend {
         let protocol = usize::from(version == Version::Resp3);
         let index = (protocol * self.databases + db) * self.parallel + slot % self.parallel;
         &self.conns[index.min(self.conns.len() - 1)]
+    }
+
+    /// The backend's health, as its first connection (database 0, always kept connected) sees
+    /// it.
+    pub fn health(&self) -> Health {
+        self.conns.first().map_or(Health::Down, BackendConn::health)
     }
 }
 
@@ -156,11 +233,20 @@ impl<E: Env> Pool<E> {
                     .into_iter()
                     .flat_map(|version| (0..databases).map(move |db| (version, db)))
                     .flat_map(|(version, db)| (0..parallel).map(move |_| (version, db)))
-                    .map(|(version, db)| BackendConn::start(&self.env, addr, db, version, &self.options))
+                    .enumerate()
+                    .map(|(index, (version, db))| {
+                        BackendConn::start(&self.env, addr, db, version, &self.options, index == 0)
+                    })
                     .collect();
                 Arc::new(Backend { addr: addr.to_string(), conns, parallel, databases })
             })
             .clone()
+    }
+
+    /// Every backend's address and health, by address.
+    pub fn health(&self) -> Vec<(String, Health)> {
+        let backends = self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        backends.iter().map(|(addr, backend)| (addr.clone(), backend.health())).collect()
     }
 
     /// The backend at `addr` if the pool has it (Codis' `PING addr`, `INFO addr`).
@@ -241,33 +327,49 @@ impl<E: Env> Dedicated<E> {
 /// Failures in a row answered by reconnecting at once, before backing off.
 const QUICK_RETRIES: u32 = 10;
 
-/// The connection task.
-async fn run<E: Env>(
-    env: E,
+/// Where a connection task connects, and where it reports its health.
+struct Link {
     addr: String,
     db: usize,
     version: Version,
     options: BackendOptions,
-    mut calls: mpsc::UnboundedReceiver<Call>,
-) {
+    health: Arc<HealthCell>,
+}
+
+/// The connection task.
+async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call>, eager: bool) {
+    let addr = &link.addr;
     let mut failures = 0u32;
-    // Nothing happens until someone needs this connection.
-    let Some(mut first) = calls.recv().await else {
-        return;
-    };
+    let mut first = None;
+    if !eager {
+        // Nothing happens until someone needs this connection.
+        first = match calls.recv().await {
+            Some(call) => Some(call),
+            None => return,
+        };
+    }
     loop {
-        let error = match connect(&env, &addr, db, version, &options).await {
+        let error = match connect(&env, addr, link.db, link.version, &link.options).await {
             Ok(stream) => {
                 failures = 0;
-                serve(stream, &mut calls, Some(first), options.recv_timeout).await
-            }
-            Err(error) => {
-                let _ = first.reply.send(Err(BackendError::Reset(error.clone())));
+                link.health.set(Health::Up);
+                let error = serve(stream, &mut calls, first.take(), &link).await;
+                link.health.set(Health::Down);
                 error
             }
+            Err(error) => {
+                if let Some(first) = first.take() {
+                    let _ = first.reply.send(Err(BackendError::Reset(error.clone())));
+                }
+                Some(error)
+            }
+        };
+        // No error: the pool is gone.
+        let Some(error) = error else {
+            return;
         };
         failures += 1;
-        debug!(%addr, db, %error, failures, "backend connection down");
+        debug!(%addr, db = link.db, %error, failures, "backend connection down");
         if failures > QUICK_RETRIES {
             // Back off, failing whatever arrives meanwhile.
             let delay = Duration::from_millis(50u64 << (failures - QUICK_RETRIES).min(7)).min(Duration::from_secs(5));
@@ -286,10 +388,12 @@ async fn run<E: Env>(
                 }
             }
         }
-        first = match calls.recv().await {
-            Some(call) => call,
-            None => return,
-        };
+        if !eager {
+            first = match calls.recv().await {
+                Some(call) => Some(call),
+                None => return,
+            };
+        }
     }
 }
 
@@ -303,6 +407,11 @@ pub(crate) async fn connect<E: Env>(
 ) -> Result<E::Stream, String> {
     let mut stream =
         env.connect(addr, options.connect_timeout).await.map_err(|error| format!("connect {addr}: {error}"))?;
+    if !options.keepalive.is_zero()
+        && let Err(error) = stream.set_keepalive(options.keepalive)
+    {
+        debug!(%addr, %error, "no TCP keep-alive");
+    }
     let mut handshake = BytesMut::new();
     let mut expected = 0;
     if version == Version::Resp3 {
@@ -357,43 +466,82 @@ pub(crate) async fn connect<E: Env>(
     }
 }
 
-/// Serves calls on a connected stream until it fails; answers everything in flight with the
-/// error and returns it.
+/// Who waits for a reply.
+enum Waiter {
+    /// A request's sender.
+    Call(oneshot::Sender<Reply>),
+    /// The keep-alive `PING`: its reply tells the connection's health.
+    Ping,
+}
+
+/// Whether a reply says the server's data is not current (`MASTERDOWN`, `LOADING`).
+fn says_stale(reply: &[u8]) -> bool {
+    reply.starts_with(b"-MASTERDOWN") || reply.starts_with(b"-LOADING")
+}
+
+/// Serves calls on a connected stream until it fails (`Some(why)`, after answering everything
+/// in flight with it) or the pool is gone (`None`). Every `ping_period` without a request, it
+/// sends a `PING` whose reply sets the connection's health.
 async fn serve<S: Stream>(
     stream: S,
     calls: &mut mpsc::UnboundedReceiver<Call>,
     first: Option<Call>,
-    recv_timeout: Duration,
-) -> String {
+    link: &Link,
+) -> Option<String> {
+    let recv_timeout = link.options.recv_timeout;
     let (mut reader, mut writer) = stream.into_split();
-    let in_flight: Mutex<VecDeque<oneshot::Sender<Reply>>> = Mutex::new(VecDeque::new());
+    let in_flight: Mutex<VecDeque<Waiter>> = Mutex::new(VecDeque::new());
     let lock = || in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let write = async {
         let mut out = BytesMut::new();
         let mut next = first;
+        let mut ticker = (!link.options.ping_period.is_zero()).then(|| {
+            let period = link.options.ping_period;
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        });
+        let mut busy = false;
         loop {
             let call = match next.take() {
-                Some(call) => call,
-                None => match calls.recv().await {
-                    Some(call) => call,
-                    None => return "the proxy is closing".to_string(),
+                Some(call) => Some(call),
+                None => tokio::select! {
+                    call = calls.recv() => match call {
+                        Some(call) => Some(call),
+                        None => return None,
+                    },
+                    _ = async {
+                        match ticker.as_mut() {
+                            Some(ticker) => ticker.tick().await,
+                            None => std::future::pending().await,
+                        }
+                    } => None,
                 },
             };
+            let Some(call) = call else {
+                // A tick: PING if nothing was sent since the last one.
+                if !std::mem::take(&mut busy) {
+                    lock().push_back(Waiter::Ping);
+                    if let Err(error) = writer.write_all(b"*1\r\n$4\r\nPING\r\n").await {
+                        return Some(format!("write: {error}"));
+                    }
+                }
+                continue;
+            };
+            busy = true;
             // Let the other sessions that are ready dispatch too, so their requests share this
             // write (one syscall, and one wake-up of the backend, for many clients).
             tokio::task::yield_now().await;
             {
                 let mut queue = lock();
                 out.extend_from_slice(&call.wire);
-                queue.push_back(call.reply);
+                queue.push_back(Waiter::Call(call.reply));
                 // Everything already waiting goes in the same write.
                 while let Ok(call) = calls.try_recv() {
                     out.extend_from_slice(&call.wire);
-                    queue.push_back(call.reply);
+                    queue.push_back(Waiter::Call(call.reply));
                 }
             }
             if let Err(error) = writer.write_all(&out).await {
-                return format!("write: {error}");
+                return Some(format!("write: {error}"));
             }
             out.clear();
         }
@@ -414,8 +562,14 @@ async fn serve<S: Stream>(
             loop {
                 match decoder.decode_raw(&mut buf) {
                     Ok(Some(reply)) => match lock().pop_front() {
-                        Some(waiter) => {
+                        Some(Waiter::Call(waiter)) => {
+                            if says_stale(&reply) {
+                                link.health.set(Health::Stale);
+                            }
                             let _ = waiter.send(Ok(reply));
+                        }
+                        Some(Waiter::Ping) => {
+                            link.health.set(if reply.starts_with(b"+PONG") { Health::Up } else { Health::Stale });
                         }
                         None => return "a reply nobody asked for".to_string(),
                     },
@@ -431,11 +585,13 @@ async fn serve<S: Stream>(
     let error = tokio::select! {
         biased;
         error = read => error,
-        error = write => error,
+        error = write => error?,
     };
-    warn!(%error, "backend connection failed");
+    warn!(addr = %link.addr, %error, "backend connection failed");
     for waiter in lock().drain(..) {
-        let _ = waiter.send(Err(BackendError::Reset(error.clone())));
+        if let Waiter::Call(waiter) = waiter {
+            let _ = waiter.send(Err(BackendError::Reset(error.clone())));
+        }
     }
-    error
+    Some(error)
 }

@@ -43,11 +43,24 @@ pub struct ProxyConfig {
     /// declared dead and reopened.
     #[serde(with = "duration")]
     pub backend_recv_timeout: Duration,
+    /// How often an idle backend connection sends `PING`, which tells its health (`0s`: never).
+    #[serde(with = "duration")]
+    pub backend_ping_period: Duration,
+    /// TCP keep-alive on backend connections (`0s`: off).
+    #[serde(with = "duration")]
+    pub backend_keepalive_period: Duration,
     /// Most requests read from one client before their replies are written.
     pub session_max_pipeline: usize,
     /// A client silent this long is disconnected.
     #[serde(with = "duration")]
     pub session_recv_timeout: Duration,
+    /// TCP keep-alive on client connections (`0s`: off), so a vanished client's session ends.
+    #[serde(with = "duration")]
+    pub session_keepalive_period: Duration,
+    /// The longest bulk string a client may send, in bytes (Redis' `proto-max-bulk-len`).
+    pub session_max_bulk_len: usize,
+    /// The most elements a client's request may have.
+    pub session_max_array_len: usize,
 }
 
 impl Default for ProxyConfig {
@@ -63,8 +76,13 @@ impl Default for ProxyConfig {
             backend_number_databases: 16,
             backend_connect_timeout: Duration::from_secs(5),
             backend_recv_timeout: Duration::from_secs(30),
+            backend_ping_period: Duration::from_secs(5),
+            backend_keepalive_period: Duration::from_secs(75),
             session_max_pipeline: 10_000,
             session_recv_timeout: Duration::from_secs(30 * 60),
+            session_keepalive_period: Duration::from_secs(75),
+            session_max_bulk_len: 512 * 1024 * 1024,
+            session_max_array_len: 1024 * 1024,
         }
     }
 }
@@ -78,6 +96,8 @@ impl ProxyConfig {
             recv_timeout: self.backend_recv_timeout,
             parallel: self.backend_primary_parallel.max(1),
             databases: self.backend_number_databases.max(1),
+            ping_period: self.backend_ping_period,
+            keepalive: self.backend_keepalive_period,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use model::{ForwardMethod, slot_of};
-use net::Env;
+use net::{Env, Stream};
 use resp::{Connection, Decoder, Limits, Request, Version, encode};
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -59,7 +59,17 @@ pub(crate) struct Client<E: Env> {
 /// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
 pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id: u64) {
     let config = &shared.config;
-    let mut connection = Connection::new(stream, Limits::default());
+    if !config.session_keepalive_period.is_zero()
+        && let Err(error) = stream.set_keepalive(config.session_keepalive_period)
+    {
+        debug!(%error, "no TCP keep-alive");
+    }
+    let limits = Limits {
+        max_bulk_len: config.session_max_bulk_len,
+        max_array_len: config.session_max_array_len,
+        ..Limits::default()
+    };
+    let mut connection = Connection::new(stream, limits);
     let mut client = Client {
         id,
         db: 0,

@@ -425,3 +425,48 @@ async fn resp3_subscribers_get_pushes_and_may_run_commands() {
     assert_eq!(subscriber.receive().await, Frame::Push(vec![bulk("message"), bulk("chat"), bulk("hi")]));
     assert_eq!(subscriber.call(&["GET", "k3"]).await, bulk("v"));
 }
+
+/// Waits (up to 10 s) until `pool` reports `addr` in `health`.
+async fn wait_health(pool: &proxy::backend::Pool<TokioEnv>, addr: &str, health: proxy::backend::Health) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = pool.health().into_iter().find(|(at, _)| at == addr).map(|(_, health)| health);
+        if now == Some(health) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{addr} stayed {now:?}, not {health:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_pings_tell_each_backends_health() {
+    use proxy::backend::{BackendOptions, Health, Pool};
+    let env = TokioEnv::with_seed(5);
+    let options = BackendOptions { ping_period: Duration::from_millis(50), ..BackendOptions::default() };
+    let pool = Pool::new(env.clone(), options);
+    // A live server is up before anyone sent it a request, and down once it is gone.
+    let (live, stop) = start_server(&env).await;
+    pool.get(&live);
+    wait_health(&pool, &live, Health::Up).await;
+    drop(stop);
+    wait_health(&pool, &live, Health::Down).await;
+    // A server still loading its data answers PING with LOADING: stale.
+    let listener = env.bind("127.0.0.1:0").await.expect("bind");
+    let loading = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut connection = Connection::new(stream, Limits::default());
+                while let Ok(Some(_)) = connection.read_request().await {
+                    connection.write_frame(&Frame::error("LOADING Redis is loading the dataset in memory"));
+                    if connection.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    pool.get(&loading);
+    wait_health(&pool, &loading, Health::Stale).await;
+}

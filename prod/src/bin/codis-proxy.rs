@@ -73,11 +73,23 @@ backend_connect_timeout = "5s"
 # How long requests may wait with no reply at all from their backend before its connection is
 # declared dead and reopened (they get "-ERR handle response, backend conn reset …").
 backend_recv_timeout = "30s"
+# How often an idle backend connection sends PING; its reply tells the backend's health (up,
+# or stale after MASTERDOWN/LOADING: no replica reads go there). "0s": never.
+backend_ping_period = "5s"
+# TCP keep-alive on backend connections ("0s": off).
+backend_keepalive_period = "75s"
 
-# Most requests read from one client before their replies are written, and how long a silent
-# client stays connected.
+# Most requests read from one client before their replies are written: past this the proxy
+# stops reading that client until it has answered (back-pressure, where Codis closes the
+# session). And how long a silent client stays connected.
 session_max_pipeline = 10000
 session_recv_timeout = "30m"
+# TCP keep-alive on client connections ("0s": off).
+session_keepalive_period = "75s"
+# The longest bulk string, and the most elements, a client's request may have; past them the
+# client gets "-ERR Protocol error: …" and is disconnected, as Redis does.
+session_max_bulk_len = 536870912
+session_max_array_len = 1048576
 "#;
 
 fn main() -> ExitCode {
