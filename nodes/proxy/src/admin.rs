@@ -181,6 +181,7 @@ fn stats<E: Env>(shared: &Shared<E>, flags: u32) -> StatsJson {
             .pool()
             .health()
             .into_iter()
+            .chain(shared.router.replica_pool().map(|pool| pool.health()).unwrap_or_default())
             .map(|(addr, health)| BackendJson { addr, health: health.as_str() })
             .collect(),
     }

@@ -34,6 +34,10 @@ pub struct ProxyConfig {
     pub proxy_max_clients: usize,
     /// Connections per backend address and database.
     pub backend_primary_parallel: usize,
+    /// Connections per replica address and database (reads from replicas).
+    pub backend_replica_parallel: usize,
+    /// Read from primaries only, even for slots whose group lists replicas for reads.
+    pub backend_primary_only: bool,
     /// Databases a client may `SELECT`.
     pub backend_number_databases: usize,
     /// How long a backend connect may take.
@@ -73,6 +77,8 @@ impl Default for ProxyConfig {
             admin_addr: "0.0.0.0:11080".into(),
             proxy_max_clients: 1000,
             backend_primary_parallel: 1,
+            backend_replica_parallel: 1,
+            backend_primary_only: false,
             backend_number_databases: 16,
             backend_connect_timeout: Duration::from_secs(5),
             backend_recv_timeout: Duration::from_secs(30),
@@ -170,7 +176,11 @@ pub struct Proxy<E> {
 impl<E: Env> Proxy<E> {
     /// A proxy with every slot offline.
     pub fn new(env: E, config: ProxyConfig) -> Proxy<E> {
-        let router = Router::new(Pool::new(env, config.backend()));
+        let replicas = (!config.backend_primary_only).then(|| {
+            let options = BackendOptions { parallel: config.backend_replica_parallel.max(1), ..config.backend() };
+            Pool::new(env.clone(), options)
+        });
+        let router = Router::new(Pool::new(env, config.backend()), replicas);
         Proxy {
             shared: Arc::new(Shared {
                 config,

@@ -12,7 +12,7 @@ use model::{ForwardMethod, MAX_SLOT_NUM, Slot, SlotId};
 use net::Env;
 use tokio::sync::{Notify, watch};
 
-use crate::backend::{Backend, Pool};
+use crate::backend::{Backend, Health, Pool};
 
 /// One slot as the proxy routes it.
 #[derive(Clone, Debug, Default)]
@@ -23,12 +23,30 @@ pub struct Route {
     pub backend: Option<Arc<Backend>>,
     /// While migrating: the source.
     pub migrate_from: Option<Arc<Backend>>,
+    /// Replicas that may serve reads, by group in the order to try them (the dashboard orders
+    /// them for this proxy: same host, then same datacenter, then the rest). Empty when the
+    /// proxy reads from primaries only.
+    pub replicas: Vec<Vec<Arc<Backend>>>,
 }
 
 impl Route {
     /// How keys of a migrating slot are served.
     pub fn method(&self) -> ForwardMethod {
         self.slot.forward_method
+    }
+
+    /// The replica to read from: in the first group that has one up, the first up from a
+    /// position that `seed` picks (so clients spread over a group's replicas); `None` to read
+    /// from the primary (no replicas up, or the slot migrates).
+    pub fn replica(&self, seed: usize) -> Option<&Arc<Backend>> {
+        if self.migrate_from.is_some() {
+            return None;
+        }
+        self.replicas.iter().find_map(|group| {
+            (0..group.len())
+                .map(|offset| &group[(seed + offset) % group.len()])
+                .find(|replica| replica.health() == Health::Up)
+        })
     }
 }
 
@@ -66,6 +84,8 @@ impl Drop for InFlight {
 /// The slot table and the backends it points at.
 pub struct Router<E> {
     pool: Pool<E>,
+    /// Connections to replicas (their own `parallel`), `None` with `backend_primary_only`.
+    replica_pool: Option<Pool<E>>,
     table: RwLock<Arc<Vec<Route>>>,
     version: watch::Sender<u64>,
     in_flight: Arc<InFlightCounts>,
@@ -74,8 +94,8 @@ pub struct Router<E> {
 }
 
 impl<E: Env> Router<E> {
-    /// Every slot offline.
-    pub fn new(pool: Pool<E>) -> Router<E> {
+    /// Every slot offline; reads go to replicas (through `replica_pool`) if one is given.
+    pub fn new(pool: Pool<E>, replica_pool: Option<Pool<E>>) -> Router<E> {
         let table = (0..MAX_SLOT_NUM)
             .map(|index| Route {
                 slot: Slot { id: SlotId::new(index as u32).unwrap_or_default(), ..Slot::default() },
@@ -88,6 +108,7 @@ impl<E: Env> Router<E> {
         });
         Router {
             pool,
+            replica_pool,
             table: RwLock::new(Arc::new(table)),
             version: watch::Sender::new(0),
             in_flight,
@@ -98,6 +119,11 @@ impl<E: Env> Router<E> {
     /// The backend pool.
     pub fn pool(&self) -> &Pool<E> {
         &self.pool
+    }
+
+    /// The replicas' pool, if reads may go to replicas.
+    pub fn replica_pool(&self) -> Option<&Pool<E>> {
+        self.replica_pool.as_ref()
     }
 
     /// The current table.
@@ -149,7 +175,16 @@ impl<E: Env> Router<E> {
         for slot in slots {
             let backend = (!slot.backend_addr.is_empty()).then(|| self.pool.get(&slot.backend_addr));
             let migrate_from = (!slot.migrate_from.is_empty()).then(|| self.pool.get(&slot.migrate_from));
-            table[slot.id.index()] = Route { slot: slot.clone(), backend, migrate_from };
+            let replicas = match &self.replica_pool {
+                Some(pool) => slot
+                    .replica_groups
+                    .iter()
+                    .map(|group| group.iter().filter(|addr| !addr.is_empty()).map(|addr| pool.get(addr)).collect())
+                    .filter(|group: &Vec<Arc<Backend>>| !group.is_empty())
+                    .collect(),
+                None => Vec::new(),
+            };
+            table[slot.id.index()] = Route { slot: slot.clone(), backend, migrate_from, replicas };
         }
         self.install(table);
         Ok(())

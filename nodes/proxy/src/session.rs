@@ -287,7 +287,13 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
     }
     match &route.backend {
         Some(backend) => {
-            let receiver = backend.conn(client.db, slot, client.version).send(request.wire().clone());
+            // Reads may go to a replica that is up (as in Codis, replicas may lag: such reads
+            // can miss the latest writes).
+            let target = match info.kind.replica_ok() && !route.replicas.is_empty() {
+                true => route.replica(client.id as usize).unwrap_or(backend),
+                false => backend,
+            };
+            let receiver = target.conn(client.db, slot, client.version).send(request.wire().clone());
             Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
         }
         None => ready(error("ERR handle request, slot is not ready, may be offline")),

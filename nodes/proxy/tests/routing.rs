@@ -470,3 +470,34 @@ async fn keep_alive_pings_tell_each_backends_health() {
     pool.get(&loading);
     wait_health(&pool, &loading, Health::Stale).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_a_replica_that_is_up_and_fall_back_to_the_primary() {
+    let config = ProxyConfig { backend_ping_period: Duration::from_millis(50), ..ProxyConfig::default() };
+    let cluster = Cluster::start(config).await;
+    // A stand-in for a replica (replication comes with the durability work): a server whose
+    // copy of the key differs, so the test sees where each read went.
+    let (replica, stop_replica) = start_server(&cluster.env).await;
+    let key = key_on(0, "r");
+    assert_eq!(cluster.server(0).await.call(&["SET", &key, "primary"]).await, ok());
+    assert_eq!(Client::connect(&cluster.env, &replica).await.call(&["SET", &key, "replica"]).await, ok());
+    let slot = Slot {
+        id: SlotId::new(slot_of(key.as_bytes()).index() as u32).expect("slot"),
+        backend_addr: cluster.servers[0].clone(),
+        replica_groups: vec![vec![replica.clone()]],
+        ..Slot::default()
+    };
+    cluster.proxy.router().fill(&[slot]).await.expect("fill");
+    let replicas = cluster.proxy.router().replica_pool().expect("replica reads are on by default");
+    wait_health(replicas, &replica, proxy::backend::Health::Up).await;
+    let mut client = cluster.client().await;
+    assert_eq!(client.call(&["GET", &key]).await, bulk("replica"));
+    // Writes, and reads that must see the master, go to the primary.
+    assert_eq!(client.call(&["SET", &key, "new"]).await, ok());
+    assert_eq!(cluster.server(0).await.call(&["GET", &key]).await, bulk("new"));
+    assert_eq!(client.call(&["GET", &key]).await, bulk("replica"));
+    // Once the replica is down, reads fall back to the primary.
+    drop(stop_replica);
+    wait_health(replicas, &replica, proxy::backend::Health::Down).await;
+    assert_eq!(client.call(&["GET", &key]).await, bulk("new"));
+}

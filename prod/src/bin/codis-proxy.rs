@@ -66,6 +66,11 @@ proxy_max_clients = 1000
 # Connections per backend address and database. Requests of one slot always share one, so a
 # client's requests to a slot keep their order whatever this is.
 backend_primary_parallel = 1
+# Reads (GET, HGET … not SCAN-like) of slots whose group lists replicas for reads go to the first
+# replica that is up, else the primary. Replicas may lag: such reads can miss the latest writes.
+# backend_primary_only = true reads from primaries only.
+backend_replica_parallel = 1
+backend_primary_only = false
 # Databases a client may SELECT (each backend gets connections for those in use).
 backend_number_databases = 16
 # How long a backend connect (and its AUTH/SELECT) may take.
