@@ -6,6 +6,8 @@
 //! is answered first, so no request overtakes an earlier one of the same client to the same slot.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +46,16 @@ enum Pending {
     Sum(Vec<Tracked>),
     /// `MSET` split: `+OK` once every part said it.
     AllOk(Vec<Tracked>),
+    /// A request for a locked or migrating slot: served when its turn comes in the replies
+    /// (so after every earlier request), once the slot is not locked.
+    Held(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+}
+
+/// Which backend connections a client's requests use: its database and protocol.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    db: usize,
+    version: Version,
 }
 
 /// A client's own state.
@@ -54,6 +66,12 @@ pub(crate) struct Client<E: Env> {
     authenticated: bool,
     pub(crate) quit: bool,
     tx: Transaction<E>,
+}
+
+impl<E: Env> Client<E> {
+    fn target(&self) -> Target {
+        Target { db: self.db, version: self.version }
+    }
 }
 
 /// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
@@ -79,33 +97,32 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         tx: Transaction::default(),
     };
     let idle = config.session_recv_timeout;
+    let room = config.session_max_pipeline.max(1);
     let mut recorder = Recorder::default();
+    // Requests read and not yet dispatched.
+    let mut batch: VecDeque<Request> = VecDeque::new();
+    // Requests dispatched, in order, with when each was read.
+    let mut pending: VecDeque<Owed> = VecDeque::new();
+    // Slots with a held request among the pending ones: later requests to them are held too,
+    // so none overtakes it.
+    let mut held: Vec<usize> = Vec::new();
     loop {
-        let first = match tokio::time::timeout(idle, connection.read_request()).await {
-            Ok(Ok(Some(request))) => request,
-            Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(resp::ConnectionError::Protocol(error))) => {
-                encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
-                let _ = connection.flush().await;
-                return;
-            }
-            Ok(Err(_)) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < config.session_max_pipeline {
-            match connection.try_read_request() {
-                Ok(Some(request)) => batch.push(request),
-                Ok(None) => break,
-                Err(error) => {
-                    debug!(%error, "protocol error mid-pipeline");
-                    client.quit = true;
-                    break;
+        if batch.is_empty() {
+            // Nothing read and nothing owed: wait for the client.
+            let first = match tokio::time::timeout(idle, connection.read_request()).await {
+                Ok(Ok(Some(request))) => request,
+                Ok(Ok(None)) | Err(_) => return,
+                Ok(Err(resp::ConnectionError::Protocol(error))) => {
+                    encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
+                    let _ = connection.flush().await;
+                    return;
                 }
-            }
+                Ok(Err(_)) => return,
+            };
+            batch.push_back(first);
+            read_buffered(&mut connection, &mut batch, room, &mut client.quit);
         }
         let started = tokio::time::Instant::now();
-        let mut pending: VecDeque<(UpperName, Pending)> = VecDeque::new();
-        let mut batch = VecDeque::from(batch);
         while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
             if matches!(upper.as_str(), "SUBSCRIBE" | "PSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE")
@@ -113,7 +130,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 && client.tx.is_idle()
             {
                 // Subscribed mode, until the client unsubscribes from everything.
-                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
                 recorder.merge_into(&shared.stats);
                 batch.push_front(request);
                 if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch).await {
@@ -123,7 +141,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
             }
             let in_line = if client.tx.intercepts(upper.as_str()) {
                 // Transactions are served in line, after everything before them.
-                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
                 if client.authenticated {
                     client.tx.handle(&shared, client.db, client.version, &request, upper.as_str()).await
                 } else {
@@ -131,35 +150,123 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 }
             } else if upper.as_str() == "SCAN" && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
-                drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
                 scan(&shared, &client, &request).await
             } else {
-                match dispatch(&shared, &mut client, &request) {
-                    Dispatch::Now(reply) => {
-                        pending.push_back((upper, reply));
-                        if client.quit {
-                            break;
-                        }
-                        continue;
-                    }
+                let behind_held = !held.is_empty() && slots_of(&upper, &request).iter().any(|slot| held.contains(slot));
+                let dispatched = if behind_held { Dispatch::InLine } else { dispatch(&shared, &mut client, &request) };
+                let reply = match dispatched {
+                    Dispatch::Now(reply) => reply,
                     Dispatch::InLine => {
-                        // Answer everything before it, then serve it alone.
-                        drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
-                        serve_in_line(&shared, &mut client, &request).await
+                        held.extend(slots_of(&upper, &request));
+                        let (shared, target) = (shared.clone(), client.target());
+                        Pending::Held(Box::pin(async move { serve_in_line(&shared, target, &request).await }))
                     }
+                };
+                pending.push_back(Owed { name: upper, started, reply });
+                if client.quit {
+                    batch.clear();
                 }
+                continue;
             };
             write_reply(connection.write_buffer(), &mut recorder, started, &upper, &in_line);
             if client.quit {
-                break;
+                batch.clear();
             }
         }
-        drain(&mut pending, connection.write_buffer(), &mut recorder, started).await;
-        recorder.merge_into(&shared.stats);
-        if connection.flush().await.is_err() || client.quit {
+        drain_reading(&mut pending, &mut connection, &mut recorder, &mut batch, room, &mut client.quit).await;
+        if pending.is_empty() {
+            held.clear();
+            recorder.merge_into(&shared.stats);
+        }
+        if !connection.write_buffer().is_empty() && connection.flush().await.is_err() {
+            return;
+        }
+        if client.quit && pending.is_empty() && batch.is_empty() {
             return;
         }
     }
+}
+
+/// A request dispatched and not yet answered.
+struct Owed {
+    name: UpperName,
+    /// When its batch was read.
+    started: tokio::time::Instant,
+    reply: Pending,
+}
+
+/// Moves the requests already buffered into `batch`, up to `room`; a protocol error ends the
+/// session once what came before it is answered.
+fn read_buffered<S: Stream>(
+    connection: &mut Connection<S>,
+    batch: &mut VecDeque<Request>,
+    room: usize,
+    quit: &mut bool,
+) {
+    while batch.len() < room {
+        match connection.try_read_request() {
+            Ok(Some(request)) => batch.push_back(request),
+            Ok(None) => break,
+            Err(error) => {
+                debug!(%error, "protocol error mid-pipeline");
+                *quit = true;
+                break;
+            }
+        }
+    }
+}
+
+/// Answers the pending requests in order. While the reply due next is held (its slot locked or
+/// migrating), reads the client's next requests into `batch` and returns, so the caller
+/// dispatches them: requests to other slots flow meanwhile. Returns once everything is
+/// answered, or new requests were read.
+async fn drain_reading<S: Stream>(
+    pending: &mut VecDeque<Owed>,
+    connection: &mut Connection<S>,
+    recorder: &mut Recorder,
+    batch: &mut VecDeque<Request>,
+    room: usize,
+    quit: &mut bool,
+) {
+    while let Some(owed) = pending.pop_front() {
+        let reply = match owed.reply {
+            Pending::Held(mut serve) if !*quit && pending.len() < room => {
+                let outcome = tokio::select! {
+                    biased;
+                    reply = &mut serve => Ok(reply),
+                    read = connection.read_request() => Err(read),
+                };
+                match outcome {
+                    Ok(reply) => reply,
+                    Err(read) => {
+                        pending.push_front(Owed { reply: Pending::Held(serve), ..owed });
+                        match read {
+                            Ok(Some(request)) => {
+                                batch.push_back(request);
+                                read_buffered(connection, batch, room.saturating_sub(pending.len()), quit);
+                            }
+                            // Gone or broken: answer what is owed, then stop.
+                            Ok(None) | Err(_) => *quit = true,
+                        }
+                        return;
+                    }
+                }
+            }
+            reply => resolve(reply).await,
+        };
+        write_reply(connection.write_buffer(), recorder, owed.started, &owed.name, &reply);
+    }
+}
+
+/// The slots a request's keys are in (slot 0 for a request without a key, as it is routed).
+fn slots_of(upper: &UpperName, request: &Request) -> Vec<usize> {
+    let keys = commands::routing_keys(upper.as_str(), commands::lookup_upper(upper), request);
+    if keys.is_empty() {
+        return vec![0];
+    }
+    keys.iter().map(|key| slot_of(key).index()).collect()
 }
 
 /// Appends a reply, counted for its command with the time since its batch was read.
@@ -191,7 +298,7 @@ pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client
     }
     match dispatch(shared, client, request) {
         Dispatch::Now(pending) => resolve(pending).await,
-        Dispatch::InLine => serve_in_line(shared, client, request).await,
+        Dispatch::InLine => serve_in_line(shared, client.target(), request).await,
     }
 }
 
@@ -444,15 +551,10 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, uppe
 }
 
 /// Waits for every pending reply, in order, and appends it to `out`.
-async fn drain(
-    pending: &mut VecDeque<(UpperName, Pending)>,
-    out: &mut BytesMut,
-    recorder: &mut Recorder,
-    started: tokio::time::Instant,
-) {
-    while let Some((name, next)) = pending.pop_front() {
-        let reply = resolve(next).await;
-        write_reply(out, recorder, started, &name, &reply);
+async fn drain(pending: &mut VecDeque<Owed>, out: &mut BytesMut, recorder: &mut Recorder) {
+    while let Some(owed) = pending.pop_front() {
+        let reply = resolve(owed.reply).await;
+        write_reply(out, recorder, owed.started, &owed.name, &reply);
     }
 }
 
@@ -497,6 +599,7 @@ fn elements(reply: &Bytes) -> Option<Vec<Bytes>> {
 async fn resolve(pending: Pending) -> Bytes {
     match pending {
         Pending::Ready(reply) => reply,
+        Pending::Held(serve) => serve.await,
         Pending::One(receiver) => receive(receiver).await.unwrap_or_else(|error| error),
         Pending::Mget { total, parts } => {
             let mut values: Vec<Bytes> = vec![Bytes::new(); total];
@@ -566,7 +669,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
 /// slots does), key by key, after everything before it.
-async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
+async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, request: &Request) -> Bytes {
     let upper = commands::upper(request.name());
     let info = commands::lookup_upper(&upper);
     // Split commands go key by key through the single-key path.
@@ -623,13 +726,7 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: &mut Client<E>, reque
 
 /// Forwards one single-key request once its slot is not held (a locked slot waits until the
 /// dashboard unlocks it, or a table change is applied), counted in flight meanwhile.
-async fn forward_held<E: Env>(
-    shared: &Shared<E>,
-    client: &Client<E>,
-    wire: Bytes,
-    request: &Request,
-    key: &[u8],
-) -> Bytes {
+async fn forward_held<E: Env>(shared: &Shared<E>, client: Target, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
     let slot = slot_of(key).index();
     match unlocked(shared, slot).await {
         Ok((in_flight, table)) => {
@@ -660,7 +757,7 @@ pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<
 }
 
 /// Forwards one single-key request, moving its key out of a migration source first.
-async fn forward_one<E: Env>(table: &[Route], client: &Client<E>, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
+async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
     let slot = slot_of(key).index();
     let route = &table[slot];
     let Some(backend) = &route.backend else {

@@ -501,3 +501,30 @@ async fn reads_go_to_a_replica_that_is_up_and_fall_back_to_the_primary() {
     wait_health(replicas, &replica, proxy::backend::Health::Down).await;
     assert_eq!(client.call(&["GET", &key]).await, bulk("new"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_slot_holds_only_its_own_requests() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let (locked_key, free_key) = (key_on(0, "held"), key_on(1, "free"));
+    let locked_slot = SlotId::new(slot_of(locked_key.as_bytes()).index() as u32).expect("slot");
+    let route =
+        |locked: bool| Slot { id: locked_slot, locked, backend_addr: cluster.servers[0].clone(), ..Slot::default() };
+    cluster.proxy.router().fill(&[route(true)]).await.expect("lock");
+    let mut client = cluster.client().await;
+    for args in [&["SET", &locked_key, "1"][..], &["GET", &locked_key], &["SET", &free_key, "2"]] {
+        client.send(args).await;
+    }
+    // The write to the other slot runs while the locked slot's requests wait...
+    let mut server = cluster.server(1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.call(&["GET", &free_key]).await != bulk("2") {
+        assert!(tokio::time::Instant::now() < deadline, "the other slot's write waited for the locked slot");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cluster.server(0).await.call(&["EXISTS", &locked_key]).await, Frame::Integer(0));
+    // ... and once unlocked, every reply comes back in request order.
+    cluster.proxy.router().fill(&[route(false)]).await.expect("unlock");
+    assert_eq!(client.receive().await, ok());
+    assert_eq!(client.receive().await, bulk("1"));
+    assert_eq!(client.receive().await, ok());
+}
