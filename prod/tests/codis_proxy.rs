@@ -229,3 +229,71 @@ fn a_two_group_cluster_through_the_admin_api_serves_redis_tools() {
     let (status, _) = http(&admin, "PUT", &format!("/api/proxy/shutdown/{xauth}"), "");
     assert_eq!(status, 200);
 }
+
+/// Accepts one HTTP request on `listener`, answers it with `status` and `body`, and returns its
+/// request line.
+fn answer_one(
+    runtime: &tokio::runtime::Runtime,
+    listener: &<TokioEnv as Env>::Listener,
+    status: &str,
+    body: &str,
+) -> String {
+    runtime.block_on(async {
+        let (mut stream, _) = listener.accept().await.expect("the proxy connects");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.expect("the request ended early"));
+        }
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(reply.as_bytes()).await.expect("answer");
+        String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string()
+    })
+}
+
+#[test]
+fn a_proxy_given_its_dashboard_asks_it_to_take_the_proxy_online() {
+    let (_server, server) =
+        start(env!("CARGO_BIN_EXE_codis-server"), &["--port", "0", "--requirepass", "secret"], &["addr="]);
+    // The dashboard's side of `online-proxy`, played by the test (the dashboard itself is
+    // built with the coordinator): take the request, then fill and start the proxy.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let dashboard = runtime.block_on(TokioEnv::with_seed(2).bind("127.0.0.1:0")).expect("bind");
+    let dashboard_addr = net::Listener::local_addr(&dashboard).expect("addr").to_string();
+    let args = [
+        "--proxy-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--product_name",
+        "demo",
+        "--product_auth",
+        "secret",
+        "--dashboard",
+        &dashboard_addr,
+    ];
+    let (_proxy, addrs) = start(env!("CARGO_BIN_EXE_codis-proxy"), &args, &["admin=", "addr="]);
+    let (admin, proxy) = (addrs[0].clone(), port_of(&addrs[1]));
+    let request = answer_one(&runtime, &dashboard, "200 OK", "\"OK\"");
+    let xauth = proxy::register::dashboard_xauth("demo", "secret");
+    assert_eq!(request, format!("PUT /api/topom/proxy/online/{xauth}/{admin} HTTP/1.1"));
+    assert_ne!(xauth, proxy::register::dashboard_xauth("demo", ""), "the secret covers the password");
+    let (_, model) = http(&admin, "GET", "/api/proxy/model", "");
+    let token =
+        serde_json::from_str::<serde_json::Value>(&model).expect("model")["token"].as_str().expect("token").to_string();
+    let proxy_xauth = proxy::admin::xauth("demo", "secret", &token);
+    let slots: Vec<serde_json::Value> =
+        (0..1024).map(|id| serde_json::json!({ "id": id, "backend_addr": &server[0] })).collect();
+    let body = serde_json::to_string(&slots).expect("slots JSON");
+    assert_eq!(http(&admin, "PUT", &format!("/api/proxy/fillslots/{proxy_xauth}"), &body).0, 200);
+    assert_eq!(http(&admin, "PUT", &format!("/api/proxy/start/{proxy_xauth}"), "").0, 200);
+    assert_eq!(redis_cli(&proxy, &["SET", "a", "1"]), "OK");
+
+    // A dashboard that refuses (a wrong password, say) makes the proxy exit with an error.
+    let (mut refused, _) = start(env!("CARGO_BIN_EXE_codis-proxy"), &args, &["admin="]);
+    answer_one(&runtime, &dashboard, "403 Forbidden", "{\"error\":\"invalid xauth\"}");
+    let status = refused.child.wait().expect("the proxy exits");
+    assert!(!status.success(), "{status:?}");
+}

@@ -35,7 +35,7 @@ pub struct Identity {
 }
 
 /// SHA-256 of `text` in hex, cut to 32 digits as Codis cuts its tokens and secrets.
-fn sha256_hex32(text: &str) -> String {
+pub(crate) fn sha256_hex32(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in digest {

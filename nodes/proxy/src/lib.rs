@@ -11,6 +11,7 @@
 //!   split multi-key commands; migration-aware forwarding.
 //! - `pubsub`: subscriptions fanned in from every group.
 //! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
+//! - [`register`]: `--dashboard`: asking the dashboard to take the proxy online.
 //! - [`router`]: the slot table.
 //! - [`stats`]: counters per command, with latency histograms.
 //! - [`backend`]: pipelined backend connections and the pool.
@@ -21,6 +22,7 @@ pub mod backend;
 pub mod commands;
 pub mod proxy;
 mod pubsub;
+pub mod register;
 pub mod router;
 mod session;
 pub mod stats;

@@ -36,8 +36,12 @@ struct Args {
     /// Start at once with the slot table in FILE: a JSON array of Codis `Slot`s (`id`,
     /// `backend_addr`, `migrate_from`, `forward_method`, `locked`). Without it the proxy waits
     /// for `fillslots` and `start` through the admin API.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dashboard")]
     fillslots: Option<PathBuf>,
+    /// At start, ask the dashboard at ADDR (host:port) to take this proxy online: it fills the
+    /// slots and starts the proxy. Tried 10 times, 3 s apart; the proxy exits if it fails.
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -150,11 +154,12 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
         let listener = env.bind(&config.proxy_addr).await.with_context(|| format!("binding {}", config.proxy_addr))?;
         let admin = env.bind(&config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?;
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
-        let admin_addr = admin.local_addr()?.to_string();
+        // The addresses others reach this proxy at (the dashboard, clients listing proxies).
+        let admin_addr = announced(admin.local_addr()?, &hostname);
         let identity = proxy::admin::Identity::new(
             &config.product_name,
             &config.product_auth,
-            &listener.local_addr()?.to_string(),
+            &announced(listener.local_addr()?, &hostname),
             &admin_addr,
             &hostname,
         );
@@ -168,9 +173,37 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
             }
             None => tracing::info!("waiting online: fill slots and start through the admin API"),
         }
+        let config = &proxy.shared().config;
+        let (product, product_auth) = (config.product_name.clone(), config.product_auth.clone());
         env.spawn(proxy::admin::serve(env.clone(), proxy.shared().clone(), identity, Some(log_level), admin));
-        proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")
+        let refused = std::sync::Arc::new(std::sync::OnceLock::<proxy::register::RegisterError>::new());
+        if let Some(dashboard) = args.dashboard {
+            let (task_env, shared, refused) = (env.clone(), proxy.shared().clone(), refused.clone());
+            env.spawn(async move {
+                if let Err(error) =
+                    proxy::register::online(&task_env, &dashboard, &product, &product_auth, &admin_addr).await
+                {
+                    let _ = refused.set(error);
+                    shared.closing.send_replace(true);
+                }
+            });
+        }
+        proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")?;
+        match refused.get() {
+            Some(error) => Err(anyhow::anyhow!("going online at the dashboard: {error}")),
+            None => Ok(()),
+        }
     })
+}
+
+/// `addr` as others reach it: a wildcard IP (listening on every interface) becomes the host's
+/// name, as Codis announces it.
+fn announced(addr: std::net::SocketAddr, hostname: &str) -> String {
+    if addr.ip().is_unspecified() && !hostname.is_empty() {
+        format!("{hostname}:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }
 
 #[cfg(test)]
