@@ -2,8 +2,11 @@
 //! servers while a fault strikes, and check every reply against a model of their keys:
 //!
 //! - each reply has the shape of its own request (`+OK` for `SET`, a bulk or nil for `GET`, a
-//!   two-element array for `MGET`, an integer for `DEL`): a reply belonging to another request
-//!   would break the shape or the model;
+//!   two-element array for `MGET`, an integer for `DEL`, `+QUEUED` and then an array of results
+//!   for a transaction): a reply belonging to another request would break the shape or the
+//!   model;
+//! - a transaction's two keys (one slot, written only by transactions) always read equal: a
+//!   transaction is applied whole or not at all, whatever fails around it;
 //! - every read returns what the model allows: the last acknowledged write, or one of the writes
 //!   whose outcome is unknown (an error, a timeout), or nothing after a server crashed (servers
 //!   keep no files yet);
@@ -249,21 +252,47 @@ async fn refill(world: &Shared, slots: &[Slot]) -> HostResult {
 // ------------------------------------------------------------------------------------------
 // The clients.
 
-/// One request of a pipeline and what it means for the model.
+/// One step of a pipeline (a request, or a transaction's requests) and what it means for the
+/// model.
 enum Op {
     Set(String, String),
     Get(String),
     Mget(String, String),
     Del(String),
+    /// `MULTI`, `SET` of both keys (one slot) to the value, `EXEC`.
+    Txn([String; 2], String),
+    /// `MGET` of a transaction's two keys: only transactions write them, so they must be equal.
+    MgetTxn([String; 2]),
 }
 
 impl Op {
-    fn args(&self) -> Vec<String> {
+    fn commands(&self) -> Vec<Vec<String>> {
         match self {
-            Op::Set(key, value) => vec!["SET".into(), key.clone(), value.clone()],
-            Op::Get(key) => vec!["GET".into(), key.clone()],
-            Op::Mget(first, second) => vec!["MGET".into(), first.clone(), second.clone()],
-            Op::Del(key) => vec!["DEL".into(), key.clone()],
+            Op::Set(key, value) => vec![vec!["SET".into(), key.clone(), value.clone()]],
+            Op::Get(key) => vec![vec!["GET".into(), key.clone()]],
+            Op::Mget(first, second) => vec![vec!["MGET".into(), first.clone(), second.clone()]],
+            Op::Del(key) => vec![vec!["DEL".into(), key.clone()]],
+            Op::Txn([first, second], value) => vec![
+                vec!["MULTI".into()],
+                vec!["SET".into(), first.clone(), value.clone()],
+                vec!["SET".into(), second.clone(), value.clone()],
+                vec!["EXEC".into()],
+            ],
+            Op::MgetTxn([first, second]) => vec![vec!["MGET".into(), first.clone(), second.clone()]],
+        }
+    }
+
+    /// What a lost reply leaves the model unsure of.
+    fn unknown(&self, model: &mut Model) {
+        match self {
+            Op::Set(key, value) => model.unknown(key, Some(value.clone())),
+            Op::Del(key) => model.unknown(key, None),
+            Op::Txn(keys, value) => {
+                for key in keys {
+                    model.unknown(key, Some(value.clone()));
+                }
+            }
+            Op::Get(_) | Op::Mget(..) | Op::MgetTxn(_) => {}
         }
     }
 }
@@ -305,22 +334,58 @@ impl Model {
         }
     }
 
-    /// Checks `reply` against `op`; an error reply leaves writes unknown.
-    fn apply(&mut self, who: &str, op: &Op, reply: &Frame) -> HostResult {
+    /// Checks `replies` (one per command of `op`) against it; an error reply leaves writes
+    /// unknown. Returns whether every reply was a success.
+    fn apply(&mut self, who: &str, op: &Op, replies: &[Frame]) -> Result<bool, Box<dyn std::error::Error>> {
+        let wrong = || violation(who, format!("{:?} got another request's reply: {replies:?}", op.commands()));
+        if let Op::Txn(keys, value) = op {
+            // MULTI and the queued SETs are answered by the proxy itself; EXEC tells.
+            let [multi, first, second, exec] = replies else { return Err(wrong()) };
+            let queued = Frame::Simple("QUEUED".into());
+            if *multi != Frame::Simple("OK".into()) || *first != queued || *second != queued {
+                return Err(wrong());
+            }
+            match exec {
+                Frame::Array(results) if results.iter().all(|result| *result == Frame::Simple("OK".into())) => {
+                    if results.len() != 2 {
+                        return Err(wrong());
+                    }
+                    for key in keys {
+                        self.keys.insert(key.clone(), Known::Value(Some(value.clone())));
+                    }
+                    return Ok(true);
+                }
+                Frame::Error(text) if text.starts_with(b"ERR handle") || text.starts_with(b"TRYAGAIN") => {
+                    op.unknown(self);
+                    return Ok(false);
+                }
+                _ => return Err(wrong()),
+            }
+        }
+        let [reply] = replies else { return Err(wrong()) };
         if let Frame::Error(text) = reply {
             let text = String::from_utf8_lossy(text);
             if !text.starts_with("ERR handle") {
-                return Err(violation(who, format!("{:?} got an unexpected error: {text}", op.args())));
+                return Err(violation(who, format!("{:?} got an unexpected error: {text}", op.commands())));
             }
-            match op {
-                Op::Set(key, value) => self.unknown(key, Some(value.clone())),
-                Op::Del(key) => self.unknown(key, None),
-                Op::Get(_) | Op::Mget(..) => {}
-            }
-            return Ok(());
+            op.unknown(self);
+            return Ok(false);
         }
-        let wrong = || violation(who, format!("{:?} got another request's reply: {reply:?}", op.args()));
         match op {
+            Op::Txn(..) => {}
+            Op::MgetTxn([first, second]) => {
+                let Frame::Array(values) = reply else { return Err(wrong()) };
+                let [a, b] = values.as_slice() else { return Err(wrong()) };
+                let (a, b) = (bulk_value(a).ok_or_else(wrong)?, bulk_value(b).ok_or_else(wrong)?);
+                if a != b {
+                    return Err(violation(
+                        who,
+                        format!("a transaction was half applied: {first} = {a:?}, {second} = {b:?}"),
+                    ));
+                }
+                self.read(who, first, a)?;
+                self.read(who, second, b)?;
+            }
             Op::Set(key, value) => {
                 if *reply != Frame::Simple("OK".into()) {
                     return Err(wrong());
@@ -354,7 +419,7 @@ impl Model {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -369,7 +434,17 @@ async fn workload(env: SimEnv, name: &'static str, world: Shared) -> HostResult 
             .filter(|key| MOVING.contains(&u32::from(slot_of(key.as_bytes()))))
             .take(3),
     );
-    let mut model = Model { keys: keys.iter().map(|key| (key.clone(), Known::Value(None))).collect(), crashes_seen: 0 };
+    // Two keys of one slot that only transactions write: a tag in the slots that migrate, so
+    // `proxy-refill` runs transactions against a migrating slot too.
+    let tag = (0u64..)
+        .map(|index| format!("{{{name}:t{index}}}"))
+        .find(|tag| MOVING.contains(&u32::from(slot_of(tag.as_bytes()))))
+        .unwrap_or_default();
+    let txn_keys = [format!("{tag}a"), format!("{tag}b")];
+    let mut model = Model {
+        keys: keys.iter().chain(&txn_keys).map(|key| (key.clone(), Known::Value(None))).collect(),
+        crashes_seen: 0,
+    };
     let started = Instant::now();
     let (mut streak, mut failures, mut sequence) = (0u32, 0u32, 0u64);
     while started.elapsed() < ACTIVE_FOR || streak < HEALTHY_STREAK {
@@ -380,23 +455,27 @@ async fn workload(env: SimEnv, name: &'static str, world: Shared) -> HostResult 
             .map(|_| {
                 sequence += 1;
                 let key = keys[rng.random_range(0..keys.len())].clone();
-                match rng.random_range(0..10) {
+                match rng.random_range(0..12) {
                     0..=3 => Op::Set(key, format!("{name}-{sequence}")),
                     4..=6 => Op::Get(key),
                     7..=8 => Op::Mget(key, keys[rng.random_range(0..keys.len())].clone()),
-                    _ => Op::Del(key),
+                    9 => Op::Del(key),
+                    10 => Op::Txn(txn_keys.clone(), format!("{name}-{sequence}")),
+                    _ => Op::MgetTxn(txn_keys.clone()),
                 }
             })
             .collect();
-        let commands: Vec<Vec<String>> = ops.iter().map(Op::args).collect();
+        let commands: Vec<Vec<String>> = ops.iter().flat_map(Op::commands).collect();
         let result = client.pipeline(&commands).await;
         let crashes = world.borrow().crashes;
         match result {
             Ok(replies) => {
                 let mut clean = true;
-                for (op, reply) in ops.iter().zip(&replies) {
-                    clean &= !matches!(reply, Frame::Error(_));
-                    model.apply(name, op, reply)?;
+                let mut replies = replies.as_slice();
+                for op in &ops {
+                    let (mine, rest) = replies.split_at(op.commands().len().min(replies.len()));
+                    clean &= model.apply(name, op, mine)?;
+                    replies = rest;
                 }
                 if clean { streak += 1 } else { streak = 0 }
             }
@@ -405,11 +484,7 @@ async fn workload(env: SimEnv, name: &'static str, world: Shared) -> HostResult 
                 failures += 1;
                 streak = 0;
                 for op in &ops {
-                    match op {
-                        Op::Set(key, value) => model.unknown(key, Some(value.clone())),
-                        Op::Del(key) => model.unknown(key, None),
-                        Op::Get(_) | Op::Mget(..) => {}
-                    }
+                    op.unknown(&mut model);
                 }
                 sleep(Duration::from_millis(rng.random_range(10..=50))).await;
             }

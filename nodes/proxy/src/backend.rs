@@ -358,8 +358,13 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
                 error
             }
             Err(error) => {
+                // Requests that came while connecting fail with it: none waits for a later
+                // connect and runs long after its client gave up.
                 if let Some(first) = first.take() {
                     let _ = first.reply.send(Err(BackendError::Reset(error.clone())));
+                }
+                while let Ok(call) = calls.try_recv() {
+                    let _ = call.reply.send(Err(BackendError::Reset(error.clone())));
                 }
                 Some(error)
             }
