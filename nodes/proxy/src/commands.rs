@@ -78,7 +78,6 @@ const NOT_ALLOWED: &[&str] = &[
     "MIGRATE",
     "MONITOR",
     "MOVE",
-    "MSETNX",
     "MULTI",
     "OBJECT",
     "POST",
@@ -178,6 +177,7 @@ const WRITES: &[&str] = &[
     "LMOVE",
     "LMPOP",
     "MSET",
+    "MSETNX",
     "PERSIST",
     "PEXPIRE",
     "PEXPIREAT",
@@ -383,11 +383,12 @@ pub fn upper_name(name: &[u8]) -> String {
 }
 
 /// Every key the proxy routes `request` by: each key of the multi-key commands it splits
-/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`), else the routing key, else none.
+/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) and of `MSETNX`, else the routing key,
+/// else none.
 pub fn routing_keys<'a>(upper: &str, info: Info, request: &'a resp::Request) -> Vec<&'a [u8]> {
     match upper {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" => request.args().skip(1).collect(),
-        "MSET" => request.args().skip(1).step_by(2).collect(),
+        "MSET" | "MSETNX" => request.args().skip(1).step_by(2).collect(),
         _ => match info.key {
             KeyAt::Arg(at) => request.arg(at).into_iter().collect(),
             KeyAt::None => Vec::new(),

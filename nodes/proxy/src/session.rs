@@ -377,6 +377,10 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
         "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
             return split(shared, client, request, upper.as_str(), &keys_from(1, 2));
         }
+        // Atomic over its keys, so it cannot be split: one slot only.
+        "MSETNX" if keys_from(1, 2).windows(2).any(|pair| slot_of(pair[0]) != slot_of(pair[1])) => {
+            return ready(error("CROSSSLOT Keys in request don't hash to the same slot"));
+        }
         _ => {}
     }
     let key = match info.key {
@@ -682,6 +686,22 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, request: &Req
             args.chunks(2)
                 .map(|pair| (vec![request.name(), pair[0], pair.get(1).copied().unwrap_or_default()], pair[0]))
                 .collect()
+        }
+        "MSETNX" => {
+            // Its keys may be on both sides of a migration, and it must see them all.
+            let key = request.arg(1).unwrap_or_default();
+            let slot = slot_of(key).index();
+            return match unlocked(shared, slot).await {
+                Ok((_in_flight, table)) if table[slot].migrate_from.is_some() => {
+                    error("TRYAGAIN the slot is migrating, retry MSETNX")
+                }
+                Ok((in_flight, table)) => {
+                    let reply = forward_one(&table, client, request.wire().clone(), request, key).await;
+                    drop(in_flight);
+                    reply
+                }
+                Err(refusal) => refusal,
+            };
         }
         _ => {
             let key = match info.key {

@@ -148,6 +148,15 @@ async fn keys_go_to_the_server_of_their_slot_and_multi_key_commands_are_split() 
     del.extend(keys.iter().map(String::as_str));
     del.push("missing");
     assert_eq!(client.call(&del).await, Frame::Integer(10));
+    // MSETNX is atomic, so its keys must share a slot.
+    assert_eq!(client.call(&["MSETNX", "{n}a", "1", "{n}b", "2"]).await, Frame::Integer(1));
+    assert_eq!(client.call(&["MSETNX", "{n}b", "3", "{n}c", "4"]).await, Frame::Integer(0));
+    assert_eq!(
+        client.call(&["MGET", "{n}a", "{n}b", "{n}c"]).await,
+        Frame::Array(vec![bulk("1"), bulk("2"), Frame::NullBulk])
+    );
+    let refused = client.call(&["MSETNX", &left, "1", &right, "2"]).await;
+    assert!(matches!(&refused, Frame::Error(text) if text.starts_with(b"CROSSSLOT")), "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
