@@ -1,32 +1,54 @@
 //! What a client may know of one key's value: the model the workload checkers share.
+//!
+//! A write whose outcome the client does not know (an error, a timeout) may have happened, or
+//! may still happen at any later time: its request can be on its way (held by a partition, in
+//! a proxy's queue) long after the client gave up. So it stays possible until a read sees it,
+//! as a linearizability checker treats an indeterminate operation. Values are unique per write
+//! (except absence), so seeing one pins down which write it was.
 
 use std::collections::BTreeSet;
 
 /// What a key may hold.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Known {
-    /// Exactly this (`None`: absent).
-    Value(Option<String>),
-    /// One of these: writes that got no answer, or a crash that may have lost the key.
-    OneOf(BTreeSet<Option<String>>),
+pub struct Known {
+    /// What it may hold now (`None`: absent).
+    now: BTreeSet<Option<String>>,
+    /// Writes with an unknown outcome, not seen yet: each may still land.
+    pending: BTreeSet<Option<String>>,
 }
 
 impl Known {
-    /// Whether a read of `observed` is possible.
-    pub fn allows(&self, observed: &Option<String>) -> bool {
-        match self {
-            Known::Value(value) => value == observed,
-            Known::OneOf(values) => values.contains(observed),
-        }
+    /// Exactly `value`.
+    pub fn value(value: Option<String>) -> Known {
+        Known { now: BTreeSet::from([value]), pending: BTreeSet::new() }
     }
 
-    /// What the key may hold once `possible` may also have happened.
-    pub fn or(&self, possible: Option<String>) -> Known {
-        let mut values = match self {
-            Known::Value(value) => BTreeSet::from([value.clone()]),
-            Known::OneOf(values) => values.clone(),
-        };
-        values.insert(possible);
-        Known::OneOf(values)
+    /// Whether a read of `observed` is possible.
+    pub fn allows(&self, observed: &Option<String>) -> bool {
+        self.now.contains(observed) || self.pending.contains(observed)
+    }
+
+    /// Whether some possible value passes `test`.
+    pub fn could_be(&self, test: impl Fn(&Option<String>) -> bool) -> bool {
+        self.now.iter().chain(&self.pending).any(test)
+    }
+
+    /// A read saw `observed` (which [`Known::allows`]), or an acknowledged write left it.
+    pub fn saw(&mut self, observed: Option<String>) {
+        // A unique value seen has landed; absence may still come from another delete.
+        if observed.is_some() {
+            self.pending.remove(&observed);
+        }
+        self.now = BTreeSet::from([observed]);
+    }
+
+    /// A write of `value` whose outcome is unknown.
+    pub fn maybe_wrote(&mut self, value: Option<String>) {
+        self.pending.insert(value);
+    }
+
+    /// A crash may have lost the key.
+    pub fn maybe_lost(&mut self) {
+        self.now.insert(None);
     }
 }

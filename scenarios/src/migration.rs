@@ -486,7 +486,7 @@ async fn write_and_check(
     };
     let keys = writer_keys(name);
     let mut model: BTreeMap<String, Known> =
-        keys.iter().map(|key| (key.clone(), Known::Value(Some(initial_value(key))))).collect();
+        keys.iter().map(|key| (key.clone(), Known::value(Some(initial_value(key))))).collect();
     let mut crashes_seen = 0;
     while !progress.borrow().loaded {
         sleep(Duration::from_millis(5)).await;
@@ -511,13 +511,16 @@ async fn write_and_check(
             match reply {
                 Ok(Frame::Simple(_) | Frame::Integer(_)) => {
                     acknowledged += 1;
-                    model.insert(key, Known::Value(value));
+                    if let Some(known) = model.get_mut(&key) {
+                        known.saw(value);
+                    }
                 }
                 Ok(other) => return Err(violation(name, format!("write of {key} replied {other:?}"))),
                 Err(Unavailable(reason)) => {
                     debug!(key, reason, "write unanswered");
-                    let known = model[&key].or(value);
-                    model.insert(key, known);
+                    if let Some(known) = model.get_mut(&key) {
+                        known.maybe_wrote(value);
+                    }
                 }
             }
         } else {
@@ -563,7 +566,7 @@ fn apply_crashes(progress: &Shared, seen: &mut usize, model: &mut BTreeMap<Strin
     if crashes > *seen {
         *seen = crashes;
         for known in model.values_mut() {
-            *known = known.or(None);
+            known.maybe_lost();
         }
     }
 }
@@ -574,11 +577,13 @@ fn check_read(name: &str, model: &mut BTreeMap<String, Known>, key: &str, reply:
         Frame::NullBulk => None,
         other => return Err(violation(name, format!("GET {key} replied {other:?}"))),
     };
-    let known = &model[key];
+    let Some(known) = model.get_mut(key) else {
+        return Err(violation(name, format!("GET {key}: a key the model does not know")));
+    };
     if !known.allows(&observed) {
         return Err(violation(name, format!("GET {key} read {observed:?}; the model allows {known:?}")));
     }
-    model.insert(key.to_string(), Known::Value(observed));
+    known.saw(observed);
     Ok(())
 }
 

@@ -8,8 +8,8 @@
 //! - a transaction's two keys (one slot, written only by transactions) always read equal: a
 //!   transaction is applied whole or not at all, whatever fails around it;
 //! - every read returns what the model allows: the last acknowledged write, or one of the writes
-//!   whose outcome is unknown (an error, a timeout), or nothing after a server crashed (servers
-//!   keep no files yet);
+//!   whose outcome is unknown (an error, a timeout: it may land late) and not yet seen, or
+//!   nothing after a server crashed (servers keep no files yet);
 //! - after the fault heals, a streak of pipelines succeeds, with no restart of anything.
 //!
 //! Variants: `proxy-backend-crash` (a server crashes and returns), `proxy-partition` (the proxy
@@ -311,25 +311,30 @@ struct Model {
 }
 
 impl Model {
+    fn known(&mut self, who: &str, key: &str) -> Result<&mut Known, Box<dyn std::error::Error>> {
+        self.keys.get_mut(key).ok_or_else(|| violation(who, format!("{key}: a key the model does not know")))
+    }
+
     fn read(&mut self, who: &str, key: &str, observed: Option<String>) -> HostResult {
-        let known = &self.keys[key];
+        let known = self.known(who, key)?;
         if !known.allows(&observed) {
             return Err(violation(who, format!("{key} read {observed:?}; the model allows {known:?}")));
         }
-        self.keys.insert(key.to_string(), Known::Value(observed));
+        known.saw(observed);
         Ok(())
     }
 
     fn unknown(&mut self, key: &str, possible: Option<String>) {
-        let known = self.keys[key].or(possible);
-        self.keys.insert(key.to_string(), known);
+        if let Some(known) = self.keys.get_mut(key) {
+            known.maybe_wrote(possible);
+        }
     }
 
     fn apply_crashes(&mut self, crashes: usize) {
         if crashes > self.crashes_seen {
             self.crashes_seen = crashes;
             for known in self.keys.values_mut() {
-                *known = known.or(None);
+                known.maybe_lost();
             }
         }
     }
@@ -351,7 +356,7 @@ impl Model {
                         return Err(wrong());
                     }
                     for key in keys {
-                        self.keys.insert(key.clone(), Known::Value(Some(value.clone())));
+                        self.known(who, key)?.saw(Some(value.clone()));
                     }
                     return Ok(true);
                 }
@@ -390,20 +395,16 @@ impl Model {
                 if *reply != Frame::Simple("OK".into()) {
                     return Err(wrong());
                 }
-                self.keys.insert(key.clone(), Known::Value(Some(value.clone())));
+                self.known(who, key)?.saw(Some(value.clone()));
             }
             Op::Del(key) => {
                 let Frame::Integer(count) = reply else { return Err(wrong()) };
                 let existed = Some(*count == 1).filter(|_| *count <= 1).ok_or_else(wrong)?;
-                let known = &self.keys[key];
-                let possible = match known {
-                    Known::Value(value) => value.is_some() == existed,
-                    Known::OneOf(values) => values.iter().any(|value| value.is_some() == existed),
-                };
-                if !possible {
+                let known = self.known(who, key)?;
+                if !known.could_be(|value| value.is_some() == existed) {
                     return Err(violation(who, format!("DEL {key} said {count}; the model allows {known:?}")));
                 }
-                self.keys.insert(key.clone(), Known::Value(None));
+                known.saw(None);
             }
             Op::Get(key) => {
                 let observed = bulk_value(reply).ok_or_else(wrong)?;
@@ -442,7 +443,7 @@ async fn workload(env: SimEnv, name: &'static str, world: Shared) -> HostResult 
         .unwrap_or_default();
     let txn_keys = [format!("{tag}a"), format!("{tag}b")];
     let mut model = Model {
-        keys: keys.iter().chain(&txn_keys).map(|key| (key.clone(), Known::Value(None))).collect(),
+        keys: keys.iter().chain(&txn_keys).map(|key| (key.clone(), Known::value(None))).collect(),
         crashes_seen: 0,
     };
     let started = Instant::now();
