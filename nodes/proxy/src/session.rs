@@ -528,15 +528,21 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, uppe
         }
     }
     let parts = groups.into_iter().map(|(backend, conn, positions)| {
-        let mut args: Vec<&[u8]> = vec![upper.as_bytes()];
+        // The part's request, encoded straight into one buffer.
+        let per_key = if pairs { 2 } else { 1 };
+        let mut wire = BytesMut::with_capacity(16 + 16 * (1 + positions.len() * per_key) + request.wire().len());
+        encode::write_array_header(&mut wire, 1 + positions.len() * per_key);
+        encode::write_bulk(&mut wire, upper.as_bytes());
         for position in &positions {
             if pairs {
-                args.extend(request.args().skip(1 + position * 2).take(2));
+                for arg in request.args().skip(1 + position * 2).take(2) {
+                    encode::write_bulk(&mut wire, arg);
+                }
             } else {
-                args.push(keys[*position]);
+                encode::write_bulk(&mut wire, keys[*position]);
             }
         }
-        let wire = Request::from_args(args).wire().clone();
+        let wire = wire.freeze();
         let receiver = backend.conn(client.db, conn, client.version).send(wire);
         // Each part holds the counts of its own slots.
         let mut mine = Vec::new();
@@ -589,7 +595,38 @@ fn elements(reply: &Bytes) -> Option<Vec<Bytes>> {
     if reply.first() != Some(&b'*') {
         return None;
     }
-    let end = reply.iter().position(|byte| *byte == b'\n')?;
+    let end = line_end(reply, 0)?;
+    let count = usize::try_from(resp::parse_i64(&reply[1..end - 1])?).unwrap_or(0);
+    let mut out = Vec::with_capacity(count.min(1024));
+    // Bulk strings and nulls (all an MGET returns) are sliced out of the reply, not copied.
+    let mut at = end + 1;
+    while out.len() < count {
+        let end = line_end(reply, at)?;
+        let stop = match reply.get(at) {
+            Some(b'$') => match usize::try_from(resp::parse_i64(&reply[at + 1..end - 1])?) {
+                Ok(len) => end + 1 + len + 2,
+                Err(_) => end + 1,
+            },
+            Some(b'_') => end + 1,
+            _ => return elements_decoded(reply),
+        };
+        if stop > reply.len() {
+            return None;
+        }
+        out.push(reply.slice(at..stop));
+        at = stop;
+    }
+    Some(out)
+}
+
+/// The index of the `\n` ending the line that starts at `from`.
+fn line_end(reply: &[u8], from: usize) -> Option<usize> {
+    Some(from + reply.get(from..)?.iter().position(|byte| *byte == b'\n')?).filter(|end| *end > from)
+}
+
+/// [`elements`] for any element type, through the decoder.
+fn elements_decoded(reply: &Bytes) -> Option<Vec<Bytes>> {
+    let end = line_end(reply, 0)?;
     let mut rest = BytesMut::from(&reply[end + 1..]);
     let mut decoder =
         Decoder::new(Limits { max_bulk_len: usize::MAX / 2, max_array_len: usize::MAX / 2, ..Limits::default() });
@@ -970,4 +1007,28 @@ fn slots_mapping<E: Env>(shared: &Shared<E>, request: &Request) -> Bytes {
         }
     }
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(reply: &'static [u8]) -> Option<Vec<Bytes>> {
+        elements(&Bytes::from_static(reply))
+    }
+
+    fn expected(parts: &[&'static str]) -> Option<Vec<Bytes>> {
+        Some(parts.iter().map(|part| Bytes::from_static(part.as_bytes())).collect())
+    }
+
+    #[test]
+    fn array_elements_are_sliced_whole() {
+        assert_eq!(parts(b"*3\r\n$1\r\na\r\n$-1\r\n$0\r\n\r\n"), expected(&["$1\r\na\r\n", "$-1\r\n", "$0\r\n\r\n"]));
+        assert_eq!(parts(b"*2\r\n_\r\n$2\r\nbc\r\n"), expected(&["_\r\n", "$2\r\nbc\r\n"]));
+        // Other element types go through the decoder.
+        assert_eq!(parts(b"*2\r\n:1\r\n*1\r\n+x\r\n"), expected(&[":1\r\n", "*1\r\n+x\r\n"]));
+        assert_eq!(parts(b"*-1\r\n"), expected(&[]));
+        assert_eq!(parts(b"*2\r\n$5\r\nab\r\n"), None, "a bulk string longer than the reply");
+        assert_eq!(parts(b"+OK\r\n"), None);
+    }
 }
