@@ -509,6 +509,7 @@ async fn serve<S: Stream>(
             let call = match next.take() {
                 Some(call) => Some(call),
                 None => tokio::select! {
+                    biased;
                     call = calls.recv() => match call {
                         Some(call) => Some(call),
                         None => return None,

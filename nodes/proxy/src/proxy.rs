@@ -264,6 +264,7 @@ async fn sample_qps<E: Send + Sync + 'static>(shared: Arc<Shared<E>>) {
     let mut last = shared.stats.ops_total.load(Ordering::Relaxed);
     loop {
         tokio::select! {
+            biased;
             () = closed(&mut closing) => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

@@ -106,7 +106,17 @@ pub(crate) async fn serve<E: Env>(
                     return false;
                 }
                 tokio::select! {
+                    // The client first, so a flood of messages cannot keep its UNSUBSCRIBE
+                    // waiting; then table changes; then messages.
                     biased;
+                    read = connection.read_request() => match read {
+                        Ok(Some(request)) => request,
+                        Ok(None) | Err(_) => return false,
+                    },
+                    _ = changes.changed() => {
+                        follow_table(shared, &mut links, &subscriptions, &messages_sender, version, &options);
+                        continue;
+                    }
                     message = messages.recv() => {
                         if let Some(message) = message {
                             deliver(&subscriptions, message, connection.write_buffer());
@@ -116,14 +126,6 @@ pub(crate) async fn serve<E: Env>(
                         }
                         continue;
                     }
-                    _ = changes.changed() => {
-                        follow_table(shared, &mut links, &subscriptions, &messages_sender, version, &options);
-                        continue;
-                    }
-                    read = connection.read_request() => match read {
-                        Ok(Some(request)) => request,
-                        Ok(None) | Err(_) => return false,
-                    },
                 }
             }
         };
@@ -243,6 +245,7 @@ async fn change_links(
         tokio::pin!(confirmed);
         loop {
             tokio::select! {
+                biased;
                 _ = &mut confirmed => break,
                 () = tokio::time::sleep_until(deadline) => return,
                 message = messages.recv() => match message {
@@ -390,6 +393,7 @@ async fn serve_link<S: Stream>(
         // Silence is normal on a subscribed connection, unless a confirmation is due.
         let silence = if expected.is_empty() { Duration::from_secs(24 * 3600) } else { recv_timeout };
         tokio::select! {
+            biased;
             change = changes.recv() => {
                 // The session is gone when its end of the channel is.
                 let change = change?;
