@@ -5,6 +5,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::disk::Disk;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
@@ -21,6 +23,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     type Stream: Stream;
     /// A bound listening socket that yields [`Env::Stream`]s.
     type Listener: Listener<Stream = Self::Stream>;
+    /// Where files that must outlive the process go.
+    type Disk: Disk;
 
     /// Binds a listener on `addr` (`"0.0.0.0:6379"`, `"127.0.0.1:0"`).
     fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
@@ -29,6 +33,10 @@ pub trait Env: Clone + Send + Sync + 'static {
     /// `timeout`. Every connect has a deadline because a simulated partition (like a real
     /// black-holed route) can leave a connect hanging forever.
     fn connect(&self, addr: &str, timeout: Duration) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// The disk: the machine's file system in production; in the simulator, the host's own disk,
+    /// which survives the host's restarts and loses, in a crash, whatever was not synced.
+    fn disk(&self) -> Self::Disk;
 
     /// Wall-clock milliseconds since the Unix epoch, for things that are absolute in time:
     /// `EXPIREAT`, `TIME`, timestamps stored in the coordinator. Durations and deadlines use

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::env::{Env, Listener, ProcessUsage, Stream, connect_timed_out};
 use crate::seed::{Rng, rng_from_seed};
+use crate::tokio_disk::OsDisk;
 
 /// The environment of production binaries: tokio's network and runtime, the system clock.
 ///
@@ -49,6 +50,11 @@ impl TokioEnv {
 impl Env for TokioEnv {
     type Stream = TcpStream;
     type Listener = TcpListener;
+    type Disk = OsDisk;
+
+    fn disk(&self) -> OsDisk {
+        OsDisk
+    }
 
     async fn bind(&self, addr: &str) -> io::Result<TcpListener> {
         TcpListener::bind(addr).await

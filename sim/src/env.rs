@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::buggify::Buggify;
+use crate::disk::SimDisk;
 
 /// The environment of a component running on a simulated host.
 ///
@@ -26,14 +27,16 @@ pub struct SimEnv {
     host: Arc<str>,
     seed: u64,
     buggify: Arc<Mutex<Buggify>>,
+    disk: SimDisk,
 }
 
 impl SimEnv {
-    /// The environment of incarnation `incarnation` of `host` in the run seeded `run_seed`.
-    pub fn new(run_seed: u64, host: &str, incarnation: u32, buggify: bool) -> Self {
+    /// The environment of incarnation `incarnation` of `host` in the run seeded `run_seed`, with
+    /// the host's `disk` (the same one at every incarnation).
+    pub fn new(run_seed: u64, host: &str, incarnation: u32, buggify: bool, disk: SimDisk) -> Self {
         let seed = net::derive_seed(net::derive_seed(run_seed, host), &incarnation.to_string());
         let coin = rng_from_seed(seed, "buggify");
-        Self { host: host.into(), seed, buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))) }
+        Self { host: host.into(), seed, buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))), disk }
     }
 
     /// The simulated host this environment belongs to.
@@ -45,6 +48,11 @@ impl SimEnv {
 impl Env for SimEnv {
     type Stream = SimStream;
     type Listener = SimListener;
+    type Disk = SimDisk;
+
+    fn disk(&self) -> SimDisk {
+        self.disk.clone()
+    }
 
     async fn bind(&self, addr: &str) -> io::Result<SimListener> {
         turmoil::net::TcpListener::bind(addr).await.map(SimListener)

@@ -13,6 +13,7 @@ use net::rand::Rng as _;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::disk::SimDisk;
 use crate::env::SimEnv;
 use crate::fault::Fault;
 use crate::shape::{ClusterShape, HostSpec, Role};
@@ -127,6 +128,10 @@ pub struct Harness {
     hosts: Vec<String>,
     clients: Vec<String>,
     rng: Rng,
+    /// Each host's disk, which outlives its incarnations.
+    disks: BTreeMap<String, SimDisk>,
+    /// Crashes so far (each draws its own tear from the run's seed).
+    crashes: u64,
 }
 
 impl Harness {
@@ -154,6 +159,8 @@ impl Harness {
             hosts: Vec::new(),
             clients: Vec::new(),
             rng,
+            disks: BTreeMap::new(),
+            crashes: 0,
         }
     }
 
@@ -172,10 +179,11 @@ impl Harness {
     {
         let incarnation = Rc::new(Cell::new(0u32));
         let (seed, buggify, host) = (self.config.seed, self.config.buggify, name.to_string());
+        let disk = self.disks.entry(name.to_string()).or_default().clone();
         self.sim.host(name, move || {
             let count = incarnation.get();
             incarnation.set(count + 1);
-            software(SimEnv::new(seed, &host, count, buggify))
+            software(SimEnv::new(seed, &host, count, buggify, disk.clone()))
         });
         self.hosts.push(name.to_string());
     }
@@ -187,7 +195,7 @@ impl Harness {
         F: FnOnce(SimEnv) -> Fut,
         Fut: Future<Output = HostResult> + 'static,
     {
-        let env = SimEnv::new(self.config.seed, name, 0, self.config.buggify);
+        let env = SimEnv::new(self.config.seed, name, 0, self.config.buggify, SimDisk::default());
         self.sim.client(name, software(env));
         self.clients.push(name.to_string());
     }
@@ -301,6 +309,15 @@ impl Harness {
         Ok(())
     }
 
+    /// `host` died: its disk keeps what was synced (and a torn part of the rest).
+    fn crash_disk(&mut self, host: &str) {
+        self.crashes += 1;
+        if let Some(disk) = self.disks.get(host) {
+            let mut rng = net::rng_from_seed(self.config.seed, &format!("disk-crash-{}", self.crashes));
+            disk.crash(&mut rng);
+        }
+    }
+
     fn apply(&mut self, fault: Fault) {
         self.note(&format!("fault: {fault}"));
         let sim = &mut self.sim;
@@ -311,8 +328,15 @@ impl Harness {
             Fault::RepairOneWay { from, to } => sim.repair_oneway(from.as_str(), to.as_str()),
             Fault::Hold(a, b) => sim.hold(a.as_str(), b.as_str()),
             Fault::Release(a, b) => sim.release(a.as_str(), b.as_str()),
-            Fault::Crash(host) => sim.crash(host.as_str()),
-            Fault::Restart(host) => sim.bounce(host.as_str()),
+            Fault::Crash(host) => {
+                sim.crash(host.as_str());
+                self.crash_disk(host);
+            }
+            Fault::Restart(host) => {
+                // A restart of a running host kills it first.
+                sim.bounce(host.as_str());
+                self.crash_disk(host);
+            }
             Fault::Latency { a, b, latency } => sim.set_link_latency(a.as_str(), b.as_str(), *latency),
             Fault::Flap { a, b, period, duration } => self.schedule_flap(a, b, *period, *duration),
             Fault::HealAll => {

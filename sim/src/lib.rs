@@ -10,6 +10,7 @@
 //!
 //! # Modules
 //! - [`env`]: [`SimEnv`], the turmoil backend of `net::Env`.
+//! - [`disk`]: [`SimDisk`], each host's disk, which loses what was not synced in a crash.
 //! - [`buggify`]: the fault hook's FoundationDB-style coin.
 //! - [`determinism`]: [`replay`], the same-seed-same-trace check.
 //! - [`fault`]: the [`Fault`]s a schedule can inject.
@@ -19,6 +20,7 @@
 
 pub mod buggify;
 pub mod determinism;
+pub mod disk;
 pub mod env;
 pub mod fault;
 pub mod harness;
@@ -26,6 +28,7 @@ pub mod shape;
 pub mod trace;
 
 pub use determinism::{Divergence, replay};
+pub use disk::{SimDisk, SimFile};
 pub use env::{SimEnv, SimListener, SimStream};
 pub use fault::Fault;
 pub use harness::{Harness, HostResult, Nemesis, Outcome, SimConfig, Software, software};

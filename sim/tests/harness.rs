@@ -204,3 +204,41 @@ fn heal_all_repairs_every_link() {
     let outcome = harness.run();
     assert!(outcome.passed(), "{:?}", outcome.result);
 }
+
+#[test]
+fn a_hosts_disk_keeps_what_was_synced_across_a_crash_and_loses_only_unsynced_bytes() {
+    use net::{Disk, DiskFile};
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let mut harness = Harness::new(config(3));
+    let record = seen.clone();
+    harness.host("node", move |env| {
+        let record = record.clone();
+        async move {
+            let disk = env.disk();
+            match disk.read("data").await? {
+                // Later incarnations report what they find.
+                Some(found) => record.lock().expect("lock").push(found),
+                None => {
+                    let mut file = disk.append("data").await?;
+                    file.write_all(b"synced;").await?;
+                    file.sync().await?;
+                    file.write_all(&[b'u'; 64]).await?;
+                }
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    harness.at(Duration::from_secs(1), Fault::Crash("node".into()));
+    harness.at(Duration::from_secs(2), Fault::Restart("node".into()));
+    harness.client("client", |_| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(())
+    });
+    let outcome = harness.run();
+    assert!(outcome.passed(), "{:?}", outcome.result);
+    let seen = seen.lock().expect("lock");
+    let [found] = seen.as_slice() else { panic!("one restart, one report: {seen:?}") };
+    assert!(found.starts_with(b"synced;"), "what was synced survives: {found:?}");
+    assert!(found[7..].iter().all(|byte| *byte == b'u'), "then at most a prefix of the rest: {found:?}");
+}
