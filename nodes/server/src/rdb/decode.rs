@@ -155,10 +155,25 @@ impl<'a> Reader<'a> {
     /// Reads an object type byte, refusing what is no object type.
     pub fn read_type(&mut self) -> Result<u8, RdbError> {
         let kind = self.byte()?;
+        Reader::check_type(kind)
+    }
+
+    /// `kind` if it is an object type byte.
+    pub fn check_type(kind: u8) -> Result<u8, RdbError> {
         match kind {
             0..=7 | 9..=19 => Ok(kind),
             _ => Err(RdbError::UnknownType(kind)),
         }
+    }
+
+    /// Reads one byte (a snapshot's opcodes).
+    pub fn read_u8(&mut self) -> Result<u8, RdbError> {
+        self.byte()
+    }
+
+    /// Reads `N` bytes (a snapshot's fixed-size fields).
+    pub fn read_array<const N: usize>(&mut self) -> Result<[u8; N], RdbError> {
+        self.array()
     }
 
     /// Reads a sorted set score written as text (`rdbLoadDoubleValue`): one length byte, with

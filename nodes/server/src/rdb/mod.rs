@@ -12,6 +12,7 @@
 //! - [`dump_payload`], [`restore_payload`]: a whole `DUMP` payload: object type, object, RDB
 //!   version (2 bytes LE), CRC-64 of everything before (8 bytes LE).
 //! - [`write_object`], [`read_object`]: an object without the footer, for the snapshot file.
+//! - [`file`]: the snapshot file (`dump.rdb`), written and read as Redis 7.0 does.
 //! - [`encode`], [`decode`]: the writer and the reader, with the lower-level pieces (lengths,
 //!   strings, values without their type byte) that an RDB file is made of.
 //! - [`listpack`], [`ziplist`], [`intset`]: the compact encodings RDB stores as opaque strings.
@@ -20,6 +21,7 @@
 pub mod crc64;
 pub mod decode;
 pub mod encode;
+pub mod file;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
