@@ -175,6 +175,60 @@ impl From<OutputLimits> for String {
     }
 }
 
+/// When to take a snapshot (Redis' `save "3600 1 300 100"`): after `seconds` if at least
+/// `changes` keys changed since the last one, for any of the pairs. Empty: never on its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SaveRules(pub Vec<SaveRule>);
+
+/// One `seconds changes` pair of [`SaveRules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveRule {
+    /// At least this long since the last snapshot.
+    pub seconds: u64,
+    /// At least this many changes since the last snapshot.
+    pub changes: u64,
+}
+
+impl SaveRules {
+    /// Whether a snapshot is due after `changes` changes and `elapsed_ms` since the last one.
+    pub fn due(&self, changes: u64, elapsed_ms: u64) -> bool {
+        self.0.iter().any(|rule| changes >= rule.changes && elapsed_ms >= rule.seconds.saturating_mul(1000))
+    }
+}
+
+impl std::fmt::Display for SaveRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs: Vec<String> = self.0.iter().map(|rule| format!("{} {}", rule.seconds, rule.changes)).collect();
+        f.write_str(&pairs.join(" "))
+    }
+}
+
+impl TryFrom<String> for SaveRules {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let numbers: Vec<&str> = text.split_whitespace().collect();
+        if !numbers.len().is_multiple_of(2) {
+            return Err("Invalid save parameters".into());
+        }
+        numbers
+            .chunks(2)
+            .map(|pair| match (pair[0].parse(), pair[1].parse()) {
+                (Ok(seconds), Ok(changes)) => Ok(SaveRule { seconds, changes }),
+                _ => Err("Invalid save parameters".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(SaveRules)
+    }
+}
+
+impl From<SaveRules> for String {
+    fn from(rules: SaveRules) -> String {
+        rules.to_string()
+    }
+}
+
 /// A memory amount in a config file: a number of bytes, or text with Redis' units (`"64mb"`).
 fn memory_amount<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
@@ -277,6 +331,14 @@ pub struct ServerConfig {
     /// A sorted set with a member longer than this leaves its compact `listpack` encoding.
     #[serde(alias = "zset-max-ziplist-value")]
     pub zset_max_listpack_value: usize,
+    /// Where the snapshot file goes (and is loaded from at start).
+    pub dir: String,
+    /// The snapshot file's name in `dir`.
+    pub dbfilename: String,
+    /// When to take a snapshot on its own (`"3600 1 300 100"`). Empty by default, unlike
+    /// Redis: a server started without a data directory in mind writes nothing to the working
+    /// directory and loads nothing from it.
+    pub save: SaveRules,
     /// The allocator the process runs on, for `INFO memory` (`mem_allocator`): set by the binary
     /// that links it, not configurable.
     #[serde(skip)]
@@ -312,6 +374,9 @@ impl Default for ServerConfig {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            save: SaveRules::default(),
             mem_allocator: "libc".into(),
         }
     }
@@ -328,6 +393,11 @@ pub struct ConfigError {
 }
 
 impl ServerConfig {
+    /// Where the snapshot file is: `dbfilename` in `dir`.
+    pub fn snapshot_path(&self) -> String {
+        std::path::Path::new(&self.dir).join(&self.dbfilename).to_string_lossy().into_owned()
+    }
+
     /// Checks the values a TOML file or command line could get wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |name, reason: &str| Err(ConfigError { name, reason: reason.to_string() });
@@ -348,6 +418,9 @@ impl ServerConfig {
         }
         if !(1..=i32::MAX as usize).contains(&self.maxmemory_samples) {
             return fail("maxmemory-samples", "must be between 1 and 2147483647");
+        }
+        if self.dbfilename.is_empty() || self.dbfilename.contains('/') {
+            return fail("dbfilename", "can't be a path, just a filename");
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
@@ -412,8 +485,8 @@ fn integer_in<T: TryFrom<i64>>(text: &str, low: i64, high: i64) -> Result<T, Str
     T::try_from(value).map_err(|_| format!("argument must be between {low} and {high} inclusive"))
 }
 
-/// Every parameter, in the order `CONFIG GET *` lists them. `save` and `appendonly` report the
-/// (absent) persistence so that tools asking for them get the truth.
+/// Every parameter, in the order `CONFIG GET *` lists them. `appendonly` reports the (absent)
+/// append-only log so that tools asking for it get the truth.
 pub const PARAMETERS: &[Parameter] = &[
     Parameter { name: "bind", get: |config| config.bind.clone(), set: None },
     Parameter { name: "port", get: |config| config.port.to_string(), set: None },
@@ -628,7 +701,33 @@ pub const PARAMETERS: &[Parameter] = &[
             Ok(())
         }),
     },
-    Parameter { name: "save", get: |_| String::new(), set: None },
+    Parameter {
+        name: "save",
+        get: |config| config.save.to_string(),
+        set: Some(|config, text| {
+            config.save = SaveRules::try_from(text.to_string())?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "dir",
+        get: |config| config.dir.clone(),
+        set: Some(|config, text| {
+            config.dir = text.to_string();
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "dbfilename",
+        get: |config| config.dbfilename.clone(),
+        set: Some(|config, text| {
+            if text.contains('/') || text.is_empty() {
+                return Err("dbfilename can't be a path, just a filename".into());
+            }
+            config.dbfilename = text.to_string();
+            Ok(())
+        }),
+    },
     Parameter { name: "appendonly", get: |_| "no".to_string(), set: None },
 ];
 

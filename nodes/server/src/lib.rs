@@ -32,6 +32,7 @@ pub mod keyspace;
 pub mod ldouble;
 pub mod migrate;
 pub mod outbox;
+pub mod persist;
 pub mod pubsub;
 pub mod rdb;
 pub mod reply;

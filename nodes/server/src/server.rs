@@ -1,4 +1,5 @@
-//! The server: accept loop, connection tasks, and the background cycle.
+//! The server: accept loop, connection tasks, the background cycle, and the snapshot loaded at
+//! start.
 
 use std::future::Future;
 use std::io;
@@ -12,6 +13,7 @@ use tracing::{info, warn};
 use crate::config::ServerConfig;
 use crate::evict;
 use crate::migrate;
+use crate::persist;
 use crate::session::{self, stopped};
 use crate::state::State;
 
@@ -37,11 +39,15 @@ pub async fn run<E: Env>(
 ) -> io::Result<()> {
     config.validate().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let addr = listener.local_addr()?;
-    let state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
+    let mut state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
+    persist::load(&env, &mut state).await.map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
     let shared = Arc::new(Shared { state: Mutex::new(state) });
     let (jobs, pending_jobs) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().migrations.attach(jobs);
     let migrator = env.spawn(migrate::service::run(env.clone(), shared.clone(), pending_jobs));
+    let (snapshots, pending_snapshots) = tokio::sync::mpsc::unbounded_channel();
+    shared.lock().persistence.attach(snapshots);
+    let snapshot_writer = env.spawn(persist::writer(env.clone(), shared.clone(), pending_snapshots));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
     let mut stopping = shared.lock().shutdown.subscribe();
@@ -68,6 +74,7 @@ pub async fn run<E: Env>(
     };
     cron.abort();
     migrator.abort();
+    snapshot_writer.abort();
     // Every connection closes.
     shared.lock().shutdown.send_replace(true);
     info!("shut down");
@@ -100,6 +107,7 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         state.process = process;
         state.peak_memory = state.peak_memory.max(evict::used_memory(state));
         evict::perform_evictions(state, now);
+        persist::save_if_due(state, now);
         if !state.active_expire || state.paused_until_ms > now {
             continue;
         }

@@ -18,6 +18,7 @@ use crate::evict::EvictionPool;
 use crate::keyspace::{AccessTracking, Bulk, Key, Keyspace, WatchVersion};
 use crate::migrate::{FenceWait, Migrations};
 use crate::outbox::Outbox;
+use crate::persist::Persistence;
 use crate::pubsub::PubSub;
 use crate::slowlog::{LatencyMonitor, SlowLog};
 
@@ -123,6 +124,8 @@ pub struct State {
     pub active_expire: bool,
     /// Slot migrations in progress: keys in flight, asynchronous batches, the migrator.
     pub migrations: Migrations,
+    /// Snapshots: the last one, the one being written, the writer.
+    pub persistence: Persistence,
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -156,6 +159,7 @@ impl State {
             paused_until_ms: 0,
             active_expire: true,
             migrations,
+            persistence: Persistence::new(now_ms),
             shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };

@@ -42,6 +42,15 @@ struct Args {
     /// What to do at the memory limit (noeviction, allkeys-lru, …).
     #[arg(long)]
     maxmemory_policy: Option<String>,
+    /// Directory of the snapshot file (loaded at start, written by SAVE/BGSAVE/the save rules).
+    #[arg(long)]
+    dir: Option<String>,
+    /// The snapshot file's name in --dir.
+    #[arg(long)]
+    dbfilename: Option<String>,
+    /// Snapshot rules, Redis' form: "3600 1 300 100" (seconds changes …); "" for none.
+    #[arg(long)]
+    save: Option<String>,
     /// Who may run DEBUG: no, yes, or local (loopback clients only).
     #[arg(long, value_parser = ["no", "yes", "local"])]
     enable_debug_command: Option<String>,
@@ -102,6 +111,14 @@ enable-debug-command = "no"
 hz = 10
 active-expire-effort = 1
 
+# Snapshots: the file (dbfilename in dir) is loaded at start if it exists, and written by SAVE,
+# BGSAVE, SHUTDOWN and these rules: "3600 1 300 100" saves after 3600 s if 1 key changed, or
+# after 300 s if 100 did. None by default, unlike Redis: a server started anywhere neither
+# litters nor loads the working directory unless told to.
+dir = "."
+dbfilename = "dump.rdb"
+save = ""
+
 # Collections keep Redis' compact encodings up to these sizes (Redis' compiled-in defaults); past
 # them they switch, one way, to hash tables. OBJECT ENCODING reports which.
 hash-max-listpack-entries = 512
@@ -152,6 +169,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(policy) = args.maxmemory_policy {
         config.maxmemory_policy =
             EvictionPolicy::parse(&policy).with_context(|| format!("unknown maxmemory-policy {policy:?}"))?;
+    }
+    if let Some(dir) = args.dir {
+        config.dir = dir;
+    }
+    if let Some(name) = args.dbfilename {
+        config.dbfilename = name;
+    }
+    if let Some(rules) = args.save {
+        config.save = server::config::SaveRules::try_from(rules.clone())
+            .map_err(|error| anyhow::anyhow!("--save {rules:?}: {error} (pairs of seconds and changes)"))?;
     }
     if let Some(debug) = args.enable_debug_command.as_deref() {
         config.enable_debug_command = match debug {

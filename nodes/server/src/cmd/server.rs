@@ -10,6 +10,8 @@ use crate::args::{self, is};
 use crate::config::PARAMETERS;
 use crate::error::{CmdError, CmdResult};
 use crate::glob;
+use crate::persist;
+use crate::state::Block;
 
 pub(super) const COMMANDS: &[Command] = &[
     command("dbsize", 1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), dbsize),
@@ -33,11 +35,48 @@ pub(super) const COMMANDS: &[Command] = &[
         (0, 0, 0),
         shutdown,
     ),
+    command("save", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), save),
+    command("bgsave", -1, Flags::ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), bgsave),
+    command("lastsave", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), lastsave),
 ];
 
+/// `SAVE`: a snapshot now; the reply comes once it is on disk.
+fn save(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+        return Err(CmdError::other("ERR client is not registered"));
+    };
+    let caller = persist::Caller { outbox, version: ctx.client.version };
+    persist::start(ctx.state, ctx.now_ms, Some(caller))?;
+    ctx.client.blocked = Some(Block { deadline_ms: None });
+    Ok(())
+}
+
+/// `BGSAVE [SCHEDULE]`: a snapshot written in the background. With `SCHEDULE`, one already in
+/// progress is not an error (the next is taken by the rules anyway, as Redis schedules one).
+fn bgsave(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let schedule = match request.arg(1) {
+        None => false,
+        Some(option) if request.len() == 2 && is(option, "SCHEDULE") => true,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    if schedule && ctx.state.persistence.in_progress() {
+        ctx.reply.simple("Background saving scheduled");
+        return Ok(());
+    }
+    persist::start(ctx.state, ctx.now_ms, None)?;
+    ctx.reply.simple("Background saving started");
+    Ok(())
+}
+
+/// `LASTSAVE`: when the last snapshot succeeded (Unix seconds).
+fn lastsave(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    ctx.reply.int(i64::try_from(ctx.state.persistence.last_save_ms / 1000).unwrap_or(i64::MAX));
+    Ok(())
+}
+
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] | SHUTDOWN ABORT`: stops the server; the connections
-/// close without a reply. There is nothing to save yet (persistence is its own issue), so `SAVE`
-/// fails, as a failed save does in Redis, unless `FORCE`d.
+/// close without a reply. With `SAVE`, or with `save` rules and no `NOSAVE`, a snapshot is written
+/// first; if that fails the server goes on and says so, unless `FORCE`d.
 fn shutdown(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (mut save, mut nosave, mut force, mut abort, mut now) = (false, false, false, false, false);
     for option in request.args().skip(1) {
@@ -62,11 +101,24 @@ fn shutdown(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     if abort {
         return Err(CmdError::other("ERR No shutdown in progress."));
     }
-    if save && !force {
-        tracing::warn!("SHUTDOWN SAVE refused: this server has no persistence to save to yet");
-        return Err(CmdError::other("ERR Errors trying to SHUTDOWN. Check logs."));
-    }
     tracing::warn!(client = ctx.client.id, "user requested shutdown");
+    if save || (!nosave && !ctx.state.config.save.0.is_empty()) {
+        // Save first; the writer stops the server once the snapshot is on disk (or, if it
+        // fails, answers the error and the server goes on, unless FORCE).
+        let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+            return Err(CmdError::other("ERR client is not registered"));
+        };
+        let caller = persist::Caller { outbox, version: ctx.client.version };
+        if ctx.state.persistence.in_progress() && !force {
+            return Err(CmdError::other("ERR Errors trying to SHUTDOWN. Check logs."));
+        }
+        if !ctx.state.persistence.in_progress() {
+            ctx.state.persistence.shutdown_after_save = Some(force);
+            persist::start(ctx.state, ctx.now_ms, Some(caller))?;
+            ctx.client.blocked = Some(Block { deadline_ms: None });
+            return Ok(());
+        }
+    }
     ctx.state.shutdown.send_replace(true);
     ctx.client.close_after_reply = true;
     Ok(())
@@ -222,11 +274,20 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 state.config.mem_allocator,
             )
         }
-        "persistence" => write!(
-            out,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_saves:0\r\n\
-             rdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n"
-        ),
+        "persistence" => {
+            let persistence = &state.persistence;
+            write!(
+                out,
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\n\
+                 rdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_saves:{}\r\n\
+                 rdb_last_bgsave_status:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                persistence.changes_since_save(&state.keyspace),
+                u8::from(persistence.in_progress()),
+                persistence.last_save_ms / 1000,
+                persistence.saves,
+                if persistence.last_save_ok { "ok" } else { "err" },
+            )
+        }
         "cpu" => {
             let process = state.process.unwrap_or_default();
             let seconds = |micros: u64| format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);

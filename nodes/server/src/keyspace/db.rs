@@ -75,6 +75,9 @@ pub struct Db {
     volatile: KeyMap<()>,
     len: usize,
     watched: BTreeMap<Key, Watched>,
+    /// Changes to keys since the database was made, for the snapshot rules (`save 60 1000`:
+    /// Redis' `dirty`).
+    changes: u64,
     /// Clients blocked on each key (`BLPOP` …), in the order they blocked: they are served in
     /// that order. Like `watched`, it belongs to the database index, not to the data.
     waiters: BTreeMap<Key, VecDeque<u64>>,
@@ -184,6 +187,7 @@ impl Db {
             volatile: KeyMap::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
             len: 0,
             watched: BTreeMap::new(),
+            changes: 0,
             waiters: BTreeMap::new(),
             ready: Vec::new(),
             stats: DbStats::default(),
@@ -648,8 +652,15 @@ impl Db {
         self.bump_watch(key);
     }
 
-    /// Records that `key` changed, for `WATCH` (every mutation above calls it).
+    /// Changes to keys since the database was made (each mutation of a key counts one).
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Records that `key` changed, for `WATCH` and the snapshot rules (every mutation above
+    /// calls it).
     fn bump_watch(&mut self, key: &[u8]) {
+        self.changes += 1;
         if !self.watched.is_empty()
             && let Some(watched) = self.watched.get_mut(key)
         {
@@ -768,6 +779,7 @@ impl Db {
         self.volatile = KeyMap::with_hasher(self.volatile.hasher().clone());
         self.memory = MemoryUse::default();
         self.len = 0;
+        self.changes += removed as u64;
         for key in existing {
             self.bump_watch(&key);
         }

@@ -70,6 +70,12 @@ impl Keyspace {
         a.swap_waiters(b);
     }
 
+    /// Changes to keys in every database since start (Redis' `dirty`, before subtracting what
+    /// the last snapshot saved).
+    pub fn changes(&self) -> u64 {
+        self.dbs().iter().map(Db::changes).sum()
+    }
+
     /// Every database, in order.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs

@@ -285,8 +285,15 @@ async fn a_copy_left_by_a_failed_migration_never_resurfaces() {
     // The target stalls; the restore waits in its socket while the source gives up after
     // 100 ms, keeping its copy. Then the target wakes and applies the restore: a stale copy.
     pauser.send(&["DEBUG", "SLEEP", "1"]).await;
-    // Time for the pause to begin (the restore must arrive during it, with a second to spare).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Until the pause has begun (the restore must arrive during it): a PING that gets no
+    // answer within 50 ms found the target asleep. A fixed delay here failed on a busy machine.
+    let mut probe = cluster.target().await;
+    loop {
+        probe.send(&["PING"]).await;
+        if tokio::time::timeout(Duration::from_millis(50), probe.receive()).await.is_err() {
+            break;
+        }
+    }
     let Frame::Error(error) = source.call(&["SLOTSMGRTONE", "127.0.0.1", &port, "100", "k"]).await else {
         panic!("the migration times out")
     };
