@@ -11,6 +11,8 @@
 //!   flapping link and added latency.
 //! - [`data_server`]: clients reading and writing `codis-server` through a partition and a crash
 //!   and restart, checked against a model; expiry on simulated time.
+//! - [`durability`]: `SAVE` snapshots through crashes on the simulated disk: a restarted
+//!   server holds exactly an acknowledged snapshot.
 //! - [`known`]: the per-key model the workload checkers share.
 //! - [`migration`]: one slot migrating asynchronously between two servers while writers route
 //!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
@@ -21,6 +23,7 @@
 
 pub mod client;
 pub mod data_server;
+pub mod durability;
 pub mod echo;
 pub mod known;
 pub mod migration;
@@ -44,7 +47,7 @@ pub struct Scenario {
 /// Every scenario, in the order `just sim` lists them.
 pub fn all() -> &'static [Scenario] {
     static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
-        let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO];
+        let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO, durability::SCENARIO];
         all.extend(migration::SCENARIOS);
         all.extend(proxy_faults::SCENARIOS);
         all

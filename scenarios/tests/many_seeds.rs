@@ -1,5 +1,5 @@
-//! The migration and proxy scenarios over many seeds: each seed moves the fault to a different
-//! moment and reorders everything else, and every run checks its scenario's invariants.
+//! The migration, proxy and durability scenarios over many seeds: each seed moves the fault to a
+//! different moment and reorders everything else, and every run checks its scenario's invariants.
 //! `just soak COUNT=… SCENARIO=…` runs thousands.
 
 /// Seeds per scenario in `just test` (the determinism test adds its own few).
@@ -34,4 +34,10 @@ fn every_migration_scenario_holds_its_invariants_for_many_seeds() {
 fn every_proxy_scenario_holds_its_invariants_for_many_seeds() {
     // Backend crash, partition, proxy restart, refill.
     hold_for_many_seeds("proxy-", 4);
+}
+
+#[test]
+fn every_durability_scenario_holds_its_invariants_for_many_seeds() {
+    // Snapshots through crashes.
+    hold_for_many_seeds("snapshot-", 1);
 }

@@ -1,7 +1,8 @@
 //! The simulated disk: each host's files, kept by the harness so they survive the host's
 //! restarts, and losing in a crash what was not synced.
 //!
-//! A write lands in the file's volatile tail; `sync` makes the tail durable. A crash keeps the
+//! A write lands in the file's volatile tail, after a simulated delay proportional to its size;
+//! `sync` makes the tail durable, after a delay of its own. A crash keeps the
 //! durable part of every file and, of its volatile tail, a random prefix (the pages the kernel
 //! happened to write back: the last write may be torn anywhere). Directory operations (create,
 //! rename, remove, truncate) are durable as soon as they return, as `net::Disk` promises for
@@ -11,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use net::rand::Rng as _;
 use net::{Disk, DiskFile, Rng};
@@ -183,12 +185,23 @@ impl SimFile {
     }
 }
 
+/// How long a write of `len` bytes takes on the simulated disk (about 100 MB/s), and a sync:
+/// long enough, in simulated time, for a crash to fall in the middle of a snapshot.
+fn write_time(len: usize) -> Duration {
+    Duration::from_micros(20 + (len as u64) / 100)
+}
+
+/// How long a sync takes.
+const SYNC_TIME: Duration = Duration::from_millis(2);
+
 impl DiskFile for SimFile {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        tokio::time::sleep(write_time(bytes.len())).await;
         self.with_inode(|inode| inode.volatile.extend_from_slice(bytes))
     }
 
     async fn sync(&mut self) -> io::Result<()> {
+        tokio::time::sleep(SYNC_TIME).await;
         self.with_inode(|inode| {
             let mut tail = std::mem::take(&mut inode.volatile);
             inode.durable.append(&mut tail);
@@ -215,7 +228,13 @@ mod tests {
     use super::*;
 
     fn run<T>(future: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(future)
+        // Paused time: the disk's simulated latencies pass at once.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+            .block_on(future)
     }
 
     fn rng(label: &str) -> Rng {
