@@ -327,6 +327,39 @@ impl<E: Env> Dedicated<E> {
 /// Failures in a row answered by reconnecting at once, before backing off.
 const QUICK_RETRIES: u32 = 10;
 
+/// The pause before reconnecting after `failures` failures in a row: none for the first
+/// `quick` (a link that just broke is retried at once), then 50 ms doubling up to 5 s.
+pub(crate) fn backoff(failures: u32, quick: u32) -> Duration {
+    match failures.checked_sub(quick) {
+        None | Some(0) => Duration::ZERO,
+        Some(over) => Duration::from_millis(50u64 << over.min(7)).min(Duration::from_secs(5)),
+    }
+}
+
+/// Waits `delay`, handing what arrives on `inbox` meanwhile to `handle`; `false` if the inbox
+/// closed (its owner is gone).
+pub(crate) async fn pause_serving<T>(
+    delay: Duration,
+    inbox: &mut mpsc::UnboundedReceiver<T>,
+    mut handle: impl FnMut(T),
+) -> bool {
+    if delay.is_zero() {
+        return true;
+    }
+    let deadline = tokio::time::sleep(delay);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut deadline => return true,
+            message = inbox.recv() => match message {
+                Some(message) => handle(message),
+                None => return false,
+            },
+        }
+    }
+}
+
 /// Where a connection task connects, and where it reports its health.
 struct Link {
     addr: String,
@@ -375,23 +408,12 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
         };
         failures += 1;
         debug!(%addr, db = link.db, %error, failures, "backend connection down");
-        if failures > QUICK_RETRIES {
-            // Back off, failing whatever arrives meanwhile.
-            let delay = Duration::from_millis(50u64 << (failures - QUICK_RETRIES).min(7)).min(Duration::from_secs(5));
-            let deadline = tokio::time::sleep(delay);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    biased;
-                    () = &mut deadline => break,
-                    call = calls.recv() => match call {
-                        Some(call) => {
-                            let _ = call.reply.send(Err(BackendError::Reset(format!("{addr} is down"))));
-                        }
-                        None => return,
-                    },
-                }
-            }
+        // Back off, failing whatever arrives meanwhile.
+        let fail = |call: Call| {
+            let _ = call.reply.send(Err(BackendError::Reset(format!("{addr} is down"))));
+        };
+        if !pause_serving(backoff(failures, QUICK_RETRIES), &mut calls, fail).await {
+            return;
         }
         if !eager {
             first = match calls.recv().await {

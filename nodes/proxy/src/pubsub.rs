@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use crate::backend::{BackendOptions, connect};
+use crate::backend::{BackendOptions, backoff, connect, pause_serving};
 use crate::proxy::Shared;
 use crate::session::{Client, answer_alone, error};
 
@@ -317,26 +317,14 @@ async fn link<E: Env>(
         };
         failures += 1;
         debug!(%addr, %error, failures, "pub/sub link down");
-        let delay = if failures > QUICK_RETRIES {
-            Duration::from_millis(50u64 << (failures - QUICK_RETRIES).min(7)).min(Duration::from_secs(5))
-        } else {
-            Duration::from_millis(10)
-        };
         // While down, changes apply to what the next connection subscribes to.
-        let deadline = tokio::time::sleep(delay);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut deadline => break,
-                change = changes.recv() => match change {
-                    Some(change) => {
-                        apply(&mut names, &change);
-                        let _ = change.done.send(());
-                    }
-                    None => return,
-                },
-            }
+        let delay = backoff(failures, QUICK_RETRIES).max(Duration::from_millis(10));
+        let changed = |change: Change| {
+            apply(&mut names, &change);
+            let _ = change.done.send(());
+        };
+        if !pause_serving(delay, &mut changes, changed).await {
+            return;
         }
     }
 }

@@ -35,9 +35,7 @@ impl Request {
         I::Item: AsRef<[u8]>,
     {
         let args: SmallVec<[I::Item; 6]> = args.into_iter().collect();
-        // Sized once: `*n`, then `$len` and the argument and two CRLFs each.
-        let size = 16 + args.iter().map(|arg| arg.as_ref().len() + 16).sum::<usize>();
-        let mut wire = BytesMut::with_capacity(size);
+        let mut wire = BytesMut::new();
         encode::write_array_header(&mut wire, args.len());
         let mut spans = Spans::new();
         for arg in &args {
