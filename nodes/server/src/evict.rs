@@ -98,6 +98,7 @@ pub fn perform_evictions(state: &mut State, now_ms: u64) -> Eviction {
             return Eviction::Failed;
         };
         state.keyspace.db(db).remove(&key);
+        state.propagation.push_del(db, &key);
         state.stats.evicted_keys += 1;
     }
     if used_memory(state) <= limit { Eviction::Fits } else { Eviction::Running }

@@ -33,6 +33,7 @@ pub mod ldouble;
 pub mod migrate;
 pub mod outbox;
 pub mod persist;
+pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
 pub mod reply;

@@ -118,5 +118,6 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         for db in state.keyspace.dbs_mut() {
             db.expire_cycle(now, &mut state.rng, sample, 16);
         }
+        crate::propagate::expired_keys(state);
     }
 }

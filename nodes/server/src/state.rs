@@ -19,6 +19,7 @@ use crate::keyspace::{AccessTracking, Bulk, Key, Keyspace, WatchVersion};
 use crate::migrate::{FenceWait, Migrations};
 use crate::outbox::Outbox;
 use crate::persist::Persistence;
+use crate::propagate::Propagation;
 use crate::pubsub::PubSub;
 use crate::slowlog::{LatencyMonitor, SlowLog};
 
@@ -126,6 +127,8 @@ pub struct State {
     pub migrations: Migrations,
     /// Snapshots: the last one, the one being written, the writer.
     pub persistence: Persistence,
+    /// The changes the append-only log and replicas follow.
+    pub propagation: Propagation,
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -160,6 +163,7 @@ impl State {
             active_expire: true,
             migrations,
             persistence: Persistence::new(now_ms),
+            propagation: Propagation::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };

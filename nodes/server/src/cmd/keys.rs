@@ -129,12 +129,17 @@ fn expire_generic(ctx: &mut Ctx<'_>, request: &Request, unit: ExpireUnit, comman
         reply.int(0);
         return Ok(());
     }
-    if when <= now {
+    if when <= now && db.deletes_expired() {
         db.remove(key);
+        ctx.state.propagation.replace_with([&b"DEL"[..], key]);
     } else {
-        db.set_expire(key, u64::try_from(when).map_err(|_| invalid())?);
+        // (Replaying, a time already past is kept as it is: the stream deletes the key later.)
+        let at = u64::try_from(when).unwrap_or(0).max(1);
+        db.set_expire(key, at);
+        // Replayed later, a relative expiry would land later: the absolute time instead.
+        ctx.state.propagation.replace_with([&b"PEXPIREAT"[..], key, &crate::propagate::millis_arg(at)]);
     }
-    reply.int(1);
+    ctx.reply.int(1);
     Ok(())
 }
 

@@ -312,9 +312,11 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     if reads {
         ctx.state.keyspace.db(db).count_reads(true);
     }
+    let changes_before = ctx.state.keyspace.changes();
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
     }
+    crate::propagate::after_command(ctx.state, db, request, changes_before);
     if reads {
         ctx.state.keyspace.db(db).count_reads(false);
     }

@@ -136,6 +136,8 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         let member = set.get_index(random::one(set.len(), &mut state.rng));
         if let Some(member) = &member {
             set.remove(member);
+            // Which member was popped was chance: replay its removal.
+            state.propagation.replace_with([&b"SREM"[..], key, member]);
         }
         db.modified(key);
         match member {
@@ -154,6 +156,9 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     if !popped.is_empty() {
         db.modified(key);
+        let mut args: Vec<&[u8]> = vec![b"SREM", key];
+        args.extend(popped.iter().map(|member| &member[..]));
+        state.propagation.replace_with(args);
     }
     write_members(&mut ctx.reply, &popped);
     Ok(())

@@ -1,5 +1,6 @@
 //! String commands.
 
+use bytes::Bytes;
 use resp::Request;
 
 use super::{Command, Ctx, Flags, command};
@@ -200,6 +201,8 @@ fn set_generic(
     match expire_at {
         Some(at) => {
             db.set(key, string, at, now);
+            // The absolute expiry, so a replay later expires it at the same moment.
+            ctx.state.propagation.replace_with([&b"SET"[..], key, value, b"PXAT", &crate::propagate::millis_arg(at)]);
         }
         None if options.keepttl && found => {
             db.replace_value(key, string);
@@ -209,7 +212,7 @@ fn set_generic(
         }
     }
     if !options.get {
-        if reply_int { reply.int(1) } else { reply.ok() }
+        if reply_int { ctx.reply.int(1) } else { ctx.reply.ok() }
     }
     Ok(())
 }
@@ -255,17 +258,23 @@ fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     };
     reply.bulk(&value);
     let absolute = matches!(options.expire, Some((ExpireUnit::UnixSeconds | ExpireUnit::UnixMillis, _)));
-    match expire_at {
-        Some(at) if absolute && at <= now => {
+    let propagation = match expire_at {
+        Some(at) if absolute && at <= now && db.deletes_expired() => {
             db.remove(key);
+            Some(vec![&b"DEL"[..], key].into_iter().map(Bytes::copy_from_slice).collect::<Vec<_>>())
         }
         Some(at) => {
             db.set_expire(key, at);
+            Some(vec![Bytes::from_static(b"PEXPIREAT"), Bytes::copy_from_slice(key), crate::propagate::millis_arg(at)])
         }
         None if options.persist && db.get(key, now).is_some_and(|entry| entry.expire_at().is_some()) => {
             db.set_expire(key, 0);
+            Some(vec![Bytes::from_static(b"PERSIST"), Bytes::copy_from_slice(key)])
         }
-        None => {}
+        None => None,
+    };
+    if let Some(args) = propagation {
+        ctx.state.propagation.replace_with(args);
     }
     Ok(())
 }
@@ -490,6 +499,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         db.set(key, value, 0, now);
     }
     reply.bulk(text.as_bytes());
+    // The result, not the increment: float formatting must not differ on replay.
+    ctx.state.propagation.replace_with([&b"SET"[..], key, text.as_bytes(), b"KEEPTTL"]);
     Ok(())
 }
 

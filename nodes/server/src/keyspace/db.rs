@@ -78,6 +78,15 @@ pub struct Db {
     /// Changes to keys since the database was made, for the snapshot rules (`save 60 1000`:
     /// Redis' `dirty`).
     changes: u64,
+    /// Keys deleted because they expired, not yet propagated as `DEL` (see
+    /// [`crate::propagate`]).
+    expired_log: Vec<Key>,
+    /// Whether this database deletes expired keys itself: on lookup, and when a command sets
+    /// an expiry already past. Off while replaying a change stream (loading an append-only
+    /// log, following a master): there the stream's own `DEL`s say when a key went, and a key
+    /// the stream extends must still be there to extend (Redis' rule while loading and on
+    /// replicas).
+    lazy_expiry: bool,
     /// Clients blocked on each key (`BLPOP` …), in the order they blocked: they are served in
     /// that order. Like `watched`, it belongs to the database index, not to the data.
     waiters: BTreeMap<Key, VecDeque<u64>>,
@@ -188,6 +197,8 @@ impl Db {
             len: 0,
             watched: BTreeMap::new(),
             changes: 0,
+            expired_log: Vec::new(),
+            lazy_expiry: true,
             waiters: BTreeMap::new(),
             ready: Vec::new(),
             stats: DbStats::default(),
@@ -440,7 +451,7 @@ impl Db {
     /// lazy expiry on access).
     fn live_index(&mut self, slot: usize, key: &[u8], now_ms: u64) -> Option<usize> {
         let index = self.slots[slot].map.get_index_of(key)?;
-        if self.slots[slot].map[index].is_expired(now_ms) {
+        if self.lazy_expiry && self.slots[slot].map[index].is_expired(now_ms) {
             self.expire(key);
             return None;
         }
@@ -652,6 +663,21 @@ impl Db {
         self.bump_watch(key);
     }
 
+    /// Turns the deletion of expired keys on or off (off while replaying changes).
+    pub fn set_lazy_expiry(&mut self, on: bool) {
+        self.lazy_expiry = on;
+    }
+
+    /// Whether this database deletes expired keys itself (see [`Db::set_lazy_expiry`]).
+    pub fn deletes_expired(&self) -> bool {
+        self.lazy_expiry
+    }
+
+    /// The keys deleted because they expired since the last call.
+    pub fn take_expired(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.expired_log)
+    }
+
     /// Changes to keys since the database was made (each mutation of a key counts one).
     pub fn changes(&self) -> u64 {
         self.changes
@@ -803,6 +829,7 @@ impl Db {
     fn expire(&mut self, key: &[u8]) {
         if self.remove(key).is_some() {
             self.stats.expired_keys += 1;
+            self.expired_log.push(Key::from_slice(key));
             if let Some(watched) = self.watched.get_mut(key) {
                 watched.expiry_deletion = watched.version;
             }

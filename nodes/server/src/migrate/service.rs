@@ -185,8 +185,14 @@ fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) ->
 /// Deletes keys the target now holds. Replicas and the append log will see these as plain
 /// `DEL`s once the server has them (their own issue): this is the one place migrations delete.
 fn delete_moved(state: &mut State, db: usize, keys: &[crate::keyspace::Key]) -> Vec<Entry> {
-    let db = state.keyspace.db(db);
-    keys.iter().filter_map(|key| db.remove(key)).collect()
+    let mut removed = Vec::new();
+    for key in keys {
+        if let Some(entry) = state.keyspace.db(db).remove(key) {
+            state.propagation.push_del(db, key);
+            removed.push(entry);
+        }
+    }
+    removed
 }
 
 // ------------------------------------------------------------------------------------------

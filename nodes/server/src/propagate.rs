@@ -1,0 +1,126 @@
+//! The stream of changes that the append-only log and replicas will follow: after each command
+//! that changed the data, the commands that redo the change.
+//!
+//! A command is propagated as it was sent when replaying it redoes exactly the same change.
+//! Commands whose effect depends on when or by chance they ran say instead what to replay
+//! ([`Propagation::replace_with`]): a relative expiry becomes `PEXPIREAT`, `SET … EX` becomes
+//! `SET … PXAT`, `SPOP` the `SREM` of what it popped, `INCRBYFLOAT` the `SET` of its result.
+//! Keys deleted because they expired (found so by a command or by the background cycle), evicted
+//! keys and keys moved away by a migration go as `DEL`, before the command that found them, so
+//! a replica never has to expire or evict anything itself (Redis' rule).
+//!
+//! Nothing is recorded while nobody listens: the stream costs nothing until an append-only log
+//! or a replica turns it on ([`Propagation::listen`]).
+
+use bytes::Bytes;
+use resp::Request;
+
+use crate::keyspace::Key;
+use crate::state::State;
+
+/// One change: a command and the database it runs in.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// The database.
+    pub db: usize,
+    /// The command that redoes the change.
+    pub request: Request,
+}
+
+/// The changes not yet taken by their listeners, and what the running command replaces itself
+/// with.
+#[derive(Debug, Default)]
+pub struct Propagation {
+    listening: bool,
+    replacement: Option<Vec<Request>>,
+    stream: Vec<Change>,
+}
+
+impl Propagation {
+    /// Starts (or stops) recording.
+    pub fn listen(&mut self, on: bool) {
+        self.listening = on;
+        if !on {
+            self.stream.clear();
+        }
+    }
+
+    /// Whether changes are recorded.
+    pub fn is_listening(&self) -> bool {
+        self.listening
+    }
+
+    /// The running command is propagated as `request` (after any earlier replacement) rather
+    /// than as it was sent.
+    pub fn replace_with<I>(&mut self, args: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        if self.listening {
+            self.replacement.get_or_insert_with(Vec::new).push(Request::from_args(args));
+        }
+    }
+
+    /// Records `request` for database `db`.
+    pub fn push(&mut self, db: usize, request: Request) {
+        if self.listening {
+            self.stream.push(Change { db, request });
+        }
+    }
+
+    /// Records the deletion of `key` in database `db`.
+    pub fn push_del(&mut self, db: usize, key: &[u8]) {
+        if self.listening {
+            self.push(db, Request::from_args([&b"DEL"[..], key]));
+        }
+    }
+
+    /// Takes every change recorded so far.
+    pub fn take(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.stream)
+    }
+}
+
+/// Records the deletions of expired keys every database logged (lazily, by a command looking
+/// them up, or by the background cycle); returns how many there were.
+pub fn expired_keys(state: &mut State) -> u64 {
+    let mut count = 0;
+    for db in 0..state.keyspace.len() {
+        let expired: Vec<Key> = state.keyspace.db(db).take_expired();
+        count += expired.len() as u64;
+        for key in expired {
+            state.propagation.push_del(db, &key);
+        }
+    }
+    count
+}
+
+/// After a command ran in database `db`: the deletions of the keys it found expired, then the
+/// command itself, or what it asked to be replaced with, if it changed the data.
+pub fn after_command(state: &mut State, db: usize, request: &Request, changes_before: u64) {
+    let expired = expired_keys(state);
+    let replacement = state.propagation.replacement.take();
+    if !state.propagation.listening {
+        return;
+    }
+    match replacement {
+        Some(requests) => {
+            for request in requests {
+                state.propagation.push(db, request);
+            }
+        }
+        None => {
+            // Deletions by expiry count as changes too.
+            let changed = state.keyspace.changes().saturating_sub(changes_before).saturating_sub(expired);
+            if changed > 0 {
+                state.propagation.push(db, request.clone());
+            }
+        }
+    }
+}
+
+/// Milliseconds as the decimal text commands take.
+pub fn millis_arg(ms: u64) -> Bytes {
+    Bytes::from(ms.to_string().into_bytes())
+}

@@ -1,0 +1,159 @@
+//! The propagated stream redoes the data exactly: random command sequences run on one server
+//! state while its changes are recorded; the recorded changes, replayed on an empty state later
+//! (so relative expiries would land elsewhere), must leave the same keys with the same values and
+//! the same expiry times. Keys expire along the way (found by commands and by the active cycle),
+//! so their `DEL`s are in the stream too.
+
+use bytes::BytesMut;
+use net::rand::Rng as _;
+use net::rand::seq::IndexedRandom as _;
+use resp::Request;
+use server::ServerConfig;
+use server::keyspace::Keyspace;
+use server::state::{Client, State};
+
+fn fresh(seed: u64, now: u64) -> (State, Client) {
+    let config = ServerConfig { databases: 4, ..ServerConfig::default() };
+    (State::new(config, net::rng_from_seed(seed, "propagation"), now, 0), Client::new(1, true))
+}
+
+fn run(state: &mut State, client: &mut Client, args: &[String], now: u64) -> BytesMut {
+    let mut out = BytesMut::new();
+    let request = Request::from_args(args.iter().map(String::as_bytes));
+    server::cmd::execute(state, client, &mut out, &request, now);
+    out
+}
+
+/// A key as the comparison sees it: database, key, value (as `DUMP` encodes it), expiry.
+type Stored = (usize, Vec<u8>, Vec<u8>, Option<u64>);
+
+/// Every live key.
+fn contents(keyspace: &Keyspace, now: u64) -> Vec<Stored> {
+    let mut all = Vec::new();
+    for (index, db) in keyspace.dbs().iter().enumerate() {
+        for (key, entry) in db.keys() {
+            if entry.expire_at().is_some_and(|at| at <= now) {
+                continue;
+            }
+            let mut value = Vec::new();
+            server::rdb::write_object(&mut value, &entry.value);
+            all.push((index, key.to_vec(), value, entry.expire_at()));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// One random command over a small alphabet of keys, members and times.
+fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
+    let keys = ["a", "b", "c", "{t}d", "{t}e"];
+    let members = ["x", "y", "z", "1", "2", "3"];
+    let key = keys.choose(rng).copied().unwrap_or("a").to_string();
+    let other = keys.choose(rng).copied().unwrap_or("b").to_string();
+    let member = members.choose(rng).copied().unwrap_or("x").to_string();
+    let value = format!("v{sequence}");
+    let ms = rng.random_range(1..=400u64).to_string();
+    let s = |parts: &[&str]| parts.iter().map(|part| part.to_string()).collect::<Vec<_>>();
+    match rng.random_range(0..26) {
+        0 => s(&["SET", &key, &value]),
+        1 => s(&["SET", &key, &value, "PX", &ms]),
+        2 => s(&["SET", &key, &value, "EX", "100"]),
+        3 => s(&["SETEX", &key, "50", &value]),
+        4 => s(&["PSETEX", &key, &ms, &value]),
+        5 => s(&["EXPIRE", &key, "30"]),
+        6 => s(&["PEXPIRE", &key, &ms]),
+        7 => s(&["PERSIST", &key]),
+        8 => s(&["DEL", &key]),
+        9 => s(&["INCR", &key]),
+        10 => s(&["INCRBYFLOAT", &key, "1.5"]),
+        11 => s(&["APPEND", &key, &value]),
+        12 => s(&["SADD", &key, &member, "w"]),
+        13 => s(&["SPOP", &key]),
+        14 => s(&["SPOP", &key, "2"]),
+        15 => s(&["HSET", &key, &member, &value]),
+        16 => s(&["RPUSH", &key, &member, &value]),
+        17 => s(&["LPOP", &key]),
+        18 => s(&["ZADD", &key, "1.5", &member]),
+        19 => s(&["ZINCRBY", &key, "2", &member]),
+        20 => s(&["GET", &key]),
+        21 => s(&["GETEX", &key, "PX", &ms]),
+        22 => s(&["GETEX", &key, "PERSIST"]),
+        23 => s(&["RENAME", &key, &other]),
+        24 => s(&["SELECT", &rng.random_range(0..4).to_string()]),
+        _ => s(&["EXPIREAT", &key, "1"]),
+    }
+}
+
+#[test]
+fn replaying_the_stream_later_rebuilds_the_same_data() {
+    for seed in 0..40 {
+        let mut rng = net::rng_from_seed(seed, "commands");
+        let mut now = 1_000_000u64;
+        let (mut source, mut client) = fresh(seed, now);
+        source.propagation.listen(true);
+        for sequence in 0..300 {
+            let args = command(&mut rng, sequence);
+            run(&mut source, &mut client, &args, now);
+            now += rng.random_range(0..=30);
+            if sequence % 50 == 49 {
+                // The active cycle expires keys nobody reads.
+                for db in source.keyspace.dbs_mut() {
+                    db.expire_cycle(now, &mut net::rng_from_seed(seed, "cycle"), 20, 16);
+                }
+                server::propagate::expired_keys(&mut source);
+            }
+        }
+        let stream = source.propagation.take();
+        // Replayed five seconds later.
+        let later = now + 5_000;
+        let (mut replica, mut replica_client) = fresh(seed + 1000, later);
+        // A replay deletes keys where the stream says, not on its own.
+        for db in replica.keyspace.dbs_mut() {
+            db.set_lazy_expiry(false);
+        }
+        let mut db = 0;
+        for (at, change) in stream.iter().enumerate() {
+            if change.db != db {
+                db = change.db;
+                run(&mut replica, &mut replica_client, &["SELECT".into(), db.to_string()], later);
+            }
+            let args: Vec<String> =
+                change.request.args().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+            let reply = run(&mut replica, &mut replica_client, &args, later);
+            if reply.starts_with(b"-") {
+                let before: Vec<String> = stream[at.saturating_sub(12)..at]
+                    .iter()
+                    .map(|change| format!("db{} {:?}", change.db, String::from_utf8_lossy(change.request.wire())))
+                    .collect();
+                let about_a: Vec<String> = stream[..at]
+                    .iter()
+                    .filter(|change| change.db == 3 && change.request.args().any(|arg| arg == b"a"))
+                    .map(|change| format!("{:?}", String::from_utf8_lossy(change.request.wire())))
+                    .collect();
+                panic!(
+                    "seed {seed}: replaying {args:?} failed: {}; before it: {before:#?}; a in db3: {about_a:#?}",
+                    String::from_utf8_lossy(&reply)
+                );
+            }
+        }
+        assert_eq!(
+            contents(&replica.keyspace, later),
+            contents(&source.keyspace, later),
+            "seed {seed}: the replayed data differs ({} changes)",
+            stream.len()
+        );
+    }
+}
+
+#[test]
+fn nothing_is_recorded_while_nobody_listens() {
+    let (mut state, mut client) = fresh(1, 1_000);
+    run(&mut state, &mut client, &["SET".into(), "k".into(), "v".into()], 1_000);
+    assert!(state.propagation.take().is_empty());
+    state.propagation.listen(true);
+    run(&mut state, &mut client, &["SET".into(), "k".into(), "v".into(), "EX".into(), "10".into()], 2_000);
+    run(&mut state, &mut client, &["GET".into(), "k".into()], 2_000);
+    let stream = state.propagation.take();
+    let commands: Vec<Vec<&[u8]>> = stream.iter().map(|change| change.request.args().collect()).collect();
+    assert_eq!(commands, vec![vec![&b"SET"[..], b"k", b"v", b"PXAT", b"12000"]], "reads are not propagated");
+}
