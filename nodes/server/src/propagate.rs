@@ -62,6 +62,31 @@ impl Propagation {
         }
     }
 
+    /// The running command propagates nothing itself (`EXEC`, whose commands propagate
+    /// themselves).
+    pub fn replace_with_nothing(&mut self) {
+        if self.listening {
+            self.replacement.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Where the stream ends now, for [`Propagation::wrap_since`].
+    pub fn mark(&self) -> usize {
+        self.stream.len()
+    }
+
+    /// Wraps the changes recorded since `mark` in `MULTI` … `EXEC` if there are several, so a
+    /// replay applies them together, as the transaction did.
+    pub fn wrap_since(&mut self, mark: usize) {
+        if !self.listening || self.stream.len().saturating_sub(mark) < 2 {
+            return;
+        }
+        let db = self.stream[mark].db;
+        let last = self.stream[self.stream.len() - 1].db;
+        self.stream.insert(mark, Change { db, request: Request::from_args([&b"MULTI"[..]]) });
+        self.stream.push(Change { db: last, request: Request::from_args([&b"EXEC"[..]]) });
+    }
+
     /// Records `request` for database `db`.
     pub fn push(&mut self, db: usize, request: Request) {
         if self.listening {

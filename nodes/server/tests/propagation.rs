@@ -17,9 +17,9 @@ fn fresh(seed: u64, now: u64) -> (State, Client) {
     (State::new(config, net::rng_from_seed(seed, "propagation"), now, 0), Client::new(1, true))
 }
 
-fn run(state: &mut State, client: &mut Client, args: &[String], now: u64) -> BytesMut {
+fn run<A: AsRef<[u8]>>(state: &mut State, client: &mut Client, args: &[A], now: u64) -> BytesMut {
     let mut out = BytesMut::new();
-    let request = Request::from_args(args.iter().map(String::as_bytes));
+    let request = Request::from_args(args.iter().map(AsRef::as_ref));
     server::cmd::execute(state, client, &mut out, &request, now);
     out
 }
@@ -92,8 +92,30 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
         let (mut source, mut client) = fresh(seed, now);
         source.propagation.listen(true);
         for sequence in 0..300 {
-            let args = command(&mut rng, sequence);
-            run(&mut source, &mut client, &args, now);
+            match rng.random_range(0..20) {
+                // A transaction of a few commands.
+                0 => {
+                    run(&mut source, &mut client, &["MULTI"], now);
+                    for _ in 0..rng.random_range(1..=4) {
+                        let args = command(&mut rng, sequence);
+                        run(&mut source, &mut client, &args, now);
+                    }
+                    run(&mut source, &mut client, &["EXEC"], now);
+                }
+                // A key copied by DUMP and RESTORE, with a relative TTL.
+                1 => {
+                    let mut dumped = run(&mut source, &mut client, &["DUMP", "a"], now);
+                    let decoded = resp::Decoder::new(resp::Limits::default()).decode(&mut dumped);
+                    if let Ok(Some(resp::Frame::Bulk(payload))) = decoded {
+                        let restore: [&[u8]; 5] = [b"RESTORE", b"b", b"20000", &payload, b"REPLACE"];
+                        run(&mut source, &mut client, &restore, now);
+                    }
+                }
+                _ => {
+                    let args = command(&mut rng, sequence);
+                    run(&mut source, &mut client, &args, now);
+                }
+            }
             now += rng.random_range(0..=30);
             if sequence % 50 == 49 {
                 // The active cycle expires keys nobody reads.
@@ -117,8 +139,7 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
                 db = change.db;
                 run(&mut replica, &mut replica_client, &["SELECT".into(), db.to_string()], later);
             }
-            let args: Vec<String> =
-                change.request.args().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+            let args: Vec<Vec<u8>> = change.request.args().map(<[u8]>::to_vec).collect();
             let reply = run(&mut replica, &mut replica_client, &args, later);
             if reply.starts_with(b"-") {
                 let before: Vec<String> = stream[at.saturating_sub(12)..at]
@@ -126,7 +147,8 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
                     .map(|change| format!("db{} {:?}", change.db, String::from_utf8_lossy(change.request.wire())))
                     .collect();
                 panic!(
-                    "seed {seed}: replaying {args:?} failed: {}; the changes before it: {before:#?}",
+                    "seed {seed}: replaying {:?} failed: {}; the changes before it: {before:#?}",
+                    String::from_utf8_lossy(change.request.wire()),
                     String::from_utf8_lossy(&reply)
                 );
             }
@@ -143,12 +165,32 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
 #[test]
 fn nothing_is_recorded_while_nobody_listens() {
     let (mut state, mut client) = fresh(1, 1_000);
-    run(&mut state, &mut client, &["SET".into(), "k".into(), "v".into()], 1_000);
+    run(&mut state, &mut client, &["SET", "k", "v"], 1_000);
     assert!(state.propagation.take().is_empty());
     state.propagation.listen(true);
-    run(&mut state, &mut client, &["SET".into(), "k".into(), "v".into(), "EX".into(), "10".into()], 2_000);
-    run(&mut state, &mut client, &["GET".into(), "k".into()], 2_000);
+    run(&mut state, &mut client, &["SET", "k", "v", "EX", "10"], 2_000);
+    run(&mut state, &mut client, &["GET", "k"], 2_000);
     let stream = state.propagation.take();
     let commands: Vec<Vec<&[u8]>> = stream.iter().map(|change| change.request.args().collect()).collect();
     assert_eq!(commands, vec![vec![&b"SET"[..], b"k", b"v", b"PXAT", b"12000"]], "reads are not propagated");
+}
+
+#[test]
+fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
+    let (mut state, mut client) = fresh(2, 1_000);
+    state.propagation.listen(true);
+    for args in [&["MULTI"][..], &["SET", "a", "1"], &["INCR", "a"], &["GET", "a"], &["EXEC"]] {
+        run(&mut state, &mut client, args, 1_000);
+    }
+    // A transaction that changes one key needs no MULTI around it.
+    for args in [&["MULTI"][..], &["INCR", "a"], &["EXEC"]] {
+        run(&mut state, &mut client, args, 1_000);
+    }
+    let names: Vec<String> = state
+        .propagation
+        .take()
+        .iter()
+        .map(|change| String::from_utf8_lossy(change.request.name()).into_owned())
+        .collect();
+    assert_eq!(names, ["MULTI", "SET", "INCR", "EXEC", "INCR"]);
 }

@@ -260,8 +260,11 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
         };
         let mut out = BytesMut::new();
         let mut reply = Reply::new(&mut out, client.version);
-        if let Err(error) = serve(state.keyspace.db(db_index), key, &client.wait, &mut reply, now_ms) {
-            reply.error(&error.to_string());
+        match serve(state.keyspace.db(db_index), key, &client.wait, &mut reply, now_ms) {
+            // Served here, after the command that readied the key: the change goes on the stream
+            // as the pop it was (a replica must not block to redo it).
+            Ok(()) => state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait))),
+            Err(error) => reply.error(&error.to_string()),
         }
         if let Some(info) = state.clients.get(&id) {
             info.outbox.send(Delivery::Unblocked(out.freeze()));
@@ -269,6 +272,30 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
         if state.keyspace.db(db_index).peek(key).is_none() {
             break;
         }
+    }
+}
+
+/// The non-blocking command that redoes what serving `wait` on `key` did.
+fn unblocked_pop(key: &[u8], wait: &Wait) -> Vec<Vec<u8>> {
+    let end = |end: &End| match end {
+        End::Left => b"LEFT".to_vec(),
+        End::Right => b"RIGHT".to_vec(),
+    };
+    match wait {
+        Wait::ListPop { end: End::Left, count } => {
+            vec![b"LPOP".to_vec(), key.to_vec(), count.unwrap_or(1).to_string().into_bytes()]
+        }
+        Wait::ListPop { end: End::Right, count } => {
+            vec![b"RPOP".to_vec(), key.to_vec(), count.unwrap_or(1).to_string().into_bytes()]
+        }
+        Wait::ListMove { from, to, destination } => {
+            vec![b"LMOVE".to_vec(), key.to_vec(), destination.to_vec(), end(from), end(to)]
+        }
+        Wait::ZPop { highest, count } => vec![
+            if *highest { b"ZPOPMAX".to_vec() } else { b"ZPOPMIN".to_vec() },
+            key.to_vec(),
+            count.unwrap_or(1).to_string().into_bytes(),
+        ],
     }
 }
 

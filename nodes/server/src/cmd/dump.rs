@@ -98,10 +98,15 @@ fn restore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let expire_at = if ttl != 0 && !options.absolute_ttl { ttl.wrapping_add(now_signed) } else { ttl };
     if expire_at != 0 && expire_at <= now_signed {
         reply.ok();
+        // Dead on arrival: what it replaced is gone, and nothing is created.
+        ctx.state.propagation.replace_with([&b"DEL"[..], key]);
         return Ok(());
     }
     db.set(key, value, expire_at as u64, now);
     db.restore_access(key, options.idle_seconds, options.frequency, now);
     reply.ok();
+    // The absolute expiry, so a replay later expires it at the same moment.
+    let at = crate::propagate::millis_arg(expire_at as u64);
+    ctx.state.propagation.replace_with([&b"RESTORE"[..], key, &at, arg(request, 3), b"REPLACE", b"ABSTTL"]);
     Ok(())
 }

@@ -267,11 +267,17 @@ fn slotsrestore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
                 CmdError::other("ERR Bad data format")
             }
         })?;
-        values.push((arg(request, index), ttl.unsigned_abs(), value));
+        values.push((arg(request, index), ttl.unsigned_abs(), value, arg(request, index + 2)));
     }
-    for (key, ttl, value) in values {
+    let mut restores = Vec::new();
+    for (key, ttl, value, payload) in values {
         let expire_at = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
         db.set(key, value, expire_at, now);
+        restores.push((key, crate::propagate::millis_arg(expire_at), payload));
+    }
+    // As RESTOREs with absolute expiry, which any Redis replica understands.
+    for (key, at, payload) in restores {
+        ctx.state.propagation.replace_with([&b"RESTORE"[..], key, &at, payload, b"REPLACE", b"ABSTTL"]);
     }
     ctx.reply.ok();
     Ok(())

@@ -50,6 +50,8 @@ fn exec(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     }
     ctx.reply.array(transaction.queued.len());
     ctx.client.deny_blocking = true;
+    // Each command propagates itself; together they go as one MULTI … EXEC.
+    let mark = ctx.state.propagation.mark();
     for request in &transaction.queued {
         // Every queued command was looked up when it was queued.
         match table().lookup(request.name()) {
@@ -57,6 +59,8 @@ fn exec(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
             None => ctx.reply.error("ERR unknown command"),
         }
     }
+    ctx.state.propagation.wrap_since(mark);
+    ctx.state.propagation.replace_with_nothing();
     ctx.client.deny_blocking = false;
     Ok(())
 }
