@@ -194,3 +194,19 @@ fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
         .collect();
     assert_eq!(names, ["MULTI", "SET", "INCR", "EXEC", "INCR"]);
 }
+
+#[test]
+fn a_pop_served_to_a_blocked_client_goes_as_the_pop_it_was() {
+    let (mut state, mut pusher) = fresh(3, 1_000);
+    let mut waiter = Client::new(2, true);
+    state.propagation.listen(true);
+    run(&mut state, &mut waiter, &["BLPOP", "q", "0"], 1_000);
+    assert!(waiter.blocked.is_some(), "nothing to pop: the waiter blocks");
+    run(&mut state, &mut pusher, &["RPUSH", "q", "x", "y"], 1_000);
+    let commands: Vec<Vec<u8>> = state.propagation.take().iter().map(|change| change.request.wire().to_vec()).collect();
+    let expected: Vec<Vec<u8>> = [&["RPUSH", "q", "x", "y"][..], &["LPOP", "q", "1"]]
+        .iter()
+        .map(|args| Request::from_args(args.iter()).wire().to_vec())
+        .collect();
+    assert_eq!(commands, expected);
+}
