@@ -37,8 +37,9 @@ pub struct Propagation {
 }
 
 impl Propagation {
-    /// Starts (or stops) recording.
-    pub fn listen(&mut self, on: bool) {
+    /// Starts (or stops) recording; the keyspace must log expired keys meanwhile (see
+    /// [`State::propagate_changes`], which does both).
+    pub(crate) fn listen(&mut self, on: bool) {
         self.listening = on;
         if !on {
             self.stream.clear();
@@ -124,11 +125,11 @@ pub fn expired_keys(state: &mut State) -> u64 {
 /// After a command ran in database `db`: the deletions of the keys it found expired, then the
 /// command itself, or what it asked to be replaced with, if it changed the data.
 pub fn after_command(state: &mut State, db: usize, request: &Request, changes_before: u64) {
-    let expired = expired_keys(state);
-    let replacement = state.propagation.replacement.take();
     if !state.propagation.listening {
         return;
     }
+    let expired = expired_keys(state);
+    let replacement = state.propagation.replacement.take();
     match replacement {
         Some(requests) => {
             for request in requests {

@@ -188,6 +188,15 @@ impl State {
         }
     }
 
+    /// Starts (or stops) recording the change stream (`propagation`), with the keys that
+    /// expire meanwhile.
+    pub fn propagate_changes(&mut self, on: bool) {
+        self.propagation.listen(on);
+        for db in self.keyspace.dbs_mut() {
+            db.set_log_expired(on);
+        }
+    }
+
     /// Registers a new connection; returns its id (ids start at 1 and never repeat).
     pub fn register_client(&mut self, info: ClientInfo) -> u64 {
         self.next_client_id += 1;

@@ -90,7 +90,7 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
         let mut rng = net::rng_from_seed(seed, "commands");
         let mut now = 1_000_000u64;
         let (mut source, mut client) = fresh(seed, now);
-        source.propagation.listen(true);
+        source.propagate_changes(true);
         for sequence in 0..300 {
             match rng.random_range(0..20) {
                 // A transaction of a few commands.
@@ -167,7 +167,7 @@ fn nothing_is_recorded_while_nobody_listens() {
     let (mut state, mut client) = fresh(1, 1_000);
     run(&mut state, &mut client, &["SET", "k", "v"], 1_000);
     assert!(state.propagation.take().is_empty());
-    state.propagation.listen(true);
+    state.propagate_changes(true);
     run(&mut state, &mut client, &["SET", "k", "v", "EX", "10"], 2_000);
     run(&mut state, &mut client, &["GET", "k"], 2_000);
     let stream = state.propagation.take();
@@ -178,7 +178,7 @@ fn nothing_is_recorded_while_nobody_listens() {
 #[test]
 fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
     let (mut state, mut client) = fresh(2, 1_000);
-    state.propagation.listen(true);
+    state.propagate_changes(true);
     for args in [&["MULTI"][..], &["SET", "a", "1"], &["INCR", "a"], &["GET", "a"], &["EXEC"]] {
         run(&mut state, &mut client, args, 1_000);
     }
@@ -199,7 +199,7 @@ fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
 fn a_pop_served_to_a_blocked_client_goes_as_the_pop_it_was() {
     let (mut state, mut pusher) = fresh(3, 1_000);
     let mut waiter = Client::new(2, true);
-    state.propagation.listen(true);
+    state.propagate_changes(true);
     run(&mut state, &mut waiter, &["BLPOP", "q", "0"], 1_000);
     assert!(waiter.blocked.is_some(), "nothing to pop: the waiter blocks");
     run(&mut state, &mut pusher, &["RPUSH", "q", "x", "y"], 1_000);

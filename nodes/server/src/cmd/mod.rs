@@ -312,7 +312,9 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     if reads {
         ctx.state.keyspace.db(db).count_reads(true);
     }
-    let changes_before = ctx.state.keyspace.changes();
+    // The change count is read only when something follows the changes: it sums every
+    // database's counter.
+    let changes_before = if ctx.state.propagation.is_listening() { ctx.state.keyspace.changes() } else { 0 };
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
     }

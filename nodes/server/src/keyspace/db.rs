@@ -79,8 +79,9 @@ pub struct Db {
     /// Redis' `dirty`).
     changes: u64,
     /// Keys deleted because they expired, not yet propagated as `DEL` (see
-    /// [`crate::propagate`]).
+    /// [`crate::propagate`]); kept only while `log_expired`.
     expired_log: Vec<Key>,
+    log_expired: bool,
     /// Whether this database deletes expired keys itself: on lookup, and when a command sets
     /// an expiry already past. Off while replaying a change stream (loading an append-only
     /// log, following a master): there the stream's own `DEL`s say when a key went, and a key
@@ -198,6 +199,7 @@ impl Db {
             watched: BTreeMap::new(),
             changes: 0,
             expired_log: Vec::new(),
+            log_expired: false,
             lazy_expiry: true,
             waiters: BTreeMap::new(),
             ready: Vec::new(),
@@ -673,6 +675,15 @@ impl Db {
         self.lazy_expiry
     }
 
+    /// Starts (or stops) keeping the keys deleted because they expired, for
+    /// [`Db::take_expired`].
+    pub fn set_log_expired(&mut self, on: bool) {
+        self.log_expired = on;
+        if !on {
+            self.expired_log.clear();
+        }
+    }
+
     /// The keys deleted because they expired since the last call.
     pub fn take_expired(&mut self) -> Vec<Key> {
         std::mem::take(&mut self.expired_log)
@@ -829,7 +840,9 @@ impl Db {
     fn expire(&mut self, key: &[u8]) {
         if self.remove(key).is_some() {
             self.stats.expired_keys += 1;
-            self.expired_log.push(Key::from_slice(key));
+            if self.log_expired {
+                self.expired_log.push(Key::from_slice(key));
+            }
             if let Some(watched) = self.watched.get_mut(key) {
                 watched.expiry_deletion = watched.version;
             }
