@@ -54,7 +54,7 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
     let value = format!("v{sequence}");
     let ms = rng.random_range(1..=400u64).to_string();
     let s = |parts: &[&str]| parts.iter().map(|part| part.to_string()).collect::<Vec<_>>();
-    match rng.random_range(0..26) {
+    match rng.random_range(0..29) {
         0 => s(&["SET", &key, &value]),
         1 => s(&["SET", &key, &value, "PX", &ms]),
         2 => s(&["SET", &key, &value, "EX", "100"]),
@@ -75,6 +75,9 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
         17 => s(&["LPOP", &key]),
         18 => s(&["ZADD", &key, "1.5", &member]),
         19 => s(&["ZINCRBY", &key, "2", &member]),
+        26 => s(&["HINCRBYFLOAT", &key, &member, "0.1"]),
+        27 => s(&["BLPOP", &key, &other, "0"]),
+        28 => s(&["BZPOPMIN", &key, "0"]),
         20 => s(&["GET", &key]),
         21 => s(&["GETEX", &key, "PX", &ms]),
         22 => s(&["GETEX", &key, "PERSIST"]),

@@ -145,7 +145,13 @@ fn pop_or_block(
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
     match first_ready(db, keys, wait.kind(), now)? {
-        Some(key) => serve(db, key, &wait, reply, now),
+        Some(key) => {
+            serve(db, key, &wait, reply, now)?;
+            // Replayed as the pop it was: a replica must never block.
+            let pop = unblocked_pop(key, &wait);
+            ctx.state.propagation.replace_with(pop);
+            Ok(())
+        }
         None => {
             block(ctx, keys, wait, deadline_ms, null);
             Ok(())

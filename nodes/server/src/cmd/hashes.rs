@@ -241,6 +241,8 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     hash_or_new(db, key, now)?.insert(field, text.as_bytes(), &limits);
     db.touch(key);
     reply.bulk(text.as_bytes());
+    // The result, not the increment: float formatting must not differ on replay.
+    ctx.state.propagation.replace_with([&b"HSET"[..], key, field, text.as_bytes()]);
     Ok(())
 }
 
