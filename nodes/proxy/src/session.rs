@@ -143,11 +143,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 // Transactions are served in line, after everything before them.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
-                if client.authenticated {
-                    client.tx.handle(&shared, client.db, client.version, &request, upper.as_str()).await
-                } else {
-                    error("NOAUTH Authentication required.")
-                }
+                transaction(&shared, &mut client, &request, upper.as_str()).await
             } else if upper.as_str() == "SCAN" && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
@@ -287,11 +283,7 @@ fn write_reply(
 pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let upper = commands::upper(request.name());
     if client.tx.intercepts(upper.as_str()) {
-        return if client.authenticated {
-            client.tx.handle(shared, client.db, client.version, request, upper.as_str()).await
-        } else {
-            error("NOAUTH Authentication required.")
-        };
+        return transaction(shared, client, request, upper.as_str()).await;
     }
     if upper.as_str() == "SCAN" && client.authenticated {
         return scan(shared, client, request).await;
@@ -300,6 +292,14 @@ pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client
         Dispatch::Now(pending) => resolve(pending).await,
         Dispatch::InLine => serve_in_line(shared, client.target(), request).await,
     }
+}
+
+/// A request the client's transaction intercepts, once the client has authenticated.
+async fn transaction<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request, upper: &str) -> Bytes {
+    if !client.authenticated {
+        return error("NOAUTH Authentication required.");
+    }
+    client.tx.handle(shared, client.db, client.version, request, upper).await
 }
 
 /// What to do with one request.
@@ -400,10 +400,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
         Some(backend) => {
             // Reads may go to a replica that is up (as in Codis, replicas may lag: such reads
             // can miss the latest writes).
-            let target = match info.kind.replica_ok() && !route.replicas.is_empty() {
-                true => route.replica(client.id as usize).unwrap_or(backend),
-                false => backend,
-            };
+            let replica = if info.kind.replica_ok() { route.replica(client.id as usize) } else { None };
+            let target = replica.unwrap_or(backend);
             let receiver = target.conn(client.db, slot, client.version).send(request.wire().clone());
             Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
         }
@@ -569,12 +567,8 @@ async fn drain(pending: &mut VecDeque<Owed>, out: &mut BytesMut, recorder: &mut 
 }
 
 /// The reply a backend error becomes.
-pub(crate) fn backend_error(error: &impl std::fmt::Display) -> Bytes {
-    error_text(&format!("ERR handle response, {error}"))
-}
-
-fn error_text(text: &str) -> Bytes {
-    error(text)
+pub(crate) fn backend_error(failure: &impl std::fmt::Display) -> Bytes {
+    error(&format!("ERR handle response, {failure}"))
 }
 
 async fn receive(tracked: Tracked) -> Result<Bytes, Bytes> {

@@ -213,9 +213,7 @@ impl<E: Env> Transaction<E> {
             if aborted {
                 return error("EXECABORT Transaction discarded because of previous errors.");
             }
-            let mut out = bytes::BytesMut::new();
-            encode::write_null_array(&mut out, version);
-            return out.freeze();
+            return watch_failed(version);
         }
         let slot = self.slot.unwrap_or(0);
         // Counted in flight until EXEC's reply: a slot table change waits for it.
@@ -233,9 +231,7 @@ impl<E: Env> Transaction<E> {
         if self.lost {
             // The slot moved since WATCH: as if a watched key changed.
             self.unwatch().await;
-            let mut out = bytes::BytesMut::new();
-            encode::write_null_array(&mut out, version);
-            return out.freeze();
+            return watch_failed(version);
         }
         let mut wires = Vec::with_capacity(queued.len() + 2);
         wires.push(Request::from_args([&b"MULTI"[..]]).wire().clone());
@@ -272,4 +268,11 @@ impl<E: Env> Transaction<E> {
             self.slot = None;
         }
     }
+}
+
+/// `EXEC`'s reply when a watched key changed (or its slot moved): a null array.
+fn watch_failed(version: Version) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    encode::write_null_array(&mut out, version);
+    out.freeze()
 }

@@ -12,7 +12,6 @@
 //! Nothing is recorded while nobody listens: the stream costs nothing until an append-only log
 //! or a replica turns it on ([`Propagation::listen`]).
 
-use bytes::Bytes;
 use resp::Request;
 
 use crate::keyspace::Key;
@@ -52,7 +51,8 @@ impl Propagation {
     }
 
     /// The running command is propagated as `request` (after any earlier replacement) rather
-    /// than as it was sent.
+    /// than as it was sent. Costs nothing while nobody listens; callers that would allocate to
+    /// build `args` check [`Propagation::is_listening`] first.
     pub fn replace_with<I>(&mut self, args: I)
     where
         I: IntoIterator,
@@ -144,9 +144,4 @@ pub fn after_command(state: &mut State, db: usize, request: &Request, changes_be
             }
         }
     }
-}
-
-/// Milliseconds as the decimal text commands take.
-pub fn millis_arg(ms: u64) -> Bytes {
-    Bytes::from(ms.to_string().into_bytes())
 }

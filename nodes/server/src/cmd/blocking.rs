@@ -148,8 +148,9 @@ fn pop_or_block(
         Some(key) => {
             serve(db, key, &wait, reply, now)?;
             // Replayed as the pop it was: a replica must never block.
-            let pop = unblocked_pop(key, &wait);
-            ctx.state.propagation.replace_with(pop);
+            if ctx.state.propagation.is_listening() {
+                ctx.state.propagation.replace_with(unblocked_pop(key, &wait));
+            }
             Ok(())
         }
         None => {
@@ -269,7 +270,10 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
         match serve(state.keyspace.db(db_index), key, &client.wait, &mut reply, now_ms) {
             // Served here, after the command that readied the key: the change goes on the stream
             // as the pop it was (a replica must not block to redo it).
-            Ok(()) => state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait))),
+            Ok(()) if state.propagation.is_listening() => {
+                state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait)));
+            }
+            Ok(()) => {}
             Err(error) => reply.error(&error.to_string()),
         }
         if let Some(info) = state.clients.get(&id) {

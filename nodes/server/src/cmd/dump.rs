@@ -106,7 +106,8 @@ fn restore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     db.restore_access(key, options.idle_seconds, options.frequency, now);
     reply.ok();
     // The absolute expiry, so a replay later expires it at the same moment.
-    let at = crate::propagate::millis_arg(expire_at as u64);
-    ctx.state.propagation.replace_with([&b"RESTORE"[..], key, &at, arg(request, 3), b"REPLACE", b"ABSTTL"]);
+    let mut at = itoa::Buffer::new();
+    let at = at.format(expire_at).as_bytes();
+    ctx.state.propagation.replace_with([&b"RESTORE"[..], key, at, arg(request, 3), b"REPLACE", b"ABSTTL"]);
     Ok(())
 }

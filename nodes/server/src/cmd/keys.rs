@@ -137,7 +137,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, request: &Request, unit: ExpireUnit, comman
         let at = u64::try_from(when).unwrap_or(0).max(1);
         db.set_expire(key, at);
         // Replayed later, a relative expiry would land later: the absolute time instead.
-        ctx.state.propagation.replace_with([&b"PEXPIREAT"[..], key, &crate::propagate::millis_arg(at)]);
+        let mut at_text = itoa::Buffer::new();
+        ctx.state.propagation.replace_with([&b"PEXPIREAT"[..], key, at_text.format(at).as_bytes()]);
     }
     ctx.reply.int(1);
     Ok(())

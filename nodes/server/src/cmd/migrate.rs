@@ -273,11 +273,19 @@ fn slotsrestore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     for (key, ttl, value, payload) in values {
         let expire_at = if ttl == 0 { 0 } else { now.saturating_add(ttl) };
         db.set(key, value, expire_at, now);
-        restores.push((key, crate::propagate::millis_arg(expire_at), payload));
+        restores.push((key, expire_at, payload));
     }
     // As RESTOREs with absolute expiry, which any Redis replica understands.
-    for (key, at, payload) in restores {
-        ctx.state.propagation.replace_with([&b"RESTORE"[..], key, &at, payload, b"REPLACE", b"ABSTTL"]);
+    for (key, expire_at, payload) in restores {
+        let mut at = itoa::Buffer::new();
+        ctx.state.propagation.replace_with([
+            &b"RESTORE"[..],
+            key,
+            at.format(expire_at).as_bytes(),
+            payload,
+            b"REPLACE",
+            b"ABSTTL",
+        ]);
     }
     ctx.reply.ok();
     Ok(())

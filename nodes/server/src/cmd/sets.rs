@@ -156,9 +156,8 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     if !popped.is_empty() {
         db.modified(key);
-        let mut args: Vec<&[u8]> = vec![b"SREM", key];
-        args.extend(popped.iter().map(|member| &member[..]));
-        state.propagation.replace_with(args);
+        let members = popped.iter().map(|member| &member[..]);
+        state.propagation.replace_with([&b"SREM"[..], key].into_iter().chain(members));
     }
     write_members(&mut ctx.reply, &popped);
     Ok(())

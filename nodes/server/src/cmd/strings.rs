@@ -1,6 +1,5 @@
 //! String commands.
 
-use bytes::Bytes;
 use resp::Request;
 
 use super::{Command, Ctx, Flags, command};
@@ -202,7 +201,9 @@ fn set_generic(
         Some(at) => {
             db.set(key, string, at, now);
             // The absolute expiry, so a replay later expires it at the same moment.
-            ctx.state.propagation.replace_with([&b"SET"[..], key, value, b"PXAT", &crate::propagate::millis_arg(at)]);
+            let mut at_text = itoa::Buffer::new();
+            let at_text = at_text.format(at).as_bytes();
+            ctx.state.propagation.replace_with([&b"SET"[..], key, value, b"PXAT", at_text]);
         }
         None if options.keepttl && found => {
             db.replace_value(key, string);
@@ -258,23 +259,36 @@ fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     };
     reply.bulk(&value);
     let absolute = matches!(options.expire, Some((ExpireUnit::UnixSeconds | ExpireUnit::UnixMillis, _)));
-    let propagation = match expire_at {
+    // What changed, for the propagated stream.
+    enum Changed {
+        Deleted,
+        ExpiresAt(u64),
+        Persisted,
+    }
+    let changed = match expire_at {
         Some(at) if absolute && at <= now && db.deletes_expired() => {
             db.remove(key);
-            Some(vec![&b"DEL"[..], key].into_iter().map(Bytes::copy_from_slice).collect::<Vec<_>>())
+            Some(Changed::Deleted)
         }
         Some(at) => {
             db.set_expire(key, at);
-            Some(vec![Bytes::from_static(b"PEXPIREAT"), Bytes::copy_from_slice(key), crate::propagate::millis_arg(at)])
+            Some(Changed::ExpiresAt(at))
         }
         None if options.persist && db.get(key, now).is_some_and(|entry| entry.expire_at().is_some()) => {
             db.set_expire(key, 0);
-            Some(vec![Bytes::from_static(b"PERSIST"), Bytes::copy_from_slice(key)])
+            Some(Changed::Persisted)
         }
         None => None,
     };
-    if let Some(args) = propagation {
-        ctx.state.propagation.replace_with(args);
+    let propagation = &mut ctx.state.propagation;
+    match changed {
+        Some(Changed::Deleted) => propagation.replace_with([&b"DEL"[..], key]),
+        Some(Changed::ExpiresAt(at)) => {
+            let mut at_text = itoa::Buffer::new();
+            propagation.replace_with([&b"PEXPIREAT"[..], key, at_text.format(at).as_bytes()]);
+        }
+        Some(Changed::Persisted) => propagation.replace_with([&b"PERSIST"[..], key]),
+        None => {}
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! `rdbchecksum no`), and refuses module data and functions, which this server has no place for.
 
 use super::decode::{LoadOptions, Reader};
-use super::encode::{write_len, write_object, write_string};
+use super::encode::{object_type, write_len, write_string, write_value};
 use super::{RDB_VERSION, RdbError, crc64};
 use crate::keyspace::{Key, Keyspace, Value};
 
@@ -97,12 +97,9 @@ pub fn write(keyspace: &Keyspace, header: &Header, now_ms: u64) -> Vec<u8> {
 
 /// A type byte, the key, the value.
 fn write_key_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
-    let mut object = Vec::new();
-    write_object(&mut object, value);
-    // The type byte comes first, then the key, then the value.
-    out.push(object[0]);
+    out.push(object_type(value));
     write_string(out, key);
-    out.extend_from_slice(&object[1..]);
+    write_value(out, value);
 }
 
 /// One key read from a snapshot.
