@@ -31,6 +31,9 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// Removes `path`; a file that does not exist is not an error.
     fn remove(&self, path: &str) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Creates the directory `path` (and its parents) if missing, durably.
+    fn create_dir(&self, path: &str) -> impl Future<Output = io::Result<()>> + Send;
+
     /// Cuts `path` to its first `len` bytes, durably.
     fn truncate(&self, path: &str, len: u64) -> impl Future<Output = io::Result<()>> + Send;
 }

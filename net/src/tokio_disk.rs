@@ -66,6 +66,14 @@ impl Disk for OsDisk {
         }
     }
 
+    async fn create_dir(&self, path: &str) -> io::Result<()> {
+        if tokio::fs::metadata(path).await.is_ok_and(|found| found.is_dir()) {
+            return Ok(());
+        }
+        tokio::fs::create_dir_all(path).await?;
+        sync_parent(path.trim_end_matches('/')).await
+    }
+
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
         let file = OpenOptions::new().write(true).open(path).await?;
         file.set_len(len).await?;

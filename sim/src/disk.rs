@@ -154,6 +154,11 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    /// Paths are plain names here: a directory needs no making.
+    async fn create_dir(&self, _path: &str) -> io::Result<()> {
+        Ok(())
+    }
+
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
         let mut state = self.lock();
         let inode = *state.names.get(path).ok_or_else(|| not_found(path))?;

@@ -80,6 +80,37 @@ impl DebugCommand {
     }
 }
 
+/// When the append-only log is synced to disk (Redis' `appendfsync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncPolicy {
+    /// Before any reply leaves: nothing acknowledged is lost in a crash.
+    Always,
+    /// About once a second: a crash loses about the last second of writes.
+    #[default]
+    Everysec,
+    /// Never by the server: the operating system writes back when it likes.
+    No,
+}
+
+impl FsyncPolicy {
+    /// The name as `CONFIG GET` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Everysec => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+
+    /// Parses a policy name (any case).
+    pub fn parse(name: &str) -> Option<FsyncPolicy> {
+        [FsyncPolicy::Always, FsyncPolicy::Everysec, FsyncPolicy::No]
+            .into_iter()
+            .find(|policy| policy.name().eq_ignore_ascii_case(name))
+    }
+}
+
 /// One class's output buffer limit: a client whose unwritten output reaches `hard_bytes`, or
 /// stays at or above `soft_bytes` for more than `soft_seconds`, is closed (0 disables either).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -245,6 +276,44 @@ fn memory_amount<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u6
     }
 }
 
+/// A yes/no option as Redis writes it (`"yes"`, `"no"`), shown as such by `CONFIG GET`.
+fn yes_no_text(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+/// Parses Redis' `yes`/`no` (any case).
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    if text.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if text.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".into())
+    }
+}
+
+/// A yes/no option in a config file: `"yes"`/`"no"` as Redis writes it, or a TOML boolean.
+mod yes_no {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if *value { "yes" } else { "no" })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Flag {
+            Bool(bool),
+            Text(String),
+        }
+        match Flag::deserialize(deserializer)? {
+            Flag::Bool(value) => Ok(value),
+            Flag::Text(text) => super::parse_yes_no(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Reads a memory amount as Redis' `memtoull`: digits with an optional unit, `k`/`m`/`g` for
 /// powers of 1000 and `kb`/`mb`/`gb` for powers of 1024 (any case).
 pub fn parse_memory(text: &str) -> Option<u64> {
@@ -339,6 +408,27 @@ pub struct ServerConfig {
     /// Redis: a server started without a data directory in mind writes nothing to the working
     /// directory and loads nothing from it.
     pub save: SaveRules,
+    /// Whether every change goes to the append-only log, which is then what a restart loads
+    /// (instead of the snapshot). Fixed at start.
+    #[serde(with = "yes_no")]
+    pub appendonly: bool,
+    /// The log's base name: its files in `appenddirname` are named after it, as Redis 7 names
+    /// them (`appendonly.aof.1.base.rdb`, `appendonly.aof.1.incr.aof`, `appendonly.aof.manifest`).
+    pub appendfilename: String,
+    /// The directory, in `dir`, holding the log's files.
+    pub appenddirname: String,
+    /// When the log is synced.
+    pub appendfsync: FsyncPolicy,
+    /// Rewrite the log on its own once it has grown by this percentage of its size after the
+    /// last rewrite (0: never)…
+    pub auto_aof_rewrite_percentage: u64,
+    /// …and is at least this big (bytes).
+    #[serde(deserialize_with = "memory_amount")]
+    pub auto_aof_rewrite_min_size: u64,
+    /// A log whose last command was cut short (a crash mid-write) loads without it, with a
+    /// warning; `no` refuses to start instead.
+    #[serde(with = "yes_no")]
+    pub aof_load_truncated: bool,
     /// The allocator the process runs on, for `INFO memory` (`mem_allocator`): set by the binary
     /// that links it, not configurable.
     #[serde(skip)]
@@ -377,6 +467,13 @@ impl Default for ServerConfig {
             dir: ".".into(),
             dbfilename: "dump.rdb".into(),
             save: SaveRules::default(),
+            appendonly: false,
+            appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            appendfsync: FsyncPolicy::Everysec,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            aof_load_truncated: true,
             mem_allocator: "libc".into(),
         }
     }
@@ -396,6 +493,11 @@ impl ServerConfig {
     /// Where the snapshot file is: `dbfilename` in `dir`.
     pub fn snapshot_path(&self) -> String {
         std::path::Path::new(&self.dir).join(&self.dbfilename).to_string_lossy().into_owned()
+    }
+
+    /// The directory of the append-only log's files: `appenddirname` in `dir`.
+    pub fn aof_dir(&self) -> String {
+        std::path::Path::new(&self.dir).join(&self.appenddirname).to_string_lossy().into_owned()
     }
 
     /// Checks the values a TOML file or command line could get wrong.
@@ -421,6 +523,11 @@ impl ServerConfig {
         }
         if self.dbfilename.is_empty() || self.dbfilename.contains('/') {
             return fail("dbfilename", "can't be a path, just a filename");
+        }
+        for (name, value) in [("appendfilename", &self.appendfilename), ("appenddirname", &self.appenddirname)] {
+            if value.is_empty() || value.contains(['/', ' ', '"', '\'']) || value == "." || value == ".." {
+                return fail(name, "must be a plain file name (no path, space or quote)");
+            }
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
@@ -728,7 +835,43 @@ pub const PARAMETERS: &[Parameter] = &[
             Ok(())
         }),
     },
-    Parameter { name: "appendonly", get: |_| "no".to_string(), set: None },
+    Parameter { name: "appendonly", get: |config| yes_no_text(config.appendonly), set: None },
+    Parameter { name: "appendfilename", get: |config| config.appendfilename.clone(), set: None },
+    Parameter { name: "appenddirname", get: |config| config.appenddirname.clone(), set: None },
+    Parameter {
+        name: "appendfsync",
+        get: |config| config.appendfsync.name().to_string(),
+        set: Some(|config, text| {
+            config.appendfsync = FsyncPolicy::parse(text)
+                .ok_or_else(|| "argument(s) must be one of the following: always, everysec, no".to_string())?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "auto-aof-rewrite-percentage",
+        get: |config| config.auto_aof_rewrite_percentage.to_string(),
+        set: Some(|config, text| {
+            config.auto_aof_rewrite_percentage = integer_in(text, 0, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "auto-aof-rewrite-min-size",
+        get: |config| config.auto_aof_rewrite_min_size.to_string(),
+        set: Some(|config, text| {
+            config.auto_aof_rewrite_min_size =
+                parse_memory(text).ok_or_else(|| "argument must be a memory value".to_string())?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "aof-load-truncated",
+        get: |config| yes_no_text(config.aof_load_truncated),
+        set: Some(|config, text| {
+            config.aof_load_truncated = parse_yes_no(text)?;
+            Ok(())
+        }),
+    },
 ];
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! - [`args`], [`error`], [`glob`], [`ldouble`]: argument parsing, Redis' error texts, glob
 //!   patterns (shared with the proxy, from `model`), and Redis' `long double` arithmetic.
 
+pub mod aof;
 pub mod args;
 pub mod blocking;
 pub mod cmd;
@@ -38,7 +39,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod reply;
 pub mod server;
-mod session;
+pub(crate) mod session;
 pub mod slowlog;
 pub mod state;
 

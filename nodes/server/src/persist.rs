@@ -28,7 +28,7 @@ use crate::state::State;
 
 /// After a failed snapshot, the rules wait this long before trying again (Redis'
 /// `CONFIG_BGSAVE_RETRY_DELAY`).
-const RETRY_DELAY_MS: u64 = 5_000;
+pub(crate) const RETRY_DELAY_MS: u64 = 5_000;
 
 /// What the server knows of its snapshots.
 #[derive(Debug)]
@@ -94,6 +94,11 @@ impl Persistence {
         keyspace.changes().saturating_sub(self.changes_at_last_save)
     }
 
+    /// What was just loaded is what is on disk: no changes since.
+    pub fn mark_clean(&mut self, changes: u64) {
+        self.changes_at_last_save = changes;
+    }
+
     /// Whether a snapshot is being written.
     pub fn in_progress(&self) -> bool {
         self.in_progress.is_some()
@@ -109,17 +114,22 @@ pub fn start(state: &mut State, now_ms: u64, caller: Option<Caller>) -> Result<(
     let Some(writer) = state.persistence.writer.clone() else {
         return Err(CmdError::other("ERR this server has no snapshot writer"));
     };
-    let header = Header {
-        version: crate::cmd::connection::REDIS_VERSION.into(),
-        ctime_secs: now_ms / 1000,
-        used_memory: crate::evict::used_memory(state) as u64,
-    };
-    let bytes = file::write(&state.keyspace, &header, now_ms);
+    let bytes = encode_snapshot(state, now_ms);
     let changes = state.keyspace.changes();
     let job = Job { bytes, path: state.config.snapshot_path(), changes, caller };
     writer.send(job).map_err(|_| CmdError::other("ERR the snapshot writer is gone"))?;
     state.persistence.in_progress = Some(changes);
     Ok(())
+}
+
+/// The state as an RDB snapshot taken at `now_ms` (also the append-only log's base).
+pub fn encode_snapshot(state: &State, now_ms: u64) -> Vec<u8> {
+    let header = Header {
+        version: crate::cmd::connection::REDIS_VERSION.into(),
+        ctime_secs: now_ms / 1000,
+        used_memory: crate::evict::used_memory(state) as u64,
+    };
+    file::write(&state.keyspace, &header, now_ms)
 }
 
 /// Starts a snapshot if the `save` rules say one is due (the background cycle asks).
@@ -191,7 +201,7 @@ fn post(caller: &Caller, write: impl FnOnce(&mut Reply<'_>)) {
 }
 
 /// Writes `bytes` to `path` by way of a synced temporary file renamed over it.
-async fn write_file<D: Disk>(disk: &D, path: &str, bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_file<D: Disk>(disk: &D, path: &str, bytes: &[u8]) -> io::Result<()> {
     let temp = format!("{path}.tmp");
     let mut file = disk.create(&temp).await?;
     file.write_all(bytes).await?;
@@ -231,13 +241,15 @@ pub async fn load<E: Env>(env: &E, state: &mut State) -> Result<Option<u64>, Loa
         Err(error) => return Err(LoadError::Read { path, error }),
     };
     let now = env.unix_millis();
-    let keys = load_bytes(state, &bytes, now).map_err(|error| LoadError::Bad { path: path.clone(), error })?;
+    let keys = load_bytes(state, &bytes, now, false).map_err(|error| LoadError::Bad { path: path.clone(), error })?;
     info!(%path, keys, "DB loaded from disk");
     Ok(Some(keys))
 }
 
-/// Loads snapshot `bytes` into `state`'s keyspace.
-pub fn load_bytes(state: &mut State, bytes: &[u8], now_ms: u64) -> Result<u64, RdbError> {
+/// Loads snapshot `bytes` into `state`'s keyspace. Keys already expired are dropped, unless
+/// `keep_expired`: the base of an append-only log keeps them, as Redis does, because the
+/// commands logged after it may still refer to them (a `PERSIST` logged before the expiry).
+pub fn load_bytes(state: &mut State, bytes: &[u8], now_ms: u64, keep_expired: bool) -> Result<u64, RdbError> {
     let limits = state.config.encoding_limits();
     let seeds: Vec<u64> = state.keyspace.dbs().iter().map(|db| db.collection_seed()).collect();
     let databases = seeds.len();
@@ -250,7 +262,7 @@ pub fn load_bytes(state: &mut State, bytes: &[u8], now_ms: u64) -> Result<u64, R
                 return Err(RdbError::Corrupt { what: "snapshot", why: "a database beyond `databases`" });
             }
             let expire_at = loaded.expire_at_ms.unwrap_or(0);
-            if expire_at == 0 || expire_at > now_ms {
+            if keep_expired || expire_at == 0 || expire_at > now_ms {
                 keyspace.db(loaded.db).set(&loaded.key, loaded.value, expire_at, now_ms);
             }
             Ok(())

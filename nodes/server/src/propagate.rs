@@ -12,7 +12,10 @@
 //! Nothing is recorded while nobody listens: the stream costs nothing until an append-only log
 //! or a replica turns it on ([`Propagation::listen`]).
 
+use std::sync::Arc;
+
 use resp::Request;
+use tokio::sync::Notify;
 
 use crate::keyspace::Key;
 use crate::state::State;
@@ -33,6 +36,11 @@ pub struct Propagation {
     listening: bool,
     replacement: Option<Vec<Request>>,
     stream: Vec<Change>,
+    /// Changes taken by listeners so far: with the stream's length, the number of every change
+    /// ever recorded, which is how the append-only log says how far it is on disk.
+    taken: u64,
+    /// Woken when a change is recorded.
+    wake: Arc<Notify>,
 }
 
 impl Propagation {
@@ -41,7 +49,7 @@ impl Propagation {
     pub(crate) fn listen(&mut self, on: bool) {
         self.listening = on;
         if !on {
-            self.stream.clear();
+            self.take();
         }
     }
 
@@ -92,7 +100,18 @@ impl Propagation {
     pub fn push(&mut self, db: usize, request: Request) {
         if self.listening {
             self.stream.push(Change { db, request });
+            self.wake.notify_one();
         }
+    }
+
+    /// How many changes were ever recorded.
+    pub fn total(&self) -> u64 {
+        self.taken + self.stream.len() as u64
+    }
+
+    /// What a listener waits on for new changes.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Records the deletion of `key` in database `db`.
@@ -104,6 +123,7 @@ impl Propagation {
 
     /// Takes every change recorded so far.
     pub fn take(&mut self) -> Vec<Change> {
+        self.taken += self.stream.len() as u64;
         std::mem::take(&mut self.stream)
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use net::{Env, Listener};
 use tracing::{info, warn};
 
+use crate::aof;
 use crate::config::ServerConfig;
 use crate::evict;
 use crate::migrate;
@@ -40,7 +41,7 @@ pub async fn run<E: Env>(
     config.validate().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let addr = listener.local_addr()?;
     let mut state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
-    persist::load(&env, &mut state).await.map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let log = load(&env, &mut state).await?;
     let shared = Arc::new(Shared { state: Mutex::new(state) });
     let (jobs, pending_jobs) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().migrations.attach(jobs);
@@ -48,6 +49,7 @@ pub async fn run<E: Env>(
     let (snapshots, pending_snapshots) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().persistence.attach(snapshots);
     let snapshot_writer = env.spawn(persist::writer(env.clone(), shared.clone(), pending_snapshots));
+    let log_writer = log.map(|log| env.spawn(aof::writer::run(env.clone(), shared.clone(), log)));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
     let mut stopping = shared.lock().shutdown.subscribe();
@@ -75,10 +77,34 @@ pub async fn run<E: Env>(
     cron.abort();
     migrator.abort();
     snapshot_writer.abort();
-    // Every connection closes.
+    // Every connection closes, and the log's writer writes and syncs what is left.
     shared.lock().shutdown.send_replace(true);
+    if let Some(writer) = log_writer {
+        let _ = writer.await;
+    }
     info!("shut down");
     result
+}
+
+/// Loads what the disk holds: the append-only log if it is on and exists, else the snapshot;
+/// with the log on, opens it for writing (a new log's base is what the snapshot held) and starts
+/// recording changes.
+async fn load<E: Env>(env: &E, state: &mut State) -> io::Result<Option<aof::writer::Log<E::Disk>>> {
+    let invalid = |error: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
+    if !state.config.appendonly {
+        persist::load(env, state).await.map_err(|error| invalid(&error))?;
+        return Ok(None);
+    }
+    let loaded = aof::load::load(env, state).await.map_err(|error| invalid(&error))?;
+    if loaded.is_none() {
+        persist::load(env, state).await.map_err(|error| invalid(&error))?;
+    }
+    let log = aof::writer::open(env, state, loaded).await.map_err(|error| {
+        io::Error::new(error.kind(), format!("opening the append only file in {}: {error}", state.config.aof_dir()))
+    })?;
+    let (size, base) = log.sizes();
+    aof::enable(state, size, base);
+    Ok(Some(log))
 }
 
 /// Binds `config`'s address and serves until `shutdown`; returns the bound address through
@@ -108,6 +134,7 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         state.peak_memory = state.peak_memory.max(evict::used_memory(state));
         evict::perform_evictions(state, now);
         persist::save_if_due(state, now);
+        aof::rewrite_if_due(state, now);
         if !state.active_expire || state.paused_until_ms > now {
             continue;
         }

@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use net::{Env, Stream};
 use resp::{Connection, ConnectionError, Request, Version, encode};
-use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
+use crate::aof;
 use crate::cmd;
 use crate::keyspace::Bulk;
 use crate::outbox::{self, Delivery, Inbox};
 use crate::server::Shared;
-use crate::state::{Block, Client, ClientInfo};
+use crate::state::{Block, Client, ClientInfo, State};
 
 /// Removes a client from every registry when its task ends, however it ends: the client list,
 /// the blocked clients, the subscriptions and the watched keys.
@@ -43,6 +44,11 @@ struct Session<S> {
     inbox: Inbox,
     /// Bytes of deliveries in the write buffer, released from the outbox's count once written.
     delivered: usize,
+    /// How far the append-only log is durable, when it is on.
+    log: Option<watch::Receiver<u64>>,
+    /// How far it must be before the write buffer may go out (`appendfsync always`; see
+    /// [`aof::reply_barrier`]).
+    log_target: u64,
 }
 
 /// What ends a connection from outside, as futures made once per connection: polling a stored
@@ -63,9 +69,26 @@ impl<S: Stream> Session<S> {
         self.delivered += bytes.len();
     }
 
-    /// Writes everything buffered; `false` if the connection failed or the client was killed
-    /// meanwhile (a client that stopped reading must not hold its task forever).
+    /// Writes everything buffered, once the log holds what the replies show; `false` if the
+    /// connection failed, the client was killed or the server is stopping meanwhile (a client
+    /// that stopped reading must not hold its task forever).
     async fn flush(&mut self, exits: &mut Exits<'_>) -> bool {
+        // Read apart from the wait: the borrow holds the watch's lock, which the writer needs.
+        let durable = self.log.as_ref().map(|log| *log.borrow());
+        if let Some(log) = self.log.as_mut()
+            && durable < Some(self.log_target)
+        {
+            let target = self.log_target;
+            let durable = tokio::select! {
+                biased;
+                () = exits.killed.as_mut() => false,
+                () = exits.stopping.as_mut() => false,
+                durable = log.wait_for(|durable| *durable >= target) => durable.is_ok(),
+            };
+            if !durable {
+                return false;
+            }
+        }
         let written = tokio::select! {
             biased;
             () = exits.killed.as_mut() => false,
@@ -110,11 +133,13 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
             };
             let id = state.register_client(info);
             let stopping = state.shutdown.subscribe();
-            Some((id, state.config.requirepass.is_empty(), state.config.limits(), state.config.timeout, stopping))
+            let log = state.aof.is_enabled().then(|| state.aof.durable());
+            let config = &state.config;
+            Some((id, config.requirepass.is_empty(), config.limits(), config.timeout, stopping, log))
         }
     };
     let mut connection = Connection::new(stream, resp::Limits::default());
-    let Some((id, authenticated, limits, idle_timeout, stopping)) = registered else {
+    let Some((id, authenticated, limits, idle_timeout, stopping, log)) = registered else {
         // As Redis: say why, then close.
         encode::write_error(connection.write_buffer(), b"ERR max number of clients reached");
         let _ = connection.flush().await;
@@ -124,7 +149,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
     connection.set_limits(limits);
     let mut stopping = stopping;
     let mut exits = Exits { killed: Box::pin(kill.notified()), stopping: Box::pin(stopped(&mut stopping)) };
-    let mut session = Session { connection, inbox, delivered: 0 };
+    let mut session = Session { connection, inbox, delivered: 0, log, log_target: 0 };
     let mut client = Client::new(id, authenticated);
     debug!(client = id, %peer, "connected");
 
@@ -180,7 +205,13 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
         };
         let mut next = Some(request);
         while let Some(request) = next.take() {
-            match execute_batch(&shared, &env, &mut client, &mut session.connection, request) {
+            let batch = {
+                let mut state = shared.lock();
+                let batch = execute_batch(&mut state, &env, &mut client, &mut session.connection, request);
+                session.log_target = aof::reply_barrier(&state);
+                batch
+            };
+            match batch {
                 Batch::Done => {}
                 Batch::OverOutputLimit => return,
                 Batch::Paused { until_ms, request } => {
@@ -267,18 +298,17 @@ enum Batch {
 /// lock, so a pipeline costs one lock and one write. Stops early when a command blocks the
 /// client (the requests behind it wait in the buffer) or pauses the server.
 fn execute_batch<E: Env, S: Stream>(
-    shared: &Shared,
+    state: &mut State,
     env: &E,
     client: &mut Client,
     connection: &mut Connection<S>,
     first: Request,
 ) -> Batch {
-    let mut state = shared.lock();
     let now = env.unix_millis();
     if state.paused_until_ms > now {
         return Batch::Paused { until_ms: state.paused_until_ms, request: Some(first) };
     }
-    cmd::execute(&mut state, client, connection.write_buffer(), &first, now);
+    cmd::execute(state, client, connection.write_buffer(), &first, now);
     if let Some(wait) = client.fenced.take() {
         return Batch::Fenced { request: first, wait };
     }
@@ -289,7 +319,7 @@ fn execute_batch<E: Env, S: Stream>(
         }
         match connection.try_read_request() {
             Ok(Some(request)) => {
-                cmd::execute(&mut state, client, connection.write_buffer(), &request, now);
+                cmd::execute(state, client, connection.write_buffer(), &request, now);
                 if let Some(wait) = client.fenced.take() {
                     return Batch::Fenced { request, wait };
                 }
@@ -303,7 +333,6 @@ fn execute_batch<E: Env, S: Stream>(
     }
     let limits = state.config.client_output_buffer_limit;
     let limit = if client.subscriptions > 0 { limits.pubsub } else { limits.normal };
-    let state = &mut *state;
     let Some(info) = state.clients.get_mut(&client.id) else {
         return Batch::Done;
     };
@@ -346,6 +375,10 @@ async fn wait_while_blocked<E: Env, S: Stream>(
             () = exits.stopping.as_mut() => return false,
             Some(delivery) = session.inbox.recv() => {
                 session.append(&delivery);
+                if matches!(delivery, Delivery::Unblocked(_)) {
+                    // The command that served it may not be in the log yet.
+                    session.log_target = aof::reply_barrier(&shared.lock());
+                }
                 if !session.flush(exits).await {
                     return false;
                 }

@@ -12,6 +12,7 @@ use net::Rng;
 use resp::{Request, Version};
 use tokio::sync::Notify;
 
+use crate::aof::AppendOnly;
 use crate::blocking::Blocked;
 use crate::config::{EvictionPolicy, ServerConfig};
 use crate::evict::EvictionPool;
@@ -129,6 +130,8 @@ pub struct State {
     pub persistence: Persistence,
     /// The changes the append-only log and replicas follow.
     pub propagation: Propagation,
+    /// The append-only log, as commands see it.
+    pub aof: AppendOnly,
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -164,6 +167,7 @@ impl State {
             migrations,
             persistence: Persistence::new(now_ms),
             propagation: Propagation::default(),
+            aof: AppendOnly::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };

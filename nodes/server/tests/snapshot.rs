@@ -32,39 +32,89 @@ struct Redis {
 
 impl Redis {
     async fn start(env: &TokioEnv, dir: &std::path::Path) -> Redis {
+        Redis::start_with(env, dir, &["--appendonly", "no"]).await
+    }
+
+    /// A `redis-server` with `options` besides the port and `dir`.
+    async fn start_with(env: &TokioEnv, dir: &std::path::Path, options: &[&str]) -> Redis {
         let port = env.bind("127.0.0.1:0").await.expect("probe").local_addr().expect("addr").port();
         let process = Process(
             Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(options)
                 .args(["--dir", &dir.to_string_lossy(), "--dbfilename", "dump.rdb"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server 7.0 must be installed (`just test` installs it)"),
         );
-        let addr = format!("127.0.0.1:{port}");
-        for _ in 0..200 {
-            if let Ok(stream) = env.connect(&addr, Duration::from_secs(1)).await {
-                let mut redis = Redis { _process: process, connection: Connection::new(stream, Limits::default()) };
-                // Wait until loaded: PING answers LOADING before.
-                for _ in 0..200 {
-                    if redis.call(&["PING"]).await == Frame::Simple("PONG".into()) {
-                        return redis;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                panic!("redis-server kept loading");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("redis-server did not start");
+        let connection = connect(env, &format!("127.0.0.1:{port}")).await;
+        Redis { _process: process, connection }
     }
 
     async fn call(&mut self, args: &[&str]) -> Frame {
-        self.connection.write_request(&Request::from_args(args.iter().map(|arg| arg.as_bytes())));
-        self.connection.flush().await.expect("send");
-        self.connection.read_frame().await.expect("read").expect("open")
+        call(&mut self.connection, args).await
     }
+}
+
+type Link = Connection<<TokioEnv as Env>::Stream>;
+
+/// Connects to `addr` once it accepts and has loaded its data (`PING` answers `LOADING` before).
+async fn connect(env: &TokioEnv, addr: &str) -> Link {
+    for _ in 0..200 {
+        if let Ok(stream) = env.connect(addr, Duration::from_secs(1)).await {
+            let mut connection = Connection::new(stream, Limits::default());
+            for _ in 0..200 {
+                if call(&mut connection, &["PING"]).await == Frame::Simple("PONG".into()) {
+                    return connection;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{addr} kept loading");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{addr} did not start");
+}
+
+async fn call(connection: &mut Link, args: &[&str]) -> Frame {
+    connection.write_request(&Request::from_args(args.iter().map(|arg| arg.as_bytes())));
+    connection.flush().await.expect("send");
+    connection.read_frame().await.expect("read").expect("open")
+}
+
+/// Our server on a socket (the append-only log needs its writer task).
+struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    connection: Link,
+}
+
+impl Served {
+    async fn start(env: &TokioEnv, config: ServerConfig) -> Served {
+        let (bound, address) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
+            let _ = stopped.await;
+        }));
+        let addr = address.await.expect("bound").to_string();
+        Served { stop, task, connection: connect(env, &addr).await }
+    }
+
+    async fn call(&mut self, args: &[&str]) -> Frame {
+        call(&mut self.connection, args).await
+    }
+
+    /// Stops the server as SIGTERM would (the log is synced first).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("the server task").expect("the server ran");
+    }
+}
+
+/// Our server with the append-only log on, its files in `dir`.
+fn logging(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig { port: 0, dir: dir.to_string_lossy().into_owned(), appendonly: true, ..ServerConfig::default() }
 }
 
 /// Our server's state, driven without a socket.
@@ -250,4 +300,112 @@ fn a_damaged_snapshot_is_refused() {
     assert!(read(&bytes[..bytes.len() - 4]).is_err(), "a cut file is caught");
     assert!(read(b"REDIS0011").is_err(), "a newer version is refused");
     assert!(read(b"HELLO").is_err());
+}
+
+/// Waits until `INFO persistence` says no rewrite of the log is running.
+async fn rewritten(mut call: impl AsyncFnMut(&[&str]) -> Frame) {
+    for _ in 0..500 {
+        let Frame::Bulk(info) = call(&["INFO", "persistence"]).await else { panic!("INFO") };
+        if String::from_utf8_lossy(&info).contains("aof_rewrite_in_progress:0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the rewrite never finished");
+}
+
+/// Runs the population's commands: the first half before a rewrite of the log (so they end up
+/// in its base), the rest after (in its increment), then a few commands whose logged form
+/// differs from how they were sent.
+async fn populate(mut call: impl AsyncFnMut(&[&str]) -> Frame) {
+    let commands = population();
+    let (before, after) = commands.split_at(commands.len() / 2);
+    for command in before {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        assert!(!matches!(call(&args).await, Frame::Error(_)), "{args:?}");
+    }
+    assert_eq!(call(&["BGREWRITEAOF"]).await, Frame::Simple("Background append only file rewriting started".into()));
+    rewritten(&mut call).await;
+    for command in after {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        assert!(!matches!(call(&args).await, Frame::Error(_)), "{args:?}");
+    }
+    for args in [
+        &["INCRBYFLOAT", "s:float", "1.5"][..],
+        &["SET", "s:gone", "x", "PX", "1"],
+        &["EXPIRE", "s:int", "600"],
+        &["SPOP", "set:str"],
+        &["SADD", "set:str", "a", "b", "c"],
+        &["MULTI"],
+        &["INCR", "s:counter"],
+        &["INCR", "s:counter"],
+        &["EXEC"],
+    ] {
+        assert!(!matches!(call(args).await, Frame::Error(_)), "{args:?}");
+    }
+    // Found expired: deleted, and logged as the DEL.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(call(&["GET", "s:gone"]).await, Frame::NullBulk);
+}
+
+/// What the checks read, plus the keys `populate` adds, each with its command.
+async fn read_back(mut call: impl AsyncFnMut(&[&str]) -> Frame) -> Vec<(String, Frame)> {
+    let mut commands = checks();
+    for args in [&["GET", "s:float"][..], &["GET", "s:gone"], &["GET", "s:counter"], &["TTL", "s:int"]] {
+        commands.push(args.iter().map(|arg| arg.to_string()).collect());
+    }
+    let mut replies = Vec::new();
+    for command in commands {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let reply = call(&args).await;
+        replies.push((command.join(" "), reply));
+    }
+    replies
+}
+
+/// Both servers read back the same, command by command.
+fn assert_same(got: &[(String, Frame)], expected: &[(String, Frame)]) {
+    assert_eq!(got.len(), expected.len());
+    for ((command, reply), (_, wanted)) in got.iter().zip(expected) {
+        assert_eq!(reply, wanted, "{command}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_append_only_log_passes_redis_check_aof_and_loads_into_redis_server() {
+    let env = TokioEnv::with_seed(4);
+    let dir = temp_dir("our-log");
+    let mut ours = Served::start(&env, logging(&dir)).await;
+    populate(async |args: &[&str]| ours.call(args).await).await;
+    let expected = read_back(async |args: &[&str]| ours.call(args).await).await;
+    ours.stop().await;
+    let manifest = dir.join("appendonlydir/appendonly.aof.manifest");
+    let check = Command::new("redis-check-aof").arg(&manifest).output().expect("redis-check-aof");
+    assert!(check.status.success(), "redis-check-aof refused our log: {}", String::from_utf8_lossy(&check.stdout));
+    let mut redis = Redis::start_with(&env, &dir, &["--appendonly", "yes"]).await;
+    assert_same(&read_back(async |args: &[&str]| redis.call(args).await).await, &expected);
+    assert_ttl(&redis.call(&["PTTL", "s:ttl"]).await);
+    // And ours reloads its own log (which redis-server has gone on appending to).
+    assert_eq!(redis.call(&["SET", "written-by", "redis"]).await, Frame::Simple("OK".into()));
+    drop(redis);
+    let mut ours = Served::start(&env, logging(&dir)).await;
+    assert_eq!(ours.call(&["GETDEL", "written-by"]).await, Frame::Bulk("redis".into()));
+    assert_same(&read_back(async |args: &[&str]| ours.call(args).await).await, &expected);
+    ours.stop().await;
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_server_append_only_log_loads_into_ours() {
+    let env = TokioEnv::with_seed(5);
+    let dir = temp_dir("their-log");
+    let mut redis = Redis::start_with(&env, &dir, &["--appendonly", "yes", "--appendfsync", "always"]).await;
+    populate(async |args: &[&str]| redis.call(args).await).await;
+    let expected = read_back(async |args: &[&str]| redis.call(args).await).await;
+    drop(redis);
+    let mut ours = Served::start(&env, logging(&dir)).await;
+    assert_same(&read_back(async |args: &[&str]| ours.call(args).await).await, &expected);
+    assert_ttl(&ours.call(&["PTTL", "s:ttl"]).await);
+    ours.stop().await;
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }

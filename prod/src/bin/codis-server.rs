@@ -42,7 +42,7 @@ struct Args {
     /// What to do at the memory limit (noeviction, allkeys-lru, …).
     #[arg(long)]
     maxmemory_policy: Option<String>,
-    /// Directory of the snapshot file (loaded at start, written by SAVE/BGSAVE/the save rules).
+    /// Directory of the snapshot file and the append-only log (loaded at start).
     #[arg(long)]
     dir: Option<String>,
     /// The snapshot file's name in --dir.
@@ -51,6 +51,12 @@ struct Args {
     /// Snapshot rules, Redis' form: "3600 1 300 100" (seconds changes …); "" for none.
     #[arg(long)]
     save: Option<String>,
+    /// Log every write to the append-only log in --dir (loaded at start instead of the snapshot).
+    #[arg(long, value_parser = ["yes", "no"])]
+    appendonly: Option<String>,
+    /// When the append-only log is synced: always (before replying), everysec, or no.
+    #[arg(long, value_parser = ["always", "everysec", "no"])]
+    appendfsync: Option<String>,
     /// Who may run DEBUG: no, yes, or local (loopback clients only).
     #[arg(long, value_parser = ["no", "yes", "local"])]
     enable_debug_command: Option<String>,
@@ -119,6 +125,21 @@ dir = "."
 dbfilename = "dump.rdb"
 save = ""
 
+# The append-only log: every write, in Redis 7's multi-part layout (a base snapshot, increments
+# and a manifest in appenddirname under dir), loaded at start instead of the snapshot; if it does
+# not exist yet, its first base is the snapshot (Redis 7 would start empty). appendfsync: always
+# (no reply before the write is on disk), everysec (a crash loses about a second), or no. The log
+# is rewritten on its own once it has grown by auto-aof-rewrite-percentage since the last rewrite
+# and is at least auto-aof-rewrite-min-size. A log whose last command a crash cut short loads
+# without it unless aof-load-truncated is "no"; damage anywhere else refuses the start.
+appendonly = "no"
+appendfilename = "appendonly.aof"
+appenddirname = "appendonlydir"
+appendfsync = "everysec"
+auto-aof-rewrite-percentage = 100
+auto-aof-rewrite-min-size = 67108864
+aof-load-truncated = "yes"
+
 # Collections keep Redis' compact encodings up to these sizes (Redis' compiled-in defaults); past
 # them they switch, one way, to hash tables. OBJECT ENCODING reports which.
 hash-max-listpack-entries = 512
@@ -179,6 +200,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(rules) = args.save {
         config.save = server::config::SaveRules::try_from(rules.clone())
             .map_err(|error| anyhow::anyhow!("--save {rules:?}: {error} (pairs of seconds and changes)"))?;
+    }
+    if let Some(appendonly) = args.appendonly.as_deref() {
+        config.appendonly = appendonly == "yes";
+    }
+    if let Some(fsync) = args.appendfsync.as_deref() {
+        config.appendfsync = server::config::FsyncPolicy::parse(fsync).context("appendfsync")?;
     }
     if let Some(debug) = args.enable_debug_command.as_deref() {
         config.enable_debug_command = match debug {

@@ -254,6 +254,12 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         refuse(state, client, &mut reply, Some(command), &error);
         return;
     }
+    if command.flags.contains(Flags::WRITE)
+        && let Some(error) = crate::aof::write_refusal(state)
+    {
+        refuse(state, client, &mut reply, Some(command), &error);
+        return;
+    }
     if let Some(transaction) = client.multi.as_mut()
         && !runs_inside_multi(command)
     {

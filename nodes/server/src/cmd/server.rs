@@ -37,6 +37,7 @@ pub(super) const COMMANDS: &[Command] = &[
     ),
     command("save", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), save),
     command("bgsave", -1, Flags::ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), bgsave),
+    command("bgrewriteaof", 1, Flags::ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), bgrewriteaof),
     command("lastsave", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), lastsave),
 ];
 
@@ -65,6 +66,24 @@ fn bgsave(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     persist::start(ctx.state, ctx.now_ms, None)?;
     ctx.reply.simple("Background saving started");
+    Ok(())
+}
+
+/// `BGREWRITEAOF`: compacts the append-only log in the background. Inside a transaction it is
+/// scheduled for the background cycle instead: the log's split point must not fall between a
+/// transaction's commands.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let aof = &mut ctx.state.aof;
+    if aof.is_enabled() && aof.rewrite_in_progress {
+        return Err(CmdError::other("ERR Background append only file rewriting already in progress"));
+    }
+    if aof.is_enabled() && ctx.client.deny_blocking {
+        aof.rewrite_scheduled = true;
+        ctx.reply.simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    crate::aof::start_rewrite(ctx.state, ctx.now_ms)?;
+    ctx.reply.simple("Background append only file rewriting started");
     Ok(())
 }
 
@@ -166,6 +185,8 @@ fn swapdb(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let first = parse(1, "ERR invalid first DB index")?;
     let second = parse(2, "ERR invalid second DB index")?;
     ctx.state.keyspace.swap(first, second);
+    // The databases swap with their change counts, so the sum does not move: say it changed.
+    ctx.state.propagation.replace_with(request.args());
     ctx.reply.ok();
     Ok(())
 }
@@ -276,17 +297,46 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         "persistence" => {
             let persistence = &state.persistence;
-            write!(
+            let aof = &state.aof;
+            let status = |ok: bool| if ok { "ok" } else { "err" };
+            let current_rewrite_secs: i64 = if aof.rewrite_in_progress {
+                i64::try_from(ctx.now_ms.saturating_sub(aof.rewrite_started_ms) / 1000).unwrap_or(i64::MAX)
+            } else {
+                -1
+            };
+            let _ = write!(
                 out,
                 "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\n\
                  rdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_saves:{}\r\n\
-                 rdb_last_bgsave_status:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                 rdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
+                 aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\n\
+                 aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
                 persistence.changes_since_save(&state.keyspace),
                 u8::from(persistence.in_progress()),
                 persistence.last_save_ms / 1000,
                 persistence.saves,
-                if persistence.last_save_ok { "ok" } else { "err" },
-            )
+                status(persistence.last_save_ok),
+                u8::from(aof.is_enabled()),
+                u8::from(aof.rewrite_in_progress),
+                u8::from(aof.rewrite_scheduled),
+                aof.last_rewrite_secs,
+                current_rewrite_secs,
+                status(aof.last_rewrite_ok),
+                aof.rewrites,
+                status(aof.last_write_ok),
+            );
+            if aof.is_enabled() {
+                let _ = write!(
+                    out,
+                    "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\n\
+                     aof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                    aof.current_size,
+                    aof.base_size,
+                    u8::from(aof.rewrite_scheduled),
+                    aof.buffered(),
+                );
+            }
+            Ok(())
         }
         "cpu" => {
             let process = state.process.unwrap_or_default();
