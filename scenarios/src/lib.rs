@@ -13,6 +13,8 @@
 //!   and restart, checked against a model; expiry on simulated time.
 //! - [`durability`]: `SAVE` snapshots through crashes on the simulated disk: a restarted
 //!   server holds exactly an acknowledged snapshot.
+//! - [`log_crash`]: writers under each `appendfsync` policy while the server crashes (and
+//!   rewrites its log): exactly what the policy promises survives.
 //! - [`known`]: the per-key model the workload checkers share.
 //! - [`migration`]: one slot migrating asynchronously between two servers while writers route
 //!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
@@ -26,6 +28,7 @@ pub mod data_server;
 pub mod durability;
 pub mod echo;
 pub mod known;
+pub mod log_crash;
 pub mod migration;
 pub mod ping;
 pub mod proxy_faults;
@@ -48,6 +51,7 @@ pub struct Scenario {
 pub fn all() -> &'static [Scenario] {
     static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
         let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO, durability::SCENARIO];
+        all.extend(log_crash::SCENARIOS);
         all.extend(migration::SCENARIOS);
         all.extend(proxy_faults::SCENARIOS);
         all

@@ -40,4 +40,6 @@ fn every_proxy_scenario_holds_its_invariants_for_many_seeds() {
 fn every_durability_scenario_holds_its_invariants_for_many_seeds() {
     // Snapshots through crashes.
     hold_for_many_seeds("snapshot-", 1);
+    // The append-only log through crashes: always, everysec, no, rewrites.
+    hold_for_many_seeds("aof-", 4);
 }

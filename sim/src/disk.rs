@@ -196,8 +196,10 @@ fn write_time(len: usize) -> Duration {
     Duration::from_micros(20 + (len as u64) / 100)
 }
 
-/// How long a sync takes.
-const SYNC_TIME: Duration = Duration::from_millis(2);
+/// How long a sync takes: a loaded disk's fsync, longer than the network's latency, so a reply
+/// sent before its sync finished would reach the client before the data is safe (the race a
+/// server under `appendfsync always` must not lose).
+const SYNC_TIME: Duration = Duration::from_millis(8);
 
 impl DiskFile for SimFile {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {

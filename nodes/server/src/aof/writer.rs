@@ -50,6 +50,8 @@ pub struct Log<D: Disk> {
     written_upto: u64,
     synced: bool,
     last_sync: Instant,
+    /// The sync policy of the last round.
+    policy: FsyncPolicy,
 }
 
 /// A rewrite whose new base is being written.
@@ -182,6 +184,7 @@ pub async fn open<E: Env>(env: &E, state: &State, loaded: Option<Loaded>) -> io:
         written_upto: 0,
         synced: true,
         last_sync: Instant::now(),
+        policy: state.config.appendfsync,
     })
 }
 
@@ -199,11 +202,10 @@ pub async fn run<E: Env>(env: E, shared: Arc<Shared>, mut log: Log<E::Disk>) {
     let mut rewrite: Option<Rewrite> = None;
     let mut retry_at: Option<Instant> = None;
     loop {
-        let sync_at = (!log.synced).then(|| log.last_sync + EVERY_SECOND);
-        let timer = match (sync_at, retry_at) {
-            (Some(sync), Some(retry)) => Some(sync.min(retry)),
-            (sync, retry) => sync.or(retry),
-        };
+        // Under `everysec`, unsynced bytes wake the writer a second after the last sync.
+        let sync_at = (log.policy == FsyncPolicy::Everysec && !log.synced).then(|| log.last_sync + EVERY_SECOND);
+        // After a failure, only the retry: a sync that failed is due again at once otherwise.
+        let timer = retry_at.or(sync_at);
         let rewrite_done = async {
             match rewrite.as_mut() {
                 Some(running) => (&mut running.writing).await,
@@ -247,6 +249,7 @@ async fn round<E: Env>(
     final_round: bool,
 ) -> bool {
     let Work { rewrite: request, bytes, upto, policy } = super::take_work(&mut shared.lock());
+    log.policy = policy;
     if let Some(request) = request {
         start_rewrite(env, shared, log, rewrite, request).await;
     }
