@@ -136,6 +136,7 @@ bench WHAT="all":
 bench-server *ARGS: deps
     cargo build --release --quiet -p prod --bin codis-server
     python3 reports/server_bench.py --command "just bench server" {{ARGS}} > reports/server.md.new
+    python3 reports/aof_bench.py >> reports/server.md.new
     python3 reports/snapshot_bench.py >> reports/server.md.new
     mv reports/server.md.new reports/server.md
     @echo "wrote reports/server.md"

@@ -5,7 +5,6 @@ use std::path::Path;
 
 #[allow(clippy::disallowed_types)] // the production backend owns the real files
 use tokio::fs::{File, OpenOptions};
-use tokio::io::AsyncWriteExt;
 
 use crate::disk::{Disk, DiskFile};
 
@@ -14,9 +13,18 @@ use crate::disk::{Disk, DiskFile};
 pub struct OsDisk;
 
 /// A file of the machine's file system.
+///
+/// Small writes go straight to the operating system from the calling task: a write into the
+/// page cache takes microseconds, as Redis' own `write()` in its event loop does, where handing
+/// each one to a blocking thread (as `tokio::fs` does) costs more than the write. Big writes and
+/// syncs, which take milliseconds, run on a blocking thread.
 #[allow(clippy::disallowed_types)] // the production backend owns the real files
 #[derive(Debug)]
-pub struct OsFile(File);
+pub struct OsFile(std::sync::Arc<std::fs::File>);
+
+/// Writes up to this size go to the operating system from the calling task; bigger ones from a
+/// blocking thread.
+const INLINE_WRITE: usize = 256 * 1024;
 
 /// Syncs the directory holding `path`, so a rename or a new file in it survives a power cut.
 async fn sync_parent(path: &str) -> io::Result<()> {
@@ -36,13 +44,13 @@ impl Disk for OsDisk {
     async fn append(&self, path: &str) -> io::Result<OsFile> {
         let file = OpenOptions::new().create(true).append(true).open(path).await?;
         sync_parent(path).await?;
-        Ok(OsFile(file))
+        Ok(OsFile(std::sync::Arc::new(file.into_std().await)))
     }
 
     async fn create(&self, path: &str) -> io::Result<OsFile> {
         let file = OpenOptions::new().create(true).write(true).truncate(true).open(path).await?;
         sync_parent(path).await?;
-        Ok(OsFile(file))
+        Ok(OsFile(std::sync::Arc::new(file.into_std().await)))
     }
 
     async fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
@@ -83,12 +91,19 @@ impl Disk for OsDisk {
 
 impl DiskFile for OsFile {
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes).await?;
-        // tokio's file buffers the write in a background task: flush hands it to the OS.
-        self.0.flush().await
+        use std::io::Write as _;
+        if bytes.len() <= INLINE_WRITE {
+            return (&*self.0).write_all(bytes);
+        }
+        // A snapshot's megabytes would hold a runtime thread for milliseconds.
+        let (file, bytes) = (self.0.clone(), bytes.to_vec());
+        #[allow(clippy::disallowed_methods)] // the production backend: real blocking I/O
+        tokio::task::spawn_blocking(move || (&*file).write_all(&bytes)).await.map_err(io::Error::other)?
     }
 
     async fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_data().await
+        let file = self.0.clone();
+        #[allow(clippy::disallowed_methods)] // the production backend: real blocking I/O
+        tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other)?
     }
 }

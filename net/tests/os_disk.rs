@@ -28,5 +28,17 @@ async fn files_are_appended_replaced_atomically_truncated_and_removed() {
     disk.remove(&path("log")).await.expect("remove");
     disk.remove(&path("log")).await.expect("removing an absent file is fine");
     assert_eq!(disk.read(&path("log")).await.expect("read"), None);
+    // Big writes (a snapshot) take another path than small ones (a log's commands).
+    let big: Vec<u8> = (0..3_000_000u32).map(|index| index as u8).collect();
+    let mut snapshot = disk.create(&path("big")).await.expect("create");
+    snapshot.write_all(b"head;").await.expect("write");
+    snapshot.write_all(&big).await.expect("write");
+    snapshot.sync().await.expect("sync");
+    let read = disk.read(&path("big")).await.expect("read").expect("the file");
+    assert_eq!((&read[..5], &read[5..]), (&b"head;"[..], &big[..]));
+    // Directories, nested and existing.
+    disk.create_dir(&path("a/b")).await.expect("mkdir");
+    disk.create_dir(&path("a/b")).await.expect("an existing directory is fine");
+    assert!(dir.join("a/b").is_dir());
     std::fs::remove_dir_all(&dir).expect("clean up");
 }

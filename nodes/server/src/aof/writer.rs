@@ -228,6 +228,9 @@ pub async fn run<E: Env>(env: E, shared: Arc<Shared>, mut log: Log<E::Disk>) {
             () = wake.notified() => {}
             () = sleep_until(timer), if timer.is_some() => {}
         }
+        // Let the connections that are ready run their batches first, so one write (and, under
+        // `always`, one sync) takes them all, as Redis writes once per turn of its event loop.
+        tokio::task::yield_now().await;
         let ok = round(&env, &shared, &mut log, &mut rewrite, false).await;
         retry_at = (!ok).then(|| Instant::now() + RETRY);
     }
