@@ -37,6 +37,7 @@ pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
+pub mod replication;
 pub mod reply;
 pub mod server;
 pub(crate) mod session;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use resp::Request;
 use tokio::sync::Notify;
+use tracing::warn;
 
 use crate::keyspace::Key;
 use crate::state::State;
@@ -128,6 +129,31 @@ impl Propagation {
     }
 }
 
+/// Hands the changes recorded so far to their listeners: the append-only log's buffer and the
+/// replication stream. Cheap when there are none; called after every batch of commands, by the
+/// background cycle, and by the log's writer.
+pub fn distribute(state: &mut State) {
+    if state.propagation.stream.is_empty() {
+        return;
+    }
+    let changes = state.propagation.take();
+    state.aof.absorb(&changes);
+    let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
+    let over = state.replication.absorb(&changes, limit);
+    close_replicas(state, &over);
+}
+
+/// Closes the replicas that fell too far behind.
+pub(crate) fn close_replicas(state: &mut State, ids: &[u64]) {
+    for id in ids {
+        if let Some(info) = state.clients.get(id) {
+            warn!(client = id, addr = %info.addr, "closing a replica over its output buffer limit");
+            info.kill.notify_one();
+        }
+        state.replication.detach(*id);
+    }
+}
+
 /// Records the deletions of expired keys every database logged (lazily, by a command looking
 /// them up, or by the background cycle); returns how many there were.
 pub fn expired_keys(state: &mut State) -> u64 {
@@ -144,10 +170,13 @@ pub fn expired_keys(state: &mut State) -> u64 {
 
 /// After a command ran in database `db`: the deletions of the keys it found expired, then the
 /// command itself, or what it asked to be replaced with, if it changed the data.
-pub fn after_command(state: &mut State, db: usize, request: &Request, changes_before: u64) {
-    if !state.propagation.listening {
+///
+/// `changes_before` is the change count when the command started, `None` if nobody listened
+/// then: a command that turned listening on (`PSYNC`) is not itself a change.
+pub fn after_command(state: &mut State, db: usize, request: &Request, changes_before: Option<u64>) {
+    let Some(changes_before) = changes_before.filter(|_| state.propagation.listening) else {
         return;
-    }
+    };
     let expired = expired_keys(state);
     let replacement = state.propagation.replacement.take();
     match replacement {

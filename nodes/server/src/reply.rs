@@ -44,6 +44,12 @@ impl<'a> Reply<'a> {
         encode::write_ok(self.out);
     }
 
+    /// The bytes written so far, to append what no reply type covers (the snapshot a replica
+    /// is sent after `+FULLRESYNC`).
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        self.out
+    }
+
     /// A status line.
     pub fn simple(&mut self, text: &str) {
         encode::write_line(self.out, b'+', text.as_bytes());

@@ -135,6 +135,11 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         evict::perform_evictions(state, now);
         persist::save_if_due(state, now);
         aof::rewrite_if_due(state, now);
+        // Evictions above, and changes of tasks other than connections (migration).
+        crate::propagate::distribute(state);
+        let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
+        let over = state.replication.ping_if_due(now, limit);
+        crate::propagate::close_replicas(state, &over);
         if !state.active_expire || state.paused_until_ms > now {
             continue;
         }
@@ -146,5 +151,6 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
             db.expire_cycle(now, &mut state.rng, sample, 16);
         }
         crate::propagate::expired_keys(state);
+        crate::propagate::distribute(state);
     }
 }

@@ -34,6 +34,7 @@ impl Drop for Registration {
         state.blocked.unblock(&mut state.keyspace, self.id);
         state.pubsub.remove_client(self.id);
         cmd::transactions::unwatch_all(state, self.id);
+        state.replication.detach(self.id);
         state.clients.remove(&self.id);
     }
 }
@@ -208,6 +209,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
             let batch = {
                 let mut state = shared.lock();
                 let batch = execute_batch(&mut state, &env, &mut client, &mut session.connection, request);
+                crate::propagate::distribute(&mut state);
                 session.log_target = aof::reply_barrier(&state);
                 batch
             };
@@ -242,6 +244,11 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
         // the wake-ups. Under pipelining this cuts the server's kernel time per request.
         tokio::task::yield_now().await;
         if !session.flush(&mut exits).await || client.close_after_reply {
+            return;
+        }
+        if client.feeds_replica {
+            feed_replica(&shared, &env, id, &mut session, &mut exits).await;
+            debug!(client = id, "replica gone");
             return;
         }
         if let Some(block) = client.blocked.take()
@@ -343,6 +350,51 @@ fn execute_batch<E: Env, S: Stream>(
         return Batch::OverOutputLimit;
     }
     Batch::Done
+}
+
+/// Carries the replication stream to a replica over this connection (after its `PSYNC`):
+/// writes what the stream holds for it, and reads its `REPLCONF ACK`s, until either side goes.
+async fn feed_replica<E: Env, S: Stream>(
+    shared: &Shared,
+    env: &E,
+    id: u64,
+    session: &mut Session<S>,
+    exits: &mut Exits<'_>,
+) {
+    let Some(wake) = shared.lock().replication.waker(id) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = exits.killed.as_mut() => return,
+            () = exits.stopping.as_mut() => return,
+            () = wake.notified() => {
+                let Some(pending) = shared.lock().replication.take_pending(id) else {
+                    return;
+                };
+                session.connection.write_buffer().extend_from_slice(&pending);
+                if session.connection.flush().await.is_err() {
+                    return;
+                }
+            }
+            read = session.connection.read_request() => match read {
+                Ok(Some(request)) => {
+                    // `REPLCONF ACK <offset> [FACK <offset>]`; a replica sends nothing else that
+                    // matters on this link.
+                    let acked = (request.len() >= 3
+                        && request.name().eq_ignore_ascii_case(b"REPLCONF")
+                        && request.arg(1).is_some_and(|option| option.eq_ignore_ascii_case(b"ACK")))
+                    .then(|| request.arg(2).and_then(|offset| std::str::from_utf8(offset).ok()?.parse::<u64>().ok()))
+                    .flatten();
+                    if let Some(offset) = acked {
+                        shared.lock().replication.acknowledge(id, offset, env.unix_millis());
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            },
+        }
+    }
 }
 
 /// Waits while the client is blocked: until another client's command serves it (its reply

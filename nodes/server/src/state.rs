@@ -22,6 +22,7 @@ use crate::outbox::Outbox;
 use crate::persist::Persistence;
 use crate::propagate::Propagation;
 use crate::pubsub::PubSub;
+use crate::replication::Replication;
 use crate::slowlog::{LatencyMonitor, SlowLog};
 
 /// Server-wide counters for `INFO stats`.
@@ -37,6 +38,12 @@ pub struct Stats {
     pub output_limit_disconnections: u64,
     /// Keys evicted to stay under `maxmemory`.
     pub evicted_keys: u64,
+    /// Replicas sent a full copy.
+    pub sync_full: u64,
+    /// Replicas that resumed from the backlog.
+    pub sync_partial_ok: u64,
+    /// Replicas that asked to resume and could not (they got a full copy).
+    pub sync_partial_err: u64,
 }
 
 /// A key a client watches (`WATCH`), with what `EXEC` compares.
@@ -132,6 +139,8 @@ pub struct State {
     pub propagation: Propagation,
     /// The append-only log, as commands see it.
     pub aof: AppendOnly,
+    /// Replicas following this server.
+    pub replication: Replication,
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -143,6 +152,7 @@ impl State {
     pub fn new(config: ServerConfig, mut rng: Rng, now_ms: u64, port: u16) -> State {
         use net::rand::Rng as _;
         let run_id: String = (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect();
+        let replid: String = (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect();
         let keyspace = Keyspace::new(config.databases, rng.random());
         let migrations = Migrations::new(config.databases);
         let mut state = State {
@@ -168,6 +178,7 @@ impl State {
             persistence: Persistence::new(now_ms),
             propagation: Propagation::default(),
             aof: AppendOnly::default(),
+            replication: Replication::new(replid),
             shutdown: tokio::sync::watch::Sender::new(false),
             next_client_id: 0,
         };
@@ -236,6 +247,11 @@ pub struct Client {
     /// Set when the command would write a key a migration has in flight: it did not run, and
     /// runs again once the fence lifts.
     pub fenced: Option<FenceWait>,
+    /// Set by `PSYNC`/`SYNC`: from now on the connection carries the replication stream to a
+    /// replica.
+    pub feeds_replica: bool,
+    /// The port the client says it listens on as a replica (`REPLCONF listening-port`).
+    pub replica_port: u16,
 }
 
 impl Client {
@@ -252,6 +268,8 @@ impl Client {
             blocked: None,
             subscriptions: 0,
             fenced: None,
+            feeds_replica: false,
+            replica_port: 0,
         }
     }
 }

@@ -141,7 +141,11 @@ impl AppendOnly {
         });
     }
 
-    fn absorb(&mut self, changes: Vec<Change>) {
+    /// Encodes `changes` into the buffer, if the log is on.
+    pub(crate) fn absorb(&mut self, changes: &[Change]) {
+        if !self.enabled {
+            return;
+        }
         for change in changes {
             if self.selected_db != Some(change.db) {
                 let db = change.db.to_string();
@@ -165,15 +169,9 @@ pub fn enable(state: &mut State, log_size: u64, base_size: u64) {
     aof.set_durable(state.propagation.total());
 }
 
-/// Moves the changes recorded so far into the log's buffer.
-fn drain(state: &mut State) {
-    let changes = state.propagation.take();
-    state.aof.absorb(changes);
-}
-
 /// Everything the writer has to do now (called by the writer, under the lock).
 pub fn take_work(state: &mut State) -> Work {
-    drain(state);
+    crate::propagate::distribute(state);
     let aof = &mut state.aof;
     Work {
         rewrite: aof.rewrite_request.take(),
@@ -199,7 +197,7 @@ pub fn start_rewrite(state: &mut State, now_ms: u64) -> Result<(), CmdError> {
     if state.aof.rewrite_in_progress {
         return Err(CmdError::other("ERR Background append only file rewriting already in progress"));
     }
-    drain(state);
+    crate::propagate::distribute(state);
     let base = crate::persist::encode_snapshot(state, now_ms);
     let aof = &mut state.aof;
     let tail = aof.buffer.split().freeze();

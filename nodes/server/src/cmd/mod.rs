@@ -17,6 +17,7 @@ pub mod migrate_async;
 pub mod monitoring;
 pub mod pubsub;
 mod random;
+pub mod replication;
 pub mod restore_async;
 pub mod server;
 pub mod sets;
@@ -152,7 +153,7 @@ const MAX_NAME: usize = 32;
 
 impl Table {
     fn build() -> Table {
-        let families: [&'static [Command]; 18] = [
+        let families: [&'static [Command]; 19] = [
             connection::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
@@ -171,6 +172,7 @@ impl Table {
             migrate::COMMANDS,
             migrate_async::COMMANDS,
             restore_async::COMMANDS,
+            replication::COMMANDS,
         ];
         let all: Vec<&'static Command> = families.into_iter().flatten().collect();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
@@ -320,7 +322,7 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     }
     // The change count is read only when something follows the changes: it sums every
     // database's counter.
-    let changes_before = if ctx.state.propagation.is_listening() { ctx.state.keyspace.changes() } else { 0 };
+    let changes_before = ctx.state.propagation.is_listening().then(|| ctx.state.keyspace.changes());
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
     }

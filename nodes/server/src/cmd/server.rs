@@ -357,23 +357,48 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+                 sync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
                  client_output_buffer_limit_disconnections:{}\r\n",
                 state.stats.connections_received,
                 state.stats.commands_processed,
                 state.stats.rejected_connections,
+                state.stats.sync_full,
+                state.stats.sync_partial_ok,
+                state.stats.sync_partial_err,
                 state.stats.evicted_keys,
                 state.pubsub.channel_count(),
                 state.pubsub.pattern_count(),
                 state.stats.output_limit_disconnections,
             )
         }
-        "replication" => write!(
-            out,
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
-             master_replid:{}\r\nmaster_repl_offset:0\r\n",
-            state.run_id,
-        ),
+        "replication" => {
+            let replication = &state.replication;
+            let _ =
+                write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", replication.replicas().len());
+            for (index, link) in replication.replicas().values().enumerate() {
+                let ip = link.addr.rsplit_once(':').map_or(link.addr.as_str(), |(ip, _)| ip);
+                let lag = ctx.now_ms.saturating_sub(link.ack_ms) / 1000;
+                let _ = write!(
+                    out,
+                    "slave{index}:ip={ip},port={},state=online,offset={},lag={lag}\r\n",
+                    link.listening_port, link.ack_offset,
+                );
+            }
+            let backlog = replication.backlog();
+            write!(
+                out,
+                "master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
+                 master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\n\
+                 second_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\n\
+                 repl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+                replication.replid,
+                replication.offset(),
+                u8::from(backlog.is_some()),
+                backlog.map_or(crate::replication::BACKLOG_SIZE, |backlog| backlog.capacity()),
+                backlog.map_or(0, |backlog| backlog.first_byte()),
+                backlog.map_or(0, |backlog| backlog.len()),
+            )
+        }
         "keyspace" => {
             let _ = write!(out, "# Keyspace\r\n");
             for (index, db) in state.keyspace.dbs().iter().enumerate() {

@@ -1,0 +1,111 @@
+//! Replication commands, the master's side: REPLCONF, PSYNC, SYNC, ROLE.
+
+use resp::Request;
+
+use super::{Command, Ctx, Flags, command};
+use crate::args::{self, is};
+use crate::error::{CmdError, CmdResult};
+use crate::replication::{self, Sync};
+
+pub(super) const COMMANDS: &[Command] = &[
+    command(
+        "replconf",
+        -1,
+        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
+        (0, 0, 0),
+        replconf,
+    ),
+    command("psync", -3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), psync),
+    command("sync", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), sync),
+    command("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), role),
+];
+
+/// `REPLCONF option value …`: what a replica says of itself before `PSYNC` (its listening
+/// port, its capabilities). Acknowledgements (`ACK`) arrive on the replication link and are read
+/// there; here they are answered by nothing, as Redis answers them.
+fn replconf(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    if !request.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let mut index = 1;
+    while let (Some(option), Some(value)) = (request.arg(index), request.arg(index + 1)) {
+        if is(option, "listening-port") {
+            let port = args::int(value).ok().and_then(|port| u16::try_from(port).ok());
+            ctx.client.replica_port = port.ok_or(CmdError::NotInteger)?;
+        } else if is(option, "ack") || is(option, "fack") {
+            return Ok(());
+        } else if !(is(option, "capa") || is(option, "ip-address") || is(option, "getack") || is(option, "rdb-only")) {
+            return Err(CmdError::message(format!(
+                "ERR Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(option)
+            )));
+        }
+        index += 2;
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// `PSYNC replid offset`: continue the stream from `offset` if the backlog still has it,
+/// otherwise a full copy. From here on the connection carries the stream.
+fn psync(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let replid = request.arg(1).unwrap_or_default();
+    let from = args::int(request.arg(2).unwrap_or_default()).ok().and_then(|from| u64::try_from(from).ok());
+    let resume = from.map(|from| (replid, from));
+    let port = ctx.client.replica_port;
+    match replication::attach(ctx.state, ctx.client.id, port, resume, ctx.now_ms) {
+        Sync::Continue => {
+            let line = format!("CONTINUE {}", ctx.state.replication.replid);
+            ctx.reply.simple(&line);
+        }
+        Sync::Full { offset, snapshot } => {
+            let line = format!("FULLRESYNC {} {offset}", ctx.state.replication.replid);
+            ctx.reply.simple(&line);
+            send_snapshot(ctx, &snapshot);
+        }
+    }
+    ctx.client.feeds_replica = true;
+    Ok(())
+}
+
+/// `SYNC`: the protocol before `PSYNC`: always a full copy, then the stream.
+fn sync(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let port = ctx.client.replica_port;
+    if let Sync::Full { snapshot, .. } = replication::attach(ctx.state, ctx.client.id, port, None, ctx.now_ms) {
+        send_snapshot(ctx, &snapshot);
+    }
+    ctx.client.feeds_replica = true;
+    Ok(())
+}
+
+/// The snapshot as Redis sends it: `$<length>\r\n` and the bytes, with no `\r\n` after.
+fn send_snapshot(ctx: &mut Ctx<'_>, snapshot: &[u8]) {
+    let out = ctx.reply.buffer();
+    resp::encode::write_bulk_header(out, snapshot.len());
+    out.extend_from_slice(snapshot);
+}
+
+/// `ROLE`: `master`, the stream's offset, and each replica's address and acknowledged offset.
+fn role(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
+    let replication = &ctx.state.replication;
+    let replicas: Vec<(String, String, String)> = replication
+        .replicas()
+        .values()
+        .map(|link| {
+            let ip = link.addr.rsplit_once(':').map_or(link.addr.as_str(), |(ip, _)| ip).to_string();
+            (ip, link.listening_port.to_string(), link.ack_offset.to_string())
+        })
+        .collect();
+    let offset = replication.offset();
+    ctx.reply.array(3);
+    ctx.reply.bulk(b"master");
+    ctx.reply.int(i64::try_from(offset).unwrap_or(i64::MAX));
+    ctx.reply.array(replicas.len());
+    for (ip, port, acked) in replicas {
+        ctx.reply.array(3);
+        ctx.reply.bulk(ip.as_bytes());
+        ctx.reply.bulk(port.as_bytes());
+        ctx.reply.bulk(acked.as_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Replication, the master's side: replicas attach with `PSYNC` (or the older `SYNC`), get a
+//! full copy (a snapshot) or, after a short disconnect, the part of the stream they missed from
+//! the backlog, then follow the master's change stream.
+//!
+//! The change stream ([`crate::propagate`]) is encoded once for replication, with a `SELECT`
+//! whenever the database changes, appended to the [`backlog::Backlog`] and to each replica's
+//! pending bytes; the replica's connection task writes those out and reads the replica's
+//! `REPLCONF ACK`s. Everything a replica is sent is counted by the stream's offset, as in Redis,
+//! so a replica's offset names exactly what it has.
+
+pub mod backlog;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use resp::encode;
+use tokio::sync::Notify;
+use tracing::warn;
+
+use self::backlog::Backlog;
+use crate::propagate::Change;
+use crate::state::State;
+
+/// How often the replicas are pinged through the stream (Redis' `repl-ping-replica-period`).
+pub const PING_PERIOD_MS: u64 = 10_000;
+
+/// Redis' default `repl-backlog-size`.
+pub const BACKLOG_SIZE: usize = 1024 * 1024;
+
+/// One attached replica, as the master sees it.
+#[derive(Debug)]
+pub struct ReplicaLink {
+    /// The replica's address as connected.
+    pub addr: String,
+    /// The port it listens on (`REPLCONF listening-port`), which `INFO` and `ROLE` report.
+    pub listening_port: u16,
+    /// The last offset it acknowledged.
+    pub ack_offset: u64,
+    /// When it last acknowledged (Unix ms).
+    pub ack_ms: u64,
+    /// Stream bytes not yet handed to its connection.
+    pending: BytesMut,
+    /// Wakes its connection when bytes are pending.
+    wake: Arc<Notify>,
+}
+
+/// The master's replication state.
+#[derive(Debug)]
+pub struct Replication {
+    /// This master's replication id (`master_replid`).
+    pub replid: String,
+    /// The stream's tail, once a replica has attached (Redis creates it then too).
+    backlog: Option<Backlog>,
+    /// The database the encoded stream is in (`None`: the next change starts with `SELECT`).
+    selected_db: Option<usize>,
+    /// Attached replicas by client id.
+    replicas: BTreeMap<u64, ReplicaLink>,
+    /// When the replicas were last pinged (Unix ms).
+    last_ping_ms: u64,
+}
+
+impl Replication {
+    /// No replica yet; `replid` identifies this master's stream.
+    pub fn new(replid: String) -> Replication {
+        Replication { replid, backlog: None, selected_db: None, replicas: BTreeMap::new(), last_ping_ms: 0 }
+    }
+
+    /// The stream's offset (`master_repl_offset`).
+    pub fn offset(&self) -> u64 {
+        self.backlog.as_ref().map_or(0, Backlog::offset)
+    }
+
+    /// The backlog, if there is one.
+    pub fn backlog(&self) -> Option<&Backlog> {
+        self.backlog.as_ref()
+    }
+
+    /// The attached replicas, by client id.
+    pub fn replicas(&self) -> &BTreeMap<u64, ReplicaLink> {
+        &self.replicas
+    }
+
+    /// Encodes `changes` into the stream: the backlog and every replica's pending bytes. Returns
+    /// the replicas whose pending bytes passed `limit` (0: none): their connections must close,
+    /// as Redis drops a replica past its output buffer limit.
+    pub(crate) fn absorb(&mut self, changes: &[Change], limit: u64) -> Vec<u64> {
+        if self.backlog.is_none() {
+            return Vec::new();
+        }
+        let mut encoded = BytesMut::new();
+        for change in changes {
+            if self.selected_db != Some(change.db) {
+                encode::write_array_header(&mut encoded, 2);
+                encode::write_bulk(&mut encoded, b"SELECT");
+                encode::write_bulk(&mut encoded, change.db.to_string().as_bytes());
+                self.selected_db = Some(change.db);
+            }
+            encoded.extend_from_slice(change.request.wire());
+        }
+        self.feed(&encoded, limit)
+    }
+
+    /// Pings the replicas through the stream once every [`PING_PERIOD_MS`] (Redis'
+    /// `repl-ping-replica-period`), so a replica's `repl-timeout` tells a dead master from a quiet
+    /// one. Returns the replicas to close, as [`Replication::absorb`] does.
+    pub(crate) fn ping_if_due(&mut self, now_ms: u64, limit: u64) -> Vec<u64> {
+        if self.replicas.is_empty() || now_ms.saturating_sub(self.last_ping_ms) < PING_PERIOD_MS {
+            return Vec::new();
+        }
+        self.last_ping_ms = now_ms;
+        self.feed(b"*1\r\n$4\r\nPING\r\n", limit)
+    }
+
+    /// Appends encoded stream bytes to the backlog and every replica's pending bytes.
+    fn feed(&mut self, encoded: &[u8], limit: u64) -> Vec<u64> {
+        let Some(backlog) = self.backlog.as_mut() else {
+            return Vec::new();
+        };
+        backlog.append(encoded);
+        let mut over = Vec::new();
+        for (id, link) in self.replicas.iter_mut() {
+            link.pending.extend_from_slice(encoded);
+            link.wake.notify_one();
+            if limit > 0 && link.pending.len() as u64 > limit {
+                over.push(*id);
+            }
+        }
+        over
+    }
+
+    /// Takes replica `id`'s pending bytes, with its waker.
+    pub(crate) fn take_pending(&mut self, id: u64) -> Option<BytesMut> {
+        self.replicas.get_mut(&id).map(|link| link.pending.split())
+    }
+
+    /// What wakes replica `id`'s connection.
+    pub(crate) fn waker(&self, id: u64) -> Option<Arc<Notify>> {
+        self.replicas.get(&id).map(|link| link.wake.clone())
+    }
+
+    /// Records replica `id`'s acknowledgement of `offset`.
+    pub(crate) fn acknowledge(&mut self, id: u64, offset: u64, now_ms: u64) {
+        if let Some(link) = self.replicas.get_mut(&id) {
+            link.ack_offset = link.ack_offset.max(offset);
+            link.ack_ms = now_ms;
+        }
+    }
+
+    /// Forgets replica `id` (its connection ended).
+    pub fn detach(&mut self, id: u64) {
+        self.replicas.remove(&id);
+    }
+}
+
+/// How a replica's `PSYNC` is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// `+CONTINUE`: the backlog has everything from the replica's offset on.
+    Continue,
+    /// `+FULLRESYNC <replid> <offset>` and a snapshot taken at that offset.
+    Full {
+        /// The stream offset the snapshot stands for.
+        offset: u64,
+        /// The snapshot (RDB).
+        snapshot: Vec<u8>,
+    },
+}
+
+/// Attaches client `id` as a replica asking to continue `replid` from byte `from` (`None`: a
+/// full copy wanted, as `PSYNC ? -1` or `SYNC` ask).
+pub fn attach(state: &mut State, id: u64, listening_port: u16, resume: Option<(&[u8], u64)>, now_ms: u64) -> Sync {
+    // Everything recorded so far goes into the stream before the replica's place in it is fixed.
+    state.propagate_changes(true);
+    crate::propagate::distribute(state);
+    let replication = &mut state.replication;
+    let backlog = replication.backlog.get_or_insert_with(|| Backlog::new(BACKLOG_SIZE, 0));
+    let addr = state.clients.get(&id).map(|info| info.addr.clone()).unwrap_or_default();
+    let continued =
+        resume.filter(|(replid, _)| *replid == replication.replid.as_bytes()).and_then(|(_, from)| backlog.since(from));
+    let offset = backlog.offset();
+    let asked_to_resume = resume.is_some_and(|(replid, _)| replid != b"?");
+    let (sync, pending) = match continued {
+        Some(missed) => {
+            state.stats.sync_partial_ok += 1;
+            (Sync::Continue, BytesMut::from(&missed[..]))
+        }
+        None => {
+            state.stats.sync_full += 1;
+            state.stats.sync_partial_err += u64::from(asked_to_resume);
+            // The stream after the snapshot starts with its own SELECT.
+            replication.selected_db = None;
+            let snapshot = crate::persist::encode_snapshot(state, now_ms);
+            (Sync::Full { offset, snapshot }, BytesMut::new())
+        }
+    };
+    let link =
+        ReplicaLink { addr, listening_port, ack_offset: 0, ack_ms: now_ms, pending, wake: Arc::new(Notify::new()) };
+    link.wake.notify_one();
+    if state.replication.replicas.insert(id, link).is_some() {
+        warn!(client = id, "a replica attached twice on one connection");
+    }
+    sync
+}

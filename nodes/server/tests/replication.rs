@@ -1,0 +1,107 @@
+//! Replication with a real `redis-server` 7.0: a stock replica follows ours, from a full copy
+//! and then the stream, and resumes from the backlog after its link drops.
+
+mod common;
+
+use std::time::Duration;
+
+use net::TokioEnv;
+use resp::Frame;
+use server::ServerConfig;
+
+use common::{Redis, Served, temp_dir};
+
+fn ok() -> Frame {
+    Frame::Simple("OK".into())
+}
+
+/// One field of `INFO section`.
+async fn info(mut call: impl AsyncFnMut(&[&str]) -> Frame, section: &str, field: &str) -> String {
+    let Frame::Bulk(text) = call(&["INFO", section]).await else { panic!("INFO") };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+}
+
+/// Waits until the replica has everything the master has sent (equal offsets).
+async fn caught_up(master: &mut Served, replica: &mut Redis) {
+    for _ in 0..500 {
+        let sent = info(async |args: &[&str]| master.call(args).await, "replication", "master_repl_offset").await;
+        let link = info(async |args: &[&str]| replica.call(args).await, "replication", "master_link_status").await;
+        let had = info(async |args: &[&str]| replica.call(args).await, "replication", "master_repl_offset").await;
+        if link == "up" && sent == had {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the replica never caught up");
+}
+
+/// The same reads on both servers give the same replies.
+async fn same(master: &mut Served, replica: &mut Redis, reads: &[&[&str]]) {
+    for read in reads {
+        assert_eq!(replica.call(read).await, master.call(read).await, "{read:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_server_replica_follows_ours_and_resumes_from_the_backlog() {
+    let env = TokioEnv::with_seed(7);
+    let dir = temp_dir("replica-of-ours");
+    let config = ServerConfig { port: 0, dir: dir.to_string_lossy().into_owned(), ..ServerConfig::default() };
+    let mut master = Served::start(&env, config).await;
+    assert_eq!(master.call(&["SET", "before", "the copy"]).await, ok());
+    assert_eq!(master.call(&["RPUSH", "list", "a", "b", "c"]).await, Frame::Integer(3));
+    let port = master.addr.rsplit_once(':').expect("host:port").1.to_string();
+    let mut replica = Redis::start_with(&env, &dir, &["--replicaof", "127.0.0.1", &port]).await;
+    caught_up(&mut master, &mut replica).await;
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_full").await, "1");
+    // The stream: writes in other databases, expiries as absolute times, a transaction, an
+    // expired key deleted.
+    for command in [
+        &["SET", "after", "the copy"][..],
+        &["INCRBYFLOAT", "float", "2.5"],
+        &["SELECT", "4"],
+        &["HSET", "h", "f", "v"],
+        &["SET", "ttl", "x", "EX", "600"],
+        &["SET", "gone", "x", "PX", "1"],
+        &["SELECT", "0"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["LPOP", "list"],
+        &["EXEC"],
+    ] {
+        assert!(!matches!(master.call(command).await, Frame::Error(_)), "{command:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(master.call(&["SELECT", "4"]).await, ok());
+    assert_eq!(master.call(&["GET", "gone"]).await, Frame::NullBulk);
+    assert_eq!(master.call(&["SELECT", "0"]).await, ok());
+    caught_up(&mut master, &mut replica).await;
+    same(
+        &mut master,
+        &mut replica,
+        &[&["MGET", "before", "after", "float", "n"], &["LRANGE", "list", "0", "-1"], &["DBSIZE"]],
+    )
+    .await;
+    assert_eq!(replica.call(&["SELECT", "4"]).await, ok());
+    assert_eq!(master.call(&["SELECT", "4"]).await, ok());
+    same(&mut master, &mut replica, &[&["HGET", "h", "f"], &["DBSIZE"], &["EXISTS", "gone"]]).await;
+    let Frame::Integer(left) = replica.call(&["TTL", "ttl"]).await else { panic!("TTL") };
+    assert!((590..=600).contains(&left), "{left}");
+    // ROLE and INFO name the replica.
+    let Frame::Array(role) = master.call(&["ROLE"]).await else { panic!("ROLE") };
+    assert_eq!(role[0], Frame::Bulk("master".into()));
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "connected_slaves").await, "1");
+    // The replica's link drops; it resumes from the backlog instead of copying again.
+    assert_eq!(replica.call(&["CLIENT", "KILL", "TYPE", "master"]).await, Frame::Integer(1));
+    assert_eq!(master.call(&["SET", "while", "reconnecting"]).await, ok());
+    caught_up(&mut master, &mut replica).await;
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_full").await, "1");
+    same(&mut master, &mut replica, &[&["GET", "while"], &["DBSIZE"]]).await;
+    drop(replica);
+    master.stop().await;
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
