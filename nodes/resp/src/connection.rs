@@ -2,7 +2,7 @@
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -120,6 +120,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(read)
     }
 
+    /// Reads one line (without its `\r\n`, or `\n`) as raw bytes: what a replica reads of the
+    /// replication handshake, where a master may send bare newlines to keep the link alive.
+    pub async fn read_line(&mut self, max: usize) -> Result<Bytes, ConnectionError> {
+        loop {
+            if let Some(end) = self.read_buf.iter().position(|&byte| byte == b'\n') {
+                let mut line = self.read_buf.split_to(end + 1).freeze();
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(end - 1);
+                }
+                return Ok(line);
+            }
+            if self.read_buf.len() > max {
+                return Err(ConnectionError::InputBufferFull(max));
+            }
+            if self.read_more().await? == 0 {
+                return Err(ConnectionError::ClosedMidFrame);
+            }
+        }
+    }
+
+    /// Reads exactly `len` raw bytes (a snapshot sent after `+FULLRESYNC`, which has no
+    /// `\r\n` after it).
+    pub async fn read_exact(&mut self, len: usize) -> Result<Bytes, ConnectionError> {
+        self.read_buf.reserve(len.saturating_sub(self.read_buf.len()));
+        while self.read_buf.len() < len {
+            if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+                return Err(ConnectionError::ClosedMidFrame);
+            }
+        }
+        Ok(self.read_buf.split_to(len).freeze())
+    }
+
+    /// The bytes read and not yet decoded, for a reader that decodes them itself and needs to
+    /// know how many each request took (a replica counting its offset in the master's stream).
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.read_buf
+    }
+
     /// Appends `frame` to the write buffer.
     pub fn write_frame(&mut self, frame: &Frame) {
         frame.encode(&mut self.write_buf);
@@ -193,6 +232,20 @@ mod tests {
         assert_eq!(client.read_frame().await.unwrap(), Some(Frame::bulk("hi")));
         drop(server);
         assert_eq!(client.read_frame().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn raw_lines_and_bytes_read_as_a_replica_reads_its_master() {
+        let (mut master, replica) = tokio::io::duplex(64);
+        let mut replica = Connection::new(replica, Limits::default());
+        master.write_all(b"\n+FULLRESYNC id 7\r\n$3\r\nabc*1\r\n$4\r\nPING\r\n").await.unwrap();
+        assert_eq!(replica.read_line(1024).await.unwrap(), Bytes::new(), "a keep-alive newline");
+        assert_eq!(replica.read_line(1024).await.unwrap(), Bytes::from("+FULLRESYNC id 7"));
+        assert_eq!(replica.read_line(1024).await.unwrap(), Bytes::from("$3"));
+        assert_eq!(replica.read_exact(3).await.unwrap(), Bytes::from("abc"));
+        assert_eq!(replica.read_request().await.unwrap().unwrap().name(), b"PING");
+        drop(master);
+        assert!(replica.read_exact(1).await.is_err());
     }
 
     #[tokio::test]

@@ -408,6 +408,8 @@ pub struct ServerConfig {
     /// Redis: a server started without a data directory in mind writes nothing to the working
     /// directory and loads nothing from it.
     pub save: SaveRules,
+    /// The password to `AUTH` with at the master this server replicates (`REPLICAOF`).
+    pub masterauth: String,
     /// Whether every change goes to the append-only log, which is then what a restart loads
     /// (instead of the snapshot). Fixed at start.
     #[serde(with = "yes_no")]
@@ -467,6 +469,7 @@ impl Default for ServerConfig {
             dir: ".".into(),
             dbfilename: "dump.rdb".into(),
             save: SaveRules::default(),
+            masterauth: String::new(),
             appendonly: false,
             appendfilename: "appendonly.aof".into(),
             appenddirname: "appendonlydir".into(),
@@ -832,6 +835,14 @@ pub const PARAMETERS: &[Parameter] = &[
                 return Err("dbfilename can't be a path, just a filename".into());
             }
             config.dbfilename = text.to_string();
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "masterauth",
+        get: |config| config.masterauth.clone(),
+        set: Some(|config, text| {
+            config.masterauth = text.to_string();
             Ok(())
         }),
     },

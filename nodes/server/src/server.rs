@@ -15,6 +15,7 @@ use crate::config::ServerConfig;
 use crate::evict;
 use crate::migrate;
 use crate::persist;
+use crate::replication;
 use crate::session::{self, stopped};
 use crate::state::State;
 
@@ -49,6 +50,9 @@ pub async fn run<E: Env>(
     let (snapshots, pending_snapshots) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().persistence.attach(snapshots);
     let snapshot_writer = env.spawn(persist::writer(env.clone(), shared.clone(), pending_snapshots));
+    let (orders, pending_orders) = tokio::sync::mpsc::unbounded_channel();
+    shared.lock().replication.orders = Some(orders);
+    let replica_link = env.spawn(replication::replica::service(env.clone(), shared.clone(), pending_orders));
     let log_writer = log.map(|log| env.spawn(aof::writer::run(env.clone(), shared.clone(), log)));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
@@ -77,6 +81,7 @@ pub async fn run<E: Env>(
     cron.abort();
     migrator.abort();
     snapshot_writer.abort();
+    replica_link.abort();
     // Every connection closes, and the log's writer writes and syncs what is left.
     shared.lock().shutdown.send_replace(true);
     if let Some(writer) = log_writer {
@@ -132,7 +137,11 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         let state = &mut *state;
         state.process = process;
         state.peak_memory = state.peak_memory.max(evict::used_memory(state));
-        evict::perform_evictions(state, now);
+        // A replica leaves evictions and expiries to its master, whose DELs it applies.
+        let replica = state.replication.is_replica();
+        if !replica {
+            evict::perform_evictions(state, now);
+        }
         persist::save_if_due(state, now);
         aof::rewrite_if_due(state, now);
         // Evictions above, and changes of tasks other than connections (migration).
@@ -140,7 +149,7 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
         let over = state.replication.ping_if_due(now, limit);
         crate::propagate::close_replicas(state, &over);
-        if !state.active_expire || state.paused_until_ms > now {
+        if replica || !state.active_expire || state.paused_until_ms > now {
             continue;
         }
         // Redis' ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP scaled by effort; rounds are bounded by a

@@ -252,6 +252,8 @@ pub struct Client {
     pub feeds_replica: bool,
     /// The port the client says it listens on as a replica (`REPLCONF listening-port`).
     pub replica_port: u16,
+    /// The master's stream, applied by a replica: its writes are not refused as read-only.
+    pub from_master: bool,
 }
 
 impl Client {
@@ -270,6 +272,7 @@ impl Client {
             fenced: None,
             feeds_replica: false,
             replica_port: 0,
+            from_master: false,
         }
     }
 }

@@ -105,3 +105,81 @@ async fn a_redis_server_replica_follows_ours_and_resumes_from_the_backlog() {
     master.stop().await;
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+/// Waits until our replica has applied everything `master` has sent.
+async fn ours_caught_up(master: &mut Redis, replica: &mut Served) {
+    for _ in 0..500 {
+        let sent = info(async |args: &[&str]| master.call(args).await, "replication", "master_repl_offset").await;
+        let link = info(async |args: &[&str]| replica.call(args).await, "replication", "master_link_status").await;
+        let had = info(async |args: &[&str]| replica.call(args).await, "replication", "slave_repl_offset").await;
+        if link == "up" && sent == had {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("our replica never caught up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_follows_a_redis_server_master_and_takes_over_with_replicaof_no_one() {
+    let env = TokioEnv::with_seed(8);
+    let dir = temp_dir("ours-of-redis");
+    let mut master = Redis::start_with(&env, &dir, &["--appendonly", "no", "--requirepass", "secret"]).await;
+    assert_eq!(master.call(&["AUTH", "secret"]).await, ok());
+    assert_eq!(master.call(&["SET", "before", "the copy"]).await, ok());
+    assert_eq!(master.call(&["ZADD", "z", "1", "a", "2", "b"]).await, Frame::Integer(2));
+    let config = ServerConfig {
+        port: 0,
+        dir: dir.to_string_lossy().into_owned(),
+        masterauth: "secret".into(),
+        ..ServerConfig::default()
+    };
+    let mut replica = Served::start(&env, config).await;
+    assert_eq!(replica.call(&["SET", "mine", "lost in the copy"]).await, ok());
+    let port = master.port.to_string();
+    assert_eq!(replica.call(&["REPLICAOF", "127.0.0.1", &port]).await, ok());
+    ours_caught_up(&mut master, &mut replica).await;
+    for command in [
+        &["SET", "after", "the copy"][..],
+        &["SELECT", "2"],
+        &["SADD", "s", "x", "y"],
+        &["SET", "ttl", "v", "EX", "600"],
+        &["SELECT", "0"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["ZINCRBY", "z", "5", "a"],
+        &["EXEC"],
+        &["SET", "gone", "x", "PX", "1"],
+    ] {
+        assert!(!matches!(master.call(command).await, Frame::Error(_)), "{command:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(master.call(&["GET", "gone"]).await, Frame::NullBulk);
+    ours_caught_up(&mut master, &mut replica).await;
+    for read in
+        [&["MGET", "before", "after", "mine", "n", "gone"][..], &["ZRANGE", "z", "0", "-1", "WITHSCORES"], &["DBSIZE"]]
+    {
+        assert_eq!(replica.call(read).await, master.call(read).await, "{read:?}");
+    }
+    assert_eq!(replica.call(&["SELECT", "2"]).await, ok());
+    assert_eq!(
+        replica.call(&["SMEMBERS", "s"]).await,
+        Frame::Array(vec![Frame::Bulk("x".into()), Frame::Bulk("y".into())])
+    );
+    let Frame::Integer(left) = replica.call(&["TTL", "ttl"]).await else { panic!("TTL") };
+    assert!((590..=600).contains(&left), "{left}");
+    assert_eq!(replica.call(&["SELECT", "0"]).await, ok());
+    // A replica is read-only, and says whom it follows.
+    let Frame::Error(refused) = replica.call(&["SET", "mine", "again"]).await else { panic!("a write on a replica") };
+    assert!(refused.starts_with(b"READONLY"), "{refused:?}");
+    let Frame::Array(role) = replica.call(&["ROLE"]).await else { panic!("ROLE") };
+    assert_eq!(role[..2], [Frame::Bulk("slave".into()), Frame::Bulk("127.0.0.1".into())]);
+    assert_eq!(role[3], Frame::Bulk("connected".into()));
+    // Promoted: it keeps the data and takes writes.
+    assert_eq!(replica.call(&["REPLICAOF", "NO", "ONE"]).await, ok());
+    assert_eq!(replica.call(&["INCR", "n"]).await, Frame::Integer(2));
+    assert_eq!(info(async |args: &[&str]| replica.call(args).await, "replication", "role").await, "master");
+    drop(master);
+    replica.stop().await;
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -256,6 +256,11 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         refuse(state, client, &mut reply, Some(command), &error);
         return;
     }
+    if command.flags.contains(Flags::WRITE) && state.replication.is_replica() && !client.from_master {
+        let error = CmdError::other("READONLY You can't write against a read only replica.");
+        refuse(state, client, &mut reply, Some(command), &error);
+        return;
+    }
     if command.flags.contains(Flags::WRITE)
         && let Some(error) = crate::aof::write_refusal(state)
     {

@@ -5,7 +5,7 @@ use resp::Request;
 use super::{Command, Ctx, Flags, command};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
-use crate::replication::{self, Sync};
+use crate::replication::{self, Sync, replica};
 
 pub(super) const COMMANDS: &[Command] = &[
     command(
@@ -17,6 +17,8 @@ pub(super) const COMMANDS: &[Command] = &[
     ),
     command("psync", -3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), psync),
     command("sync", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), sync),
+    command("replicaof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
+    command("slaveof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
     command("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), role),
 ];
 
@@ -85,9 +87,45 @@ fn send_snapshot(ctx: &mut Ctx<'_>, snapshot: &[u8]) {
     out.extend_from_slice(snapshot);
 }
 
+/// `REPLICAOF host port` (or `SLAVEOF`): follow that master, replacing this server's data
+/// with its copy; `REPLICAOF NO ONE`: stop following and accept writes, keeping the data.
+fn replicaof(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let (host, port) = (request.arg(1).unwrap_or_default(), request.arg(2).unwrap_or_default());
+    if is(host, "NO") && is(port, "ONE") {
+        if ctx.state.replication.is_replica() {
+            tracing::info!("no longer a replica: accepting writes");
+            replica::follow(ctx.state, None);
+        }
+        ctx.reply.ok();
+        return Ok(());
+    }
+    let port = args::int(port)
+        .ok()
+        .and_then(|port| u16::try_from(port).ok())
+        .ok_or_else(|| CmdError::other("ERR Invalid master port"))?;
+    let host = String::from_utf8_lossy(host).into_owned();
+    if ctx.state.replication.master.as_ref().is_some_and(|master| master.host == host && master.port == port) {
+        ctx.reply.simple("OK Already connected to specified master");
+        return Ok(());
+    }
+    tracing::info!(%host, port, "following a master");
+    replica::follow(ctx.state, Some((host, port)));
+    ctx.reply.ok();
+    Ok(())
+}
+
 /// `ROLE`: `master`, the stream's offset, and each replica's address and acknowledged offset.
 fn role(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     let replication = &ctx.state.replication;
+    if let Some(master) = &replication.master {
+        ctx.reply.array(5);
+        ctx.reply.bulk(b"slave");
+        ctx.reply.bulk(master.host.as_bytes());
+        ctx.reply.int(i64::from(master.port));
+        ctx.reply.bulk(master.state.as_bytes());
+        ctx.reply.int(i64::try_from(master.offset).unwrap_or(i64::MAX));
+        return Ok(());
+    }
     let replicas: Vec<(String, String, String)> = replication
         .replicas()
         .values()

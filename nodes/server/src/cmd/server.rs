@@ -373,8 +373,28 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         "replication" => {
             let replication = &state.replication;
-            let _ =
-                write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", replication.replicas().len());
+            match &replication.master {
+                Some(master) => {
+                    let silent = match master.last_io_ms {
+                        0 => -1,
+                        heard => i64::try_from(ctx.now_ms.saturating_sub(heard) / 1000).unwrap_or(i64::MAX),
+                    };
+                    let _ = write!(
+                        out,
+                        "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
+                         master_last_io_seconds_ago:{silent}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\n\
+                         slave_repl_offset:{}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
+                        master.host,
+                        master.port,
+                        if master.state == "connected" { "up" } else { "down" },
+                        u8::from(master.state == "sync"),
+                        master.offset,
+                        master.offset,
+                    );
+                }
+                None => out.push_str("# Replication\r\nrole:master\r\n"),
+            }
+            let _ = write!(out, "connected_slaves:{}\r\n", replication.replicas().len());
             for (index, link) in replication.replicas().values().enumerate() {
                 let ip = link.addr.rsplit_once(':').map_or(link.addr.as_str(), |(ip, _)| ip);
                 let lag = ctx.now_ms.saturating_sub(link.ack_ms) / 1000;
@@ -391,8 +411,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                  master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\n\
                  second_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\n\
                  repl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
-                replication.replid,
-                replication.offset(),
+                replication.master.as_ref().and_then(|master| master.replid.as_deref()).unwrap_or(&replication.replid),
+                replication.master.as_ref().map_or(replication.offset(), |master| master.offset),
                 u8::from(backlog.is_some()),
                 backlog.map_or(crate::replication::BACKLOG_SIZE, |backlog| backlog.capacity()),
                 backlog.map_or(0, |backlog| backlog.first_byte()),

@@ -9,6 +9,7 @@
 //! so a replica's offset names exactly what it has.
 
 pub mod backlog;
+pub mod replica;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,12 +59,32 @@ pub struct Replication {
     replicas: BTreeMap<u64, ReplicaLink>,
     /// When the replicas were last pinged (Unix ms).
     last_ping_ms: u64,
+    /// The master this server follows (`REPLICAOF`), if any.
+    pub master: Option<replica::MasterLink>,
+    /// Bumped by every `REPLICAOF`: a link task of an earlier one stops.
+    pub generation: u64,
+    /// Tells the replica service to (re)start or stop its link task.
+    pub orders: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 }
 
 impl Replication {
     /// No replica yet; `replid` identifies this master's stream.
     pub fn new(replid: String) -> Replication {
-        Replication { replid, backlog: None, selected_db: None, replicas: BTreeMap::new(), last_ping_ms: 0 }
+        Replication {
+            replid,
+            backlog: None,
+            selected_db: None,
+            replicas: BTreeMap::new(),
+            last_ping_ms: 0,
+            master: None,
+            generation: 0,
+            orders: None,
+        }
+    }
+
+    /// Whether this server follows a master (and so refuses its clients' writes).
+    pub fn is_replica(&self) -> bool {
+        self.master.is_some()
     }
 
     /// The stream's offset (`master_repl_offset`).
