@@ -20,6 +20,8 @@
 //!   through `SLOTSMGRT-EXEC-WRAPPER`, through a partition, a crash of either side, or a cancel.
 //! - [`proxy_faults`]: clients pipelining through the proxy in front of two servers while a
 //!   backend crashes, is partitioned away, the proxy restarts, or slots migrate under them.
+//! - [`replica_sync`]: a replica partitioned and crashed under writes converges to its master's
+//!   exact data.
 //! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
 //!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
@@ -33,6 +35,7 @@ pub mod migration;
 pub mod ping;
 pub mod proxy_faults;
 pub mod queue;
+pub mod replica_sync;
 
 use sim::Outcome;
 
@@ -50,7 +53,8 @@ pub struct Scenario {
 /// Every scenario, in the order `just sim` lists them.
 pub fn all() -> &'static [Scenario] {
     static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
-        let mut all = vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO, durability::SCENARIO];
+        let mut all =
+            vec![ping::SCENARIO, data_server::SCENARIO, queue::SCENARIO, durability::SCENARIO, replica_sync::SCENARIO];
         all.extend(log_crash::SCENARIOS);
         all.extend(migration::SCENARIOS);
         all.extend(proxy_faults::SCENARIOS);

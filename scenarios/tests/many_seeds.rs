@@ -42,4 +42,6 @@ fn every_durability_scenario_holds_its_invariants_for_many_seeds() {
     hold_for_many_seeds("snapshot-", 1);
     // The append-only log through crashes: always, everysec, no, rewrites.
     hold_for_many_seeds("aof-", 4);
+    // A replica through partitions and a crash converges to its master.
+    hold_for_many_seeds("replica-", 1);
 }

@@ -408,8 +408,14 @@ pub struct ServerConfig {
     /// Redis: a server started without a data directory in mind writes nothing to the working
     /// directory and loads nothing from it.
     pub save: SaveRules,
+    /// The master to follow from the start (`"host port"`; empty: none), as `REPLICAOF` would.
+    pub replicaof: String,
     /// The password to `AUTH` with at the master this server replicates (`REPLICAOF`).
     pub masterauth: String,
+    /// Seconds a replica's master may stay silent before the link counts as dead.
+    pub repl_timeout: u64,
+    /// Seconds between the master's pings to its replicas (which keep a quiet link alive).
+    pub repl_ping_replica_period: u64,
     /// Whether every change goes to the append-only log, which is then what a restart loads
     /// (instead of the snapshot). Fixed at start.
     #[serde(with = "yes_no")]
@@ -469,7 +475,10 @@ impl Default for ServerConfig {
             dir: ".".into(),
             dbfilename: "dump.rdb".into(),
             save: SaveRules::default(),
+            replicaof: String::new(),
             masterauth: String::new(),
+            repl_timeout: 60,
+            repl_ping_replica_period: 10,
             appendonly: false,
             appendfilename: "appendonly.aof".into(),
             appenddirname: "appendonlydir".into(),
@@ -496,6 +505,13 @@ impl ServerConfig {
     /// Where the snapshot file is: `dbfilename` in `dir`.
     pub fn snapshot_path(&self) -> String {
         std::path::Path::new(&self.dir).join(&self.dbfilename).to_string_lossy().into_owned()
+    }
+
+    /// The master of `replicaof`, if set.
+    pub fn master(&self) -> Option<(String, u16)> {
+        let mut words = self.replicaof.split_whitespace();
+        let (host, port) = (words.next()?, words.next()?.parse().ok()?);
+        words.next().is_none().then(|| (host.to_string(), port))
     }
 
     /// The directory of the append-only log's files: `appenddirname` in `dir`.
@@ -531,6 +547,12 @@ impl ServerConfig {
             if value.is_empty() || value.contains(['/', ' ', '"', '\'']) || value == "." || value == ".." {
                 return fail(name, "must be a plain file name (no path, space or quote)");
             }
+        }
+        if !self.replicaof.is_empty() && self.master().is_none() {
+            return fail("replicaof", "must be \"host port\"");
+        }
+        if self.repl_timeout == 0 || self.repl_ping_replica_period == 0 {
+            return fail("repl-timeout", "repl-timeout and repl-ping-replica-period must be at least 1");
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return fail("proto-max-bulk-len", "must be at least 1mb");
@@ -835,6 +857,22 @@ pub const PARAMETERS: &[Parameter] = &[
                 return Err("dbfilename can't be a path, just a filename".into());
             }
             config.dbfilename = text.to_string();
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "repl-timeout",
+        get: |config| config.repl_timeout.to_string(),
+        set: Some(|config, text| {
+            config.repl_timeout = integer_in(text, 1, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "repl-ping-replica-period",
+        get: |config| config.repl_ping_replica_period.to_string(),
+        set: Some(|config, text| {
+            config.repl_ping_replica_period = integer_in(text, 1, i64::from(i32::MAX))?;
             Ok(())
         }),
     },

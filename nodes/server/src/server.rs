@@ -53,6 +53,13 @@ pub async fn run<E: Env>(
     let (orders, pending_orders) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().replication.orders = Some(orders);
     let replica_link = env.spawn(replication::replica::service(env.clone(), shared.clone(), pending_orders));
+    {
+        let mut state = shared.lock();
+        if let Some(master) = state.config.master() {
+            info!(host = %master.0, port = master.1, "following the configured master");
+            replication::replica::follow(&mut state, Some(master));
+        }
+    }
     let log_writer = log.map(|log| env.spawn(aof::writer::run(env.clone(), shared.clone(), log)));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
@@ -147,7 +154,8 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         // Evictions above, and changes of tasks other than connections (migration).
         crate::propagate::distribute(state);
         let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
-        let over = state.replication.ping_if_due(now, limit);
+        let period = state.config.repl_ping_replica_period.saturating_mul(1000);
+        let over = state.replication.ping_if_due(now, period, limit);
         crate::propagate::close_replicas(state, &over);
         if replica || !state.active_expire || state.paused_until_ms > now {
             continue;

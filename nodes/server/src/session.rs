@@ -361,14 +361,24 @@ async fn feed_replica<E: Env, S: Stream>(
     session: &mut Session<S>,
     exits: &mut Exits<'_>,
 ) {
-    let Some(wake) = shared.lock().replication.waker(id) else {
-        return;
+    let (wake, timeout) = {
+        let state = shared.lock();
+        let Some(wake) = state.replication.waker(id) else {
+            return;
+        };
+        (wake, Duration::from_secs(state.config.repl_timeout))
     };
+    // A replica acknowledges every second: silence past `repl-timeout` means it is gone.
+    let mut silent_until = tokio::time::Instant::now() + timeout;
     loop {
         tokio::select! {
             biased;
             () = exits.killed.as_mut() => return,
             () = exits.stopping.as_mut() => return,
+            () = tokio::time::sleep_until(silent_until) => {
+                warn!(client = id, "closing a replica silent for longer than repl-timeout");
+                return;
+            }
             () = wake.notified() => {
                 let Some(pending) = shared.lock().replication.take_pending(id) else {
                     return;
@@ -380,6 +390,7 @@ async fn feed_replica<E: Env, S: Stream>(
             }
             read = session.connection.read_request() => match read {
                 Ok(Some(request)) => {
+                    silent_until = tokio::time::Instant::now() + timeout;
                     // `REPLCONF ACK <offset> [FACK <offset>]`; a replica sends nothing else that
                     // matters on this link.
                     let acked = (request.len() >= 3

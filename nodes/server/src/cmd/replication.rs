@@ -26,7 +26,8 @@ pub(super) const COMMANDS: &[Command] = &[
 /// port, its capabilities). Acknowledgements (`ACK`) arrive on the replication link and are read
 /// there; here they are answered by nothing, as Redis answers them.
 fn replconf(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    if !request.len().is_multiple_of(2) {
+    // The name, then option-value pairs.
+    if request.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let mut index = 1;

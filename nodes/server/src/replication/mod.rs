@@ -23,9 +23,6 @@ use self::backlog::Backlog;
 use crate::propagate::Change;
 use crate::state::State;
 
-/// How often the replicas are pinged through the stream (Redis' `repl-ping-replica-period`).
-pub const PING_PERIOD_MS: u64 = 10_000;
-
 /// Redis' default `repl-backlog-size`.
 pub const BACKLOG_SIZE: usize = 1024 * 1024;
 
@@ -122,11 +119,11 @@ impl Replication {
         self.feed(&encoded, limit)
     }
 
-    /// Pings the replicas through the stream once every [`PING_PERIOD_MS`] (Redis'
-    /// `repl-ping-replica-period`), so a replica's `repl-timeout` tells a dead master from a quiet
-    /// one. Returns the replicas to close, as [`Replication::absorb`] does.
-    pub(crate) fn ping_if_due(&mut self, now_ms: u64, limit: u64) -> Vec<u64> {
-        if self.replicas.is_empty() || now_ms.saturating_sub(self.last_ping_ms) < PING_PERIOD_MS {
+    /// Pings the replicas through the stream every `period_ms` (`repl-ping-replica-period`),
+    /// so a replica's `repl-timeout` tells a dead master from a quiet one. Returns the replicas
+    /// to close, as [`Replication::absorb`] does.
+    pub(crate) fn ping_if_due(&mut self, now_ms: u64, period_ms: u64, limit: u64) -> Vec<u64> {
+        if self.replicas.is_empty() || now_ms.saturating_sub(self.last_ping_ms) < period_ms {
             return Vec::new();
         }
         self.last_ping_ms = now_ms;

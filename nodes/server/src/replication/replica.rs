@@ -24,9 +24,6 @@ use crate::state::{Client, State};
 
 /// How long connecting to the master may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the master may stay silent during the handshake and the stream (Redis'
-/// `repl-timeout`); it pings every 10 s.
-const REPL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the replica acknowledges its offset.
 const ACK_PERIOD: Duration = Duration::from_secs(1);
 /// How long to wait before connecting again after a failure.
@@ -144,18 +141,19 @@ async fn follow_once<E: Env>(
     let limits = Limits { max_bulk_len: usize::MAX, max_buffered_input: usize::MAX, ..Limits::default() };
     let mut link = Connection::new(stream, limits);
     set_state(shared, generation, "connecting");
-    let (auth, my_port, resume) = {
+    let (auth, my_port, resume, timeout) = {
         let state = shared.lock();
         let master = state.replication.master.as_ref().filter(|_| state.replication.generation == generation);
         let resume = master.and_then(|master| master.replid.clone().map(|replid| (replid, master.offset + 1)));
-        (state.config.masterauth.clone(), state.port, resume)
+        let timeout = Duration::from_secs(state.config.repl_timeout);
+        (state.config.masterauth.clone(), state.port, resume, timeout)
     };
     if !auth.is_empty() {
-        expect_ok(&mut link, &["AUTH", &auth]).await?;
+        expect_ok(&mut link, timeout, &["AUTH", &auth]).await?;
     }
-    expect_reply(&mut link, &["PING"]).await?;
-    expect_ok(&mut link, &["REPLCONF", "listening-port", &my_port.to_string()]).await?;
-    expect_ok(&mut link, &["REPLCONF", "capa", "psync2"]).await?;
+    expect_reply(&mut link, timeout, &["PING"]).await?;
+    expect_ok(&mut link, timeout, &["REPLCONF", "listening-port", &my_port.to_string()]).await?;
+    expect_ok(&mut link, timeout, &["REPLCONF", "capa", "psync2"]).await?;
     let psync = match &resume {
         Some((replid, from)) => vec!["PSYNC".to_string(), replid.clone(), from.to_string()],
         None => vec!["PSYNC".to_string(), "?".into(), "-1".into()],
@@ -163,14 +161,14 @@ async fn follow_once<E: Env>(
     link.write_request(&Request::from_args(&psync));
     link.flush().await?;
     set_state(shared, generation, "sync");
-    let answer = read_line(&mut link).await?;
+    let answer = read_line(&mut link, timeout).await?;
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let mut words = answer.split_whitespace();
     match words.next() {
         Some("+FULLRESYNC") => {
             let replid = words.next().unwrap_or_default().to_string();
             let offset: u64 = words.next().and_then(|offset| offset.parse().ok()).unwrap_or(0);
-            let snapshot = read_snapshot(&mut link).await?;
+            let snapshot = read_snapshot(&mut link, timeout).await?;
             let mut state = shared.lock();
             if state.replication.generation != generation {
                 return Err(LinkError::Replaced);
@@ -192,12 +190,16 @@ async fn follow_once<E: Env>(
         _ => return Err(LinkError::Refused(answer)),
     }
     set_state(shared, generation, "connected");
-    apply_stream(env, shared, &mut link, generation).await
+    apply_stream(env, shared, &mut link, generation, timeout).await
 }
 
 /// Sends `args` and expects `+OK`.
-async fn expect_ok<S: net::Stream>(link: &mut Connection<S>, args: &[&str]) -> Result<(), LinkError> {
-    let reply = expect_reply(link, args).await?;
+async fn expect_ok<S: net::Stream>(
+    link: &mut Connection<S>,
+    timeout: Duration,
+    args: &[&str],
+) -> Result<(), LinkError> {
+    let reply = expect_reply(link, timeout, args).await?;
     if reply != b"+OK"[..] {
         return Err(LinkError::Refused(String::from_utf8_lossy(&reply).into_owned()));
     }
@@ -206,10 +208,14 @@ async fn expect_ok<S: net::Stream>(link: &mut Connection<S>, args: &[&str]) -> R
 
 /// Sends `args` and reads the reply line; an error reply (other than `-NOAUTH` to `PING`,
 /// which a master with a password gives before `AUTH`) ends the link.
-async fn expect_reply<S: net::Stream>(link: &mut Connection<S>, args: &[&str]) -> Result<bytes::Bytes, LinkError> {
+async fn expect_reply<S: net::Stream>(
+    link: &mut Connection<S>,
+    timeout: Duration,
+    args: &[&str],
+) -> Result<bytes::Bytes, LinkError> {
     link.write_request(&Request::from_args(args));
     link.flush().await?;
-    let reply = read_line(link).await?;
+    let reply = read_line(link, timeout).await?;
     if reply.starts_with(b"-") {
         return Err(LinkError::Refused(String::from_utf8_lossy(&reply).into_owned()));
     }
@@ -218,10 +224,9 @@ async fn expect_reply<S: net::Stream>(link: &mut Connection<S>, args: &[&str]) -
 
 /// The next non-empty line (a master keeps the link alive with bare newlines while it prepares a
 /// copy).
-async fn read_line<S: net::Stream>(link: &mut Connection<S>) -> Result<bytes::Bytes, LinkError> {
+async fn read_line<S: net::Stream>(link: &mut Connection<S>, timeout: Duration) -> Result<bytes::Bytes, LinkError> {
     loop {
-        let line =
-            tokio::time::timeout(REPL_TIMEOUT, link.read_line(64 * 1024)).await.map_err(|_| LinkError::Timeout)??;
+        let line = tokio::time::timeout(timeout, link.read_line(64 * 1024)).await.map_err(|_| LinkError::Timeout)??;
         if !line.is_empty() {
             return Ok(line);
         }
@@ -229,13 +234,13 @@ async fn read_line<S: net::Stream>(link: &mut Connection<S>) -> Result<bytes::By
 }
 
 /// The snapshot after `+FULLRESYNC`: `$<length>` and that many bytes.
-async fn read_snapshot<S: net::Stream>(link: &mut Connection<S>) -> Result<bytes::Bytes, LinkError> {
-    let header = read_line(link).await?;
+async fn read_snapshot<S: net::Stream>(link: &mut Connection<S>, timeout: Duration) -> Result<bytes::Bytes, LinkError> {
+    let header = read_line(link, timeout).await?;
     let len = header
         .strip_prefix(b"$")
         .and_then(|len| std::str::from_utf8(len).ok()?.parse::<usize>().ok())
         .ok_or_else(|| LinkError::Refused(format!("a snapshot header {:?}", String::from_utf8_lossy(&header))))?;
-    Ok(tokio::time::timeout(REPL_TIMEOUT, link.read_exact(len)).await.map_err(|_| LinkError::Timeout)??)
+    Ok(tokio::time::timeout(timeout, link.read_exact(len)).await.map_err(|_| LinkError::Timeout)??)
 }
 
 /// Replaces the data with the master's copy. With the append-only log on, the log is rewritten
@@ -260,6 +265,7 @@ async fn apply_stream<E: Env, S: net::Stream>(
     shared: &Shared,
     link: &mut Connection<S>,
     generation: u64,
+    timeout: Duration,
 ) -> Result<std::convert::Infallible, LinkError> {
     let mut master = Client::new(0, true);
     master.deny_blocking = true;
@@ -267,17 +273,21 @@ async fn apply_stream<E: Env, S: net::Stream>(
     let mut decoder = RequestDecoder::new(Limits { max_bulk_len: usize::MAX, ..Limits::default() });
     let mut acks = tokio::time::interval(ACK_PERIOD);
     let mut out = BytesMut::new();
+    // The master pings every `repl-ping-replica-period`: silence past `timeout` means it is gone.
+    let mut silent_until = tokio::time::Instant::now() + timeout;
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(silent_until) => return Err(LinkError::Timeout),
             _ = acks.tick() => {
                 let offset = shared.lock().replication.master.as_ref().map_or(0, |master| master.offset);
                 link.write_request(&Request::from_args(["REPLCONF", "ACK", &offset.to_string()]));
                 link.flush().await?;
             }
-            read = tokio::time::timeout(REPL_TIMEOUT, link.read_more()) => {
-                if read.map_err(|_| LinkError::Timeout)?? == 0 {
+            read = link.read_more() => {
+                if read? == 0 {
                     return Err(LinkError::Connection(ConnectionError::ClosedMidFrame));
                 }
+                silent_until = tokio::time::Instant::now() + timeout;
                 let mut answer_ack = None;
                 {
                     let mut state = shared.lock();

@@ -1,0 +1,182 @@
+//! `replica-partition`: writers change a `codis-server` master while its replica (another
+//! `codis-server`, following it by `replicaof`) is partitioned away twice and crashes once
+//! (coming back empty: no log). Once the faults heal and the writes stop, the replica must hold
+//! exactly the master's data: the same keys with the same values (compared by `DUMP`) and the
+//! same expiry times, within a bounded simulated time.
+//!
+//! The writes mix what replication must carry faithfully: overwrites, counters, lists,
+//! deletions, keys that expire on the master (which the replica learns as `DEL`s), relative
+//! expiries (sent as absolute times) and transactions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use net::Env;
+use net::rand::Rng as _;
+use resp::Frame;
+use server::ServerConfig;
+use sim::{Fault, Harness, HostResult, Outcome, SimConfig, SimEnv};
+use tokio::time::sleep;
+use tracing::info;
+
+use crate::Scenario;
+use crate::client::SimClient;
+
+/// The registry entry.
+pub const SCENARIO: Scenario = Scenario {
+    name: "replica-partition",
+    summary: "a replica partitioned from its master twice and crashed once under writes converges to the master's exact data",
+    run,
+};
+
+const MASTER: &str = "master";
+const REPLICA: &str = "replica";
+const WRITERS: usize = 3;
+const KEYS: usize = 40;
+/// The writers stop then; the faults are over before.
+const WRITES_END: Duration = Duration::from_secs(14);
+/// After the writes end, the replica has this long to hold the master's data.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(15);
+
+/// Runs the scenario with `seed`.
+pub fn run(seed: u64) -> Outcome {
+    let mut config = SimConfig::new(seed);
+    config.duration = Duration::from_secs(60);
+    let mut harness = Harness::new(config);
+    let server = |replicaof: &str| {
+        let replicaof = replicaof.to_string();
+        move |env: SimEnv| {
+            let config = ServerConfig {
+                bind: "0.0.0.0".into(),
+                port: 6379,
+                replicaof: replicaof.clone(),
+                repl_timeout: 3,
+                repl_ping_replica_period: 1,
+                ..ServerConfig::default()
+            };
+            async move {
+                let (bound, _) = tokio::sync::oneshot::channel();
+                server::bind_and_run(env, config, bound, std::future::pending()).await?;
+                Ok(())
+            }
+        }
+    };
+    harness.host(MASTER, server(""));
+    harness.host(REPLICA, server("master 6379"));
+    let mut schedule = net::rng_from_seed(seed, "schedule");
+    let mut at = |from: u64, to: u64| Duration::from_millis(schedule.random_range(from..to));
+    let (first, second, crash) = (at(1_000, 3_000), at(6_000, 8_000), at(10_000, 11_000));
+    harness
+        .at(first, Fault::Partition(MASTER.into(), REPLICA.into()))
+        .at(first + at(500, 3_000), Fault::Repair(MASTER.into(), REPLICA.into()))
+        .at(second, Fault::Partition(MASTER.into(), REPLICA.into()))
+        .at(second + at(100, 1_000), Fault::Repair(MASTER.into(), REPLICA.into()))
+        .at(crash, Fault::Crash(REPLICA.into()))
+        .at(crash + at(200, 1_000), Fault::Restart(REPLICA.into()));
+    harness.client("writers", checker);
+    harness.run()
+}
+
+/// Runs the writers, then waits for the replica to hold the master's data.
+async fn checker(env: SimEnv) -> HostResult {
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        writers.push(env.spawn(write_loop(env.clone(), writer)));
+    }
+    for writer in writers {
+        writer.await.map_err(|error| format!("a writer failed: {error}"))??;
+    }
+    // Keys with an expiry die within 3 s of the last write; let the master delete them.
+    sleep(Duration::from_secs(4)).await;
+    let mut master = SimClient::new(env.clone(), "master:6379");
+    let mut replica = SimClient::new(env.clone(), "replica:6379");
+    let deadline = tokio::time::Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let sent = field(&mut master, "master_repl_offset").await;
+        let applied = field(&mut replica, "slave_repl_offset").await;
+        let link = field(&mut replica, "master_link_status").await;
+        if link.as_deref() == Some("up") && sent.is_some() && sent == applied {
+            let theirs = contents(&mut master).await?;
+            let ours = contents(&mut replica).await?;
+            if theirs == ours {
+                info!(keys = theirs.len(), offset = sent, "the replica holds exactly the master's data");
+                return Ok(());
+            }
+            let differing: Vec<&String> =
+                theirs.keys().chain(ours.keys()).filter(|key| theirs.get(*key) != ours.get(*key)).take(5).collect();
+            return Err(format!(
+                "at equal offsets ({sent:?}) the replica differs from the master: {} keys vs {}, differing {differing:?}",
+                ours.len(),
+                theirs.len()
+            )
+            .into());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the replica did not catch up within {CONVERGE_WITHIN:?}: link {link:?}, master at {sent:?}, replica at {applied:?}"
+            )
+            .into());
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One writer: random writes to the master until [`WRITES_END`].
+async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
+    let mut rng = env.rng(&format!("writer-{writer}"));
+    let mut client = SimClient::new(env.clone(), "master:6379");
+    let end = tokio::time::Instant::now() + WRITES_END;
+    let mut sequence = 0u64;
+    while tokio::time::Instant::now() < end {
+        sequence += 1;
+        let key = format!("key:{}", rng.random_range(0..KEYS));
+        let value = format!("{writer}-{sequence}");
+        let ttl = rng.random_range(50..3_000).to_string();
+        let commands: Vec<Vec<String>> = match rng.random_range(0..8) {
+            0 => vec![vec!["SET".into(), key, value]],
+            1 => vec![vec!["INCR".into(), format!("counter:{}", rng.random_range(0..8))]],
+            2 => vec![vec!["RPUSH".into(), format!("list:{}", rng.random_range(0..4)), value]],
+            3 => vec![vec!["DEL".into(), key]],
+            4 => vec![vec!["SET".into(), key, value, "PX".into(), ttl]],
+            5 => vec![vec!["EXPIRE".into(), key, "2".into()]],
+            6 => vec![vec!["LPOP".into(), format!("list:{}", rng.random_range(0..4))]],
+            _ => vec![
+                vec!["MULTI".into()],
+                vec!["INCR".into(), "counter:tx".into()],
+                vec!["SET".into(), key, value],
+                vec!["EXEC".into()],
+            ],
+        };
+        // Errors (a WRONGTYPE, a lost connection) are fine: the check is only that the replica
+        // ends up with whatever the master holds.
+        let _ = client.pipeline(&commands).await;
+        sleep(Duration::from_millis(rng.random_range(1..=15))).await;
+    }
+    Ok(())
+}
+
+/// One field of `INFO replication`, if the server answers.
+async fn field(client: &mut SimClient, name: &str) -> Option<String> {
+    let Ok(Frame::Bulk(text)) = client.call(&["INFO", "replication"]).await else {
+        return None;
+    };
+    String::from_utf8_lossy(&text).lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))
+}
+
+/// Every key of database 0 with its `DUMP` and `PEXPIRETIME`.
+async fn contents(client: &mut SimClient) -> Result<BTreeMap<String, (Frame, Frame)>, String> {
+    let keys = match client.call(&["KEYS", "*"]).await {
+        Ok(Frame::Array(keys)) => keys,
+        other => return Err(format!("KEYS replied {other:?}")),
+    };
+    let mut contents = BTreeMap::new();
+    for key in keys {
+        let Frame::Bulk(key) = key else { return Err(format!("KEYS gave {key:?}")) };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let dump = client.call(&["DUMP", key.as_str()]).await.map_err(|error| format!("DUMP: {error:?}"))?;
+        let expiry =
+            client.call(&["PEXPIRETIME", key.as_str()]).await.map_err(|error| format!("PEXPIRETIME: {error:?}"))?;
+        contents.insert(key, (dump, expiry));
+    }
+    Ok(contents)
+}
