@@ -412,6 +412,11 @@ pub struct ServerConfig {
     pub replicaof: String,
     /// The password to `AUTH` with at the master this server replicates (`REPLICAOF`).
     pub masterauth: String,
+    /// Refuse writes (`NOREPLICAS`) unless this many replicas acknowledged within
+    /// `min-replicas-max-lag` seconds (0: never refuse).
+    pub min_replicas_to_write: usize,
+    /// How recent a replica's acknowledgement must be to count for `min-replicas-to-write`.
+    pub min_replicas_max_lag: u64,
     /// Seconds a replica's master may stay silent before the link counts as dead.
     pub repl_timeout: u64,
     /// Seconds between the master's pings to its replicas (which keep a quiet link alive).
@@ -477,6 +482,8 @@ impl Default for ServerConfig {
             save: SaveRules::default(),
             replicaof: String::new(),
             masterauth: String::new(),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             repl_timeout: 60,
             repl_ping_replica_period: 10,
             appendonly: false,
@@ -857,6 +864,22 @@ pub const PARAMETERS: &[Parameter] = &[
                 return Err("dbfilename can't be a path, just a filename".into());
             }
             config.dbfilename = text.to_string();
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "min-replicas-to-write",
+        get: |config| config.min_replicas_to_write.to_string(),
+        set: Some(|config, text| {
+            config.min_replicas_to_write = integer_in(text, 0, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "min-replicas-max-lag",
+        get: |config| config.min_replicas_max_lag.to_string(),
+        set: Some(|config, text| {
+            config.min_replicas_max_lag = integer_in(text, 0, i64::from(i32::MAX))?;
             Ok(())
         }),
     },

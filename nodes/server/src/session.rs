@@ -451,14 +451,20 @@ async fn wait_while_blocked<E: Env, S: Stream>(
             }
             () = &mut timer, if !timed_out => {
                 timed_out = true;
-                let still_blocked = {
+                let (still_blocked, waited) = {
                     let mut state = shared.lock();
                     let state = &mut *state;
-                    state.blocked.unblock(&mut state.keyspace, client.id).is_some()
+                    let blocked = state.blocked.unblock(&mut state.keyspace, client.id).is_some();
+                    (blocked, state.replication.time_out_waiter(client.id))
                 };
                 // Otherwise it was served just now, and the reply is on its way in the inbox.
                 if still_blocked {
                     encode::write_null_array(session.connection.write_buffer(), client.version);
+                    return session.flush(exits).await;
+                }
+                if let Some(acknowledged) = waited {
+                    // `WAIT` answers how many replicas acknowledged by then.
+                    encode::write_integer(session.connection.write_buffer(), i64::try_from(acknowledged).unwrap_or(i64::MAX));
                     return session.flush(exits).await;
                 }
             }

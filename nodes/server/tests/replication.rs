@@ -1,5 +1,6 @@
-//! Replication with a real `redis-server` 7.0: a stock replica follows ours, from a full copy
-//! and then the stream, and resumes from the backlog after its link drops.
+//! Replication with a real `redis-server` 7.0, both ways: a stock replica follows ours (a full
+//! copy, the stream, a resume from the backlog after its link drops, `WAIT`,
+//! `min-replicas-to-write`), and ours follows a stock master and is promoted.
 
 mod common;
 
@@ -101,6 +102,17 @@ async fn a_redis_server_replica_follows_ours_and_resumes_from_the_backlog() {
     assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_partial_ok").await, "1");
     assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_full").await, "1");
     same(&mut master, &mut replica, &[&["GET", "while"], &["DBSIZE"]]).await;
+    // WAIT: until the replica acknowledged the write; with more replicas asked for than there
+    // are, until the timeout, answering how many did.
+    assert_eq!(master.call(&["SET", "acknowledged", "yes"]).await, ok());
+    assert_eq!(master.call(&["WAIT", "1", "5000"]).await, Frame::Integer(1));
+    assert_eq!(master.call(&["WAIT", "2", "100"]).await, Frame::Integer(1));
+    // min-replicas-to-write: writes need that many replicas acknowledging lately.
+    assert_eq!(master.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]).await, ok());
+    let Frame::Error(refused) = master.call(&["SET", "k", "v"]).await else { panic!("a write without replicas") };
+    assert!(refused.starts_with(b"NOREPLICAS"), "{refused:?}");
+    assert_eq!(master.call(&["CONFIG", "SET", "min-replicas-to-write", "1"]).await, ok());
+    assert_eq!(master.call(&["SET", "k", "v"]).await, ok());
     drop(replica);
     master.stop().await;
     std::fs::remove_dir_all(&dir).expect("clean up");

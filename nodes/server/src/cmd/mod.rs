@@ -262,6 +262,16 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         return;
     }
     if command.flags.contains(Flags::WRITE)
+        && state.config.min_replicas_to_write > 0
+        && !state.replication.is_replica()
+        && state.replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000))
+            < state.config.min_replicas_to_write
+    {
+        let error = CmdError::other("NOREPLICAS Not enough good replicas to write.");
+        refuse(state, client, &mut reply, Some(command), &error);
+        return;
+    }
+    if command.flags.contains(Flags::WRITE)
         && let Some(error) = crate::aof::write_refusal(state)
     {
         refuse(state, client, &mut reply, Some(command), &error);

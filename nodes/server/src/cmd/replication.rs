@@ -19,6 +19,7 @@ pub(super) const COMMANDS: &[Command] = &[
     command("sync", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), sync),
     command("replicaof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
     command("slaveof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
+    command("wait", 3, Flags::NOSCRIPT, (0, 0, 0), wait),
     command("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), role),
 ];
 
@@ -112,6 +113,36 @@ fn replicaof(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     tracing::info!(%host, port, "following a master");
     replica::follow(ctx.state, Some((host, port)));
     ctx.reply.ok();
+    Ok(())
+}
+
+/// `WAIT numreplicas timeout`: blocks until `numreplicas` replicas acknowledged every write made
+/// so far, or `timeout` ms passed (0: no limit); answers how many did.
+fn wait(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    if ctx.state.replication.is_replica() {
+        return Err(CmdError::other(
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        ));
+    }
+    let needed = args::int(request.arg(1).unwrap_or_default()).map_err(|_| CmdError::NotInteger)?;
+    let timeout = args::int(request.arg(2).unwrap_or_default()).map_err(|_| CmdError::NotInteger)?;
+    if timeout < 0 {
+        return Err(CmdError::other("ERR timeout is negative"));
+    }
+    crate::propagate::distribute(ctx.state);
+    let offset = ctx.state.replication.offset();
+    let acknowledged = ctx.state.replication.acknowledged(offset);
+    let needed = usize::try_from(needed).unwrap_or(0);
+    if acknowledged >= needed || ctx.client.deny_blocking {
+        ctx.reply.count(acknowledged);
+        return Ok(());
+    }
+    let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+        return Err(CmdError::other("ERR client is not registered"));
+    };
+    ctx.state.replication.wait(ctx.client.id, offset, needed, outbox, ctx.client.version);
+    let deadline_ms = (timeout > 0).then(|| ctx.now_ms + timeout.unsigned_abs());
+    ctx.client.blocked = Some(crate::state::Block { deadline_ms });
     Ok(())
 }
 

@@ -62,6 +62,17 @@ pub struct Replication {
     pub generation: u64,
     /// Tells the replica service to (re)start or stop its link task.
     pub orders: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    /// Clients in `WAIT`, by client id.
+    waiters: BTreeMap<u64, Waiter>,
+}
+
+/// A client in `WAIT`: until `needed` replicas acknowledged `offset`.
+#[derive(Debug)]
+struct Waiter {
+    offset: u64,
+    needed: usize,
+    outbox: crate::outbox::Outbox,
+    version: resp::Version,
 }
 
 impl Replication {
@@ -76,6 +87,7 @@ impl Replication {
             master: None,
             generation: 0,
             orders: None,
+            waiters: BTreeMap::new(),
         }
     }
 
@@ -157,17 +169,62 @@ impl Replication {
         self.replicas.get(&id).map(|link| link.wake.clone())
     }
 
-    /// Records replica `id`'s acknowledgement of `offset`.
+    /// Records replica `id`'s acknowledgement of `offset`, and answers the `WAIT`s it satisfies.
     pub(crate) fn acknowledge(&mut self, id: u64, offset: u64, now_ms: u64) {
         if let Some(link) = self.replicas.get_mut(&id) {
             link.ack_offset = link.ack_offset.max(offset);
             link.ack_ms = now_ms;
         }
+        let done: Vec<(u64, usize)> = self
+            .waiters
+            .iter()
+            .map(|(client, waiter)| (*client, self.acknowledged(waiter.offset)))
+            .filter(|(client, count)| self.waiters.get(client).is_some_and(|waiter| *count >= waiter.needed))
+            .collect();
+        for (client, count) in done {
+            if let Some(waiter) = self.waiters.remove(&client) {
+                let mut out = BytesMut::new();
+                crate::reply::Reply::new(&mut out, waiter.version).count(count);
+                waiter.outbox.send(crate::outbox::Delivery::Unblocked(out.freeze()));
+            }
+        }
     }
 
-    /// Forgets replica `id` (its connection ended).
+    /// How many replicas acknowledged `offset`.
+    pub fn acknowledged(&self, offset: u64) -> usize {
+        self.replicas.values().filter(|link| link.ack_offset >= offset).count()
+    }
+
+    /// How many replicas acknowledged within the last `max_lag_ms` (`min-replicas-max-lag`).
+    pub fn good_replicas(&self, now_ms: u64, max_lag_ms: u64) -> usize {
+        self.replicas.values().filter(|link| now_ms.saturating_sub(link.ack_ms) <= max_lag_ms).count()
+    }
+
+    /// Client `id` waits (`WAIT`) until `needed` replicas acknowledged `offset`; the replicas are
+    /// asked to acknowledge at once (`REPLCONF GETACK`, through the stream).
+    pub(crate) fn wait(
+        &mut self,
+        id: u64,
+        offset: u64,
+        needed: usize,
+        outbox: crate::outbox::Outbox,
+        version: resp::Version,
+    ) {
+        self.waiters.insert(id, Waiter { offset, needed, outbox, version });
+        let _ = self.feed(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n", 0);
+    }
+
+    /// Ends client `id`'s `WAIT` at its timeout; returns how many replicas acknowledged, or
+    /// `None` if it was no longer waiting (answered just now).
+    pub fn time_out_waiter(&mut self, id: u64) -> Option<usize> {
+        let waiter = self.waiters.remove(&id)?;
+        Some(self.acknowledged(waiter.offset))
+    }
+
+    /// Forgets client `id` as a replica and as a waiter (its connection ended).
     pub fn detach(&mut self, id: u64) {
         self.replicas.remove(&id);
+        self.waiters.remove(&id);
     }
 }
 
