@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Snapshot benchmark (part of `just bench server`): SAVE and load of a 1,000,000-key dataset,
-codis-server beside redis-server 7.0, each loading both servers' files.
+codis-server beside redis-server 7.0, each loading both servers' files; and the full sync of a
+replica of that dataset (each server replicating its own kind).
 
 Prints a Markdown section on stdout. Each server is pinned to cpu 0; times are wall clock,
 medians of the rounds. Load time is from starting the process to its first PONG (our server
@@ -45,17 +46,18 @@ def ready(port):
         return False
 
 
-def start(kind, codis_server, directory):
+def start(kind, codis_server, directory, cpu="0"):
     port = free_port()
     if kind == "redis-server":
+        # No delay before a diskless copy (Redis 7 waits 5 s for more replicas by default).
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
                 "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
-                "--enable-debug-command", "yes"]
+                "--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]
     else:
         argv = [codis_server, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
                 "--dbfilename", "dump.rdb", "--enable-debug-command", "yes", "--log-level", "warn"]
     began = time.monotonic()
-    process = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(["taskset", "-c", cpu, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not ready(port):
         if process.poll() is not None:
             sys.exit(f"{kind} exited with {process.returncode}")
@@ -81,6 +83,7 @@ def main():
     saves = {kind: [] for kind in kinds}
     loads = {(loader, writer): [] for loader in kinds for writer in kinds}
     sizes = {}
+    syncs = {kind: [] for kind in kinds}
     try:
         for _ in range(args.rounds):
             # Each server fills itself and saves.
@@ -112,6 +115,26 @@ def main():
                     if keys != f":{args.keys}":
                         sys.exit(f"{loader} loaded {keys} keys from {writer}'s file, not {args.keys}")
                     loads[(loader, writer)].append(took)
+            # Each server's replica copies it: from REPLICAOF to holding every key.
+            for kind in kinds:
+                directories = [os.path.join(work, f"sync-{kind}-{role}") for role in ("master", "replica")]
+                for directory in directories:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    os.makedirs(directory)
+                master, master_port, _ = start(kind, args.codis_server, directories[0], cpu="0")
+                send(master_port, "DEBUG", "POPULATE", args.keys, "key", 16)
+                replica, replica_port, _ = start(kind, args.codis_server, directories[1], cpu="1")
+                began = time.monotonic()
+                reply = send(replica_port, "REPLICAOF", "127.0.0.1", master_port)
+                if not reply.startswith("+OK"):
+                    sys.exit(f"{kind} REPLICAOF: {reply}")
+                while send(replica_port, "DBSIZE") != f":{args.keys}":
+                    if time.monotonic() - began > 600:
+                        sys.exit(f"{kind}'s replica never held {args.keys} keys")
+                    time.sleep(0.005)
+                syncs[kind].append(time.monotonic() - began)
+                stop(replica)
+                stop(master)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -128,7 +151,13 @@ def main():
     for writer in kinds:
         theirs, ours = median(loads[("redis-server", writer)]), median(loads[("codis-server", writer)])
         print(f"| load {writer}'s file (s) | {theirs:.2f} | {ours:.2f} | {ours / theirs:.2f} |")
+    theirs, ours = median(syncs["redis-server"]), median(syncs["codis-server"])
+    print(f"| full sync of a replica (s) | {theirs:.2f} | {ours:.2f} | {ours / theirs:.2f} |")
     print()
+    print("Full sync: a master holding the keys (cpu 0) and an empty replica of the same kind (cpu 1) on "
+          "loopback, from `REPLICAOF` until the replica holds every key. Redis' master streams its copy "
+          "without touching the disk (`repl-diskless-sync yes`, delay set to 0); ours encodes it in memory "
+          "under its lock and sends it.\n")
 
 
 if __name__ == "__main__":
