@@ -97,8 +97,59 @@ fn slotsrestore_async_ack(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 
 fn slotsrestore_async(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let ack = restore_message(ctx, request);
+    if ack.is_ok() && ctx.state.propagation.is_listening() {
+        propagate(ctx, request);
+    }
     reply_ack(ctx, ack);
     Ok(())
+}
+
+/// The commands that redo an applied message, for the log and the replicas: standard ones,
+/// which a stock `redis-server` replica and a replay understand (the message itself only means
+/// something between two migrating servers). The key's expiry follows as an absolute time.
+fn propagate(ctx: &mut Ctx<'_>, request: &Request) {
+    let verb = arg(request, 1);
+    if is(verb, "select") {
+        ctx.state.propagation.replace_with_nothing();
+        return;
+    }
+    let key = arg(request, 2);
+    let elements = request.args().skip(5);
+    let propagation = &mut ctx.state.propagation;
+    if is(verb, verbs::DELETE) || is(verb, "del") {
+        propagation.replace_with([&b"DEL"[..], key]);
+        return;
+    }
+    if request.len() <= 5 && !(is(verb, verbs::STRING) || is(verb, verbs::OBJECT)) {
+        // No elements (a chunk that only sets the expiry) or the expiry verb: the expiry only.
+    } else if is(verb, verbs::STRING) {
+        propagation.replace_with([&b"SET"[..], key, arg(request, 4)]);
+    } else if is(verb, verbs::OBJECT) {
+        propagation.replace_with([&b"RESTORE"[..], key, b"0", arg(request, 4), b"REPLACE"]);
+    } else if is(verb, verbs::LIST) {
+        propagation.replace_with([&b"RPUSH"[..], key].into_iter().chain(elements));
+    } else if is(verb, verbs::HASH) {
+        propagation.replace_with([&b"HSET"[..], key].into_iter().chain(elements));
+    } else if is(verb, verbs::DICT) {
+        propagation.replace_with([&b"SADD"[..], key].into_iter().chain(elements));
+    } else if is(verb, verbs::ZSET) {
+        // Members and little-endian scores become ZADD's score-member pairs.
+        let pairs: Vec<&[u8]> = elements.collect();
+        let mut args: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), key.to_vec()];
+        for pair in pairs.chunks(2) {
+            let score = <[u8; 8]>::try_from(pair[1]).map(f64::from_le_bytes).unwrap_or_default();
+            args.push(resp::encode::format_double(score).into_bytes());
+            args.push(pair[0].to_vec());
+        }
+        propagation.replace_with(args);
+    }
+    let now = ctx.now_ms;
+    let expire_at = ctx.db().get_untouched(key, now).and_then(|entry| entry.expire_at());
+    let propagation = &mut ctx.state.propagation;
+    match expire_at {
+        Some(at) => propagation.replace_with([&b"PEXPIREAT"[..], key, at.to_string().as_bytes()]),
+        None => propagation.replace_with([&b"PERSIST"[..], key]),
+    }
 }
 
 fn wrong_arguments(request: &Request) -> String {
