@@ -150,8 +150,8 @@ async fn writer(env: SimEnv) -> HostResult {
     Ok(())
 }
 
-/// The server's `run_id` once it answers.
-async fn wait_up(client: &mut SimClient) -> String {
+/// The server's `run_id` once it answers (a new one means it restarted).
+pub(crate) async fn wait_up(client: &mut SimClient) -> String {
     loop {
         if let Some(id) = run_id_if_up(client).await {
             return id;
@@ -170,7 +170,7 @@ async fn run_id_if_up(client: &mut SimClient) -> Option<String> {
 }
 
 /// Every key's value in one `MGET` (one instant), retrying until the server answers.
-async fn read_all(client: &mut SimClient, keys: &[String]) -> Result<Snapshot, Box<dyn std::error::Error>> {
+pub(crate) async fn read_all(client: &mut SimClient, keys: &[String]) -> Result<Snapshot, Box<dyn std::error::Error>> {
     let mut args = vec!["MGET".to_string()];
     args.extend(keys.iter().cloned());
     let values = loop {

@@ -30,6 +30,7 @@ use tracing::{debug, info};
 
 use crate::Scenario;
 use crate::client::{SimClient, Unavailable};
+use crate::durability::{read_all, wait_up};
 
 /// The registry entries.
 pub const SCENARIOS: [Scenario; 4] = [
@@ -172,7 +173,7 @@ async fn checker(env: SimEnv, policy: FsyncPolicy, rewrites: bool, crashes: Vec<
         while lock(&model).stalled < WRITERS {
             sleep(Duration::from_millis(20)).await;
         }
-        let found = read_all(&mut client, &keys).await?;
+        let found = read_all(&mut client, &keys).await.map_err(|error| error.to_string())?;
         check(&mut lock(&model), &found, policy, crash_ms, started_ms)
             .map_err(|why| format!("after crash {restarts}: {why}"))?;
         info!(restarts, keys = found.len(), "the restarted server kept what its policy promised");
@@ -323,41 +324,4 @@ async fn rewrite_loop(env: SimEnv, model: Shared) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The server's `run_id` once it answers.
-async fn wait_up(client: &mut SimClient) -> String {
-    loop {
-        if let Ok(Frame::Bulk(text)) = client.call(&["INFO", "server"]).await
-            && let Some(id) =
-                String::from_utf8_lossy(&text).lines().find_map(|line| line.strip_prefix("run_id:").map(str::to_string))
-        {
-            return id;
-        }
-        sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Every key's value in one `MGET`, retrying until the server answers.
-async fn read_all(client: &mut SimClient, keys: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut args = vec!["MGET".to_string()];
-    args.extend(keys.iter().cloned());
-    let values = loop {
-        match client.call(&args).await {
-            Ok(Frame::Array(values)) if values.len() == keys.len() => break values,
-            Ok(other) => return Err(format!("MGET replied {other:?}")),
-            Err(Unavailable(_)) => sleep(Duration::from_millis(50)).await,
-        }
-    };
-    let mut found = BTreeMap::new();
-    for (key, value) in keys.iter().zip(values) {
-        match value {
-            Frame::Bulk(value) => {
-                found.insert(key.clone(), String::from_utf8_lossy(&value).into_owned());
-            }
-            Frame::NullBulk => {}
-            other => return Err(format!("MGET gave {other:?} for {key}")),
-        }
-    }
-    Ok(found)
 }
