@@ -46,6 +46,14 @@ pub struct Log<D: Disk> {
     /// Encoded changes not written yet (a write failed), and how far they count.
     unwritten: BytesMut,
     unwritten_upto: u64,
+    /// The size of the current increment known whole: at the last sync (or, under `no`, the last
+    /// write), with the bytes written since, kept while the policy syncs.
+    checkpoint_size: u64,
+    since_checkpoint: BytesMut,
+    /// A write or sync failed: what follows the checkpoint may be missing or half there (after a
+    /// failed fsync, Linux may drop the pages and a retry would report success), so the file is
+    /// cut back to the checkpoint and the bytes since are written again.
+    damaged: bool,
     /// How far the written bytes count, and whether they are synced.
     written_upto: u64,
     synced: bool,
@@ -81,28 +89,44 @@ impl<D: Disk> Log<D> {
         write_manifest(&self.disk, &self.dir, &self.name, manifest).await
     }
 
-    /// Writes what is pending; on failure cuts the increment back to its last whole write, so
-    /// a retry does not leave half a command in the middle.
+    /// Writes what is pending (after repairing a damaged increment first).
     async fn write_pending(&mut self) -> io::Result<()> {
+        if self.damaged {
+            self.repair().await?;
+        }
         if self.unwritten.is_empty() {
             return Ok(());
         }
-        match self.incr.write_all(&self.unwritten).await {
-            Ok(()) => {
-                self.incr_size += self.unwritten.len() as u64;
-                self.unwritten.clear();
-                self.written_upto = self.unwritten_upto;
-                self.synced = false;
-                Ok(())
-            }
-            Err(error) => {
-                let path = self.path(&self.current_incr().name);
-                if let Err(cut) = self.disk.truncate(&path, self.incr_size).await {
-                    warn!(%path, error = %cut, "could not cut a failed write off the append only file");
-                }
-                Err(error)
-            }
+        if let Err(error) = self.incr.write_all(&self.unwritten).await {
+            self.damaged = true;
+            return Err(error);
         }
+        self.incr_size += self.unwritten.len() as u64;
+        if self.policy == FsyncPolicy::No {
+            // Nothing is promised beyond what the OS has: a whole write is a checkpoint.
+            self.checkpoint_size = self.incr_size;
+        } else {
+            self.since_checkpoint.extend_from_slice(&self.unwritten);
+        }
+        self.unwritten.clear();
+        self.written_upto = self.unwritten_upto;
+        self.synced = false;
+        Ok(())
+    }
+
+    /// Cuts the current increment back to its checkpoint, reopens it, and queues the bytes
+    /// written since to go again, ahead of what is pending.
+    async fn repair(&mut self) -> io::Result<()> {
+        let path = self.path(&self.current_incr().name);
+        self.disk.truncate(&path, self.checkpoint_size).await?;
+        self.incr = self.disk.append(&path).await?;
+        self.incr_size = self.checkpoint_size;
+        let mut again = std::mem::take(&mut self.since_checkpoint);
+        again.extend_from_slice(&self.unwritten);
+        self.unwritten = again;
+        self.damaged = false;
+        warn!(%path, "cut the append only file back to its last sync after a failure; writing again what followed");
+        Ok(())
     }
 
     fn current_incr(&self) -> &LogFile {
@@ -112,8 +136,13 @@ impl<D: Disk> Log<D> {
 
     async fn sync(&mut self) -> io::Result<()> {
         if !self.synced {
-            self.incr.sync().await?;
+            if let Err(error) = self.incr.sync().await {
+                self.damaged = true;
+                return Err(error);
+            }
             self.synced = true;
+            self.checkpoint_size = self.incr_size;
+            self.since_checkpoint.clear();
         }
         self.last_sync = Instant::now();
         Ok(())
@@ -133,6 +162,7 @@ impl<D: Disk> Log<D> {
         self.incr = file;
         self.other_size += self.incr_size;
         self.incr_size = 0;
+        self.checkpoint_size = 0;
         Ok(())
     }
 }
@@ -181,6 +211,9 @@ pub async fn open<E: Env>(env: &E, state: &State, loaded: Option<Loaded>) -> io:
         base_size,
         unwritten: BytesMut::new(),
         unwritten_upto: 0,
+        checkpoint_size: incr_size,
+        since_checkpoint: BytesMut::new(),
+        damaged: false,
         written_upto: 0,
         synced: true,
         last_sync: Instant::now(),
@@ -383,4 +416,142 @@ fn rewrite_failed<E: Env>(env: &E, shared: &Shared) {
     aof.last_rewrite_ok = false;
     aof.last_rewrite_failure_ms = now;
     aof.last_rewrite_secs = i64::try_from(now.saturating_sub(aof.rewrite_started_ms) / 1000).unwrap_or(i64::MAX);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use net::{Disk, DiskFile};
+
+    use super::*;
+
+    /// A disk whose next write can fail halfway and whose next sync can fail losing what it
+    /// should have synced (as Linux may after an fsync error), both reporting errors.
+    #[derive(Clone, Default)]
+    struct FlakyDisk(Arc<Mutex<Flaky>>);
+
+    #[derive(Default)]
+    struct Flaky {
+        files: BTreeMap<String, (Vec<u8>, usize)>,
+        fail_write: bool,
+        fail_sync: bool,
+    }
+
+    struct FlakyFile(FlakyDisk, String);
+
+    impl FlakyDisk {
+        fn content(&self, path: &str) -> Vec<u8> {
+            self.0.lock().unwrap().files.get(path).map(|(bytes, _)| bytes.clone()).unwrap_or_default()
+        }
+    }
+
+    impl Disk for FlakyDisk {
+        type File = FlakyFile;
+        async fn append(&self, path: &str) -> io::Result<FlakyFile> {
+            self.0.lock().unwrap().files.entry(path.into()).or_default();
+            Ok(FlakyFile(self.clone(), path.into()))
+        }
+        async fn create(&self, path: &str) -> io::Result<FlakyFile> {
+            self.0.lock().unwrap().files.insert(path.into(), (Vec::new(), 0));
+            Ok(FlakyFile(self.clone(), path.into()))
+        }
+        async fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().unwrap().files.get(path).map(|(bytes, _)| bytes.clone()))
+        }
+        async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            let mut disk = self.0.lock().unwrap();
+            let file = disk.files.remove(from).ok_or_else(|| io::Error::other("no file"))?;
+            disk.files.insert(to.into(), file);
+            Ok(())
+        }
+        async fn remove(&self, path: &str) -> io::Result<()> {
+            self.0.lock().unwrap().files.remove(path);
+            Ok(())
+        }
+        async fn create_dir(&self, _path: &str) -> io::Result<()> {
+            Ok(())
+        }
+        async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+            let mut disk = self.0.lock().unwrap();
+            let (bytes, synced) = disk.files.get_mut(path).ok_or_else(|| io::Error::other("no file"))?;
+            bytes.truncate(len as usize);
+            *synced = (*synced).min(bytes.len());
+            Ok(())
+        }
+    }
+
+    impl DiskFile for FlakyFile {
+        async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+            let mut disk = self.0.0.lock().unwrap();
+            let fail = std::mem::take(&mut disk.fail_write);
+            let file = &mut disk.files.get_mut(&self.1).ok_or_else(|| io::Error::other("no file"))?.0;
+            if fail {
+                file.extend_from_slice(&bytes[..bytes.len() / 2]);
+                return Err(io::Error::other("disk full"));
+            }
+            file.extend_from_slice(bytes);
+            Ok(())
+        }
+        async fn sync(&mut self) -> io::Result<()> {
+            let mut disk = self.0.0.lock().unwrap();
+            let fail = std::mem::take(&mut disk.fail_sync);
+            let (bytes, synced) = disk.files.get_mut(&self.1).ok_or_else(|| io::Error::other("no file"))?;
+            if fail {
+                // The unsynced pages are gone, and the error reported once.
+                bytes.truncate(*synced);
+                return Err(io::Error::other("EIO"));
+            }
+            *synced = bytes.len();
+            Ok(())
+        }
+    }
+
+    fn log(disk: &FlakyDisk, policy: FsyncPolicy) -> Log<FlakyDisk> {
+        let manifest = Manifest { base: None, incrs: vec![LogFile { name: "log.1.incr.aof".into(), seq: 1 }] };
+        Log {
+            incr: FlakyFile(disk.clone(), "dir/log.1.incr.aof".into()),
+            disk: disk.clone(),
+            dir: "dir".into(),
+            name: "log".into(),
+            manifest,
+            incr_size: 0,
+            other_size: 0,
+            base_size: 0,
+            unwritten: BytesMut::new(),
+            unwritten_upto: 0,
+            checkpoint_size: 0,
+            since_checkpoint: BytesMut::new(),
+            damaged: false,
+            written_upto: 0,
+            synced: true,
+            last_sync: Instant::now(),
+            policy,
+        }
+    }
+
+    async fn append(log: &mut Log<FlakyDisk>, bytes: &[u8]) -> io::Result<()> {
+        log.unwritten.extend_from_slice(bytes);
+        log.write_pending().await?;
+        log.sync().await
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_or_write_is_repaired_not_trusted() {
+        let disk = FlakyDisk::default();
+        disk.append("dir/log.1.incr.aof").await.unwrap();
+        let mut log = log(&disk, FsyncPolicy::Always);
+        append(&mut log, b"one;").await.unwrap();
+        // The sync fails and the pages are lost: a plain retry would sync nothing and succeed.
+        disk.0.lock().unwrap().fail_sync = true;
+        assert!(append(&mut log, b"two;").await.is_err());
+        append(&mut log, b"three;").await.unwrap();
+        assert_eq!(disk.content("dir/log.1.incr.aof"), b"one;two;three;");
+        // A write that fails halfway leaves no half command behind.
+        disk.0.lock().unwrap().fail_write = true;
+        assert!(append(&mut log, b"four;").await.is_err());
+        append(&mut log, b"five;").await.unwrap();
+        assert_eq!(disk.content("dir/log.1.incr.aof"), b"one;two;three;four;five;");
+    }
 }

@@ -256,23 +256,8 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         refuse(state, client, &mut reply, Some(command), &error);
         return;
     }
-    if command.flags.contains(Flags::WRITE) && state.replication.is_replica() && !client.from_master {
-        let error = CmdError::other("READONLY You can't write against a read only replica.");
-        refuse(state, client, &mut reply, Some(command), &error);
-        return;
-    }
     if command.flags.contains(Flags::WRITE)
-        && state.config.min_replicas_to_write > 0
-        && !state.replication.is_replica()
-        && state.replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000))
-            < state.config.min_replicas_to_write
-    {
-        let error = CmdError::other("NOREPLICAS Not enough good replicas to write.");
-        refuse(state, client, &mut reply, Some(command), &error);
-        return;
-    }
-    if command.flags.contains(Flags::WRITE)
-        && let Some(error) = crate::aof::write_refusal(state)
+        && let Some(error) = write_refusal(state, client, now_ms)
     {
         refuse(state, client, &mut reply, Some(command), &error);
         return;
@@ -302,6 +287,21 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
     if !ctx.state.blocked.is_empty() && ctx.state.keyspace.has_ready() {
         blocking::serve_ready_keys(ctx.state, now_ms);
     }
+}
+
+/// Why a write may not run now, as Redis refuses it: on a replica (`READONLY`, except for the
+/// master's own stream), without enough replicas acknowledging lately (`NOREPLICAS`), or while
+/// the append-only log cannot be written (`MISCONF`).
+fn write_refusal(state: &State, client: &Client, now_ms: u64) -> Option<CmdError> {
+    let replication = &state.replication;
+    if replication.is_replica() {
+        return (!client.from_master).then(|| CmdError::other("READONLY You can't write against a read only replica."));
+    }
+    let needed = state.config.min_replicas_to_write;
+    if needed > 0 && replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000)) < needed {
+        return Some(CmdError::other("NOREPLICAS Not enough good replicas to write."));
+    }
+    crate::aof::write_refusal(state)
 }
 
 /// Debug builds: every key the command names must be charged for what it now holds.
