@@ -156,6 +156,11 @@ async fn checker(env: SimEnv, policy: FsyncPolicy, rewrites: bool, crashes: Vec<
     let mut restarts = 0;
     while restarts < CRASHES {
         sleep(Duration::from_millis(20)).await;
+        // A writer that stopped on an error would never stall: report it rather than wait.
+        if let Some(index) = writers.iter().position(|writer| writer.is_finished()) {
+            writers.remove(index).await.map_err(|error| format!("a writer failed: {error}"))??;
+            return Err("a writer stopped before the run ended".into());
+        }
         let stalled = lock(&model).stalled;
         if stalled == 0 {
             continue;
@@ -206,6 +211,9 @@ fn check(
     };
     // Which write each key's value is (`None`: the value the last check found), and the
     // latest issue time among the writes that survived.
+    if let Some(stranger) = found.keys().find(|key| !model.keys.contains_key(*key)) {
+        return Err(format!("{stranger} holds a value though no writer ever wrote it"));
+    }
     let mut survivors: BTreeMap<&String, Option<usize>> = BTreeMap::new();
     let mut latest_survivor_issued = 0;
     for (key, history) in &model.keys {

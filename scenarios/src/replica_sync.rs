@@ -6,7 +6,8 @@
 //!
 //! The writes mix what replication must carry faithfully: overwrites, counters, lists,
 //! deletions, keys that expire on the master (which the replica learns as `DEL`s), relative
-//! expiries (sent as absolute times) and transactions.
+//! expiries (sent as absolute times; some still set at the comparison) and transactions. The
+//! run also checks that the writes landed and that the crash cost the replica a second full copy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -98,6 +99,20 @@ async fn checker(env: SimEnv) -> HostResult {
         if link.as_deref() == Some("up") && sent.is_some() && sent == applied {
             let theirs = contents(&mut master).await?;
             let ours = contents(&mut replica).await?;
+            // Judged only if nothing moved while reading (a key the master expired meanwhile).
+            if field(&mut master, "master_repl_offset").await != sent {
+                continue;
+            }
+            if theirs.is_empty() {
+                return Err("the master holds no key: the writes did not land".into());
+            }
+            let full_syncs = field_of(&mut master, "stats", "sync_full").await;
+            if full_syncs.as_deref().and_then(|count| count.parse::<u64>().ok()).unwrap_or(0) < 2 {
+                return Err(format!(
+                    "the replica's crash should have cost a second full copy: sync_full {full_syncs:?}"
+                )
+                .into());
+            }
             if theirs == ours {
                 info!(keys = theirs.len(), offset = sent, "the replica holds exactly the master's data");
                 return Ok(());
@@ -127,12 +142,14 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
     let mut client = SimClient::new(env.clone(), "master:6379");
     let end = tokio::time::Instant::now() + WRITES_END;
     let mut sequence = 0u64;
+    let mut answered = 0u64;
     while tokio::time::Instant::now() < end {
         sequence += 1;
         let key = format!("key:{}", rng.random_range(0..KEYS));
         let value = format!("{writer}-{sequence}");
         let ttl = rng.random_range(50..3_000).to_string();
-        let commands: Vec<Vec<String>> = match rng.random_range(0..8) {
+        let long_ttl = rng.random_range(60_000..600_000).to_string();
+        let commands: Vec<Vec<String>> = match rng.random_range(0..9) {
             0 => vec![vec!["SET".into(), key, value]],
             1 => vec![vec!["INCR".into(), format!("counter:{}", rng.random_range(0..8))]],
             2 => vec![vec!["RPUSH".into(), format!("list:{}", rng.random_range(0..4)), value]],
@@ -140,6 +157,8 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
             4 => vec![vec!["SET".into(), key, value, "PX".into(), ttl]],
             5 => vec![vec!["EXPIRE".into(), key, "2".into()]],
             6 => vec![vec!["LPOP".into(), format!("list:{}", rng.random_range(0..4))]],
+            // Still set when the data is compared: expiry times must match exactly.
+            7 => vec![vec!["SET".into(), format!("kept:{}", rng.random_range(0..8)), value, "PX".into(), long_ttl]],
             _ => vec![
                 vec!["MULTI".into()],
                 vec!["INCR".into(), "counter:tx".into()],
@@ -148,16 +167,26 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
             ],
         };
         // Errors (a WRONGTYPE, a lost connection) are fine: the check is only that the replica
-        // ends up with whatever the master holds.
-        let _ = client.pipeline(&commands).await;
+        // ends up with whatever the master holds; but some writes must land.
+        if client.pipeline(&commands).await.is_ok() {
+            answered += 1;
+        }
         sleep(Duration::from_millis(rng.random_range(1..=15))).await;
+    }
+    if answered == 0 {
+        return Err(format!("writer {writer}: no write was answered"));
     }
     Ok(())
 }
 
 /// One field of `INFO replication`, if the server answers.
 async fn field(client: &mut SimClient, name: &str) -> Option<String> {
-    let Ok(Frame::Bulk(text)) = client.call(&["INFO", "replication"]).await else {
+    field_of(client, "replication", name).await
+}
+
+/// One field of an `INFO` section, if the server answers.
+async fn field_of(client: &mut SimClient, section: &str, name: &str) -> Option<String> {
+    let Ok(Frame::Bulk(text)) = client.call(&["INFO", section]).await else {
         return None;
     };
     String::from_utf8_lossy(&text).lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))

@@ -153,12 +153,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(self.read_buf.split_to(len).freeze())
     }
 
-    /// The bytes read and not yet decoded, for a reader that decodes them itself and needs to
-    /// know how many each request took (a replica counting its offset in the master's stream).
-    pub fn read_buffer(&mut self) -> &mut BytesMut {
-        &mut self.read_buf
-    }
-
     /// Appends `frame` to the write buffer.
     pub fn write_frame(&mut self, frame: &Frame) {
         frame.encode(&mut self.write_buf);

@@ -201,13 +201,21 @@ fn post(caller: &Caller, write: impl FnOnce(&mut Reply<'_>)) {
 }
 
 /// Writes `bytes` to `path` by way of a synced temporary file renamed over it.
+/// A failed write leaves no temporary file behind.
 pub(crate) async fn write_file<D: Disk>(disk: &D, path: &str, bytes: &[u8]) -> io::Result<()> {
     let temp = format!("{path}.tmp");
-    let mut file = disk.create(&temp).await?;
-    file.write_all(bytes).await?;
-    file.sync().await?;
-    drop(file);
-    disk.rename(&temp, path).await
+    let written = async {
+        let mut file = disk.create(&temp).await?;
+        file.write_all(bytes).await?;
+        file.sync().await?;
+        drop(file);
+        disk.rename(&temp, path).await
+    }
+    .await;
+    if written.is_err() {
+        let _ = disk.remove(&temp).await;
+    }
+    written
 }
 
 /// Why the snapshot found at start could not be loaded.

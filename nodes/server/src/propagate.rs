@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use resp::Request;
 use tokio::sync::Notify;
 use tracing::warn;
@@ -126,6 +127,21 @@ impl Propagation {
     pub fn take(&mut self) -> Vec<Change> {
         self.taken += self.stream.len() as u64;
         std::mem::take(&mut self.stream)
+    }
+}
+
+/// Appends `changes` to `out` as RESP commands, each preceded by a `SELECT` when its database
+/// differs from the one the stream is in (`selected`, updated; `None` forces a `SELECT`: a new
+/// log increment, or the stream after a replica's copy).
+pub fn encode_changes(out: &mut BytesMut, selected: &mut Option<usize>, changes: &[Change]) {
+    for change in changes {
+        if *selected != Some(change.db) {
+            resp::encode::write_array_header(out, 2);
+            resp::encode::write_bulk(out, b"SELECT");
+            resp::encode::write_bulk(out, change.db.to_string().as_bytes());
+            *selected = Some(change.db);
+        }
+        out.extend_from_slice(change.request.wire());
     }
 }
 

@@ -319,7 +319,8 @@ fn execute_batch<E: Env, S: Stream>(
     if let Some(wait) = client.fenced.take() {
         return Batch::Fenced { request: first, wait };
     }
-    while !client.close_after_reply && client.blocked.is_none() {
+    // After `PSYNC` the connection carries the stream: what the replica sends next are ACKs.
+    while !client.close_after_reply && client.blocked.is_none() && !client.feeds_replica {
         let now = env.unix_millis();
         if state.paused_until_ms > now {
             return Batch::Paused { until_ms: state.paused_until_ms, request: None };
@@ -384,7 +385,8 @@ async fn feed_replica<E: Env, S: Stream>(
                     return;
                 };
                 session.connection.write_buffer().extend_from_slice(&pending);
-                if session.connection.flush().await.is_err() {
+                // A replica that stopped reading is still closed by a kill (its output limit).
+                if !session.flush(exits).await {
                     return;
                 }
             }
@@ -438,7 +440,7 @@ async fn wait_while_blocked<E: Env, S: Stream>(
             () = exits.stopping.as_mut() => return false,
             Some(delivery) = session.inbox.recv() => {
                 session.append(&delivery);
-                if matches!(delivery, Delivery::Unblocked(_)) {
+                if session.log.is_some() && matches!(delivery, Delivery::Unblocked(_)) {
                     // The command that served it may not be in the log yet.
                     session.log_target = aof::reply_barrier(&shared.lock());
                 }

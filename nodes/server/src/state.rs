@@ -151,7 +151,8 @@ impl State {
     /// Fresh state for a server configured by `config`, drawing randomness from `rng`.
     pub fn new(config: ServerConfig, mut rng: Rng, now_ms: u64, port: u16) -> State {
         use net::rand::Rng as _;
-        let mut hex_id = || -> String { (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect() };
+        let mut hex_id =
+            || -> String { (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect() };
         let (run_id, replid) = (hex_id(), hex_id());
         let keyspace = Keyspace::new(config.databases, rng.random());
         let migrations = Migrations::new(config.databases);

@@ -226,7 +226,15 @@ async fn the_append_only_log_keeps_every_write_across_restarts_and_rewrites() {
     let mut waiter = Client::connect(&env, &server.addr).await;
     waiter.0.write_request(&Request::from_args(["BLPOP", "jobs", "0"]));
     waiter.0.flush().await.expect("send");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Until it is blocked (otherwise the push below would not serve a blocked client).
+    for tries in 0.. {
+        let Frame::Bulk(info) = client.call(&["INFO", "clients"]).await else { panic!("INFO") };
+        if String::from_utf8_lossy(&info).contains("blocked_clients:1") {
+            break;
+        }
+        assert!(tries < 1_000, "BLPOP never blocked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(client.call(&["SELECT", "0"]).await, ok());
     assert_eq!(client.call(&["RPUSH", "jobs", "j1", "j2"]).await, Frame::Integer(2));
     let served = waiter.0.read_frame().await.expect("read").expect("open");

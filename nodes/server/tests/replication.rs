@@ -181,6 +181,19 @@ async fn ours_follows_a_redis_server_master_and_takes_over_with_replicaof_no_one
     let Frame::Integer(left) = replica.call(&["TTL", "ttl"]).await else { panic!("TTL") };
     assert!((590..=600).contains(&left), "{left}");
     assert_eq!(replica.call(&["SELECT", "0"]).await, ok());
+    // The link drops while the master's stream is in database 3; resumed from the backlog, the
+    // stream carries no new SELECT, and the writes must still land in database 3.
+    assert_eq!(master.call(&["SELECT", "3"]).await, ok());
+    assert_eq!(master.call(&["SET", "in-three", "before"]).await, ok());
+    ours_caught_up(&mut master, &mut replica).await;
+    assert_eq!(master.call(&["CLIENT", "KILL", "TYPE", "replica"]).await, Frame::Integer(1));
+    assert_eq!(master.call(&["SET", "in-three", "after"]).await, ok());
+    ours_caught_up(&mut master, &mut replica).await;
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "stats", "sync_partial_ok").await, "1");
+    assert_eq!(replica.call(&["SELECT", "3"]).await, ok());
+    assert_eq!(replica.call(&["GET", "in-three"]).await, Frame::Bulk("after".into()));
+    assert_eq!(replica.call(&["SELECT", "0"]).await, ok());
+    assert_eq!(master.call(&["SELECT", "0"]).await, ok());
     // A replica is read-only, and says whom it follows.
     let Frame::Error(refused) = replica.call(&["SET", "mine", "again"]).await else { panic!("a write on a replica") };
     assert!(refused.starts_with(b"READONLY"), "{refused:?}");

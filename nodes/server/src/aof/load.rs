@@ -28,6 +28,8 @@ pub struct Loaded {
     pub base_size: u64,
     /// The size of the log (base and increments, after any truncation).
     pub size: u64,
+    /// The last increment's size (after any truncation): where appending goes on.
+    pub last_incr_size: u64,
     /// Commands replayed.
     pub commands: u64,
 }
@@ -138,7 +140,7 @@ async fn load_files<D: Disk>(
     manifest: Manifest,
     now: u64,
 ) -> Result<Loaded, LoadError> {
-    let mut loaded = Loaded { manifest, base_size: 0, size: 0, commands: 0 };
+    let mut loaded = Loaded { manifest, base_size: 0, size: 0, last_incr_size: 0, commands: 0 };
     if let Some(base) = &loaded.manifest.base {
         let path = path_in(dir, &base.name);
         let bytes = read(disk, &path).await?.ok_or_else(|| LoadError::Missing { path: path.clone() })?;
@@ -176,6 +178,7 @@ async fn load_files<D: Disk>(
             End::Torn { offset } => return Err(LoadError::Truncated { path, offset }),
         };
         loaded.size += kept as u64;
+        loaded.last_incr_size = kept as u64;
     }
     Ok(loaded)
 }

@@ -23,7 +23,6 @@ pub mod manifest;
 pub mod writer;
 
 use bytes::{Bytes, BytesMut};
-use resp::encode;
 use tokio::sync::watch;
 
 use crate::config::FsyncPolicy;
@@ -146,16 +145,7 @@ impl AppendOnly {
         if !self.enabled {
             return;
         }
-        for change in changes {
-            if self.selected_db != Some(change.db) {
-                let db = change.db.to_string();
-                encode::write_array_header(&mut self.buffer, 2);
-                encode::write_bulk(&mut self.buffer, b"SELECT");
-                encode::write_bulk(&mut self.buffer, db.as_bytes());
-                self.selected_db = Some(change.db);
-            }
-            self.buffer.extend_from_slice(change.request.wire());
-        }
+        crate::propagate::encode_changes(&mut self.buffer, &mut self.selected_db, changes);
     }
 }
 

@@ -174,23 +174,21 @@ pub async fn open<E: Env>(env: &E, state: &State, loaded: Option<Loaded>) -> io:
     let dir = state.config.aof_dir();
     let name = state.config.appendfilename.clone();
     disk.create_dir(&dir).await?;
-    let (mut manifest, base_size, size) = match loaded {
-        Some(loaded) => (loaded.manifest, loaded.base_size, loaded.size),
+    let (mut manifest, base_size, size, last_incr_size) = match loaded {
+        Some(loaded) => (loaded.manifest, loaded.base_size, loaded.size, loaded.last_incr_size),
         None => {
             let bytes = persist::encode_snapshot(state, env.unix_millis());
             let base = LogFile { name: base_name(&name, 1), seq: 1 };
             persist::write_file(&disk, &path_in(&dir, &base.name), &bytes).await?;
             info!(%dir, "created the append only file's base");
             let size = bytes.len() as u64;
-            (Manifest { base: Some(base), incrs: Vec::new() }, size, size)
+            (Manifest { base: Some(base), incrs: Vec::new() }, size, size, 0)
         }
     };
     let (incr, incr_size) = match manifest.incrs.last() {
         Some(last) => {
             // Go on where the last increment ends (its size is part of `size`).
-            let path = path_in(&dir, &last.name);
-            let last_size = disk.read(&path).await?.map_or(0, |bytes| bytes.len() as u64);
-            (disk.append(&path).await?, last_size)
+            (disk.append(&path_in(&dir, &last.name)).await?, last_incr_size)
         }
         None => {
             let first = LogFile { name: incr_name(&name, 1), seq: 1 };
@@ -248,8 +246,11 @@ pub async fn run<E: Env>(env: E, shared: Arc<Shared>, mut log: Log<E::Disk>) {
         tokio::select! {
             biased;
             () = stopped(&mut stopping) => {
-                round(&env, &shared, &mut log, &mut rewrite, true).await;
-                info!("append only file synced at shutdown");
+                if round(&env, &shared, &mut log, &mut rewrite, true).await {
+                    info!("append only file synced at shutdown");
+                } else {
+                    warn!("the append only file could not be synced at shutdown");
+                }
                 return;
             }
             written = rewrite_done => {
@@ -368,7 +369,6 @@ async fn finish_rewrite<E: Env>(
         Ok(Ok(size)) => size,
         Ok(Err(error)) => {
             warn!(%error, "writing the rewritten base failed");
-            let _ = log.disk.remove(&format!("{}.tmp", log.path(&finished.base.name))).await;
             rewrite_failed(env, shared);
             return;
         }

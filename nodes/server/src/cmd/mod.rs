@@ -298,7 +298,8 @@ fn write_refusal(state: &State, client: &Client, now_ms: u64) -> Option<CmdError
         return (!client.from_master).then(|| CmdError::other("READONLY You can't write against a read only replica."));
     }
     let needed = state.config.min_replicas_to_write;
-    if needed > 0 && replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000)) < needed {
+    if needed > 0 && replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000)) < needed
+    {
         return Some(CmdError::other("NOREPLICAS Not enough good replicas to write."));
     }
     crate::aof::write_refusal(state)

@@ -158,24 +158,16 @@ fn role(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
         ctx.reply.int(i64::try_from(master.offset).unwrap_or(i64::MAX));
         return Ok(());
     }
-    let replicas: Vec<(String, String, String)> = replication
-        .replicas()
-        .values()
-        .map(|link| {
-            let ip = link.addr.rsplit_once(':').map_or(link.addr.as_str(), |(ip, _)| ip).to_string();
-            (ip, link.listening_port.to_string(), link.ack_offset.to_string())
-        })
-        .collect();
-    let offset = replication.offset();
-    ctx.reply.array(3);
-    ctx.reply.bulk(b"master");
-    ctx.reply.int(i64::try_from(offset).unwrap_or(i64::MAX));
-    ctx.reply.array(replicas.len());
-    for (ip, port, acked) in replicas {
-        ctx.reply.array(3);
-        ctx.reply.bulk(ip.as_bytes());
-        ctx.reply.bulk(port.as_bytes());
-        ctx.reply.bulk(acked.as_bytes());
+    let reply = &mut ctx.reply;
+    reply.array(3);
+    reply.bulk(b"master");
+    reply.int(i64::try_from(replication.offset()).unwrap_or(i64::MAX));
+    reply.array(replication.replicas().len());
+    for link in replication.replicas().values() {
+        reply.array(3);
+        reply.bulk(link.ip().as_bytes());
+        reply.bulk(link.listening_port.to_string().as_bytes());
+        reply.bulk(link.ack_offset.to_string().as_bytes());
     }
     Ok(())
 }

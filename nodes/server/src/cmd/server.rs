@@ -396,12 +396,17 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             }
             let _ = write!(out, "connected_slaves:{}\r\n", replication.replicas().len());
             for (index, link) in replication.replicas().values().enumerate() {
-                let ip = link.addr.rsplit_once(':').map_or(link.addr.as_str(), |(ip, _)| ip);
-                let lag = ctx.now_ms.saturating_sub(link.ack_ms) / 1000;
+                // Online once it acknowledged (a replica loading its copy has not yet).
+                let (state, lag) = match link.ack_ms {
+                    0 => ("send_bulk", 0),
+                    acked => ("online", ctx.now_ms.saturating_sub(acked) / 1000),
+                };
                 let _ = write!(
                     out,
-                    "slave{index}:ip={ip},port={},state=online,offset={},lag={lag}\r\n",
-                    link.listening_port, link.ack_offset,
+                    "slave{index}:ip={},port={},state={state},offset={},lag={lag}\r\n",
+                    link.ip(),
+                    link.listening_port,
+                    link.ack_offset,
                 );
             }
             let backlog = replication.backlog();

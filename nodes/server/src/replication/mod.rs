@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use resp::encode;
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -35,7 +34,7 @@ pub struct ReplicaLink {
     pub listening_port: u16,
     /// The last offset it acknowledged.
     pub ack_offset: u64,
-    /// When it last acknowledged (Unix ms).
+    /// When it last acknowledged (Unix ms; 0: not yet).
     pub ack_ms: u64,
     /// Stream bytes not yet handed to its connection.
     pending: BytesMut,
@@ -73,6 +72,13 @@ struct Waiter {
     needed: usize,
     outbox: crate::outbox::Outbox,
     version: resp::Version,
+}
+
+impl ReplicaLink {
+    /// The replica's IP address, as `INFO` and `ROLE` show it.
+    pub fn ip(&self) -> &str {
+        self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(ip, _)| ip)
+    }
 }
 
 impl Replication {
@@ -119,15 +125,7 @@ impl Replication {
             return Vec::new();
         }
         let mut encoded = BytesMut::new();
-        for change in changes {
-            if self.selected_db != Some(change.db) {
-                encode::write_array_header(&mut encoded, 2);
-                encode::write_bulk(&mut encoded, b"SELECT");
-                encode::write_bulk(&mut encoded, change.db.to_string().as_bytes());
-                self.selected_db = Some(change.db);
-            }
-            encoded.extend_from_slice(change.request.wire());
-        }
+        crate::propagate::encode_changes(&mut encoded, &mut self.selected_db, changes);
         self.feed(&encoded, limit)
     }
 
@@ -178,8 +176,9 @@ impl Replication {
         let done: Vec<(u64, usize)> = self
             .waiters
             .iter()
-            .map(|(client, waiter)| (*client, self.acknowledged(waiter.offset)))
-            .filter(|(client, count)| self.waiters.get(client).is_some_and(|waiter| *count >= waiter.needed))
+            .map(|(client, waiter)| (*client, self.acknowledged(waiter.offset), waiter.needed))
+            .filter(|(_, count, needed)| count >= needed)
+            .map(|(client, count, _)| (client, count))
             .collect();
         for (client, count) in done {
             if let Some(waiter) = self.waiters.remove(&client) {
@@ -195,9 +194,11 @@ impl Replication {
         self.replicas.values().filter(|link| link.ack_offset >= offset).count()
     }
 
-    /// How many replicas acknowledged within the last `max_lag_ms` (`min-replicas-max-lag`).
+    /// How many replicas acknowledged within the last `max_lag_ms` (`min-replicas-max-lag`); one
+    /// still loading its copy has not acknowledged yet and does not count.
     pub fn good_replicas(&self, now_ms: u64, max_lag_ms: u64) -> usize {
-        self.replicas.values().filter(|link| now_ms.saturating_sub(link.ack_ms) <= max_lag_ms).count()
+        let good = |link: &&ReplicaLink| link.ack_ms > 0 && now_ms.saturating_sub(link.ack_ms) <= max_lag_ms;
+        self.replicas.values().filter(good).count()
     }
 
     /// Client `id` waits (`WAIT`) until `needed` replicas acknowledged `offset`; the replicas are
@@ -269,8 +270,7 @@ pub fn attach(state: &mut State, id: u64, listening_port: u16, resume: Option<(&
             (Sync::Full { offset, snapshot }, BytesMut::new())
         }
     };
-    let link =
-        ReplicaLink { addr, listening_port, ack_offset: 0, ack_ms: now_ms, pending, wake: Arc::new(Notify::new()) };
+    let link = ReplicaLink { addr, listening_port, ack_offset: 0, ack_ms: 0, pending, wake: Arc::new(Notify::new()) };
     link.wake.notify_one();
     if state.replication.replicas.insert(id, link).is_some() {
         warn!(client = id, "a replica attached twice on one connection");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use net::Env;
-use resp::{Connection, ConnectionError, Limits, Request, RequestDecoder};
+use resp::{Connection, ConnectionError, Limits, Request};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -44,6 +44,8 @@ pub struct MasterLink {
     pub offset: u64,
     /// When the master was last heard from (Unix ms).
     pub last_io_ms: u64,
+    /// The database the master's stream is in.
+    pub db: usize,
 }
 
 /// Why a link ended.
@@ -71,8 +73,8 @@ pub fn follow(state: &mut State, master: Option<(String, u16)>) {
     match master {
         Some((host, port)) => {
             let known = replication.master.take().filter(|link| link.host == host && link.port == port);
-            let (replid, offset) = known.map_or((None, 0), |link| (link.replid, link.offset));
-            replication.master = Some(MasterLink { host, port, state: "connect", replid, offset, last_io_ms: 0 });
+            let (replid, offset, db) = known.map_or((None, 0, 0), |link| (link.replid, link.offset, link.db));
+            replication.master = Some(MasterLink { host, port, state: "connect", replid, offset, last_io_ms: 0, db });
         }
         None => replication.master = None,
     }
@@ -177,6 +179,8 @@ async fn follow_once<E: Env>(
             if let Some(master) = state.replication.master.as_mut() {
                 master.replid = Some(replid);
                 master.offset = offset;
+                // The stream after a copy starts with its own SELECT.
+                master.db = 0;
             }
             info!(host, port, bytes = snapshot.len(), "full copy from the master loaded");
         }
@@ -270,61 +274,88 @@ async fn apply_stream<E: Env, S: net::Stream>(
     let mut master = Client::new(0, true);
     master.deny_blocking = true;
     master.from_master = true;
-    let mut decoder = RequestDecoder::new(Limits { max_bulk_len: usize::MAX, ..Limits::default() });
     let mut acks = tokio::time::interval(ACK_PERIOD);
-    let mut out = BytesMut::new();
     // The master pings every `repl-ping-replica-period`: silence past `timeout` means it is gone.
     let mut silent_until = tokio::time::Instant::now() + timeout;
+    // The handshake may have read the stream's first bytes already.
+    let mut ready = link.has_buffered_input();
     loop {
+        if ready {
+            ready = false;
+            if let Some(offset) = apply_buffered(env, shared, link, &mut master, generation)? {
+                send_ack(link, offset).await?;
+            }
+        }
         tokio::select! {
             () = tokio::time::sleep_until(silent_until) => return Err(LinkError::Timeout),
             _ = acks.tick() => {
                 let offset = shared.lock().replication.master.as_ref().map_or(0, |master| master.offset);
-                link.write_request(&Request::from_args(["REPLCONF", "ACK", &offset.to_string()]));
-                link.flush().await?;
+                send_ack(link, offset).await?;
             }
             read = link.read_more() => {
                 if read? == 0 {
                     return Err(LinkError::Connection(ConnectionError::ClosedMidFrame));
                 }
                 silent_until = tokio::time::Instant::now() + timeout;
-                let mut answer_ack = None;
-                {
-                    let mut state = shared.lock();
-                    if state.replication.generation != generation {
-                        return Err(LinkError::Replaced);
-                    }
-                    let now = env.unix_millis();
-                    let buffer = link.read_buffer();
-                    loop {
-                        let before = buffer.len();
-                        let request = match decoder.decode(buffer) {
-                            Ok(Some(request)) => request,
-                            Ok(None) => break,
-                            Err(error) => return Err(LinkError::Refused(format!("a stream it cannot parse ({error})"))),
-                        };
-                        let consumed = (before - buffer.len()) as u64;
-                        let getack = request.name().eq_ignore_ascii_case(b"REPLCONF")
-                            && request.arg(1).is_some_and(|option| option.eq_ignore_ascii_case(b"GETACK"));
-                        if !getack {
-                            cmd::execute(&mut state, &mut master, &mut out, &request, now);
-                            out.clear();
-                        }
-                        if let Some(link_state) = state.replication.master.as_mut() {
-                            link_state.offset += consumed;
-                            link_state.last_io_ms = now;
-                            if getack {
-                                answer_ack = Some(link_state.offset);
-                            }
-                        }
-                    }
-                    crate::propagate::distribute(&mut state);
-                }
-                if let Some(offset) = answer_ack {
-                    link.write_request(&Request::from_args(["REPLCONF", "ACK", &offset.to_string()]));
-                    link.flush().await?;
-                }
+                ready = true;
             }
         }
     }
+}
+
+async fn send_ack<S: net::Stream>(link: &mut Connection<S>, offset: u64) -> Result<(), LinkError> {
+    link.write_request(&Request::from_args(["REPLCONF", "ACK", &offset.to_string()]));
+    Ok(link.flush().await?)
+}
+
+/// Applies every whole command buffered, as the master client (in the database the stream left
+/// it in, kept across reconnections: a resumed stream carries no `SELECT` until the master
+/// changes database), counting each byte into the offset. Returns the offset to acknowledge if
+/// the master asked (`REPLCONF GETACK`).
+fn apply_buffered<E: Env, S: net::Stream>(
+    env: &E,
+    shared: &Shared,
+    link: &mut Connection<S>,
+    master: &mut Client,
+    generation: u64,
+) -> Result<Option<u64>, LinkError> {
+    let mut state = shared.lock();
+    if state.replication.generation != generation {
+        return Err(LinkError::Replaced);
+    }
+    let now = env.unix_millis();
+    master.db = state.replication.master.as_ref().map_or(0, |link| link.db);
+    let mut out = BytesMut::new();
+    let mut answer_ack = None;
+    loop {
+        let before = link.buffered_input_len();
+        let request = link
+            .try_read_request()
+            .map_err(|error| LinkError::Refused(format!("a stream it cannot parse ({error})")))?;
+        // Every byte consumed counts, the empty requests a decoder skips included.
+        let consumed = (before - link.buffered_input_len()) as u64;
+        let getack = request.as_ref().is_some_and(|request| {
+            request.name().eq_ignore_ascii_case(b"REPLCONF")
+                && request.arg(1).is_some_and(|option| option.eq_ignore_ascii_case(b"GETACK"))
+        });
+        if let Some(request) = &request
+            && !getack
+        {
+            cmd::execute(&mut state, master, &mut out, request, now);
+            out.clear();
+        }
+        if let Some(link_state) = state.replication.master.as_mut() {
+            link_state.offset += consumed;
+            link_state.last_io_ms = now;
+            link_state.db = master.db;
+            if getack {
+                answer_ack = Some(link_state.offset);
+            }
+        }
+        if request.is_none() {
+            break;
+        }
+    }
+    crate::propagate::distribute(&mut state);
+    Ok(answer_ack)
 }
