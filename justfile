@@ -48,7 +48,8 @@ test: deps
     cargo test --workspace --doc
 
 # Install the real peers tests talk to (Debian packages), if missing: redis-server and redis-tools
-# 7.0 for the differential and benchmark tests.
+# 7.0 for the differential and benchmark tests, etcd-server 3.4 for the coordinator's conformance
+# suite.
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -56,6 +57,7 @@ deps:
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+    command -v etcd >/dev/null || missing+=(etcd-server)
     if [ ${#missing[@]} -gt 0 ]; then
         sudo=""
         if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi

@@ -13,17 +13,20 @@
 //! # Modules
 //! - [`env`]: the [`Env`], [`Listener`] and [`Stream`] traits.
 //! - [`disk`]: the [`Disk`] and [`DiskFile`] traits: files that must outlive the process.
+//! - [`http`]: an HTTP/1.1 client over the environment's streams, for the REST APIs the
+//!   components call (dashboard → proxies, admin → dashboard, etcd's gateway).
 //! - [`seed`]: independent random streams derived from one seed and a label.
 //! - [`tokio_env`]: the production backend over real sockets and the real clock.
 //! - [`tokio_disk`]: the production disk, the machine's file system.
 
 pub mod disk;
 pub mod env;
+pub mod http;
 pub mod seed;
 pub mod tokio_disk;
 pub mod tokio_env;
 
-pub use disk::{Disk, DiskFile};
+pub use disk::{DirEntry, Disk, DiskFile};
 pub use env::{Env, Listener, ProcessUsage, Stream};
 pub use seed::{Rng, derive_seed, rng_from_seed};
 pub use tokio_disk::OsDisk;

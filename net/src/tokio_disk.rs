@@ -6,7 +6,7 @@ use std::path::Path;
 #[allow(clippy::disallowed_types)] // the production backend owns the real files
 use tokio::fs::{File, OpenOptions};
 
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{DirEntry, Disk, DiskFile};
 
 /// The machine's file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,6 +40,7 @@ async fn sync_parent(path: &str) -> io::Result<()> {
 #[allow(clippy::disallowed_types)] // the production backend owns the real files
 impl Disk for OsDisk {
     type File = OsFile;
+    type Lock = OsLock;
 
     async fn append(&self, path: &str) -> io::Result<OsFile> {
         let file = OpenOptions::new().create(true).append(true).open(path).await?;
@@ -87,6 +88,50 @@ impl Disk for OsDisk {
         file.set_len(len).await?;
         file.sync_all().await
     }
+
+    async fn list(&self, path: &str) -> io::Result<Vec<DirEntry>> {
+        let mut entries = match tokio::fs::read_dir(path).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut listed = Vec::new();
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            listed.push(DirEntry { name, is_dir: entry.file_type().await?.is_dir() });
+        }
+        listed.sort();
+        Ok(listed)
+    }
+
+    async fn lock(&self, path: &str, timeout: std::time::Duration) -> io::Result<OsLock> {
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).await?.into_std().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(OsLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                    // flock(2) has no timed wait; a short poll keeps the runtime thread free.
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!("{path} stayed locked by another holder for {} ms", timeout.as_millis()),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(error)) => return Err(error),
+            }
+        }
+    }
+}
+
+/// A held lock on a file of the machine (`flock`); the kernel releases it when the file closes,
+/// which dropping this does, or when the process dies.
+#[allow(clippy::disallowed_types)] // the production backend owns the real files
+#[derive(Debug)]
+pub struct OsLock {
+    _file: std::fs::File,
 }
 
 impl DiskFile for OsFile {

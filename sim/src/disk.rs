@@ -9,13 +9,13 @@
 //! its production backend, which syncs the directory. Files are inodes with names, so a file
 //! renamed or removed while open keeps receiving its writer's bytes, as on Unix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use net::rand::Rng as _;
-use net::{Disk, DiskFile, Rng};
+use net::{DirEntry, Disk, DiskFile, Rng};
 
 /// One host's disk.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +31,8 @@ struct DiskState {
     next_inode: u64,
     /// Bumped by each crash: files opened before it belong to a dead process.
     epoch: u64,
+    /// Files locked by [`Disk::lock`]; a crash releases them (the process holding them died).
+    locks: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +75,7 @@ impl SimDisk {
     pub fn crash(&self, rng: &mut Rng) {
         let mut state = self.lock();
         state.epoch += 1;
+        state.locks.clear();
         for inode in state.inodes.values_mut() {
             let kept = rng.random_range(0..=inode.volatile.len());
             let tail: Vec<u8> = inode.volatile.drain(..).take(kept).collect();
@@ -119,6 +122,7 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     type File = SimFile;
+    type Lock = SimLock;
 
     async fn append(&self, path: &str) -> io::Result<SimFile> {
         Ok(self.open(path, false))
@@ -168,6 +172,62 @@ impl Disk for SimDisk {
         content.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         inode.durable = content;
         Ok(())
+    }
+
+    async fn list(&self, path: &str) -> io::Result<Vec<DirEntry>> {
+        // Directories exist as prefixes of file names (`create_dir` records nothing).
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let state = self.lock();
+        let mut listed: Vec<DirEntry> = Vec::new();
+        for name in state.names.keys().filter_map(|name| name.strip_prefix(&prefix)) {
+            let entry = match name.split_once('/') {
+                Some((dir, _)) => DirEntry { name: dir.to_string(), is_dir: true },
+                None => DirEntry { name: name.to_string(), is_dir: false },
+            };
+            if listed.last() != Some(&entry) {
+                listed.push(entry);
+            }
+        }
+        listed.sort();
+        listed.dedup();
+        Ok(listed)
+    }
+
+    async fn lock(&self, path: &str, timeout: Duration) -> io::Result<SimLock> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let mut state = self.lock();
+                if !state.names.contains_key(path) {
+                    state.new_inode(path);
+                }
+                if state.locks.insert(path.to_string()) {
+                    return Ok(SimLock { disk: self.clone(), path: path.to_string(), epoch: state.epoch });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, format!("{path} stayed locked")));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// A held lock on a [`SimDisk`] file.
+#[derive(Debug)]
+pub struct SimLock {
+    disk: SimDisk,
+    path: String,
+    /// The process (between crashes) that holds it.
+    epoch: u64,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut state = self.disk.lock();
+        if state.epoch == self.epoch {
+            state.locks.remove(&self.path);
+        }
     }
 }
 

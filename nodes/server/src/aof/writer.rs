@@ -449,6 +449,7 @@ mod tests {
 
     impl Disk for FlakyDisk {
         type File = FlakyFile;
+        type Lock = ();
         async fn append(&self, path: &str) -> io::Result<FlakyFile> {
             self.0.lock().unwrap().files.entry(path.into()).or_default();
             Ok(FlakyFile(self.clone(), path.into()))
@@ -478,6 +479,12 @@ mod tests {
             let (bytes, synced) = disk.files.get_mut(path).ok_or_else(|| io::Error::other("no file"))?;
             bytes.truncate(len as usize);
             *synced = (*synced).min(bytes.len());
+            Ok(())
+        }
+        async fn list(&self, _path: &str) -> io::Result<Vec<net::DirEntry>> {
+            Ok(Vec::new())
+        }
+        async fn lock(&self, _path: &str, _timeout: std::time::Duration) -> io::Result<()> {
             Ok(())
         }
     }
