@@ -145,6 +145,10 @@ impl<E: Env> Coordinator for AnyCoordinator<E> {
         dispatch!(self, inner => inner.list(dir).await)
     }
 
+    async fn read_dir(&self, dir: &str) -> Result<Vec<(String, Record)>, Error> {
+        dispatch!(self, inner => inner.read_dir(dir).await)
+    }
+
     async fn compare_and_set(&self, path: &str, expected: Option<u64>, value: &[u8]) -> Result<u64, Error> {
         dispatch!(self, inner => inner.compare_and_set(path, expected, value).await)
     }

@@ -308,6 +308,21 @@ impl<E: Env> Coordinator for FsCoordinator<E> {
         Ok(children)
     }
 
+    async fn read_dir(&self, dir: &str) -> Result<Vec<(String, Record)>, Error> {
+        path::check(dir)?;
+        let _guard = self.exclusive().await?;
+        let entries =
+            self.env.disk().list(&self.data(dir)).await.map_err(|error| unavailable("listing", dir, error))?;
+        let mut records = Vec::new();
+        for entry in entries.into_iter().filter(|entry| !entry.is_dir) {
+            let child = format!("{dir}/{}", entry.name);
+            if let Some(value) = self.read_live(&child).await? {
+                records.push((child, Record { version: digest(&value), value }));
+            }
+        }
+        Ok(records)
+    }
+
     async fn compare_and_set(&self, path: &str, expected: Option<u64>, value: &[u8]) -> Result<u64, Error> {
         path::check(path)?;
         let _guard = self.exclusive().await?;

@@ -157,6 +157,17 @@ impl<K: Kv, E: Env> Coordinator for KvCoordinator<K, E> {
         Ok(children)
     }
 
+    async fn read_dir(&self, dir: &str) -> Result<Vec<(String, Record)>, Error> {
+        path::check(dir)?;
+        let prefix = format!("{dir}/");
+        let (found, _) = self.kv.range(&prefix, Some(&prefix_end(&prefix)), false).await?;
+        Ok(found
+            .into_iter()
+            .filter(|kv| kv.key.get(prefix.len()..).is_some_and(|name| !name.contains('/')))
+            .map(|kv| (kv.key.clone(), Record { version: version(&kv), value: kv.value }))
+            .collect())
+    }
+
     async fn compare_and_set(&self, path: &str, expected: Option<u64>, value: &[u8]) -> Result<u64, Error> {
         path::check(path)?;
         let target = match expected {

@@ -90,6 +90,10 @@ pub trait Coordinator: Clone + Send + Sync + 'static {
     /// sorted.
     fn list(&self, dir: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
+    /// The records directly in `dir` (not in its subdirectories), sorted by path: how a
+    /// dashboard loads 1024 slots in one round trip.
+    fn read_dir(&self, dir: &str) -> impl Future<Output = Result<Vec<(String, Record)>, Error>> + Send;
+
     /// Writes `value` at `path` only if the record is still at `expected` (`None`: only if there
     /// is no record); [`Error::Conflict`] otherwise. Returns the new version.
     fn compare_and_set(

@@ -87,12 +87,13 @@ impl<'de> Deserialize<'de> for B64 {
 /// The header of every answer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Header {
-    /// The cluster.
-    #[serde(default, skip_serializing_if = "Int::is_zero")]
-    pub cluster_id: Int,
-    /// The member that answered.
-    #[serde(default, skip_serializing_if = "Int::is_zero")]
-    pub member_id: Int,
+    /// The cluster: an unsigned 64-bit number (often past `i64::MAX`), kept as sent since
+    /// nothing here reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<serde_json::Value>,
+    /// The member that answered (the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<serde_json::Value>,
     /// The store's revision after the request.
     #[serde(default, skip_serializing_if = "Int::is_zero")]
     pub revision: Int,
@@ -104,7 +105,8 @@ pub struct Header {
 impl Header {
     /// The header our gateway sends at `revision`.
     pub fn at(revision: i64) -> Header {
-        Header { cluster_id: Int(1), member_id: Int(1), revision: Int(revision), raft_term: Int(1) }
+        let one = Some(serde_json::Value::String("1".into()));
+        Header { cluster_id: one.clone(), member_id: one, revision: Int(revision), raft_term: Int(1) }
     }
 }
 
@@ -428,7 +430,11 @@ mod tests {
         );
         let read: LeaseMessage = serde_json::from_str(r#"{"ID":2324035843503900183,"TTL":"10"}"#).unwrap();
         assert_eq!((read.id, read.ttl), (Int(2324035843503900183), Int(10)));
-        let failed: TxnResponse = serde_json::from_str(r#"{"header":{"revision":"15"}}"#).unwrap();
+        let failed: TxnResponse = serde_json::from_str(
+            r#"{"header":{"cluster_id":"17396213178776559965","member_id":"4598152467876782628","revision":"15"}}"#,
+        )
+        .unwrap();
+        assert_eq!(failed.header.revision, Int(15));
         assert!(!failed.succeeded);
         assert!(serde_json::from_str::<PutRequest>(r#"{"key":"Zm9vLw"}"#).is_err(), "unpadded base64");
     }

@@ -3,8 +3,9 @@
 //! (Debian's `etcd-server`, started here on loopback). Whatever the dashboard relies on must
 //! hold on every one of them.
 
-// The checks are helper functions (not #[test]s): an unwrap's panic names the line.
-#![allow(clippy::unwrap_used)]
+// The checks are helper functions (not #[test]s): an unwrap's panic names the line. The log
+// file of the etcd started here is a std::fs::File, outside any component.
+#![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -79,6 +80,23 @@ async fn listing<C: Coordinator>(store: &C, root: &str) {
     assert_eq!(
         store.list(&format!("{dir}/slots")).await.unwrap(),
         vec![format!("{dir}/slots/slot-0000"), format!("{dir}/slots/slot-0001"), format!("{dir}/slots/slot-0002")]
+    );
+    let records = store.read_dir(&format!("{dir}/slots")).await.unwrap();
+    assert_eq!(
+        records.iter().map(|(path, record)| (path.as_str(), record.value.as_slice())).collect::<Vec<_>>(),
+        [0, 1, 2]
+            .map(|slot| (format!("{dir}/slots/slot-000{slot}"), &b"{}"[..]))
+            .iter()
+            .map(|(p, v)| (p.as_str(), *v))
+            .collect::<Vec<_>>(),
+        "{}: read_dir returns the records with their values",
+        store.backend()
+    );
+    assert_eq!(
+        store.read_dir(&dir).await.unwrap().into_iter().map(|(path, _)| path).collect::<Vec<_>>(),
+        vec![format!("{dir}/topom")],
+        "{}: read_dir skips subdirectories",
+        store.backend()
     );
     store.delete(&format!("{dir}/group/group-0001")).await.unwrap();
     assert_eq!(
@@ -279,14 +297,19 @@ async fn free_port(env: &TokioEnv) -> u16 {
 }
 
 async fn start_etcd(env: &TokioEnv) -> Etcd {
-    let (client_port, peer_port) = (free_port(env).await, free_port(env).await);
+    // Both listeners held at once, so the two ports differ.
+    let (client_probe, peer_probe) = (env.bind("127.0.0.1:0").await.unwrap(), env.bind("127.0.0.1:0").await.unwrap());
+    let (client_port, peer_port) = (client_probe.local_addr().unwrap().port(), peer_probe.local_addr().unwrap().port());
+    drop((client_probe, peer_probe));
     let dir = std::env::temp_dir().join(format!("coordinator-etcd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
     let client = format!("127.0.0.1:{client_port}");
     let peer = format!("http://127.0.0.1:{peer_port}");
     let child = Command::new("etcd")
         .args(["--name", "conformance", "--data-dir"])
-        .arg(&dir)
+        .arg(dir.join("data"))
         .args([
             "--listen-client-urls",
             &format!("http://{client}"),
@@ -296,19 +319,26 @@ async fn start_etcd(env: &TokioEnv) -> Etcd {
         .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &format!("conformance={peer}"), "--log-level", "warn"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("etcd is installed (`just deps` installs Debian's etcd-server)");
     let etcd = Etcd { child, dir, client };
     let probe = EtcdClient::new(env.clone(), std::slice::from_ref(&etcd.client), Duration::from_secs(1));
     tokio::time::timeout(Duration::from_secs(30), async {
         use coordinator::kv::Kv as _;
-        while probe.range("/probe", None, true).await.is_err() {
+        while let Err(error) = probe.range("/probe", None, true).await {
+            // Refused until it listens; anything else is a bug worth seeing.
+            if !error.is_transient() {
+                panic!("etcd's first answer was not understood: {error}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await
-    .expect("etcd answers within 30 s");
+    .unwrap_or_else(|_| {
+        let log = std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default();
+        panic!("etcd did not answer within 30 s; its log:\n{log}")
+    });
     etcd
 }
 

@@ -108,36 +108,8 @@ impl ProxyConfig {
     }
 }
 
-/// Codis' durations: a number and a unit (`ms`, `s`, `m`, `h`), as Go's `time.ParseDuration`
-/// reads the common cases (`"30m"`, `"5s"`, `"100ms"`).
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Parses `"30m"`-style text.
-    pub fn parse(text: &str) -> Option<Duration> {
-        let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit())?;
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().ok()?;
-        let millis = match unit {
-            "ms" => number,
-            "s" => number.checked_mul(1000)?,
-            "m" => number.checked_mul(60_000)?,
-            "h" => number.checked_mul(3_600_000)?,
-            _ => return None,
-        };
-        Some(Duration::from_millis(millis))
-    }
-
-    /// Deserializes one.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" or \"5m\"")))
-    }
-}
+/// Codis' durations (`"30s"`), shared with the dashboard's config.
+pub use model::config::duration;
 
 /// What every session shares.
 pub struct Shared<E> {

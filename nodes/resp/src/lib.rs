@@ -26,8 +26,11 @@
 //! - [`limits`]: the configurable [`Limits`].
 //! - [`error`]: [`ProtocolError`], worded as Redis words it.
 //! - [`connection`]: a buffered, framed [`Connection`] over any async byte stream.
+//! - [`client`]: a reconnecting [`client::Client`] with deadlines over any `net::Env` (the
+//!   dashboard's calls to servers, simulated workloads).
 //! - `element` and `inline` (private): one RESP element header; inline-command splitting.
 
+pub mod client;
 pub mod connection;
 pub mod decode;
 mod element;
