@@ -155,7 +155,7 @@ fn run(seed: u64, variant: Variant) -> Outcome {
                 proxy.router().fill(&table).await?;
                 proxy.start();
                 world.borrow_mut().proxy = Some(proxy.clone());
-                proxy.run(env, listener, std::future::pending()).await?;
+                proxy.run(env, listener, "proxy", std::future::pending()).await?;
                 Ok(())
             }
         });

@@ -15,9 +15,11 @@
 //! - [`sentinel`]: the [`Sentinel`] set.
 //! - [`product`]: validated [`ProductName`]s and the coordinator paths under `/codis3/<product>`.
 //! - [`json`]: encoding as Codis does (4-space indented).
+//! - [`auth`]: the secrets in REST paths (proxy and dashboard `xauth`).
 //! - [`config`]: Codis' durations and byte sizes in config files.
 //! - [`glob`]: Redis' glob patterns (`KEYS`, `SCAN MATCH`, pub/sub), for the server and the proxy.
 
+pub mod auth;
 pub mod config;
 pub mod glob;
 pub mod group;

@@ -19,7 +19,6 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use net::{Env, Listener};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
 use crate::backend::Health;
@@ -34,16 +33,7 @@ pub struct Identity {
     pub xauth: String,
 }
 
-/// SHA-256 of `text` in hex, cut to 32 digits as Codis cuts its tokens and secrets.
-pub(crate) fn sha256_hex32(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex.truncate(32);
-    hex
-}
+pub(crate) use model::auth::sha256_hex32;
 
 impl Identity {
     /// The identity of a proxy of `product` listening on `proxy_addr` and `admin_addr` on
@@ -67,11 +57,7 @@ impl Identity {
     }
 }
 
-/// The secret of the proxy with `token` (Codis' formula): what the dashboard, which knows the
-/// product's password, puts in `/api/proxy/…` paths.
-pub fn xauth(product: &str, product_auth: &str, token: &str) -> String {
-    sha256_hex32(&format!("Codis-XAuth-{product}-{product_auth}-{token}"))
-}
+pub use model::auth::proxy_xauth as xauth;
 
 struct AdminState<E> {
     shared: Arc<Shared<E>>,
@@ -107,6 +93,8 @@ fn check<E>(state: &AdminState<E>, xauth: &str) -> Result<(), ApiError> {
 struct StatsJson {
     online: bool,
     closed: bool,
+    /// Refusing clients for want of a lease from the dashboard.
+    fenced: bool,
     ops: OpsJson,
     sessions: SessionsJson,
     backends: Vec<BackendJson>,
@@ -166,6 +154,7 @@ fn stats<E: Env>(shared: &Shared<E>, flags: u32) -> StatsJson {
     StatsJson {
         online: shared.online.load(Ordering::Acquire),
         closed: *shared.closing.borrow(),
+        fenced: shared.lease.is_fenced(),
         ops: OpsJson {
             total: stats.ops_total.load(Ordering::Relaxed),
             fails: stats.ops_fails.load(Ordering::Relaxed),
@@ -284,6 +273,20 @@ fn routes<E: Env>(state: AppState<E>) -> axum::Router {
                     .fill(&slots)
                     .await
                     .map_err(|error| refuse(StatusCode::BAD_REQUEST, error.to_string()))?;
+                Ok::<_, ApiError>(Json("OK"))
+            }),
+        )
+        .route(
+            "/api/proxy/lease/{xauth}",
+            put(|State(state): State<AppState<E>>, Path(xauth): Path<String>, body: axum::body::Bytes| async move {
+                check(&state, &xauth)?;
+                let config: crate::lease::LeaseConfig = serde_json::from_slice(&body).map_err(|error| {
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected {{\"dashboard\": \"host:port\", \"lease_ms\": n}}: {error}"),
+                    )
+                })?;
+                state.shared.lease.configure(config);
                 Ok::<_, ApiError>(Json("OK"))
             }),
         )

@@ -11,6 +11,7 @@
 //!   split multi-key commands; migration-aware forwarding.
 //! - `pubsub`: subscriptions fanned in from every group.
 //! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
+//! - [`lease`]: the lease from the dashboard without which a configured proxy refuses clients.
 //! - [`register`]: `--dashboard`: asking the dashboard to take the proxy online.
 //! - [`router`]: the slot table.
 //! - [`stats`]: counters per command, with latency histograms.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod backend;
 pub mod commands;
+pub mod lease;
 pub mod proxy;
 mod pubsub;
 pub mod register;

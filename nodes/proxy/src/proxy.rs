@@ -123,6 +123,8 @@ pub struct Shared<E> {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Counters for `/proxy/stats` and `/metrics`.
     pub stats: Stats,
+    /// The lease from the dashboard.
+    pub lease: crate::lease::LeaseState,
     sessions: AtomicUsize,
     next_session: std::sync::atomic::AtomicU64,
 }
@@ -134,6 +136,18 @@ pub(crate) async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 impl<E> Shared<E> {
+    /// Why clients are refused now, if they are: not started yet, or fenced for want of a
+    /// lease from the dashboard.
+    pub(crate) fn refusal(&self) -> Option<&'static str> {
+        if !self.online.load(Ordering::Acquire) {
+            Some("ERR router is not online")
+        } else if self.lease.is_fenced() {
+            Some("ERR proxy is fenced: it holds no lease from the dashboard (unreachable?); retry shortly")
+        } else {
+            None
+        }
+    }
+
     /// Sessions open now.
     pub fn sessions_alive(&self) -> usize {
         self.sessions.load(Ordering::Relaxed)
@@ -160,6 +174,7 @@ impl<E: Env> Proxy<E> {
                 online: AtomicBool::new(false),
                 closing: tokio::sync::watch::Sender::new(false),
                 stats: Stats::default(),
+                lease: crate::lease::LeaseState::default(),
                 sessions: AtomicUsize::new(0),
                 next_session: std::sync::atomic::AtomicU64::new(1),
             }),
@@ -182,11 +197,19 @@ impl<E: Env> Proxy<E> {
         &self.shared
     }
 
-    /// Serves clients on `listener` until `shutdown` completes.
-    pub async fn run(&self, env: E, listener: E::Listener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    /// Serves clients on `listener` until `shutdown` completes; `token` is the proxy's identity
+    /// when it asks its dashboard for leases.
+    pub async fn run(
+        &self,
+        env: E,
+        listener: E::Listener,
+        token: &str,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let addr = listener.local_addr()?;
         info!(%addr, "proxy ready");
         env.spawn(sample_qps(self.shared.clone()));
+        env.spawn(crate::lease::keep(env.clone(), self.shared.clone(), token.to_string()));
         tokio::pin!(shutdown);
         let mut closing = self.shared.closing.subscribe();
         loop {

@@ -10,8 +10,6 @@ use hyper_util::rt::TokioIo;
 use net::Env;
 use tracing::{info, warn};
 
-use crate::admin::sha256_hex32;
-
 /// Tries before giving up, and the pause between them (Codis' 10 tries, 3 s apart).
 const TRIES: u32 = 10;
 const PAUSE: Duration = Duration::from_secs(3);
@@ -41,12 +39,7 @@ pub enum RegisterError {
     },
 }
 
-/// The secret of the dashboard of `product` (its `/api/topom/…` paths take it). Unlike Codis'
-/// (a hash of the product name alone, which anyone can compute), it covers the product's
-/// password.
-pub fn dashboard_xauth(product: &str, product_auth: &str) -> String {
-    sha256_hex32(&format!("Codis-XAuth-{product}-{product_auth}"))
-}
+pub use model::auth::dashboard_xauth;
 
 /// Asks the dashboard at `dashboard` to take the proxy whose admin API is at `admin_addr`
 /// online, trying up to ten times, three seconds apart.

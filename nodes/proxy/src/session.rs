@@ -361,8 +361,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
         }
         _ => {}
     }
-    if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
-        return ready(error("ERR router is not online"));
+    if let Some(refusal) = shared.refusal() {
+        return ready(error(refusal));
     }
     let info = commands::lookup_upper(&upper);
     if info.kind == Kind::NotAllowed {
@@ -866,8 +866,8 @@ async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Req
 /// scan is still seen), then the backend's own cursor: `redis-cli --scan` works through the
 /// proxy. As with Redis' `SCAN`, a key present for the whole scan is returned at least once.
 async fn scan<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request) -> Bytes {
-    if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
-        return error("ERR router is not online");
+    if let Some(refusal) = shared.refusal() {
+        return error(refusal);
     }
     let Some(cursor) = request.arg(1).and_then(|cursor| std::str::from_utf8(cursor).ok()?.parse::<u64>().ok()) else {
         return error("ERR invalid cursor");

@@ -99,8 +99,8 @@ impl<E: Env> Transaction<E> {
     /// Checks a command and queues it.
     fn queue(&mut self, shared: &Shared<E>, request: &Request, upper: &str) -> Bytes {
         let info = commands::lookup(upper.as_bytes());
-        let refusal = if !shared.online.load(std::sync::atomic::Ordering::Acquire) {
-            Some(error("ERR router is not online"))
+        let refusal = if let Some(refusal) = shared.refusal() {
+            Some(error(refusal))
         } else if info.kind == Kind::NotAllowed {
             Some(error(&format!("ERR handle request, command '{upper}' is not allowed")))
         } else if NOT_IN_MULTI.contains(&upper) {

@@ -57,7 +57,7 @@ impl Cluster {
         let proxy_env = env.clone();
         tokio::spawn(async move {
             let _ = running
-                .run(proxy_env, listener, async {
+                .run(proxy_env, listener, "routing-test", async {
                     let _ = proxy_stopped.await;
                 })
                 .await;

@@ -170,6 +170,7 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
             &hostname,
         );
         tracing::info!(token = %identity.model.token, admin = %admin_addr, "admin API ready");
+        let token = identity.model.token.clone();
         let proxy = Proxy::new(env.clone(), config);
         match slots {
             Some(slots) => {
@@ -194,7 +195,7 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
                 }
             });
         }
-        proxy.run(env, listener, prod::signals::shutdown()).await.context("serving")?;
+        proxy.run(env, listener, &token, prod::signals::shutdown()).await.context("serving")?;
         match refused.get() {
             Some(error) => Err(anyhow::anyhow!("going online at the dashboard: {error}")),
             None => Ok(()),

@@ -1,0 +1,191 @@
+//! Slot actions: pending → preparing → prepared → migrating → finished, then the slot simply
+//! belongs to its target.
+//!
+//! Each step stores the new state, then pushes it to every proxy; the next step starts only
+//! when every proxy has it or has stopped serving (its lease ran out, see [`crate::proxies`]).
+//! So after any crash (of the dashboard, a proxy, a server) the stored state says what to redo:
+//! push the current state again, then go on. Nothing is ever rolled back; moving keys is
+//! idempotent. Rounds take the active action with the smallest index first, then pending ones,
+//! at most `migration_parallel_slots` at once and one per group.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use model::{ActionState, GroupId, SlotAction, SlotId, SlotMapping};
+use net::Env;
+use tracing::{info, warn};
+
+use crate::dashboard::Dashboard;
+use crate::error::{DashboardError, Result};
+
+/// Pause after a round in which something failed (Codis waits 5 s).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs actions until the dashboard stops.
+pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
+    loop {
+        if dashboard.is_closing() {
+            return;
+        }
+        let round = pick(&dashboard);
+        if round.is_empty() {
+            tokio::select! {
+                () = dashboard.closed() => return,
+                () = dashboard.inner.actions.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let results = futures_util::future::join_all(round.iter().map(|slot| advance(&dashboard, *slot))).await;
+        let mut failed = false;
+        for (slot, result) in round.iter().zip(results) {
+            if let Err(error) = result {
+                failed = true;
+                warn!(slot = slot.index(), %error, "slot action waits");
+                dashboard.set_status(*slot, format!("[ERROR] Slot[{:04}]: {error}", slot.index()));
+            }
+        }
+        let pause = if failed { RETRY_PAUSE } else { Duration::from_millis(10) };
+        tokio::select! {
+            () = dashboard.closed() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The slots to work on this round.
+fn pick<E: Env>(dashboard: &Dashboard<E>) -> Vec<SlotId> {
+    let disabled = dashboard.inner.actions.disabled.load(Ordering::Relaxed);
+    let limit = dashboard.inner.settings.config.migration_parallel_slots.max(1);
+    let model = dashboard.model_guard();
+    let mut candidates: Vec<&SlotMapping> =
+        model.slots.iter().filter(|slot| slot.action.state != ActionState::Nothing).collect();
+    // Active ones first (resume what was started), then pending, each by index.
+    candidates.sort_by_key(|slot| (slot.action.state == ActionState::Pending, slot.action.index, slot.id));
+    let mut busy: BTreeSet<GroupId> = BTreeSet::new();
+    let mut round = Vec::new();
+    for slot in candidates {
+        if round.len() >= limit {
+            break;
+        }
+        if disabled && slot.action.state == ActionState::Pending {
+            continue;
+        }
+        let (source, target) = (slot.group_id, slot.action.target_id);
+        if busy.contains(&source) || busy.contains(&target) {
+            continue;
+        }
+        // Group 0 is no group: offline slots coming online move no key.
+        busy.extend([source, target].into_iter().filter(|group| *group != GroupId(0)));
+        round.push(slot.id);
+    }
+    round
+}
+
+/// Takes one slot's action as far as it goes now.
+async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
+    // Whatever was stored last may not have reached every proxy (a crash between store and
+    // push): push it again first.
+    push_and_check(dashboard, slot).await?;
+    loop {
+        let mapping = dashboard.model_guard().slot(slot).clone();
+        let next = match mapping.action.state {
+            ActionState::Nothing => return Ok(()),
+            ActionState::Pending => ActionState::Preparing,
+            ActionState::Preparing => ActionState::Prepared,
+            ActionState::Prepared => ActionState::Migrating,
+            ActionState::Migrating => {
+                if dashboard.inner.actions.disabled.load(Ordering::Relaxed) {
+                    dashboard.set_status(slot, format!("[PAUSED] Slot[{:04}]: actions are disabled", slot.index()));
+                    return Ok(());
+                }
+                move_keys(dashboard, &mapping).await?;
+                ActionState::Finished
+            }
+            ActionState::Finished => {
+                let done = SlotMapping { id: slot, group_id: mapping.action.target_id, action: SlotAction::default() };
+                store(dashboard, done).await?;
+                info!(slot = slot.index(), group = mapping.action.target_id.0, "slot migrated");
+                dashboard.set_status(
+                    slot,
+                    format!("[DONE] Slot[{:04}] is in group {}", slot.index(), mapping.action.target_id),
+                );
+                return Ok(());
+            }
+            other => {
+                return Err(DashboardError::Conflict(format!(
+                    "slot {} is in state {other:?}, which is not a slot action",
+                    slot.index()
+                )));
+            }
+        };
+        store(dashboard, SlotMapping { action: SlotAction { state: next, ..mapping.action }, ..mapping }).await?;
+    }
+}
+
+/// Stores `mapping`, makes it the dashboard's, pushes it, and checks every proxy took it.
+async fn store<E: Env>(dashboard: &Dashboard<E>, mapping: SlotMapping) -> Result<()> {
+    {
+        let _changes = dashboard.inner.changes.lock().await;
+        dashboard.inner.store.save_slot(&mapping).await?;
+        let mut model = dashboard.model();
+        let slot = mapping.id;
+        model.slots[slot.index()] = mapping;
+        dashboard.replace_model(model);
+        dashboard.push(&[slot]).await;
+    }
+    match dashboard.held_back_by() {
+        Some(reason) => Err(DashboardError::Unreachable(reason)),
+        None => Ok(()),
+    }
+}
+
+async fn push_and_check<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
+    {
+        let _changes = dashboard.inner.changes.lock().await;
+        dashboard.push(&[slot]).await;
+    }
+    match dashboard.held_back_by() {
+        Some(reason) => Err(DashboardError::Unreachable(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Runs the executor for a migrating slot.
+async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> Result<()> {
+    let (source, target) = {
+        let model = dashboard.model_guard();
+        let source = model.master(mapping.group_id).map(str::to_string);
+        let target = model.master(mapping.action.target_id).map(str::to_string);
+        (source, target)
+    };
+    let target = target
+        .ok_or_else(|| DashboardError::Conflict(format!("target group {} has no master", mapping.action.target_id)))?;
+    let Some(source) = source else {
+        // An offline slot (or a source group emptied by force): nothing to move.
+        return Ok(());
+    };
+    let inner = &dashboard.inner;
+    let report = |line: String| dashboard.set_status(mapping.id, line);
+    crate::executor::migrate(
+        &inner.env,
+        &inner.settings,
+        mapping.id,
+        &source,
+        &target,
+        || Duration::from_micros(inner.actions.interval_us.load(Ordering::Relaxed)),
+        &report,
+    )
+    .await
+    .map_err(|error| DashboardError::Unreachable(error.to_string()))
+}
+
+impl<E: Env> Dashboard<E> {
+    /// Records the last word on a slot's action.
+    pub(crate) fn set_status(&self, slot: SlotId, line: String) {
+        if let Ok(mut status) = self.inner.actions.status.lock() {
+            status.insert(slot.index() as u32, line);
+        }
+    }
+}
