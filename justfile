@@ -6,40 +6,13 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Start a local cluster on 127.0.0.1 in the foreground: two codis-servers (ports PORT and PORT+1,
-# default 6379/6380) and a codis-proxy on 19000 (admin API on 11080) with the slots split between
-# them; `just demo [PORT=6379]`. Ctrl-C stops everything. It grows (dashboard, web console) as
-# those components land.
+# Start a local cluster on 127.0.0.1 in the foreground (`codis demo`): a dashboard with the
+# filesystem coordinator, two groups of a master and a replica (codis-servers on 6379-6382), one
+# proxy on 19000 (admin 11080), slots rebalanced; it prints how to connect. Ctrl-C stops
+# everything. Options go to `codis demo` (`just demo --help`).
 demo *ARGS:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    port=6379
-    for arg in {{ARGS}}; do
-        case "$arg" in
-            PORT=*) port="${arg#PORT=}" ;;
-            *) echo "unknown argument $arg (use PORT=)" >&2; exit 2 ;;
-        esac
-    done
-    second=$((port + 1))
-    cargo build --release --quiet -p prod --bin codis-server --bin codis-proxy
-    dir=$(mktemp -d)
-    pids=()
-    trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
-    target/release/codis-server --bind 127.0.0.1 --port "$port" --log-level warn & pids+=($!)
-    target/release/codis-server --bind 127.0.0.1 --port "$second" --log-level warn & pids+=($!)
-    {
-        printf '['
-        for slot in $(seq 0 1023); do
-            owner=$port; if [ "$slot" -ge 512 ]; then owner=$second; fi
-            if [ "$slot" -gt 0 ]; then printf ','; fi
-            printf '{"id":%d,"backend_addr":"127.0.0.1:%d"}' "$slot" "$owner"
-        done
-        printf ']'
-    } > "$dir/slots.json"
-    echo "codis-servers on 127.0.0.1:$port and :$second; codis-proxy on 127.0.0.1:19000 (admin http://127.0.0.1:11080/proxy)"
-    echo "Connect with: redis-cli -p 19000   (Ctrl-C stops everything)"
-    target/release/codis-proxy --proxy-addr 127.0.0.1:19000 --admin-addr 127.0.0.1:11080 --fillslots "$dir/slots.json" --log-level warn & pids+=($!)
-    wait
+    cargo build --release --quiet -p prod
+    target/release/codis demo {{ARGS}}
 
 # Run every test (unit, property, simulation, loopback, differential against redis-server), as CI
 # does.

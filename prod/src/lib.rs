@@ -6,8 +6,10 @@
 //! # Modules
 //! - [`logging`]: `tracing` output to stderr, level from a flag or `RUST_LOG`.
 //! - [`signals`]: a future that completes on SIGTERM or Ctrl-C.
+//! - [`host`]: the host's name and the addresses a binary announces.
 //! - [`config`]: loading a TOML file over a component's defaults.
 
 pub mod config;
+pub mod host;
 pub mod logging;
 pub mod signals;

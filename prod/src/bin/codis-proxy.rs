@@ -159,13 +159,13 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = env.bind(&config.proxy_addr).await.with_context(|| format!("binding {}", config.proxy_addr))?;
         let admin = env.bind(&config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?;
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+        let hostname = prod::host::hostname();
         // The addresses others reach this proxy at (the dashboard, clients listing proxies).
-        let admin_addr = announced(admin.local_addr()?, &hostname);
+        let admin_addr = prod::host::announced(admin.local_addr()?, &hostname);
         let identity = proxy::admin::Identity::new(
             &config.product_name,
             &config.product_auth,
-            &announced(listener.local_addr()?, &hostname),
+            &prod::host::announced(listener.local_addr()?, &hostname),
             &admin_addr,
             &hostname,
         );
@@ -201,16 +201,6 @@ fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
             None => Ok(()),
         }
     })
-}
-
-/// `addr` as others reach it: a wildcard IP (listening on every interface) becomes the host's
-/// name, as Codis announces it.
-fn announced(addr: std::net::SocketAddr, hostname: &str) -> String {
-    if addr.ip().is_unspecified() && !hostname.is_empty() {
-        format!("{hostname}:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
 }
 
 #[cfg(test)]
