@@ -22,10 +22,13 @@
 //!   backend crashes, is partitioned away, the proxy restarts, or slots migrate under them.
 //! - [`replica_sync`]: a replica partitioned and crashed under writes converges to its master's
 //!   exact data.
+//! - [`cluster`]: a whole product (coordinator, dashboard, three groups, two proxies) rebalancing
+//!   under faults: dashboard crashes, proxy and server partitions, master crashes.
 //! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
 //!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
 pub mod client;
+pub mod cluster;
 pub mod data_server;
 pub mod durability;
 pub mod echo;
@@ -58,12 +61,14 @@ pub fn all() -> &'static [Scenario] {
         all.extend(log_crash::SCENARIOS);
         all.extend(migration::SCENARIOS);
         all.extend(proxy_faults::SCENARIOS);
+        all.extend(cluster::SCENARIOS);
         all
     });
     &ALL
 }
 
-/// The scenario named `name`.
+/// The scenario named `name` (`swarm` is short for `cluster-swarm`).
 pub fn find(name: &str) -> Option<&'static Scenario> {
+    let name = if name == "swarm" { "cluster-swarm" } else { name };
     all().iter().find(|scenario| scenario.name == name)
 }

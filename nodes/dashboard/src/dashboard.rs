@@ -281,6 +281,12 @@ impl<E: Env> Dashboard<E> {
     /// Sends a proxy the whole table, starts it and gives it this dashboard for its leases; it
     /// is then in step.
     pub async fn reinit(&self, token: &str) -> Result<()> {
+        // A proxy that does not answer is found out before taking the change lock, which slot
+        // actions need too: an unreachable proxy must not slow every migration down.
+        let probe = guard(&self.inner.links).get(token).map(|link| link.client.clone());
+        if let Some(client) = probe {
+            client.xping().await?;
+        }
         let _changes = self.inner.changes.lock().await;
         let (client, table) = {
             let model = guard(&self.inner.model);

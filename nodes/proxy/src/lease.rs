@@ -98,8 +98,14 @@ pub(crate) async fn keep<E: Env>(env: E, shared: Arc<Shared<E>>, token: String) 
                 }
                 Err(error) => warn!(dashboard = %config.dashboard, %error, "lease not renewed"),
             }
-            let next = Instant::now() + period;
-            let wake = until.map_or(next, |until| until.min(next));
+            // Wake for the next renewal, or earlier to fence the proxy when the lease runs out
+            // first (an expiry already past must not turn this into a busy loop).
+            let now = Instant::now();
+            let next = now + period;
+            let wake = match until {
+                Some(until) if until > now => until.min(next),
+                _ => next,
+            };
             tokio::select! {
                 () = crate::proxy::closed(&mut closing) => return,
                 changed = configs.changed() => if changed.is_err() { return } else { break },
