@@ -88,6 +88,11 @@ impl<E: Env> HttpClient<E> {
         &self.addr
     }
 
+    /// Each request's deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Sends `method path` with `body` (JSON if any) and reads the whole answer.
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, HttpError> {
         let exchange = async {

@@ -77,7 +77,16 @@ impl<E: Env> EtcdClient<E> {
                     return serde_json::from_slice(&response.body)
                         .map_err(|error| protocol(format!("{path} answered {}: {error}", response.text())));
                 }
-                Err(error) => last = Some(error),
+                Err(error) => {
+                    // The next request starts at the next endpoint. A request that may have been
+                    // applied is not tried elsewhere: that could turn "unknown" into a wrong
+                    // answer (a create reported as "exists").
+                    self.preferred.store((index + 1) % self.endpoints.len(), Ordering::Relaxed);
+                    if !matches!(error, HttpError::Connect { .. }) {
+                        return Err(unavailable(Some(error)));
+                    }
+                    last = Some(error);
+                }
             }
         }
         Err(unavailable(last))
@@ -210,13 +219,19 @@ impl<E: Env> Kv for EtcdClient<E> {
                         return Err(answer_error("/v3/watch", status, &body));
                     }
                     // The first message says the watch exists; changes come after it.
-                    let created: WatchResponse = watcher.message().await?;
+                    let created: WatchResponse =
+                        tokio::time::timeout(endpoint.timeout(), watcher.message()).await.map_err(|_| {
+                            Error::Unavailable { backend: BACKEND, reason: "watch not confirmed in time".into() }
+                        })??;
                     if !created.created || created.canceled {
                         return Err(protocol(format!("watch refused: {}", created.cancel_reason)));
                     }
                     return Ok(watcher);
                 }
-                Err(error) => last = Some(error),
+                Err(error) => {
+                    self.preferred.store((index + 1) % self.endpoints.len(), Ordering::Relaxed);
+                    last = Some(error);
+                }
             }
         }
         Err(unavailable(last))
@@ -241,7 +256,16 @@ impl<E: Env> EtcdClient<E> {
                     return serde_json::from_slice(line)
                         .map_err(|error| protocol(format!("{path} answered {}: {error}", response.text())));
                 }
-                Err(error) => last = Some(error),
+                Err(error) => {
+                    // The next request starts at the next endpoint. A request that may have been
+                    // applied is not tried elsewhere: that could turn "unknown" into a wrong
+                    // answer (a create reported as "exists").
+                    self.preferred.store((index + 1) % self.endpoints.len(), Ordering::Relaxed);
+                    if !matches!(error, HttpError::Connect { .. }) {
+                        return Err(unavailable(Some(error)));
+                    }
+                    last = Some(error);
+                }
             }
         }
         Err(unavailable(last))

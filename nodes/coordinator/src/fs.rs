@@ -194,6 +194,7 @@ impl<E: Env> FsCoordinator<E> {
     async fn lease(&self, path: &str, value: &[u8], ttl: Duration, exclusive: bool) -> Result<Lease, Error> {
         path::check(path)?;
         let ttl = ttl.max(Duration::from_millis(100));
+        let asked = tokio::time::Instant::now();
         let id = {
             let _guard = self.exclusive().await?;
             if exclusive && let Some(holder) = self.read_live(path).await? {
@@ -210,11 +211,15 @@ impl<E: Env> FsCoordinator<E> {
             let lease = serde_json::to_vec(&lease)
                 .map_err(|error| Error::Protocol { backend: BACKEND, reason: error.to_string() })?;
             self.write_file(&self.lease_file(path), &lease).await?;
-            self.write_file(&self.data(path), value).await?;
+            if let Err(error) = self.write_file(&self.data(path), value).await {
+                // No sidecar without its record: it would lease whatever is written there next.
+                let _ = self.remove_file(&self.lease_file(path)).await;
+                return Err(error);
+            }
             id
         };
         let keeper = FsKeeper { store: FsCoordinator { fence: None, ..self.clone() }, path: path.to_string(), id };
-        Ok(lease::start(&self.env, path.to_string(), id, ttl, keeper))
+        Ok(lease::start(&self.env, path.to_string(), id, ttl, asked, keeper))
     }
 }
 
@@ -263,6 +268,8 @@ impl<E: Env> Coordinator for FsCoordinator<E> {
         if self.read_live(path).await?.is_some() {
             return Err(Error::Exists { path: path.to_string() });
         }
+        // A sidecar left by an interrupted lease must not bind the new record.
+        self.remove_file(&self.lease_file(path)).await?;
         self.write_file(&self.data(path), value).await?;
         Ok(digest(value))
     }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use net::Env;
+use tokio::time::Instant;
 
 use crate::kv::{Compare, KeyValue, Kv, Op, OpResult, Target, Txn, TxnResult, Watcher, prefix_end};
 use crate::lease::{self, Fence, Keeper};
@@ -66,18 +67,23 @@ impl<K: Kv, E: Env> KvCoordinator<K, E> {
         Err(on_conflict)
     }
 
-    /// Grants a lease of `ttl` (rounded up to whole seconds, as etcd counts).
-    async fn grant(&self, ttl: Duration) -> Result<(i64, Duration), Error> {
-        let seconds = i64::try_from(ttl.as_millis().div_ceil(1000)).unwrap_or(i64::MAX).max(1);
+    /// Grants a lease of `ttl` (rounded up to whole seconds, as etcd counts; at most a year):
+    /// its id, its time to live as granted, and when it was asked for.
+    async fn grant(&self, ttl: Duration) -> Result<(i64, Duration, Instant), Error> {
+        let seconds = i64::try_from(ttl.as_millis().div_ceil(1000)).unwrap_or(i64::MAX).clamp(1, MAX_LEASE_SECONDS);
+        let asked = Instant::now();
         let (id, granted) = self.kv.grant(seconds).await?;
-        Ok((id, Duration::from_secs(granted.max(1).unsigned_abs())))
+        Ok((id, Duration::from_secs(granted.max(1).unsigned_abs()), asked))
     }
 
-    fn keep(&self, path: &str, id: i64, ttl: Duration) -> Lease {
-        let keeper = KvKeeper { kv: self.kv.clone(), id };
-        lease::start(&self.env, path.to_string(), id.unsigned_abs(), ttl, keeper)
+    fn keep(&self, path: &str, id: i64, ttl: Duration, asked: Instant) -> Lease {
+        let keeper = KvKeeper { kv: self.kv.clone(), id, path: path.to_string() };
+        lease::start(&self.env, path.to_string(), id.unsigned_abs(), ttl, asked, keeper)
     }
 }
+
+/// The longest lease asked for.
+const MAX_LEASE_SECONDS: i64 = 365 * 24 * 3600;
 
 /// Lease ids are positive in etcd; the [`Lease`] carries them as `u64`.
 fn lease_id(id: u64) -> i64 {
@@ -91,11 +97,18 @@ fn version(kv: &KeyValue) -> u64 {
 struct KvKeeper<K> {
     kv: K,
     id: i64,
+    path: String,
 }
 
 impl<K: Kv> Keeper for KvKeeper<K> {
+    /// Renews the lease, and checks its record is still bound to it: a lock removed by hand
+    /// (`--remove-lock`) or overwritten is lost even though the lease lives on.
     async fn renew(&mut self) -> Result<bool, Error> {
-        self.kv.keep_alive(self.id).await
+        if !self.kv.keep_alive(self.id).await? {
+            return Ok(false);
+        }
+        let (found, _) = self.kv.range(&self.path, None, true).await?;
+        Ok(found.first().is_some_and(|kv| kv.lease == self.id))
     }
 
     async fn release(&mut self) -> Result<(), Error> {
@@ -145,16 +158,10 @@ impl<K: Kv, E: Env> Coordinator for KvCoordinator<K, E> {
         path::check(dir)?;
         let prefix = format!("{dir}/");
         let (found, _) = self.kv.range(&prefix, Some(&prefix_end(&prefix)), true).await?;
-        let mut children: Vec<String> = Vec::new();
-        for kv in &found {
-            if let Some(child) = path::child_of(dir, &kv.key) {
-                let child = format!("{dir}/{child}");
-                if children.last() != Some(&child) {
-                    children.push(child);
-                }
-            }
-        }
-        Ok(children)
+        // A set: keys sort with their `/`, so a child's records need not be adjacent.
+        let children: std::collections::BTreeSet<String> =
+            found.iter().filter_map(|kv| path::child_of(dir, &kv.key)).map(|child| format!("{dir}/{child}")).collect();
+        Ok(children.into_iter().collect())
     }
 
     async fn read_dir(&self, dir: &str) -> Result<Vec<(String, Record)>, Error> {
@@ -182,7 +189,7 @@ impl<K: Kv, E: Env> Coordinator for KvCoordinator<K, E> {
 
     async fn lock(&self, path: &str, value: &[u8], ttl: Duration) -> Result<Lease, Error> {
         path::check(path)?;
-        let (id, granted) = self.grant(ttl).await?;
+        let (id, granted, asked) = self.grant(ttl).await?;
         let txn = Txn {
             compare: vec![Compare { key: path.to_string(), target: Target::Create(0) }],
             success: vec![Op::Put { key: path.to_string(), value: value.to_vec(), lease: id }],
@@ -205,12 +212,12 @@ impl<K: Kv, E: Env> Coordinator for KvCoordinator<K, E> {
             };
             return Err(Error::Locked { path: path.to_string(), holder });
         }
-        Ok(self.keep(path, id, granted))
+        Ok(self.keep(path, id, granted, asked))
     }
 
     async fn register(&self, path: &str, value: &[u8], ttl: Duration) -> Result<Lease, Error> {
         path::check(path)?;
-        let (id, granted) = self.grant(ttl).await?;
+        let (id, granted, asked) = self.grant(ttl).await?;
         let txn = Txn {
             compare: Vec::new(),
             success: vec![Op::Put { key: path.to_string(), value: value.to_vec(), lease: id }],
@@ -220,7 +227,7 @@ impl<K: Kv, E: Env> Coordinator for KvCoordinator<K, E> {
             let _ = self.kv.revoke(id).await;
             return Err(error);
         }
-        Ok(self.keep(path, id, granted))
+        Ok(self.keep(path, id, granted, asked))
     }
 
     async fn watch(&self, dir: &str) -> Result<Watch, Error> {

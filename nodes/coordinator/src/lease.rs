@@ -85,13 +85,21 @@ impl Lease {
     }
 }
 
-/// Starts keeping a lease of `ttl` just granted (as `id`) for `path`.
-pub(crate) fn start<E: Env, K: Keeper>(env: &E, path: String, id: u64, ttl: Duration, mut keeper: K) -> Lease {
+/// Starts keeping a lease of `ttl` granted (as `id`) for `path` by a request sent at `asked`
+/// (the store's clock for the lease started no earlier).
+pub(crate) fn start<E: Env, K: Keeper>(
+    env: &E,
+    path: String,
+    id: u64,
+    ttl: Duration,
+    asked: Instant,
+    mut keeper: K,
+) -> Lease {
     let (held_tx, held) = watch::channel(true);
     let (release, mut requests) = mpsc::channel::<oneshot::Sender<Result<(), Error>>>(1);
     let period = (ttl / 5).max(Duration::from_millis(20));
     let margin = move |sent: Instant| sent + ttl * 3 / 4;
-    let granted = Instant::now();
+    let granted = asked;
     let task_path = path.clone();
     env.spawn(async move {
         let mut valid_until = margin(granted);
@@ -115,7 +123,8 @@ pub(crate) fn start<E: Env, K: Keeper>(env: &E, path: String, id: u64, ttl: Dura
                 return;
             }
             let sent = Instant::now();
-            match tokio::time::timeout(period, keeper.renew()).await {
+            // A renewal still on its way when the lease runs out does not keep it held.
+            match tokio::time::timeout_at((sent + period).min(valid_until), keeper.renew()).await {
                 Ok(Ok(true)) => valid_until = margin(sent),
                 Ok(Ok(false)) => {
                     warn!(path = %task_path, "lease lost: the store no longer has it");

@@ -25,6 +25,9 @@ const HISTORY: usize = 4096;
 /// The shortest lease etcd grants (with its default timing), which this store imitates.
 pub const MIN_LEASE_SECONDS: i64 = 2;
 
+/// The longest lease granted (etcd refuses longer ones; this store caps them).
+pub const MAX_LEASE_SECONDS: i64 = 365 * 24 * 3600;
+
 /// Changes a watcher may fall behind by before its watch breaks.
 const WATCH_BUFFER: usize = 1024;
 
@@ -171,8 +174,9 @@ impl Inner {
         }
     }
 
+    /// Runs `txn` (after [`Inner::expire`], which the caller publishes even if this fails).
     fn txn(&mut self, txn: Txn) -> Result<(TxnResult, Vec<Event>), Error> {
-        let mut events = self.expire();
+        let mut events = Vec::new();
         let succeeded = txn.compare.iter().all(|compare| self.holds(compare));
         let ops = if succeeded { txn.success } else { txn.failure };
         // etcd refuses the whole transaction if a put names a lease it does not have.
@@ -187,7 +191,12 @@ impl Inner {
                 });
             }
         }
-        let writes = ops.iter().any(|op| !matches!(op, Op::Range { .. }));
+        // A removal of a missing key changes nothing, and moves no revision (as in etcd).
+        let writes = ops.iter().any(|op| match op {
+            Op::Range { .. } => false,
+            Op::Put { .. } => true,
+            Op::Delete { key } => self.keys.contains_key(key),
+        });
         let revision = if writes { self.revision + 1 } else { self.revision };
         let mut results = Vec::with_capacity(ops.len());
         let mut changes = Vec::new();
@@ -258,6 +267,8 @@ impl Kv for MemoryStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult, Error> {
         let mut inner = self.lock();
+        let expired = inner.expire();
+        self.publish(expired);
         let (result, events) = inner.txn(txn)?;
         self.publish(events);
         Ok(result)
@@ -269,6 +280,7 @@ impl Kv for MemoryStore {
         let mut inner = self.lock();
         inner.next_lease += 1;
         let id = inner.next_lease;
+        let ttl_seconds = ttl_seconds.min(MAX_LEASE_SECONDS);
         let deadline = Instant::now() + Duration::from_secs(ttl_seconds.unsigned_abs());
         inner.leases.insert(id, LeaseState { ttl_seconds, deadline, keys: BTreeSet::new() });
         Ok((id, ttl_seconds))

@@ -69,7 +69,9 @@ fn pick<E: Env>(dashboard: &Dashboard<E>) -> Vec<SlotId> {
         if round.len() >= limit {
             break;
         }
-        if disabled && slot.action.state == ActionState::Pending {
+        // Disabled: nothing new starts, and migrations pause (the steps before migrating are
+        // quick and still finish, so no slot stays locked).
+        if disabled && matches!(slot.action.state, ActionState::Pending | ActionState::Migrating) {
             continue;
         }
         let (source, target) = (slot.group_id, slot.action.target_id);
@@ -105,7 +107,7 @@ async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
             }
             ActionState::Finished => {
                 let done = SlotMapping { id: slot, group_id: mapping.action.target_id, action: SlotAction::default() };
-                store(dashboard, done).await?;
+                store(dashboard, &mapping, done).await?;
                 info!(slot = slot.index(), group = mapping.action.target_id.0, "slot migrated");
                 dashboard.set_status(
                     slot,
@@ -120,14 +122,23 @@ async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
                 )));
             }
         };
-        store(dashboard, SlotMapping { action: SlotAction { state: next, ..mapping.action }, ..mapping }).await?;
+        let stored = SlotMapping { action: SlotAction { state: next, ..mapping.action.clone() }, ..mapping.clone() };
+        store(dashboard, &mapping, stored).await?;
     }
 }
 
-/// Stores `mapping`, makes it the dashboard's, pushes it, and checks every proxy took it.
-async fn store<E: Env>(dashboard: &Dashboard<E>, mapping: SlotMapping) -> Result<()> {
+/// Stores `mapping` in place of `expected`, makes it the dashboard's, pushes it, and checks every
+/// proxy took it. If the slot changed meanwhile (an operator removed a pending action, assigned
+/// the slot, reloaded the model), nothing is stored: the next round starts from what is there.
+async fn store<E: Env>(dashboard: &Dashboard<E>, expected: &SlotMapping, mapping: SlotMapping) -> Result<()> {
     {
         let _changes = dashboard.inner.changes.lock().await;
+        if dashboard.model_guard().slot(mapping.id) != expected {
+            return Err(DashboardError::Conflict(format!(
+                "slot {} changed meanwhile; starting over from what is stored",
+                mapping.id.index()
+            )));
+        }
         dashboard.inner.store.save_slot(&mapping).await?;
         let mut model = dashboard.model();
         let slot = mapping.id;
@@ -168,7 +179,7 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
     };
     let inner = &dashboard.inner;
     let report = |line: String| dashboard.set_status(mapping.id, line);
-    crate::executor::migrate(
+    let moving = crate::executor::migrate(
         &inner.env,
         &inner.settings,
         mapping.id,
@@ -176,9 +187,12 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
         &target,
         || Duration::from_micros(inner.actions.interval_us.load(Ordering::Relaxed)),
         &report,
-    )
-    .await
-    .map_err(|error| DashboardError::Unreachable(error.to_string()))
+    );
+    // A dashboard that stops (its lock lost: a successor takes over) stops moving keys at once.
+    tokio::select! {
+        moved = moving => moved.map_err(|error| DashboardError::Unreachable(error.to_string())),
+        () = dashboard.closed() => Err(DashboardError::Conflict("the dashboard is stopping".into())),
+    }
 }
 
 impl<E: Env> Dashboard<E> {

@@ -250,7 +250,11 @@ impl<E: Env> Dashboard<E> {
                     .map(|(token, link)| (token.clone(), link.state == LinkState::InSync, link.client.clone()))
                     .partition(|(_, in_sync, _)| !in_sync)
             };
+            self.forget_departed();
             for (token, _, _) in stale {
+                if !self.model_guard().proxies.contains_key(&token) {
+                    continue;
+                }
                 if let Err(error) = self.reinit(&token).await {
                     tracing::debug!(%token, %error, "stale proxy still unreachable");
                 }
@@ -265,6 +269,34 @@ impl<E: Env> Dashboard<E> {
                     let _ = self.reinit(&token).await;
                 }
             }
+        }
+    }
+
+    /// Forgets links of proxies removed from the model once their last lease has run out.
+    fn forget_departed(&self) {
+        let lease = self.inner.settings.config.proxy_lease;
+        let now = Instant::now();
+        let model = guard(&self.inner.model);
+        guard(&self.inner.links).retain(|token, link| model.proxies.contains_key(token) || !link.fenced(lease, now));
+    }
+
+    /// Links for every proxy of the model, all stale (at start, after a reload): none is
+    /// trusted with a table this dashboard has not pushed to it.
+    pub(crate) fn relink(&self, reason: &str) {
+        let now = Instant::now();
+        let model = guard(&self.inner.model);
+        let mut links = guard(&self.inner.links);
+        for (token, proxy) in &model.proxies {
+            let keep_grant = links.get(token).map(|link| link.last_grant);
+            let client = ProxyClient::new(
+                self.inner.env.clone(),
+                proxy,
+                &self.inner.settings.product_auth,
+                self.inner.settings.config.proxy_timeout,
+            );
+            let mut link = ProxyLink::stale(client, reason, now);
+            link.last_grant = keep_grant.unwrap_or(now);
+            links.insert(token.clone(), link);
         }
     }
 
@@ -300,24 +332,33 @@ impl<E: Env> Dashboard<E> {
                 .ok_or_else(|| DashboardError::NotFound(format!("no link to proxy {token}")))?;
             (client, model.table(self.inner.settings.method, Some(proxy)))
         };
+        // The table, then the lease (which the proxy counts as a first grant), and only then
+        // clients: a proxy that cannot take a lease is not started.
         client.fill(&table).await?;
-        client.start().await?;
         let lease = LeaseConfig {
             dashboard: self.inner.launch.admin_addr.clone(),
             lease_ms: u64::try_from(self.inner.settings.config.proxy_lease.as_millis()).unwrap_or(u64::MAX),
         };
         client.configure_lease(&lease).await?;
+        let configured = Instant::now();
+        client.start().await?;
         if let Some(link) = guard(&self.inner.links).get_mut(token) {
             if link.state != LinkState::InSync {
                 info!(%token, addr = client.addr(), "proxy re-initialised: in step");
             }
             link.state = LinkState::InSync;
+            link.last_grant = link.last_grant.max(configured);
         }
         Ok(())
     }
 
     /// Grants the proxy `token` a lease if it is in step (`None` otherwise).
     pub fn grant_lease(&self, token: &str) -> Option<Duration> {
+        // A dashboard that lost its lock (or is stopping) must not keep proxies serving: its
+        // successor counts on leases from it running out.
+        if !self.inner.lock.is_held() || self.is_closing() {
+            return None;
+        }
         let mut links = guard(&self.inner.links);
         let link = links.get_mut(token)?;
         if link.state != LinkState::InSync {

@@ -7,7 +7,7 @@
 //! that predates leases) serves without one, as in Codis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use net::Env;
@@ -28,29 +28,55 @@ pub struct LeaseConfig {
     pub lease_ms: u64,
 }
 
+/// No lease is needed (the proxy was never configured for one).
+const UNLEASED: u64 = u64::MAX;
+
 /// The proxy's standing with its dashboard.
+///
+/// The lease is a deadline every request checks against the clock, not a flag a task sets:
+/// so the proxy stops serving at the very moment its lease runs out, even while a renewal is
+/// on its way.
 #[derive(Debug)]
 pub struct LeaseState {
-    /// Set when the lease ran out: every request is refused until a new one is granted.
-    fenced: AtomicBool,
+    /// The instant deadlines count from.
+    base: Instant,
+    /// Milliseconds after `base` when the lease runs out ([`UNLEASED`]: never).
+    deadline_ms: AtomicU64,
     /// Where to ask, and for how long (`None`: no lease needed).
     config: watch::Sender<Option<LeaseConfig>>,
 }
 
 impl Default for LeaseState {
     fn default() -> Self {
-        LeaseState { fenced: AtomicBool::new(false), config: watch::Sender::new(None) }
+        LeaseState { base: Instant::now(), deadline_ms: AtomicU64::new(UNLEASED), config: watch::Sender::new(None) }
     }
 }
 
 impl LeaseState {
     /// Whether the proxy refuses clients for want of a lease.
     pub fn is_fenced(&self) -> bool {
-        self.fenced.load(Ordering::Acquire)
+        let deadline = self.deadline_ms.load(Ordering::Acquire);
+        deadline != UNLEASED && self.millis(Instant::now()) >= deadline
     }
 
-    /// Starts (or moves) asking `config.dashboard` for leases.
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(UNLEASED - 1)
+    }
+
+    /// Holds a lease until `until`.
+    fn hold_until(&self, until: Instant) {
+        self.deadline_ms.store(self.millis(until).min(UNLEASED - 1), Ordering::Release);
+    }
+
+    /// Starts (or moves) asking `config.dashboard` for leases. A proxy that served without a
+    /// lease gets one from now (the dashboard counts it from later, when it heard back): that
+    /// only restricts it. A configuration never extends a lease, since one delayed in the
+    /// network could otherwise revive a proxy the dashboard has given up on: only grants do.
     pub fn configure(&self, config: LeaseConfig) {
+        let lease = Duration::from_millis(config.lease_ms.max(100));
+        if self.deadline_ms.load(Ordering::Acquire) == UNLEASED {
+            self.hold_until(Instant::now() + lease);
+        }
         self.config.send_if_modified(|current| {
             let changed = current.as_ref() != Some(&config);
             *current = Some(config);
@@ -64,15 +90,12 @@ impl LeaseState {
     }
 }
 
-/// Asks for leases while the proxy runs; fences it when one runs out.
+/// Asks for leases while the proxy runs (every fifth of the lease's length).
 pub(crate) async fn keep<E: Env>(env: E, shared: Arc<Shared<E>>, token: String) {
     let mut configs = shared.lease.config.subscribe();
     let mut closing = shared.closing.subscribe();
     let product = shared.config.product_name.clone();
     let xauth = model::auth::dashboard_xauth(&product, &shared.config.product_auth);
-    // Until a first grant, a freshly configured proxy keeps serving (it was just given the
-    // whole table): `until` starts at "now plus one lease" only once something was granted.
-    let mut until: Option<Instant> = None;
     loop {
         let Some(config) = configs.borrow_and_update().clone() else {
             tokio::select! {
@@ -84,35 +107,36 @@ pub(crate) async fn keep<E: Env>(env: E, shared: Arc<Shared<E>>, token: String) 
         let period = lease / 5;
         let client = HttpClient::new(env.clone(), config.dashboard.clone(), period);
         let path = format!("/api/topom/proxy/lease/{xauth}/{token}");
+        let mut fenced_logged = false;
         loop {
+            // The lease runs from when the proxy asked: however late the answer arrives, it
+            // ends no later than the dashboard counts on.
             let asked = Instant::now();
             match client.request(Method::PUT, &path, None).await {
                 Ok(response) if response.is_success() => {
-                    until = Some(asked + lease);
-                    if shared.lease.fenced.swap(false, Ordering::AcqRel) {
+                    let was_fenced = shared.lease.is_fenced();
+                    shared.lease.hold_until(asked + lease);
+                    if was_fenced {
                         info!(dashboard = %config.dashboard, "lease granted again: serving");
                     }
+                    fenced_logged = false;
                 }
                 Ok(response) => {
                     warn!(dashboard = %config.dashboard, status = response.status, body = %response.text(), "lease refused")
                 }
                 Err(error) => warn!(dashboard = %config.dashboard, %error, "lease not renewed"),
             }
-            // Wake for the next renewal, or earlier to fence the proxy when the lease runs out
-            // first (an expiry already past must not turn this into a busy loop).
-            let now = Instant::now();
-            let next = now + period;
-            let wake = match until {
-                Some(until) if until > now => until.min(next),
-                _ => next,
-            };
+            if shared.lease.is_fenced() && !fenced_logged {
+                warn!(dashboard = %config.dashboard, "lease ran out: refusing clients until the dashboard grants a new one");
+                fenced_logged = true;
+            }
+            // A fenced proxy asks again soon: the dashboard grants as soon as it has brought the
+            // proxy back in step.
+            let pause = if shared.lease.is_fenced() { period.min(Duration::from_millis(250)) } else { period };
             tokio::select! {
                 () = crate::proxy::closed(&mut closing) => return,
                 changed = configs.changed() => if changed.is_err() { return } else { break },
-                () = tokio::time::sleep_until(wake) => {}
-            }
-            if until.is_some_and(|until| Instant::now() >= until) && !shared.lease.fenced.swap(true, Ordering::AcqRel) {
-                warn!(dashboard = %config.dashboard, "lease ran out: refusing clients until the dashboard grants a new one");
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
