@@ -13,3 +13,14 @@ pub mod config;
 pub mod host;
 pub mod logging;
 pub mod signals;
+
+/// The exit code of a binary whose work ended with `result`: failure is logged first.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

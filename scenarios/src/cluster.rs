@@ -30,7 +30,7 @@ use std::time::Duration;
 use coordinator::memory::MemoryStore;
 use coordinator::{AnyCoordinator, etcd::EtcdClient, etcd::EtcdCoordinator};
 use dashboard::{Dashboard, DashboardConfig, Launch};
-use model::{GroupId, SlotMapping, slot_of};
+use model::{GroupId, SlotMapping};
 use net::Env;
 use net::http::{HttpClient, Method};
 use net::rand::Rng as _;
@@ -617,7 +617,6 @@ async fn check_end(env: &SimEnv, operator: &Operator, world: &Shared, seed: u64,
                 format!("final GET {key} read {observed:?}: an acknowledged write was lost"),
             ));
         }
-        let _ = slot_of(key.as_bytes());
     }
     Ok(())
 }

@@ -65,6 +65,23 @@ impl<E: Env> EtcdClient<E> {
     /// POSTs `request` to `path` and decodes the answer; an error answer from etcd becomes
     /// [`Error::Protocol`], no answer from any endpoint [`Error::Unavailable`].
     async fn call<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<A, Error> {
+        let body = self.post(path, request).await?;
+        serde_json::from_slice(&body)
+            .map_err(|error| protocol(format!("{path} answered {}: {error}", String::from_utf8_lossy(&body))))
+    }
+
+    /// POSTs one message to a stream endpoint and decodes its first answer line (the gateway
+    /// ends such a stream after answering a one-message body).
+    async fn call_stream_once<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<A, Error> {
+        let body = self.post(path, request).await?;
+        let line = body.split(|byte| *byte == b'\n').next().unwrap_or_default();
+        serde_json::from_slice(line)
+            .map_err(|error| protocol(format!("{path} answered {}: {error}", String::from_utf8_lossy(&body))))
+    }
+
+    /// POSTs `request` to `path` at the first endpoint that takes the connection; the body of
+    /// a success.
+    async fn post<Q: Serialize>(&self, path: &str, request: &Q) -> Result<bytes::Bytes, Error> {
         let body = serde_json::to_vec(request).map_err(|error| protocol(format!("encoding {path}: {error}")))?;
         let mut last = None;
         for (index, endpoint) in self.order() {
@@ -74,8 +91,7 @@ impl<E: Env> EtcdClient<E> {
                     if !response.is_success() {
                         return Err(answer_error(path, response.status, &response.body));
                     }
-                    return serde_json::from_slice(&response.body)
-                        .map_err(|error| protocol(format!("{path} answered {}: {error}", response.text())));
+                    return Ok(response.body);
                 }
                 Err(error) => {
                     // The next request starts at the next endpoint. A request that may have been
@@ -230,40 +246,6 @@ impl<E: Env> Kv for EtcdClient<E> {
                 }
                 Err(error) => {
                     self.preferred.store((index + 1) % self.endpoints.len(), Ordering::Relaxed);
-                    last = Some(error);
-                }
-            }
-        }
-        Err(unavailable(last))
-    }
-}
-
-impl<E: Env> EtcdClient<E> {
-    /// POSTs one message to a stream endpoint and reads its first answer line.
-    async fn call_stream_once<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<A, Error> {
-        // The gateway ends the stream after answering a one-message body, so a plain request
-        // reads it whole; a line is then the first message.
-        let body = serde_json::to_vec(request).map_err(|error| protocol(error.to_string()))?;
-        let mut last = None;
-        for (index, endpoint) in self.order() {
-            match endpoint.request(Method::POST, path, Some(body.clone())).await {
-                Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    if !response.is_success() {
-                        return Err(answer_error(path, response.status, &response.body));
-                    }
-                    let line = response.body.split(|byte| *byte == b'\n').next().unwrap_or_default();
-                    return serde_json::from_slice(line)
-                        .map_err(|error| protocol(format!("{path} answered {}: {error}", response.text())));
-                }
-                Err(error) => {
-                    // The next request starts at the next endpoint. A request that may have been
-                    // applied is not tried elsewhere: that could turn "unknown" into a wrong
-                    // answer (a create reported as "exists").
-                    self.preferred.store((index + 1) % self.endpoints.len(), Ordering::Relaxed);
-                    if !matches!(error, HttpError::Connect { .. }) {
-                        return Err(unavailable(Some(error)));
-                    }
                     last = Some(error);
                 }
             }

@@ -150,27 +150,8 @@ impl<E: Env> FsCoordinator<E> {
         Ok(())
     }
 
-    /// Whether `dir` (a data directory) holds a live record somewhere below.
-    async fn holds_records(&self, dir: &str) -> Result<bool, Error> {
-        let mut pending = vec![dir.to_string()];
-        while let Some(dir) = pending.pop() {
-            let entries =
-                self.env.disk().list(&self.data(&dir)).await.map_err(|error| unavailable("listing", &dir, error))?;
-            for entry in entries {
-                let child = format!("{dir}/{}", entry.name);
-                if entry.is_dir {
-                    pending.push(child);
-                } else if self.read_live(&child).await?.is_some() {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// Every live record below `dir` and its version, for watches.
-    async fn fingerprint(&self, dir: &str) -> Result<Vec<(String, u64)>, Error> {
-        let _guard = self.exclusive().await?;
+    /// Every live record below `dir` (at any depth) and its content (call with the lock held).
+    async fn records_below(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let mut found = Vec::new();
         let mut pending = vec![dir.to_string()];
         while let Some(dir) = pending.pop() {
@@ -181,10 +162,18 @@ impl<E: Env> FsCoordinator<E> {
                 if entry.is_dir {
                     pending.push(child);
                 } else if let Some(content) = self.read_live(&child).await? {
-                    found.push((child, digest(&content)));
+                    found.push((child, content));
                 }
             }
         }
+        Ok(found)
+    }
+
+    /// Every live record below `dir` and its version, for watches.
+    async fn fingerprint(&self, dir: &str) -> Result<Vec<(String, u64)>, Error> {
+        let _guard = self.exclusive().await?;
+        let mut found: Vec<(String, u64)> =
+            self.records_below(dir).await?.into_iter().map(|(path, content)| (path, digest(&content))).collect();
         found.sort();
         Ok(found)
     }
@@ -306,8 +295,11 @@ impl<E: Env> Coordinator for FsCoordinator<E> {
         let mut children = Vec::new();
         for entry in entries {
             let child = format!("{dir}/{}", entry.name);
-            let live =
-                if entry.is_dir { self.holds_records(&child).await? } else { self.read_live(&child).await?.is_some() };
+            let live = if entry.is_dir {
+                !self.records_below(&child).await?.is_empty()
+            } else {
+                self.read_live(&child).await?.is_some()
+            };
             if live {
                 children.push(child);
             }

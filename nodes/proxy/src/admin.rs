@@ -15,11 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use net::{Env, Listener};
+use net::Env;
 use serde::Serialize;
-use tracing::{debug, warn};
 
 use crate::backend::Health;
 use crate::proxy::Shared;
@@ -392,27 +390,9 @@ pub async fn serve<E: Env>(
 ) {
     let app = routes(Arc::new(AdminState { shared: shared.clone(), identity, log_level }));
     let mut closing = shared.closing.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = crate::proxy::closed(&mut closing) => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let service = TowerToHyperService::new(app.clone());
-                env.spawn(async move {
-                    if let Err(error) =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-                    {
-                        debug!(%peer, %error, "admin connection ended");
-                    }
-                });
-            }
-            Err(error) => {
-                warn!(%error, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
+    tokio::select! {
+        biased;
+        () = crate::proxy::closed(&mut closing) => {}
+        () = net::http::serve(&env, listener, TowerToHyperService::new(app)) => {}
     }
 }

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use net::Env;
 use tracing::{info, warn};
 
@@ -77,28 +74,14 @@ pub async fn online<E: Env>(
 
 /// One `PUT path` to `addr`, with an empty body.
 async fn put<E: Env>(env: &E, addr: &str, path: &str) -> Result<(), RegisterError> {
-    let unreachable = |reason: String| RegisterError::Unreachable { addr: addr.to_string(), reason };
-    let stream = env.connect(addr, TRY_TIMEOUT).await.map_err(|error| unreachable(error.to_string()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let client = net::http::HttpClient::new(env.clone(), addr, TRY_TIMEOUT);
+    let response = client
+        .request(net::http::Method::PUT, path, None)
         .await
-        .map_err(|error| unreachable(error.to_string()))?;
-    env.spawn(async move {
-        let _ = connection.await;
-    });
-    let request = hyper::Request::put(path)
-        .header(hyper::header::HOST, addr)
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| unreachable(error.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|error| unreachable(error.to_string()))?;
-    let status = response.status();
-    let body = response.into_body().collect().await.map_err(|error| unreachable(error.to_string()))?.to_bytes();
-    if status.is_success() {
+        .map_err(|error| RegisterError::Unreachable { addr: addr.to_string(), reason: error.to_string() })?;
+    if response.is_success() {
         Ok(())
     } else {
-        Err(RegisterError::Refused {
-            addr: addr.to_string(),
-            status: status.as_u16(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        Err(RegisterError::Refused { addr: addr.to_string(), status: response.status, body: response.text() })
     }
 }

@@ -89,20 +89,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _log_level = prod::logging::init(&args.log_level);
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    prod::exit_code(run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let mut config: DashboardConfig = match &args.config {
-        Some(path) => prod::config::load(path)?,
-        None => DashboardConfig::default(),
-    };
+    let mut config: DashboardConfig = prod::config::load_or_default(args.config.as_deref())?;
     if let Some(addr) = args.admin_addr {
         config.admin_addr = addr;
     }

@@ -124,10 +124,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args, log_level: proxy::admin::LogLevel) -> anyhow::Result<()> {
-    let mut config: ProxyConfig = match &args.config {
-        Some(path) => prod::config::load(path)?,
-        None => ProxyConfig::default(),
-    };
+    let mut config: ProxyConfig = prod::config::load_or_default(args.config.as_deref())?;
     if let Some(addr) = args.proxy_addr {
         config.proxy_addr = addr;
     }

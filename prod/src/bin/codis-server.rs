@@ -156,20 +156,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _ = prod::logging::init(&args.log_level);
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    prod::exit_code(run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let mut config: ServerConfig = match &args.config {
-        Some(path) => prod::config::load(path)?,
-        None => ServerConfig::default(),
-    };
+    let mut config: ServerConfig = prod::config::load_or_default(args.config.as_deref())?;
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
