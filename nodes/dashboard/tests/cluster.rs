@@ -195,3 +195,109 @@ async fn the_dashboard_rebalances_a_live_cluster_without_losing_a_write() {
     drop(stops);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `PUT` with a secret and arguments; the status and the JSON answer, whatever they are.
+async fn try_put(http: &HttpClient<TokioEnv>, xauth: &str, verb: &str, args: &[&str]) -> (u16, serde_json::Value) {
+    let mut path = format!("/api/topom/{verb}/{xauth}");
+    for arg in args {
+        path.push('/');
+        path.push_str(arg);
+    }
+    let response = http.request(Method::PUT, &path, None).await.expect("dashboard answers");
+    (response.status, serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_actions_move_every_database_and_bad_calls_get_clear_errors() {
+    let env = TokioEnv::with_seed(12);
+    let root = std::env::temp_dir().join(format!("dashboard-actions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let root = root.to_string_lossy().into_owned();
+    let (first, _stop_first) = start_server(&env).await;
+    let (second, _stop_second) = start_server(&env).await;
+    let (proxy_addr, proxy_admin) = start_proxy(&env).await;
+    let (dashboard, dashboard_addr) = start_dashboard(&env, &root).await;
+    let http = HttpClient::new(env.clone(), dashboard_addr, Duration::from_secs(10));
+    let xauth = model::auth::dashboard_xauth(PRODUCT, AUTH);
+    for group in ["1", "2"] {
+        api(&http, "group/create", &[group]).await;
+    }
+    api(&http, "group/add", &["1", &first]).await;
+    api(&http, "group/add", &["2", &second]).await;
+    api(&http, "proxy/create", &[&proxy_admin]).await;
+    api(&http, "slots/action/create-range", &["0", "1023", "1"]).await;
+    wait_until_idle(&dashboard).await;
+
+    // Keys in three databases, through the proxy.
+    let mut client =
+        Client::new(env.clone(), &proxy_addr).with_timeouts(Duration::from_secs(2), Duration::from_secs(10));
+    for db in ["0", "3", "15"] {
+        assert_eq!(client.call(&["SELECT", db]).await.expect("SELECT"), Frame::ok());
+        for key in 0..300 {
+            let reply = client.call(&["SET", &format!("k{key}"), &format!("{db}-{key}")]).await.expect("SET");
+            assert_eq!(reply, Frame::ok());
+        }
+    }
+
+    // Bad calls: a clear JSON error and a 4xx status, and nothing changes.
+    let refusals: [(&str, &str, Vec<&str>, u16); 7] = [
+        (xauth.as_str(), "group/create", vec!["0"], 400),
+        (xauth.as_str(), "group/create", vec!["1"], 409),
+        (xauth.as_str(), "slots/action/create", vec!["1024", "2"], 400),
+        (xauth.as_str(), "slots/action/create", vec!["5", "9"], 404),
+        (xauth.as_str(), "group/remove", vec!["1"], 409),
+        (xauth.as_str(), "slots/action/remove", vec!["5"], 404),
+        ("0123456789abcdef0123456789abcdef", "group/create", vec!["7"], 403),
+    ];
+    for (secret, verb, args, status) in refusals {
+        let (got, body) = try_put(&http, secret, verb, &args).await;
+        assert_eq!(got, status, "{verb} {args:?}: {body}");
+        assert!(body["error"].as_str().is_some_and(|error| !error.is_empty()), "{verb} {args:?}: {body}");
+    }
+
+    // Pending actions can be removed; disabled actions do not start; create-some and a range
+    // move the rest; every database's keys follow their slots.
+    api(&http, "slots/action/disabled", &["1"]).await;
+    api(&http, "slots/action/create-range", &["0", "99", "2"]).await;
+    api(&http, "slots/action/remove", &["7"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let model = dashboard.model();
+    assert!(
+        model.slots[..100]
+            .iter()
+            .enumerate()
+            .all(|(index, slot)| (slot.action.state == ActionState::Pending) == (index != 7))
+    );
+    let (status, _) = try_put(&http, &xauth, "slots/action/create-range", &["50", "60", "2"]).await;
+    assert_eq!(status, 409, "slots with an action already are refused");
+    api(&http, "slots/action/interval", &["100"]).await;
+    api(&http, "slots/action/disabled", &["0"]).await;
+    wait_until_idle(&dashboard).await;
+    assert_eq!(dashboard.model().slots[7].group_id, GroupId(1), "the removed action did not run");
+    api(&http, "slots/action/create-some", &["1", "2", "412"]).await;
+    wait_until_idle(&dashboard).await;
+    let model = dashboard.model();
+    let in_second = model.slots.iter().filter(|slot| slot.group_id == GroupId(2)).count();
+    assert_eq!(in_second, 99 + 412);
+    for db in ["0", "3", "15"] {
+        assert_eq!(client.call(&["SELECT", db]).await.expect("SELECT"), Frame::ok());
+        for key in 0..300 {
+            let reply = client.call(&["GET", &format!("k{key}")]).await.expect("GET");
+            assert_eq!(reply, Frame::bulk(format!("{db}-{key}")), "k{key} in db {db}");
+        }
+        for (server, group) in [(&first, GroupId(1)), (&second, GroupId(2))] {
+            let mut direct = Client::new(env.clone(), server).with_password(AUTH);
+            assert_eq!(direct.call(&["SELECT", db]).await.expect("SELECT"), Frame::ok());
+            let Frame::Array(slots) = direct.call(&["SLOTSINFO"]).await.expect("SLOTSINFO") else {
+                panic!("SLOTSINFO")
+            };
+            for entry in slots {
+                let Frame::Array(pair) = entry else { panic!("pair") };
+                let slot = usize::try_from(int(&pair[0])).expect("slot");
+                assert_eq!(model.slots[slot].group_id, group, "db {db} of {server} holds slot {slot}");
+            }
+        }
+    }
+    dashboard.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
