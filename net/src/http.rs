@@ -18,6 +18,9 @@ use crate::Env;
 pub use hyper::Method;
 pub use hyper::body::Incoming;
 
+/// The largest answer body read (a whole slot table is about 100 KiB).
+pub const MAX_BODY: usize = 64 << 20;
+
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -100,7 +103,12 @@ impl<E: Env> HttpClient<E> {
             let response =
                 sender.send_request(self.build(method, path, body)?).await.map_err(|error| self.broken(error))?;
             let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(|error| self.broken(error))?.to_bytes();
+            // A peer cannot make us hold more than this in memory.
+            let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|error| self.broken(error))?
+                .to_bytes();
             // Only a connection that finished its exchange cleanly is worth keeping.
             self.keep(sender);
             Ok(Response { status, body })

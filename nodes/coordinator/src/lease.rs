@@ -72,7 +72,8 @@ impl Lease {
     }
 
     /// Gives the lease up now: its record is removed and a successor can take it at once.
-    pub async fn release(self) -> Result<(), Error> {
+    /// Releasing twice, or a lease already lost, is not an error.
+    pub async fn release(&self) -> Result<(), Error> {
         let (reply, answer) = oneshot::channel();
         if self.release.send(reply).await.is_err() {
             return Ok(()); // the keeper ended: the lease was lost already

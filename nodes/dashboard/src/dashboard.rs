@@ -220,7 +220,7 @@ impl<E: Env> Dashboard<E> {
     pub async fn shutdown(&self) {
         self.inner.closing.send_replace(true);
         let _changes = self.inner.changes.lock().await;
-        if let Err(error) = self.inner.store.coordinator().delete(self.inner.lock.path()).await {
+        if let Err(error) = self.inner.lock.release().await {
             warn!(%error, "releasing the dashboard lock");
         }
     }

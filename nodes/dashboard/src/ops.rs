@@ -185,15 +185,13 @@ impl<E: Env> Dashboard<E> {
                         "{addr} is group {group}'s master: remove the replicas and move its slots away first"
                     )));
                 }
-                let removed = found.servers.remove(index);
-                Ok((removed.replica_group, vec![Write::Group(group)]))
+                found.servers.remove(index);
+                Ok(((), vec![Write::Group(group)]))
             },
-            |_| Vec::new(),
+            // Reads may have gone to it: proxies are told at once.
+            move |model| slots_of(model, group),
         )
         .await
-        .map(drop)?;
-        // Reads may have gone to it: tell proxies.
-        self.resync_group(group).await
     }
 
     /// Lets proxies read from replica `addr` of `group` (or stops them).
