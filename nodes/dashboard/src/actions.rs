@@ -140,23 +140,24 @@ async fn store<E: Env>(dashboard: &Dashboard<E>, expected: &SlotMapping, mapping
             )));
         }
         dashboard.inner.store.save_slot(&mapping).await?;
-        let mut model = dashboard.model();
         let slot = mapping.id;
-        model.slots[slot.index()] = mapping;
-        dashboard.replace_model(model);
+        dashboard.model_guard().slots[slot.index()] = mapping;
         dashboard.push(&[slot]).await;
     }
-    match dashboard.held_back_by() {
-        Some(reason) => Err(DashboardError::Unreachable(reason)),
-        None => Ok(()),
-    }
+    every_proxy_has_it(dashboard)
 }
 
+/// Pushes `slot` as stored to every proxy, and checks every proxy took it.
 async fn push_and_check<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
     {
         let _changes = dashboard.inner.changes.lock().await;
         dashboard.push(&[slot]).await;
     }
+    every_proxy_has_it(dashboard)
+}
+
+/// Whether the next step may go ahead: every proxy has the last push or has stopped serving.
+fn every_proxy_has_it<E: Env>(dashboard: &Dashboard<E>) -> Result<()> {
     match dashboard.held_back_by() {
         Some(reason) => Err(DashboardError::Unreachable(reason)),
         None => Ok(()),

@@ -147,16 +147,6 @@ impl<E: Env> Dashboard<E> {
         let lock = take_lock(&coordinator, &product, &record, ttl).await?;
         let store = Store::new(coordinator.fenced(&lock), product.clone());
         let model = store.load().await?;
-        let now = Instant::now();
-        let links = model
-            .proxies
-            .iter()
-            .map(|(token, proxy)| {
-                let client =
-                    ProxyClient::new(env.clone(), proxy, &settings.product_auth, settings.config.proxy_timeout);
-                (token.clone(), ProxyLink::stale(client, "the dashboard started", now))
-            })
-            .collect();
         info!(%product, groups = model.groups.len(), proxies = model.proxies.len(), "dashboard holds the product");
         let xauth = model::auth::dashboard_xauth(product.as_str(), &settings.product_auth);
         let inner = Arc::new(Inner {
@@ -168,12 +158,13 @@ impl<E: Env> Dashboard<E> {
             lock,
             model: Mutex::new(model),
             changes: tokio::sync::Mutex::new(()),
-            links: Mutex::new(links),
+            links: Mutex::new(BTreeMap::new()),
             actions: ActionControl::default(),
             closing: watch::Sender::new(false),
             topom,
         });
         let dashboard = Dashboard { inner };
+        dashboard.relink("the dashboard started");
         env.spawn(dashboard.clone().watch_lock());
         env.spawn(dashboard.clone().keep_proxies());
         env.spawn(crate::actions::run(dashboard.clone()));
@@ -288,16 +279,16 @@ impl<E: Env> Dashboard<E> {
         let mut links = guard(&self.inner.links);
         for (token, proxy) in &model.proxies {
             let keep_grant = links.get(token).map(|link| link.last_grant);
-            let client = ProxyClient::new(
-                self.inner.env.clone(),
-                proxy,
-                &self.inner.settings.product_auth,
-                self.inner.settings.config.proxy_timeout,
-            );
-            let mut link = ProxyLink::stale(client, reason, now);
+            let mut link = ProxyLink::stale(self.proxy_client(proxy), reason, now);
             link.last_grant = keep_grant.unwrap_or(now);
             links.insert(token.clone(), link);
         }
+    }
+
+    /// A client of `proxy`'s admin API with this product's secret.
+    pub(crate) fn proxy_client(&self, proxy: &model::Proxy) -> ProxyClient<E> {
+        let settings = &self.inner.settings;
+        ProxyClient::new(self.inner.env.clone(), proxy, &settings.product_auth, settings.config.proxy_timeout)
     }
 
     /// Marks a proxy stale: no lease for it until a re-initialisation succeeds.
@@ -422,8 +413,7 @@ impl<E: Env> Dashboard<E> {
         )
     }
 
-    /// Stores `model`'s version of the records `change` names, then makes it the dashboard's
-    /// copy (call with `changes` held).
+    /// Makes `model` the dashboard's copy (call with `changes` held, once it is stored).
     pub(crate) fn replace_model(&self, model: Model) {
         *guard(&self.inner.model) = model;
     }

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::dashboard::Dashboard;
 use crate::error::{DashboardError, Result};
 use crate::model::Model;
-use crate::proxies::{ProxyClient, ProxyLink, fetch_model};
+use crate::proxies::{ProxyLink, fetch_model};
 
 fn invalid(text: impl Into<String>) -> DashboardError {
     DashboardError::Invalid(text.into())
@@ -335,7 +335,7 @@ impl<E: Env> Dashboard<E> {
         }
         coordinator::path::check(&self.inner.settings.product.proxy_path(&proxy.token))
             .map_err(|_| invalid(format!("proxy {addr} has an unusable token {:?}", proxy.token)))?;
-        let client = ProxyClient::new(self.inner.env.clone(), &proxy, &self.inner.settings.product_auth, timeout);
+        let client = self.proxy_client(&proxy);
         client
             .xping()
             .await
