@@ -130,6 +130,7 @@ const NOT_ALLOWED: &[&str] = &[
     "SWAPDB",
     "COPY",
     "FAILOVER",
+    "EPOCH",
     "MODULE",
     "ACL",
     "FUNCTION",

@@ -208,3 +208,32 @@ async fn ours_follows_a_redis_server_master_and_takes_over_with_replicaof_no_one
     replica.stop().await;
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+/// `EPOCH`: a master told of a newer failover epoch refuses writes (a replica was promoted in its
+/// place) until it is confirmed master again; an older epoch than the server's is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_told_of_a_newer_epoch_is_fenced() {
+    let env = TokioEnv::with_seed(8);
+    let dir = temp_dir("epoch-fence");
+    let config = ServerConfig { port: 0, dir: dir.to_string_lossy().into_owned(), ..ServerConfig::default() };
+    let mut master = Served::start(&env, config).await;
+    assert_eq!(master.call(&["EPOCH"]).await, Frame::Integer(0));
+    assert_eq!(master.call(&["SET", "k", "1"]).await, ok());
+    assert_eq!(master.call(&["EPOCH", "2"]).await, Frame::Integer(2));
+    let Frame::Error(refused) = master.call(&["SET", "k", "2"]).await else { panic!("a fenced master wrote") };
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(refused.starts_with("READONLY") && refused.contains("epoch 2"), "{refused}");
+    assert_eq!(master.call(&["GET", "k"]).await, Frame::Bulk("1".into()), "reads still answer");
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "codis_fenced").await, "1");
+    let Frame::Error(stale) = master.call(&["EPOCH", "1"]).await else { panic!("an older epoch was taken") };
+    let stale = String::from_utf8_lossy(&stale);
+    assert!(stale.starts_with("STALE"), "{stale}");
+    assert!(matches!(master.call(&["EPOCH", "2", "SLAVE"]).await, Frame::Error(_)));
+    assert_eq!(master.call(&["EPOCH", "2", "MASTER"]).await, Frame::Integer(2));
+    assert_eq!(master.call(&["SET", "k", "3"]).await, ok());
+    assert_eq!(master.call(&["EPOCH", "3"]).await, Frame::Integer(3));
+    assert_eq!(master.call(&["REPLICAOF", "NO", "ONE"]).await, ok());
+    assert_eq!(master.call(&["SET", "k", "4"]).await, ok(), "REPLICAOF NO ONE makes it master at its epoch");
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "codis_master_epoch").await, "3");
+    master.stop().await;
+}

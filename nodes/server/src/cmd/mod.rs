@@ -290,12 +290,18 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
 }
 
 /// Why a write may not run now, as Redis refuses it: on a replica (`READONLY`, except for the
-/// master's own stream), without enough replicas acknowledging lately (`NOREPLICAS`), or while
+/// master's own stream), on a master superseded by a promotion (`READONLY` too), without enough replicas acknowledging lately (`NOREPLICAS`), or while
 /// the append-only log cannot be written (`MISCONF`).
 fn write_refusal(state: &State, client: &Client, now_ms: u64) -> Option<CmdError> {
     let replication = &state.replication;
     if replication.is_replica() {
         return (!client.from_master).then(|| CmdError::other("READONLY You can't write against a read only replica."));
+    }
+    if replication.is_fenced() {
+        return Some(CmdError::message(format!(
+            "READONLY You can't write against a fenced master: a replica was promoted at epoch {} (this master's epoch is {}).",
+            replication.epoch, replication.master_epoch
+        )));
     }
     let needed = state.config.min_replicas_to_write;
     if needed > 0 && replication.good_replicas(now_ms, state.config.min_replicas_max_lag.saturating_mul(1000)) < needed

@@ -20,6 +20,7 @@ pub(super) const COMMANDS: &[Command] = &[
     command("replicaof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
     command("slaveof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
     command("wait", 3, Flags::NOSCRIPT, (0, 0, 0), wait),
+    command("epoch", -1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), epoch),
     command("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), role),
 ];
 
@@ -98,6 +99,8 @@ fn replicaof(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             tracing::info!("no longer a replica: accepting writes");
             replica::follow(ctx.state, None);
         }
+        // Made master (again) by whoever promotes: at the newest epoch it knows.
+        ctx.state.replication.master_epoch = ctx.state.replication.epoch;
         ctx.reply.ok();
         return Ok(());
     }
@@ -143,6 +146,44 @@ fn wait(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     ctx.state.replication.wait(ctx.client.id, offset, needed, outbox, ctx.client.version);
     let deadline_ms = (timeout > 0).then(|| ctx.now_ms + timeout.unsigned_abs());
     ctx.client.blocked = Some(crate::state::Block { deadline_ms });
+    Ok(())
+}
+
+/// `EPOCH [epoch [MASTER]]`: the failover epoch this server knows (Codis has no such command;
+/// our dashboard uses it to fence). With an epoch, raises it: a master told of an epoch newer
+/// than the one it was made master at stops accepting writes, because a replica was promoted in
+/// its place. `MASTER` confirms a master at that epoch instead (a master that restarted and
+/// lost its epoch, or one promoted by `REPLICAOF NO ONE`). An epoch older than the server's is
+/// refused with `-STALE`: it comes from a dashboard that has been replaced since.
+fn epoch(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    let replication = &mut ctx.state.replication;
+    if let Some(value) = request.arg(1) {
+        let value = args::int(value).ok().and_then(|value| u64::try_from(value).ok()).ok_or(CmdError::NotInteger)?;
+        let claim = match request.arg(2) {
+            None => false,
+            Some(word) if is(word, "master") && request.len() == 3 => true,
+            Some(_) => return Err(CmdError::Syntax),
+        };
+        if value < replication.epoch {
+            return Err(CmdError::message(format!(
+                "STALE epoch {value} is older than this server's epoch {}",
+                replication.epoch
+            )));
+        }
+        if claim && replication.is_replica() {
+            return Err(CmdError::other("ERR EPOCH MASTER sent to a replica"));
+        }
+        if value > replication.epoch {
+            tracing::info!(from = replication.epoch, to = value, "failover epoch raised");
+        }
+        replication.epoch = value;
+        if claim {
+            replication.master_epoch = value;
+        } else if replication.is_fenced() {
+            tracing::warn!(epoch = value, "this master was superseded by a promotion: refusing writes");
+        }
+    }
+    ctx.reply.int(i64::try_from(replication.epoch).unwrap_or(i64::MAX));
     Ok(())
 }
 

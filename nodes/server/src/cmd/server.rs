@@ -415,13 +415,17 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
                  master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\n\
                  second_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\n\
-                 repl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+                 repl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n\
+                 codis_epoch:{}\r\ncodis_master_epoch:{}\r\ncodis_fenced:{}\r\n",
                 replication.master.as_ref().and_then(|master| master.replid.as_deref()).unwrap_or(&replication.replid),
                 replication.master.as_ref().map_or(replication.offset(), |master| master.offset),
                 u8::from(backlog.is_some()),
                 backlog.map_or(crate::replication::BACKLOG_SIZE, |backlog| backlog.capacity()),
                 backlog.map_or(0, |backlog| backlog.first_byte()),
                 backlog.map_or(0, |backlog| backlog.len()),
+                replication.epoch,
+                replication.master_epoch,
+                u8::from(replication.is_fenced()),
             )
         }
         "keyspace" => {

@@ -63,6 +63,13 @@ pub struct Replication {
     pub orders: Option<tokio::sync::mpsc::UnboundedSender<()>>,
     /// Clients in `WAIT`, by client id.
     waiters: BTreeMap<u64, Waiter>,
+    /// The newest failover epoch this server was told of (`EPOCH`): each promotion in a group
+    /// raises it, and whoever promotes tells every server it reaches.
+    pub epoch: u64,
+    /// The epoch at which this server last became (or was confirmed as) master. A master told of
+    /// a newer epoch than this one was superseded by a promotion elsewhere: it is fenced, and
+    /// refuses writes until `REPLICAOF` makes it a replica or a master again.
+    pub master_epoch: u64,
 }
 
 /// A client in `WAIT`: until `needed` replicas acknowledged `offset`.
@@ -94,7 +101,14 @@ impl Replication {
             generation: 0,
             orders: None,
             waiters: BTreeMap::new(),
+            epoch: 0,
+            master_epoch: 0,
         }
+    }
+
+    /// Whether this server is a master superseded by a newer epoch (and so refuses writes).
+    pub fn is_fenced(&self) -> bool {
+        self.master.is_none() && self.epoch > self.master_epoch
     }
 
     /// Whether this server follows a master (and so refuses its clients' writes).
