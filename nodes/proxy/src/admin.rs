@@ -123,6 +123,9 @@ struct CommandJson {
 struct BackendJson {
     addr: String,
     health: &'static str,
+    /// How long it has been down or silent while owing replies, in ms (0: fine): the
+    /// dashboard's failover waits for a quorum of proxies to see a master so for `down_after`.
+    trouble_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -169,7 +172,11 @@ fn stats<E: Env>(shared: &Shared<E>, flags: u32) -> StatsJson {
             .health()
             .into_iter()
             .chain(shared.router.replica_pool().map(|pool| pool.health()).unwrap_or_default())
-            .map(|(addr, health)| BackendJson { addr, health: health.as_str() })
+            .map(|(addr, health, trouble)| BackendJson {
+                addr,
+                health: health.as_str(),
+                trouble_ms: u64::try_from(trouble.as_millis()).unwrap_or(u64::MAX),
+            })
             .collect(),
     }
 }

@@ -8,7 +8,7 @@
 //! "fail fast").
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,17 +107,54 @@ impl Health {
     }
 }
 
-/// A connection's health, shared between its task and whoever routes through it.
-#[derive(Debug, Default)]
-struct HealthCell(AtomicU8);
+/// A connection's health, shared between its task and whoever routes through it, and how long
+/// it has been in trouble: down, or owing replies with none coming. The dashboard asks proxies
+/// for the latter before it declares a master dead (a quorum of them must agree).
+#[derive(Debug)]
+struct HealthCell {
+    state: AtomicU8,
+    /// Since when (ms after `base`, plus one; 0: no trouble) the connection has been down or
+    /// silent while owing replies.
+    trouble_since: AtomicU64,
+    base: tokio::time::Instant,
+}
 
 impl HealthCell {
+    fn new() -> HealthCell {
+        HealthCell { state: AtomicU8::new(0), trouble_since: AtomicU64::new(0), base: tokio::time::Instant::now() }
+    }
+
     fn get(&self) -> Health {
-        Health::from_u8(self.0.load(Ordering::Relaxed))
+        Health::from_u8(self.state.load(Ordering::Relaxed))
     }
 
     fn set(&self, health: Health) {
-        self.0.store(health as u8, Ordering::Relaxed);
+        self.state.store(health as u8, Ordering::Relaxed);
+        if health == Health::Down {
+            self.trouble_begins();
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Starts counting trouble, unless it is already counting.
+    fn trouble_begins(&self) {
+        let _ = self.trouble_since.compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The backend answered: no trouble if nothing else is owed, else count again from now.
+    fn heard(&self, owing: bool) {
+        self.trouble_since.store(if owing { self.now() } else { 0 }, Ordering::Relaxed);
+    }
+
+    /// How long the connection has been down or silent while owing replies (zero: it is fine).
+    fn trouble_for(&self) -> Duration {
+        match self.trouble_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.now().saturating_sub(since)),
+        }
     }
 }
 
@@ -144,7 +181,7 @@ impl BackendConn {
         eager: bool,
     ) -> BackendConn {
         let (calls, receiver) = mpsc::unbounded_channel();
-        let health = Arc::new(HealthCell::default());
+        let health = Arc::new(HealthCell::new());
         let link = Link { addr: addr.to_string(), db, version, options: options.clone(), health: health.clone() };
         env.spawn(run(env.clone(), link, receiver, eager));
         BackendConn { calls, health }
@@ -153,6 +190,11 @@ impl BackendConn {
     /// The connection's health.
     pub fn health(&self) -> Health {
         self.health.get()
+    }
+
+    /// How long the connection has been down, or silent while owing replies (zero: fine).
+    pub fn trouble_for(&self) -> Duration {
+        self.health.trouble_for()
     }
 
     /// Sends `wire`; the reply arrives on the returned receiver.
@@ -194,6 +236,11 @@ impl Backend {
     /// it.
     pub fn health(&self) -> Health {
         self.conns.first().map_or(Health::Down, BackendConn::health)
+    }
+
+    /// How long the backend has been down or silent, as its first connection sees it.
+    pub fn trouble_for(&self) -> Duration {
+        self.conns.first().map_or(Duration::ZERO, BackendConn::trouble_for)
     }
 }
 
@@ -243,10 +290,10 @@ impl<E: Env> Pool<E> {
             .clone()
     }
 
-    /// Every backend's address and health, by address.
-    pub fn health(&self) -> Vec<(String, Health)> {
+    /// Every backend's address, health, and how long it has been in trouble, by address.
+    pub fn health(&self) -> Vec<(String, Health, Duration)> {
         let backends = self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        backends.iter().map(|(addr, backend)| (addr.clone(), backend.health())).collect()
+        backends.iter().map(|(addr, backend)| (addr.clone(), backend.health(), backend.trouble_for())).collect()
     }
 
     /// The backend at `addr` if the pool has it (Codis' `PING addr`, `INFO addr`).
@@ -386,6 +433,7 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
             Ok(stream) => {
                 failures = 0;
                 link.health.set(Health::Up);
+                link.health.heard(false);
                 let error = serve(stream, &mut calls, first.take(), &link).await;
                 link.health.set(Health::Down);
                 error
@@ -547,7 +595,13 @@ async fn serve<S: Stream>(
             let Some(call) = call else {
                 // A tick: PING if nothing was sent since the last one.
                 if !std::mem::take(&mut busy) {
-                    lock().push_back(Waiter::Ping);
+                    {
+                        let mut queue = lock();
+                        if queue.is_empty() {
+                            link.health.trouble_begins();
+                        }
+                        queue.push_back(Waiter::Ping);
+                    }
                     if let Err(error) = writer.write_all(b"*1\r\n$4\r\nPING\r\n").await {
                         return Some(format!("write: {error}"));
                     }
@@ -560,6 +614,9 @@ async fn serve<S: Stream>(
             tokio::task::yield_now().await;
             {
                 let mut queue = lock();
+                if queue.is_empty() {
+                    link.health.trouble_begins();
+                }
                 out.extend_from_slice(&call.wire);
                 queue.push_back(Waiter::Call(call.reply));
                 // Everything already waiting goes in the same write.
@@ -589,18 +646,26 @@ async fn serve<S: Stream>(
             }
             loop {
                 match decoder.decode_raw(&mut buf) {
-                    Ok(Some(reply)) => match lock().pop_front() {
-                        Some(Waiter::Call(waiter)) => {
-                            if says_stale(&reply) {
-                                link.health.set(Health::Stale);
+                    Ok(Some(reply)) => {
+                        let waiter = {
+                            let mut queue = lock();
+                            let waiter = queue.pop_front();
+                            link.health.heard(!queue.is_empty());
+                            waiter
+                        };
+                        match waiter {
+                            Some(Waiter::Call(waiter)) => {
+                                if says_stale(&reply) {
+                                    link.health.set(Health::Stale);
+                                }
+                                let _ = waiter.send(Ok(reply));
                             }
-                            let _ = waiter.send(Ok(reply));
+                            Some(Waiter::Ping) => {
+                                link.health.set(if reply.starts_with(b"+PONG") { Health::Up } else { Health::Stale });
+                            }
+                            None => return "a reply nobody asked for".to_string(),
                         }
-                        Some(Waiter::Ping) => {
-                            link.health.set(if reply.starts_with(b"+PONG") { Health::Up } else { Health::Stale });
-                        }
-                        None => return "a reply nobody asked for".to_string(),
-                    },
+                    }
                     Ok(None) => break,
                     Err(error) => return format!("protocol: {error}"),
                 }

@@ -435,13 +435,17 @@ async fn resp3_subscribers_get_pushes_and_may_run_commands() {
     assert_eq!(subscriber.call(&["GET", "k3"]).await, bulk("v"));
 }
 
-/// Waits (up to 10 s) until `pool` reports `addr` in `health`.
-async fn wait_health(pool: &proxy::backend::Pool<TokioEnv>, addr: &str, health: proxy::backend::Health) {
+/// Waits (up to 10 s) until `pool` reports `addr` in `health`; returns how long it has been in
+/// trouble then.
+async fn wait_health(pool: &proxy::backend::Pool<TokioEnv>, addr: &str, health: proxy::backend::Health) -> Duration {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let now = pool.health().into_iter().find(|(at, _)| at == addr).map(|(_, health)| health);
-        if now == Some(health) {
-            return;
+        let found = pool.health().into_iter().find(|(at, _, _)| at == addr);
+        let now = found.as_ref().map(|(_, health, _)| *health);
+        if let Some((_, _, trouble)) = found
+            && now == Some(health)
+        {
+            return trouble;
         }
         assert!(tokio::time::Instant::now() < deadline, "{addr} stayed {now:?}, not {health:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -458,8 +462,30 @@ async fn keep_alive_pings_tell_each_backends_health() {
     let (live, stop) = start_server(&env).await;
     pool.get(&live);
     wait_health(&pool, &live, Health::Up).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let trouble = wait_health(&pool, &live, Health::Up).await;
+    assert!(trouble < Duration::from_secs(1), "a live backend answering pings was in trouble for {trouble:?}");
     drop(stop);
     wait_health(&pool, &live, Health::Down).await;
+    // Trouble counts from when it went down, and keeps counting while it stays down.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let down_for = wait_health(&pool, &live, Health::Down).await;
+    assert!(down_for >= Duration::from_millis(300), "down for {down_for:?}");
+    // A server that accepts and never answers stays "up" (connected) but in trouble from its
+    // first unanswered PING: what the dashboard's failover asks proxies about.
+    let silent = env.bind("127.0.0.1:0").await.expect("bind");
+    let silent_addr = silent.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    pool.get(&silent_addr);
+    wait_health(&pool, &silent_addr, Health::Up).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let silent_for = wait_health(&pool, &silent_addr, Health::Up).await;
+    assert!(silent_for >= Duration::from_millis(250), "silent for {silent_for:?}");
     // A server still loading its data answers PING with LOADING: stale.
     let listener = env.bind("127.0.0.1:0").await.expect("bind");
     let loading = listener.local_addr().expect("addr").to_string();
