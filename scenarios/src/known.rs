@@ -47,6 +47,15 @@ impl Known {
         self.pending.insert(value);
     }
 
+    /// A failover lost the writes after `observed` (which a read saw): the key holds it now, and
+    /// writes whose outcome is unknown may still land.
+    pub fn rewind(&mut self, observed: Option<String>) {
+        if observed.is_some() {
+            self.pending.remove(&observed);
+        }
+        self.now = BTreeSet::from([observed]);
+    }
+
     /// A crash may have lost the key.
     pub fn maybe_lost(&mut self) {
         self.now.insert(None);

@@ -24,6 +24,10 @@
 //!   exact data.
 //! - [`cluster`]: a whole product (coordinator, dashboard, three groups, two proxies) rebalancing
 //!   under faults: dashboard crashes, proxy and server partitions, master crashes.
+//! - [`product`]: what the cluster and failover scenarios share: hosts, clients checked against
+//!   a per-key model with lost-write accounting, the operator's REST calls.
+//! - [`failover`]: replicated groups losing masters (crashes, isolation, flapping links, twice in
+//!   a row, mid-migration) and the cases that must not fail over; losses counted and bounded.
 //! - [`queue`]: a reliable work queue on `BLMOVE` with a producer and two consumers through
 //!   partitions: nothing acknowledged is lost, delivery is FIFO, blocks time out on simulated time.
 
@@ -32,10 +36,12 @@ pub mod cluster;
 pub mod data_server;
 pub mod durability;
 pub mod echo;
+pub mod failover;
 pub mod known;
 pub mod log_crash;
 pub mod migration;
 pub mod ping;
+pub mod product;
 pub mod proxy_faults;
 pub mod queue;
 pub mod replica_sync;
@@ -62,6 +68,7 @@ pub fn all() -> &'static [Scenario] {
         all.extend(migration::SCENARIOS);
         all.extend(proxy_faults::SCENARIOS);
         all.extend(cluster::SCENARIOS);
+        all.extend(failover::SCENARIOS);
         all
     });
     &ALL

@@ -1,4 +1,4 @@
-//! The migration, proxy, durability and cluster scenarios over many seeds: each seed moves the fault to a
+//! The migration, proxy, durability, cluster and failover scenarios over many seeds: each seed moves the fault to a
 //! different moment and reorders everything else, and every run checks its scenario's invariants.
 //! `just soak COUNT=… SCENARIO=…` runs thousands.
 
@@ -83,4 +83,42 @@ fn a_dashboard_cut_from_a_server_holds_for_many_seeds() {
 #[test]
 fn a_swarm_of_cluster_faults_holds_for_many_seeds() {
     hold_for_seeds("cluster-swarm", 1, CLUSTER_SEEDS);
+}
+
+// The failover scenarios, one test each; odd seeds replicate synchronously, even ones
+// asynchronously.
+
+#[test]
+fn a_master_crash_fails_over_for_many_seeds() {
+    hold_for_seeds("failover-kill", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn an_isolated_master_fails_over_for_many_seeds() {
+    hold_for_seeds("failover-isolate", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn a_lone_dashboard_fails_nothing_over_for_many_seeds() {
+    hold_for_seeds("failover-dashboard-alone", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn a_master_cut_from_the_dashboard_only_is_not_failed_over_for_many_seeds() {
+    hold_for_seeds("failover-master-dashboard", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn a_flapping_master_holds_for_many_seeds() {
+    hold_for_seeds("failover-flap", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn two_failovers_in_a_row_hold_for_many_seeds() {
+    hold_for_seeds("failover-twice", 1, CLUSTER_SEEDS);
+}
+
+#[test]
+fn a_failover_mid_migration_holds_for_many_seeds() {
+    hold_for_seeds("failover-migration", 1, CLUSTER_SEEDS);
 }

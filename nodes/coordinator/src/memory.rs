@@ -100,6 +100,19 @@ impl MemoryStore {
         inner.keys.iter().map(|(key, kv)| (key.clone(), kv.value.clone())).collect()
     }
 
+    /// The keys under `prefix` and their values, for checkers that watch a few records often.
+    pub fn snapshot_under(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let mut inner = self.lock();
+        let events = inner.expire();
+        self.publish(events);
+        inner
+            .keys
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, kv)| (key.clone(), kv.value.clone()))
+            .collect()
+    }
+
     /// The store's current revision.
     pub fn revision(&self) -> i64 {
         self.lock().revision

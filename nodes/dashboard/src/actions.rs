@@ -78,6 +78,13 @@ fn pick<E: Env>(dashboard: &Dashboard<E>) -> Vec<SlotId> {
         if busy.contains(&source) || busy.contains(&target) {
             continue;
         }
+        // A group being promoted waits for its new master.
+        let promoting = |group: GroupId| {
+            model.groups.get(&group).is_some_and(|found| found.promoting.state != ActionState::Nothing)
+        };
+        if promoting(source) || promoting(target) {
+            continue;
+        }
         // Group 0 is no group: offline slots coming online move no key.
         busy.extend([source, target].into_iter().filter(|group| *group != GroupId(0)));
         round.push(slot.id);
@@ -189,10 +196,17 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
         || Duration::from_micros(inner.actions.interval_us.load(Ordering::Relaxed)),
         &report,
     );
-    // A dashboard that stops (its lock lost: a successor takes over) stops moving keys at once.
+    // A dashboard that stops (its lock lost: a successor takes over) stops moving keys at once;
+    // so does a migration whose source or target group starts being promoted (it resumes with
+    // the new master).
+    let groups = [mapping.group_id, mapping.action.target_id];
+    let _running = inner.failover.executor(&groups);
     tokio::select! {
         moved = moving => moved.map_err(|error| DashboardError::Unreachable(error.to_string())),
         () = dashboard.closed() => Err(DashboardError::Conflict("the dashboard is stopping".into())),
+        () = dashboard.promotion_of(&groups) => {
+            Err(DashboardError::Conflict("a group of the slot is being promoted; the migration resumes after".into()))
+        }
     }
 }
 

@@ -80,6 +80,10 @@ fn config_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         "migration_timeout_ms": config.migration_timeout.as_millis() as u64,
         "dashboard_lock_ttl_ms": config.dashboard_lock_ttl.as_millis() as u64,
         "proxy_lease_ms": config.proxy_lease.as_millis() as u64,
+        "failover_auto": config.failover_auto,
+        "failover_down_after_ms": config.failover_down_after.as_millis() as u64,
+        "failover_catch_up_ms": config.failover_catch_up.as_millis() as u64,
+        "sync_replicas": config.sync_replicas,
     })
 }
 
@@ -112,10 +116,18 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         .map(|status| status.iter().map(|(slot, line)| (slot.to_string(), line.clone())).collect())
         .unwrap_or_default();
     let active = model.slots.iter().filter(|slot| slot.action.state != model::ActionState::Nothing).count();
+    let failover = dashboard.failover();
+    let servers = failover.servers.lock().map(|servers| json!(*servers)).unwrap_or_default();
+    let failover_status: BTreeMap<String, String> = failover
+        .status
+        .lock()
+        .map(|status| status.iter().map(|(group, line)| (group.to_string(), line.clone())).collect())
+        .unwrap_or_default();
     json!({
         "closed": dashboard.is_closing(),
         "slots": model.slots,
-        "group": { "models": model.groups.values().collect::<Vec<_>>() },
+        "group": { "models": model.groups.values().collect::<Vec<_>>(), "servers": servers },
+        "failover": { "auto": dashboard.settings().config.failover_auto, "status": failover_status },
         "proxy": { "models": model.proxies.values().collect::<Vec<_>>(), "stats": proxy_stats },
         "slot_action": {
             "interval": actions.interval_us.load(Ordering::Relaxed),
@@ -145,7 +157,7 @@ pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
         .route("/topom/model", get(|State(d): S<E>| async move { Json(d.topom().clone()) }))
         .route("/api/topom/model", get(|State(d): S<E>| async move { Json(d.topom().clone()) }))
         .route("/topom/stats", get(|State(d): S<E>| async move { Json(stats_json(&d)) }))
-        .route("/topom/slots", get(|State(d): S<E>| async move { Json(d.model().table(d.settings().method, None)) }))
+        .route("/topom/slots", get(|State(d): S<E>| async move { Json(d.model().table(d.settings().routing(), None)) }))
         .route(
             "/api/topom/group/info/{addr}",
             get(|State(d): S<E>, Path(addr): Path<String>| async move {
@@ -170,7 +182,7 @@ pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
             "/api/topom/slots/{xauth}",
             get(|State(d): S<E>, Path(x): Path<String>| async move {
                 check(&d, &x)?;
-                Ok::<_, ApiError>(Json(d.model().table(d.settings().method, None)))
+                Ok::<_, ApiError>(Json(d.model().table(d.settings().routing(), None)))
             }),
         )
         .route(
@@ -245,6 +257,22 @@ pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
             put(|State(d): S<E>, Path((x, gid)): Path<(String, String)>| async move {
                 check(&d, &x)?;
                 d.remove_group(parse_group(&gid)?).await?;
+                ok()
+            }),
+        )
+        .route(
+            "/api/topom/group/promote/{xauth}/{gid}/{addr}",
+            put(|State(d): S<E>, Path((x, gid, addr)): Path<(String, String, String)>| async move {
+                check(&d, &x)?;
+                d.promote(parse_group(&gid)?, &addr).await?;
+                ok()
+            }),
+        )
+        .route(
+            "/api/topom/group/failover/{xauth}/{gid}/{value}",
+            put(|State(d): S<E>, Path((x, gid, value)): Path<(String, String, String)>| async move {
+                check(&d, &x)?;
+                d.set_failover(parse_group(&gid)?, flag(&value)?).await?;
                 ok()
             }),
         )

@@ -47,6 +47,20 @@ pub struct DashboardConfig {
     /// How long a call to a proxy's admin API may take.
     #[serde(with = "duration")]
     pub proxy_timeout: Duration,
+    /// Whether the dashboard fails over a dead master by itself (groups can opt out one by
+    /// one). Codis leaves this to redis-sentinel.
+    pub failover_auto: bool,
+    /// How long a master must look dead, to the dashboard and to a majority of proxies, before
+    /// a replica is promoted (redis-sentinel's `down-after-milliseconds`, 30 s by default).
+    #[serde(with = "duration")]
+    pub failover_down_after: Duration,
+    /// How long a manual promotion waits for the chosen replica to catch up with a live master.
+    #[serde(with = "duration")]
+    pub failover_catch_up: Duration,
+    /// Proxies answer a write only once this many replicas of its group have it (`WAIT`), so a
+    /// failover loses no acknowledged write; 0 (the default) replicates asynchronously, as
+    /// Redis and Codis do.
+    pub sync_replicas: u32,
 }
 
 impl Default for DashboardConfig {
@@ -66,6 +80,10 @@ impl Default for DashboardConfig {
             dashboard_lock_ttl: Duration::from_secs(10),
             proxy_lease: Duration::from_secs(30),
             proxy_timeout: Duration::from_secs(5),
+            failover_auto: true,
+            failover_down_after: Duration::from_secs(5),
+            failover_catch_up: Duration::from_secs(10),
+            sync_replicas: 0,
         }
     }
 }
@@ -95,6 +113,13 @@ pub struct Settings {
     pub config: DashboardConfig,
 }
 
+impl Settings {
+    /// What proxies are told about serving slots, beyond the model.
+    pub fn routing(&self) -> crate::model::Routing {
+        crate::model::Routing { method: self.method, sync_replicas: self.config.sync_replicas }
+    }
+}
+
 impl DashboardConfig {
     /// Checks the settings.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
@@ -108,6 +133,9 @@ impl DashboardConfig {
         })?;
         if self.proxy_lease < Duration::from_secs(1) {
             return Err(ConfigError { key: "proxy_lease", reason: "must be at least 1s".into() });
+        }
+        if self.failover_down_after < Duration::from_secs(1) {
+            return Err(ConfigError { key: "failover_down_after", reason: "must be at least 1s".into() });
         }
         if self.dashboard_lock_ttl < Duration::from_secs(2) {
             return Err(ConfigError { key: "dashboard_lock_ttl", reason: "must be at least 2s".into() });

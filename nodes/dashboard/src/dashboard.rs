@@ -86,6 +86,7 @@ pub(crate) struct Inner<E: Env> {
     pub(crate) changes: tokio::sync::Mutex<()>,
     pub(crate) links: Mutex<BTreeMap<String, ProxyLink<E>>>,
     pub(crate) actions: ActionControl,
+    pub(crate) failover: crate::failover::FailoverControl,
     pub(crate) closing: watch::Sender<bool>,
     pub(crate) topom: model::Topom,
 }
@@ -160,6 +161,7 @@ impl<E: Env> Dashboard<E> {
             changes: tokio::sync::Mutex::new(()),
             links: Mutex::new(BTreeMap::new()),
             actions: ActionControl::default(),
+            failover: crate::failover::FailoverControl::default(),
             closing: watch::Sender::new(false),
             topom,
         });
@@ -168,6 +170,7 @@ impl<E: Env> Dashboard<E> {
         env.spawn(dashboard.clone().watch_lock());
         env.spawn(dashboard.clone().keep_proxies());
         env.spawn(crate::actions::run(dashboard.clone()));
+        env.spawn(crate::failover::run(dashboard.clone()));
         Ok(dashboard)
     }
 
@@ -321,7 +324,7 @@ impl<E: Env> Dashboard<E> {
                 .get(token)
                 .map(|link| link.client.clone())
                 .ok_or_else(|| DashboardError::NotFound(format!("no link to proxy {token}")))?;
-            (client, model.table(self.inner.settings.method, Some(proxy)))
+            (client, model.table(self.inner.settings.routing(), Some(proxy)))
         };
         // The table, then the lease (which the proxy counts as a first grant), and only then
         // clients: a proxy that cannot take a lease is not started.
@@ -372,7 +375,7 @@ impl<E: Env> Dashboard<E> {
                     let proxy = model.proxies.get(token)?;
                     let table: Vec<_> = slots
                         .iter()
-                        .map(|slot| model.to_slot(*slot, self.inner.settings.method, Some(proxy)))
+                        .map(|slot| model.to_slot(*slot, self.inner.settings.routing(), Some(proxy)))
                         .collect();
                     Some((token.clone(), link.client.clone(), table))
                 })

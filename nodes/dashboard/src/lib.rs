@@ -12,6 +12,7 @@
 //!   them in step.
 //! - [`ops`]: what the REST API does: groups, servers, proxies, slot actions, rebalance.
 //! - `actions`: the slot action state machine and its rounds.
+//! - [`failover`]: detecting dead masters, promoting replicas, keeping replicas following.
 //! - [`executor`]: moving a slot's keys on the servers, and verifying none is left.
 //! - [`rebalance`]: the rebalance plan.
 //! - [`proxies`]: calls to proxies, and their leases.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod executor;
+pub mod failover;
 pub mod model;
 pub mod ops;
 pub mod proxies;

@@ -5,6 +5,15 @@ use std::collections::BTreeMap;
 
 use model::{ActionState, ForwardMethod, Group, GroupId, MAX_SLOT_NUM, Proxy, Slot, SlotId, SlotMapping};
 
+/// How the dashboard tells proxies to serve slots, beyond the model: product settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// How migrating slots are served.
+    pub method: ForwardMethod,
+    /// Replicas every write must reach before it is acknowledged (0: asynchronous).
+    pub sync_replicas: u32,
+}
+
 /// Everything stored for a product.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
@@ -45,11 +54,12 @@ impl Model {
     /// their group (with replicas for reads); preparing at the source without replicas;
     /// prepared locked at the target migrating from the source; migrating the same, unlocked;
     /// finished at the target.
-    pub fn to_slot(&self, slot: SlotId, method: ForwardMethod, proxy: Option<&Proxy>) -> Slot {
+    pub fn to_slot(&self, slot: SlotId, routing: Routing, proxy: Option<&Proxy>) -> Slot {
         let mapping = self.slot(slot);
         let source = mapping.group_id;
         let target = mapping.action.target_id;
-        let mut out = Slot { id: slot, forward_method: method, ..Slot::default() };
+        let mut out =
+            Slot { id: slot, forward_method: routing.method, sync_replicas: routing.sync_replicas, ..Slot::default() };
         let route = |out: &mut Slot, group: GroupId| {
             if let Some(master) = self.master(group) {
                 out.backend_addr = master.to_string();
@@ -74,7 +84,21 @@ impl Model {
             // Server-action states never appear on a slot.
             _ => route(&mut out, source),
         }
+        // A group whose master is being replaced takes no request until the new one is in
+        // place: proxies hold them (the fencing point of a promotion).
+        let groups = [out.backend_addr_group_id, out.migrate_from_group_id];
+        if groups.iter().any(|group| self.is_promoting(*group)) {
+            out.locked = true;
+            out.replica_groups.clear();
+        }
         out
+    }
+
+    /// Whether `group` is between the start of a promotion and its new master (slots locked).
+    pub fn is_promoting(&self, group: GroupId) -> bool {
+        self.groups
+            .get(&group)
+            .is_some_and(|found| matches!(found.promoting.state, ActionState::Preparing | ActionState::Prepared))
     }
 
     /// Replicas of `group` flagged for reads, for `proxy`: those in its datacenter first.
@@ -92,13 +116,22 @@ impl Model {
     }
 
     /// The whole table for `proxy`.
-    pub fn table(&self, method: ForwardMethod, proxy: Option<&Proxy>) -> Vec<Slot> {
-        all_slots().map(|slot| self.to_slot(slot, method, proxy)).collect()
+    pub fn table(&self, routing: Routing, proxy: Option<&Proxy>) -> Vec<Slot> {
+        all_slots().map(|slot| self.to_slot(slot, routing, proxy)).collect()
     }
 
     /// The group that has `addr` among its servers.
     pub fn group_of_server(&self, addr: &str) -> Option<GroupId> {
         self.groups.values().find(|group| group.servers.iter().any(|server| server.addr == addr)).map(|group| group.id)
+    }
+
+    /// The slots whose routing involves `group` (owned by it, or migrating to it).
+    pub fn slots_of(&self, group: GroupId) -> Vec<SlotId> {
+        self.slots
+            .iter()
+            .filter(|slot| slot.group_id == group || slot.action.target_id == group)
+            .map(|slot| slot.id)
+            .collect()
     }
 
     /// Whether any slot belongs to `group` or migrates to it.
@@ -149,7 +182,7 @@ mod tests {
     #[test]
     fn each_action_state_routes_as_codis() {
         let mut model = two_groups();
-        let method = ForwardMethod::SemiAsync;
+        let method = Routing { method: ForwardMethod::SemiAsync, sync_replicas: 0 };
         let idle = model.to_slot(slot(7), method, None);
         assert_eq!((idle.backend_addr.as_str(), idle.migrate_from.as_str(), idle.locked), ("a:1", "", false));
         assert_eq!(idle.replica_groups, vec![vec!["a:2".to_string()]]);
@@ -184,7 +217,7 @@ mod tests {
             });
         }
         let proxy = Proxy { datacenter: "dc1".into(), ..Proxy::default() };
-        let out = model.to_slot(slot(7), ForwardMethod::Sync, Some(&proxy));
+        let out = model.to_slot(slot(7), Routing::default(), Some(&proxy));
         assert_eq!(out.replica_groups, vec![vec!["a:3".to_string()], vec!["a:2".to_string()]]);
     }
 }

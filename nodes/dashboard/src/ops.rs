@@ -158,7 +158,7 @@ impl<E: Env> Dashboard<E> {
             // A group's first server becomes its slots' backend.
             move |model| {
                 if model.groups.get(&group).is_some_and(|found| found.servers.len() == 1) {
-                    slots_of(model, group)
+                    model.slots_of(group)
                 } else {
                     Vec::new()
                 }
@@ -189,7 +189,7 @@ impl<E: Env> Dashboard<E> {
                 Ok(((), vec![Write::Group(group)]))
             },
             // Reads may have gone to it: proxies are told at once.
-            move |model| slots_of(model, group),
+            move |model| model.slots_of(group),
         )
         .await
     }
@@ -208,7 +208,7 @@ impl<E: Env> Dashboard<E> {
                 server.replica_group = value;
                 Ok(((), vec![Write::Group(group)]))
             },
-            move |model| slots_of(model, group),
+            move |model| model.slots_of(group),
         )
         .await
     }
@@ -240,7 +240,7 @@ impl<E: Env> Dashboard<E> {
                 found.out_of_sync = false;
                 Ok(((), vec![Write::Group(group)]))
             },
-            move |model| slots_of(model, group),
+            move |model| model.slots_of(group),
         )
         .await
     }
@@ -294,7 +294,7 @@ impl<E: Env> Dashboard<E> {
         }
     }
 
-    fn server_client(&self, addr: &str) -> Client<E> {
+    pub(crate) fn server_client(&self, addr: &str) -> Client<E> {
         Client::new(self.inner.env.clone(), addr)
             .with_password(&self.inner.settings.product_auth)
             .with_timeouts(Duration::from_secs(3), Duration::from_secs(5))
@@ -561,14 +561,4 @@ pub(crate) enum Write {
     Slot(SlotId),
     Group(GroupId),
     Proxy(String),
-}
-
-/// The slots whose routing involves `group`.
-fn slots_of(model: &Model, group: GroupId) -> Vec<SlotId> {
-    model
-        .slots
-        .iter()
-        .filter(|slot| slot.group_id == group || slot.action.target_id == group)
-        .map(|slot| slot.id)
-        .collect()
 }

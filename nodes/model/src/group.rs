@@ -71,6 +71,14 @@ pub struct Group {
     /// Set when the group's layout changed but proxies have not been told yet.
     #[serde(default)]
     pub out_of_sync: bool,
+    /// Bumped by each promotion; servers are told it (`EPOCH`), and a master told of a newer
+    /// epoch than its own refuses writes. Not in Codis.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+    /// The dashboard does not fail this group over by itself (manual promotion still works).
+    /// Not in Codis.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failover_disabled: bool,
 }
 
 impl Group {
@@ -100,6 +108,8 @@ mod tests {
             ],
             promoting: ServerAction::default(),
             out_of_sync: false,
+            epoch: 0,
+            failover_disabled: false,
         };
         let expected = r#"{
     "id": 1,

@@ -81,6 +81,10 @@ pub struct Slot {
     /// Replicas that may serve reads, grouped by preference (same host, same datacenter, other).
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub replica_groups: Vec<Vec<String>>,
+    /// Writes are answered only once this many replicas have them (`WAIT`), so a failover
+    /// loses no acknowledged write; 0: asynchronous replication, as in Redis. Not in Codis.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_replicas: u32,
 }
 
 /// The state of a slot's migration (Codis' `models.Action*` for slots).
@@ -194,6 +198,7 @@ mod tests {
             migrate_from_group_id: GroupId(1),
             forward_method: ForwardMethod::SemiAsync,
             replica_groups: vec![vec!["r:6379".into()]],
+            sync_replicas: 0,
         };
         let text = serde_json::to_string(&migrating).unwrap();
         assert_eq!(

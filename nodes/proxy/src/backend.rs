@@ -40,6 +40,47 @@ pub struct Call {
     pub wire: Bytes,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Reply>,
+    /// For a write in synchronous mode: the replicas that must have it before it is answered.
+    pub acks: Option<Acks>,
+}
+
+/// How many replicas must acknowledge a write, and how long to wait for them (`WAIT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acks {
+    /// Replicas needed.
+    pub replicas: u32,
+    /// How long `WAIT` may block.
+    pub timeout: Duration,
+}
+
+impl Acks {
+    /// The `WAIT` that follows the write on its connection.
+    pub fn wait_wire(self) -> Bytes {
+        let mut out = BytesMut::new();
+        encode::write_array_header(&mut out, 3);
+        encode::write_bulk(&mut out, b"WAIT");
+        encode::write_bulk(&mut out, self.replicas.to_string().as_bytes());
+        encode::write_bulk(&mut out, self.timeout.as_millis().to_string().as_bytes());
+        out.freeze()
+    }
+
+    /// The client's answer from the write's reply and `WAIT`'s: the write's, once enough
+    /// replicas have it; otherwise an error that says the write may still be applied.
+    pub fn answer(self, write: Bytes, wait: &[u8]) -> Bytes {
+        if write.starts_with(b"-") {
+            return write;
+        }
+        let acknowledged =
+            wait.strip_prefix(b":").and_then(|body| body.strip_suffix(b"\r\n")).and_then(resp::parse_i64).unwrap_or(0);
+        if acknowledged >= i64::from(self.replicas) {
+            return write;
+        }
+        Bytes::from(format!(
+            "-NOREPLICAS the write reached {acknowledged} of the {} replicas it needs within {} ms; it may still be applied\r\n",
+            self.replicas,
+            self.timeout.as_millis()
+        ))
+    }
 }
 
 /// How backend connections authenticate and how long they wait.
@@ -199,8 +240,14 @@ impl BackendConn {
 
     /// Sends `wire`; the reply arrives on the returned receiver.
     pub fn send(&self, wire: Bytes) -> oneshot::Receiver<Reply> {
+        self.send_acked(wire, None)
+    }
+
+    /// Sends `wire`, a write that, with `acks`, is answered only once that many replicas have
+    /// it (a `WAIT` follows it on the connection).
+    pub fn send_acked(&self, wire: Bytes, acks: Option<Acks>) -> oneshot::Receiver<Reply> {
         let (reply, receiver) = oneshot::channel();
-        if let Err(returned) = self.calls.send(Call { wire, reply }) {
+        if let Err(returned) = self.calls.send(Call { wire, reply, acks }) {
             let _ = returned.0.reply.send(Err(BackendError::Reset("connection closed".into())));
         }
         receiver
@@ -545,6 +592,8 @@ pub(crate) async fn connect<E: Env>(
 enum Waiter {
     /// A request's sender.
     Call(oneshot::Sender<Reply>),
+    /// A write followed by `WAIT`: two replies, combined (the first, once it came).
+    Acked { reply: oneshot::Sender<Reply>, acks: Acks, write: Option<Bytes> },
     /// The keep-alive `PING`: its reply tells the connection's health.
     Ping,
 }
@@ -617,12 +666,20 @@ async fn serve<S: Stream>(
                 if queue.is_empty() {
                     link.health.trouble_begins();
                 }
-                out.extend_from_slice(&call.wire);
-                queue.push_back(Waiter::Call(call.reply));
+                let mut enqueue = |call: Call| {
+                    out.extend_from_slice(&call.wire);
+                    match call.acks {
+                        None => queue.push_back(Waiter::Call(call.reply)),
+                        Some(acks) => {
+                            out.extend_from_slice(&acks.wait_wire());
+                            queue.push_back(Waiter::Acked { reply: call.reply, acks, write: None });
+                        }
+                    }
+                };
+                enqueue(call);
                 // Everything already waiting goes in the same write.
                 while let Ok(call) = calls.try_recv() {
-                    out.extend_from_slice(&call.wire);
-                    queue.push_back(Waiter::Call(call.reply));
+                    enqueue(call);
                 }
             }
             if let Err(error) = writer.write_all(&out).await {
@@ -649,6 +706,12 @@ async fn serve<S: Stream>(
                     Ok(Some(reply)) => {
                         let waiter = {
                             let mut queue = lock();
+                            // A write's reply: its `WAIT`'s comes next.
+                            if let Some(Waiter::Acked { write: first @ None, .. }) = queue.front_mut() {
+                                *first = Some(reply);
+                                link.health.heard(true);
+                                continue;
+                            }
                             let waiter = queue.pop_front();
                             link.health.heard(!queue.is_empty());
                             waiter
@@ -659,6 +722,9 @@ async fn serve<S: Stream>(
                                     link.health.set(Health::Stale);
                                 }
                                 let _ = waiter.send(Ok(reply));
+                            }
+                            Some(Waiter::Acked { reply: waiter, acks, write }) => {
+                                let _ = waiter.send(Ok(acks.answer(write.unwrap_or_default(), &reply)));
                             }
                             Some(Waiter::Ping) => {
                                 link.health.set(if reply.starts_with(b"+PONG") { Health::Up } else { Health::Stale });
@@ -682,7 +748,7 @@ async fn serve<S: Stream>(
     };
     warn!(addr = %link.addr, %error, "backend connection failed");
     for waiter in lock().drain(..) {
-        if let Waiter::Call(waiter) = waiter {
+        if let Waiter::Call(waiter) | Waiter::Acked { reply: waiter, .. } = waiter {
             let _ = waiter.send(Err(BackendError::Reset(error.clone())));
         }
     }

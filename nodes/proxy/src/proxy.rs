@@ -53,6 +53,10 @@ pub struct ProxyConfig {
     /// TCP keep-alive on backend connections (`0s`: off).
     #[serde(with = "duration")]
     pub backend_keepalive_period: Duration,
+    /// In synchronous mode (the dashboard's `sync_replicas`), how long a write waits for its
+    /// replicas before the client is told it may not be kept.
+    #[serde(with = "duration")]
+    pub backend_sync_timeout: Duration,
     /// Most requests read from one client before their replies are written.
     pub session_max_pipeline: usize,
     /// A client silent this long is disconnected.
@@ -84,6 +88,7 @@ impl Default for ProxyConfig {
             backend_recv_timeout: Duration::from_secs(30),
             backend_ping_period: Duration::from_secs(5),
             backend_keepalive_period: Duration::from_secs(75),
+            backend_sync_timeout: Duration::from_secs(1),
             session_max_pipeline: 10_000,
             session_recv_timeout: Duration::from_secs(30 * 60),
             session_keepalive_period: Duration::from_secs(75),

@@ -18,7 +18,7 @@ use resp::{Connection, Decoder, Limits, Request, Version, encode};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::backend::{Backend, BackendConn, Reply};
+use crate::backend::{Acks, Backend, BackendConn, Reply};
 use crate::commands::{self, KeyAt, Kind, UpperName};
 use crate::proxy::Shared;
 use crate::pubsub;
@@ -402,7 +402,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
             // can miss the latest writes).
             let replica = if info.kind.replica_ok() { route.replica(client.id as usize) } else { None };
             let target = replica.unwrap_or(backend);
-            let receiver = target.conn(client.db, slot, client.version).send(request.wire().clone());
+            let acks = write_acks(shared, route, info.kind);
+            let receiver = target.conn(client.db, slot, client.version).send_acked(request.wire().clone(), acks);
             Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
         }
         None => ready(error("ERR handle request, slot is not ready, may be offline")),
@@ -541,7 +542,9 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, uppe
             }
         }
         let wire = wire.freeze();
-        let receiver = backend.conn(client.db, conn, client.version).send(wire);
+        let kind = commands::lookup_upper(&commands::upper(request.name())).kind;
+        let acks = write_acks(shared, &table[slots[positions[0]]], kind);
+        let receiver = backend.conn(client.db, conn, client.version).send_acked(wire, acks);
         // Each part holds the counts of its own slots.
         let mut mine = Vec::new();
         for position in &positions {
@@ -727,7 +730,15 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, request: &Req
                     error("TRYAGAIN the slot is migrating, retry MSETNX")
                 }
                 Ok((in_flight, table)) => {
-                    let reply = forward_one(&table, client, request.wire().clone(), request, key).await;
+                    let reply = forward_one(
+                        &table,
+                        client,
+                        request.wire().clone(),
+                        request,
+                        key,
+                        shared.config.backend_sync_timeout,
+                    )
+                    .await;
                     drop(in_flight);
                     reply
                 }
@@ -781,7 +792,7 @@ async fn forward_held<E: Env>(shared: &Shared<E>, client: Target, wire: Bytes, r
     let slot = slot_of(key).index();
     match unlocked(shared, slot).await {
         Ok((in_flight, table)) => {
-            let reply = forward_one(&table, client, wire, request, key).await;
+            let reply = forward_one(&table, client, wire, request, key, shared.config.backend_sync_timeout).await;
             drop(in_flight);
             reply
         }
@@ -807,16 +818,36 @@ pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<
     }
 }
 
+/// For a write to a slot in synchronous mode: the replicas it must reach before its answer.
+fn acks_for(route: &Route, kind: commands::Kind, timeout: Duration) -> Option<Acks> {
+    (kind == commands::Kind::Write && route.slot.sync_replicas > 0)
+        .then_some(Acks { replicas: route.slot.sync_replicas, timeout })
+}
+
+/// [`acks_for`] with the proxy's `backend_sync_timeout`.
+fn write_acks<E: Env>(shared: &Shared<E>, route: &Route, kind: commands::Kind) -> Option<Acks> {
+    acks_for(route, kind, shared.config.backend_sync_timeout)
+}
+
 /// Forwards one single-key request, moving its key out of a migration source first.
-async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Request, key: &[u8]) -> Bytes {
+async fn forward_one(
+    table: &[Route],
+    client: Target,
+    wire: Bytes,
+    request: &Request,
+    key: &[u8],
+    sync_timeout: Duration,
+) -> Bytes {
     let slot = slot_of(key).index();
     let route = &table[slot];
     let Some(backend) = &route.backend else {
         return error("ERR handle request, slot is not ready, may be offline");
     };
+    let kind = commands::lookup_upper(&commands::upper(request.name())).kind;
+    let acks = acks_for(route, kind, sync_timeout);
     let target: &BackendConn = backend.conn(client.db, slot, client.version);
     let Some(source) = &route.migrate_from else {
-        return receive_raw(target.send(wire)).await.unwrap_or_else(|error| error);
+        return receive_raw(target.send_acked(wire, acks)).await.unwrap_or_else(|error| error);
     };
     let source = source.conn(client.db, slot, client.version);
     let (host, port) = backend.addr().rsplit_once(':').unwrap_or((backend.addr(), "0"));
@@ -826,7 +857,7 @@ async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Req
             let moved = Request::from_args([&b"SLOTSMGRTTAGONE"[..], host.as_bytes(), port.as_bytes(), b"3000", key]);
             match receive_raw(source.send(moved.wire().clone())).await {
                 Ok(reply) if reply.starts_with(b":") => {
-                    receive_raw(target.send(wire)).await.unwrap_or_else(|error| error)
+                    receive_raw(target.send_acked(wire, acks)).await.unwrap_or_else(|error| error)
                 }
                 Ok(reply) => reply,
                 Err(error) => error,
@@ -836,7 +867,7 @@ async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Req
             let wrapped =
                 Request::from_args(std::iter::once(&b"SLOTSMGRT-EXEC-WRAPPER"[..]).chain([key]).chain(request.args()));
             for attempt in 0u64.. {
-                let reply = match receive_raw(source.send(wrapped.wire().clone())).await {
+                let reply = match receive_raw(source.send_acked(wrapped.wire().clone(), acks)).await {
                     Ok(reply) => reply,
                     Err(error) => return error,
                 };
@@ -845,7 +876,7 @@ async fn forward_one(table: &[Route], client: Target, wire: Bytes, request: &Req
                 };
                 match integer(&parts[0]) {
                     Some(2) => return parts[1].clone(),
-                    Some(0) => return receive_raw(target.send(wire)).await.unwrap_or_else(|error| error),
+                    Some(0) => return receive_raw(target.send_acked(wire, acks)).await.unwrap_or_else(|error| error),
                     // In flight: retry, at once for the first few tries, then up to 20 ms apart.
                     Some(1) if attempt < 1000 => {
                         if attempt >= 5 {

@@ -15,7 +15,7 @@ use model::slot_of;
 use net::Env;
 use resp::{Request, Version, encode};
 
-use crate::backend::Dedicated;
+use crate::backend::{Acks, Dedicated};
 use crate::commands::{self, Kind};
 use crate::proxy::Shared;
 use crate::router::Route;
@@ -237,6 +237,16 @@ impl<E: Env> Transaction<E> {
         wires.push(Request::from_args([&b"MULTI"[..]]).wire().clone());
         wires.extend(queued.iter().map(|request| request.wire().clone()));
         wires.push(Request::from_args([&b"EXEC"[..]]).wire().clone());
+        // In synchronous mode a transaction that writes is answered once its replicas have it.
+        let writes =
+            queued.iter().any(|request| commands::lookup_upper(&commands::upper(request.name())).kind == Kind::Write);
+        let acks = writes
+            .then_some(table[slot].slot.sync_replicas)
+            .filter(|replicas| *replicas > 0)
+            .map(|replicas| Acks { replicas, timeout: shared.config.backend_sync_timeout });
+        if let Some(acks) = acks {
+            wires.push(acks.wait_wire());
+        }
         let Some(pinned) = self.pinned.as_mut() else {
             return error("ERR handle request, backend conn closed");
         };
@@ -246,7 +256,17 @@ impl<E: Env> Transaction<E> {
         self.watching = false;
         self.slot = None;
         match reply {
-            Ok(mut replies) => replies.pop().unwrap_or_else(|| error("ERR handle response, no reply to EXEC")),
+            Ok(mut replies) => {
+                let wait = if acks.is_some() { replies.pop() } else { None };
+                let exec = replies.pop().unwrap_or_else(|| error("ERR handle response, no reply to EXEC"));
+                match (acks, wait) {
+                    // A transaction that did not run (a watched key changed) writes nothing.
+                    (Some(acks), Some(wait)) if !exec.starts_with(b"*-1") && !exec.starts_with(b"_") => {
+                        acks.answer(exec, &wait)
+                    }
+                    _ => exec,
+                }
+            }
             Err(failure) => {
                 self.pinned = None;
                 backend_error(&failure)

@@ -563,3 +563,47 @@ async fn a_locked_slot_holds_only_its_own_requests() {
     assert_eq!(client.receive().await, bulk("1"));
     assert_eq!(client.receive().await, ok());
 }
+
+/// Synchronous mode (`sync_replicas` in the table): a write is answered once a replica has it
+/// (single keys, split `MSET`, transactions); with the replica gone, writes fail with
+/// `NOREPLICAS` after `backend_sync_timeout` while reads still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_in_synchronous_mode_wait_for_a_replica() {
+    let config = ProxyConfig { backend_sync_timeout: Duration::from_millis(300), ..ProxyConfig::default() };
+    let cluster = Cluster::start(config).await;
+    let master = cluster.servers[0].clone();
+    let (host, port) = master.rsplit_once(':').expect("host:port");
+    let mut replica = cluster.server(1).await;
+    assert_eq!(replica.call(&["REPLICAOF", host, port]).await, ok());
+    for _ in 0..500 {
+        let Frame::Bulk(info) = replica.call(&["INFO", "replication"]).await else { panic!("INFO") };
+        if String::from_utf8_lossy(&info).contains("master_link_status:up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let slots: Vec<Slot> = (0..1024u32)
+        .map(|id| Slot {
+            id: SlotId::new(id).expect("slot"),
+            backend_addr: master.clone(),
+            sync_replicas: 1,
+            ..Slot::default()
+        })
+        .collect();
+    cluster.proxy.router().fill(&slots).await.expect("fill");
+    let mut client = cluster.client().await;
+    assert_eq!(client.call(&["SET", "k", "v"]).await, ok());
+    // Answered only once the replica had it: it reads there at once.
+    assert_eq!(replica.call(&["GET", "k"]).await, bulk("v"));
+    assert_eq!(client.call(&["MSET", "a", "1", "b", "2"]).await, ok());
+    assert_eq!(replica.call(&["MGET", "a", "b"]).await, Frame::Array(vec![bulk("1"), bulk("2")]));
+    assert_eq!(client.call(&["MULTI"]).await, ok());
+    assert_eq!(client.call(&["INCR", "{t}n"]).await, Frame::Simple("QUEUED".into()));
+    assert_eq!(client.call(&["EXEC"]).await, Frame::Array(vec![Frame::Integer(1)]));
+    assert_eq!(replica.call(&["GET", "{t}n"]).await, bulk("1"));
+    // The replica goes away: writes cannot be promised, reads go on.
+    assert_eq!(replica.call(&["REPLICAOF", "NO", "ONE"]).await, ok());
+    let Frame::Error(refused) = client.call(&["SET", "k", "w"]).await else { panic!("a write without its replica") };
+    assert!(String::from_utf8_lossy(&refused).starts_with("NOREPLICAS"), "{refused:?}");
+    assert_eq!(client.call(&["GET", "k"]).await, bulk("w"), "the write may still be applied, as the error says");
+}

@@ -77,6 +77,12 @@ struct Args {
     /// Replica sync: make server --addr follow its group's master now (--create).
     #[arg(long)]
     sync_action: bool,
+    /// Promote replica --addr of group --gid to master (waits until it is done).
+    #[arg(long)]
+    promote_server: bool,
+    /// Automatic failover of group --gid: --enable or --disable.
+    #[arg(long)]
+    group_failover: bool,
     /// Register the proxy whose admin API is at --addr.
     #[arg(long)]
     create_proxy: bool,
@@ -327,6 +333,17 @@ async fn dashboard_verb(dashboard: &DashboardClient, args: &Args) -> anyhow::Res
         };
         return done(dashboard.put(&["group/replica-groups", &gid()?, &addr()?, value]).await?);
     }
+    if args.promote_server {
+        return done(dashboard.put(&["group/promote", &gid()?, &addr()?]).await?);
+    }
+    if args.group_failover {
+        let value = match (args.enable, args.disable) {
+            (true, false) => "1",
+            (false, true) => "0",
+            _ => bail!("say --enable or --disable"),
+        };
+        return done(dashboard.put(&["group/failover", &gid()?, value]).await?);
+    }
     if args.sync_action {
         if !args.create {
             bail!("--sync-action takes --create --addr (a sync runs at once; there is nothing to remove)");
@@ -483,11 +500,18 @@ fn print_groups(stats: &Value) {
             .map(|(index, server)| {
                 let role = if index == 0 { "master" } else { "replica" };
                 let reads = if server["replica_group"].as_bool() == Some(true) { ", reads" } else { "" };
-                format!("{} ({role}{reads})", server["server"].as_str().unwrap_or("?"))
+                let addr = server["server"].as_str().unwrap_or("?");
+                let probe = &stats["group"]["servers"][addr];
+                let down = probe["down_ms"].as_u64().filter(|down| *down > 0);
+                let health = down.map(|down| format!(", down {down} ms")).unwrap_or_default();
+                format!("{addr} ({role}{reads}{health})")
             })
             .collect();
+        let epoch = group["epoch"].as_u64().unwrap_or(0);
+        let auto = if group["failover_disabled"].as_bool() == Some(true) { ", failover off" } else { "" };
+        let status = stats["failover"]["status"][group["id"].to_string()].as_str().unwrap_or_default();
         println!(
-            "group {:>4}: {}",
+            "group {:>4}: {} [epoch {epoch}{auto}] {status}",
             group["id"],
             if servers.is_empty() { "no server".into() } else { servers.join(", ") }
         );

@@ -1,0 +1,490 @@
+//! The parts of a whole product in simulation that the `cluster-*` and `failover-*` scenarios
+//! share: the coordinator host (the in-memory store behind the etcd gateway), the dashboard
+//! under a supervisor's loop, proxies, clients writing and reading their own keys through a
+//! proxy with every reply checked against the key's model, and the operator's REST calls.
+//!
+//! Clients account for lost writes: a read that shows an older value than the key's last
+//! acknowledged (or already seen) write is a loss. A loss is allowed only inside a *loss
+//! window* the scenario opens (from just before a master's failure to the fencing point of the
+//! failover that replaced it: what asynchronous replication may drop); anywhere else it fails
+//! the run, as does every loss when no window is open.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use coordinator::memory::MemoryStore;
+use coordinator::{AnyCoordinator, etcd::EtcdClient, etcd::EtcdCoordinator};
+use dashboard::{Dashboard, DashboardConfig, Launch};
+use model::SlotMapping;
+use net::Env;
+use net::http::{HttpClient, Method};
+use net::rand::Rng as _;
+use proxy::{Proxy, ProxyConfig};
+use resp::Frame;
+use sim::{Harness, HostResult, SimEnv};
+use tokio::time::{Instant, sleep};
+use tracing::info;
+
+use crate::client::SimClient;
+use crate::known::Known;
+
+/// The product every simulated cluster runs.
+pub const PRODUCT: &str = "sim";
+/// The coordinator's host.
+pub const COORDINATOR: &str = "coordinator";
+/// The dashboard's host.
+pub const DASHBOARD: &str = "dashboard";
+/// The dashboard's REST address.
+pub const DASHBOARD_ADDR: &str = "dashboard:18080";
+/// The operator's host.
+pub const OPERATOR: &str = "operator";
+/// Keys per client.
+pub const KEYS: usize = 48;
+/// The dashboard's lock, short so faults play out quickly.
+pub const LOCK_TTL: Duration = Duration::from_secs(3);
+/// The proxies' leases, as short.
+pub const PROXY_LEASE: Duration = Duration::from_secs(3);
+
+/// What clients, the operator and the hosts share.
+#[derive(Default)]
+pub struct World {
+    /// Set by the operator when the clients should stop.
+    pub stop: bool,
+    /// Faults injected so far, with their simulated time, for reports.
+    pub schedule: Vec<String>,
+    /// Each key's model and history (each key has one writer).
+    pub keys: BTreeMap<String, KeyRecord>,
+    /// Where losses are allowed: `[from, to]` in simulated ms.
+    pub loss_windows: Vec<(u64, u64)>,
+    /// Acknowledged (or seen) writes found lost, inside a window.
+    pub lost: u64,
+    /// Writes acknowledged.
+    pub acknowledged: u64,
+    /// Every write with its key, its invocation and whether (and when) it was acknowledged.
+    pub writes: Vec<WriteRecord>,
+}
+
+/// One client write, for outage measurements.
+#[derive(Clone, Debug)]
+pub struct WriteRecord {
+    /// Its key.
+    pub key: String,
+    /// When it was sent (simulated ms).
+    pub invoked_ms: u64,
+    /// When it was acknowledged, if it was.
+    pub acked_ms: Option<u64>,
+}
+
+/// One key: its model, its writes in order, and everything that happened to it.
+#[derive(Default)]
+pub struct KeyRecord {
+    /// What it may hold.
+    pub known: Option<Known>,
+    /// Every operation on it, for reports.
+    pub history: Vec<String>,
+    /// Values written, in order, each with when it became visible (acknowledged or read), if
+    /// it did.
+    pub written: Vec<(String, Option<u64>)>,
+}
+
+impl KeyRecord {
+    fn visible(&mut self, value: &str, at_ms: u64) {
+        if let Some((_, visible)) = self.written.iter_mut().find(|(written, _)| written == value) {
+            visible.get_or_insert(at_ms);
+        }
+    }
+}
+
+/// The world, shared by the hosts of one run.
+pub type Shared = Rc<RefCell<World>>;
+
+/// A failure report: what went wrong, the seed, the faults and the key's history.
+pub fn violation(world: &Shared, seed: u64, who: &str, key: Option<&str>, what: String) -> Box<dyn std::error::Error> {
+    let world = world.borrow();
+    let mut report = format!(
+        "{who}: {what}\nseed {seed}; faults: {}",
+        if world.schedule.is_empty() { "none".into() } else { world.schedule.join(", ") }
+    );
+    if let Some(record) = key.and_then(|key| world.keys.get(key)) {
+        report.push_str(&format!("\nhistory of {}:\n  {}", key.unwrap_or_default(), record.history.join("\n  ")));
+    }
+    report.into()
+}
+
+/// Checks a read of `observed` at `now_ms` against the key's model: fine, a loss inside a
+/// window (counted), or a violation (why).
+fn check_read(world: &mut World, key: &str, observed: &Option<String>, now_ms: u64) -> Result<(), String> {
+    let windows = world.loss_windows.clone();
+    let record = world.keys.entry(key.to_string()).or_default();
+    let known = record.known.get_or_insert_with(|| Known::value(None));
+    if known.allows(observed) {
+        known.saw(observed.clone());
+        if let Some(value) = observed {
+            record.visible(value, now_ms);
+        }
+        return Ok(());
+    }
+    // Older than what was acknowledged or seen: the writes after it that had become visible
+    // are lost.
+    let after = match observed {
+        None => 0,
+        Some(value) => match record.written.iter().position(|(written, _)| written == value) {
+            Some(index) => index + 1,
+            None => return Err(format!("read {observed:?}, which no write left")),
+        },
+    };
+    let lost: Vec<(String, u64)> =
+        record.written[after..].iter().filter_map(|(value, visible)| visible.map(|at| (value.clone(), at))).collect();
+    if lost.is_empty() {
+        return Err(format!("read {observed:?}, which no write left"));
+    }
+    if let Some((value, at)) = lost.iter().find(|(_, at)| !windows.iter().any(|(from, to)| from <= at && at <= to)) {
+        return Err(format!(
+            "read {observed:?}: the write of {value:?}, visible at {at} ms, was lost outside any failover's loss window {windows:?}"
+        ));
+    }
+    record.history.push(format!("  (lost: {lost:?})"));
+    for (_, visible) in &mut record.written[after..] {
+        *visible = None;
+    }
+    world.lost += lost.len() as u64;
+    let record = world.keys.entry(key.to_string()).or_default();
+    record.known.get_or_insert_with(|| Known::value(None)).rewind(observed.clone());
+    Ok(())
+}
+
+/// Adds the coordinator host: the gateway over `store` (kept outside the host, so it survives
+/// everything the scenario does to hosts).
+pub fn add_coordinator(harness: &mut Harness, store: &MemoryStore) {
+    let store = store.clone();
+    harness.host(COORDINATOR, move |env| {
+        let store = store.clone();
+        async move {
+            let listener = env.bind("0.0.0.0:2379").await?;
+            coordinator::gateway::serve(env, store, listener).await;
+            Ok(())
+        }
+    });
+}
+
+/// The dashboard's settings in simulation.
+pub fn dashboard_config(method: &str) -> DashboardConfig {
+    DashboardConfig {
+        product_name: PRODUCT.into(),
+        coordinator_name: "etcd".into(),
+        coordinator_addr: format!("{COORDINATOR}:2379"),
+        admin_addr: "0.0.0.0:18080".into(),
+        dashboard_lock_ttl: LOCK_TTL,
+        proxy_lease: PROXY_LEASE,
+        proxy_timeout: Duration::from_millis(800),
+        migration_timeout: Duration::from_secs(3),
+        migration_method: method.into(),
+        ..DashboardConfig::default()
+    }
+}
+
+/// The dashboard under a supervisor's loop: one that lost its lock stops and is started again.
+pub async fn run_dashboard(env: SimEnv, config: DashboardConfig) -> HostResult {
+    let settings = config.settings()?;
+    loop {
+        let client = EtcdClient::new(env.clone(), &[format!("{COORDINATOR}:2379")], Duration::from_secs(1));
+        let coordinator = AnyCoordinator::Etcd(EtcdCoordinator::new(client, env.clone()));
+        let launch = Launch { admin_addr: DASHBOARD_ADDR.into(), ..Launch::default() };
+        let dashboard = match Dashboard::start_with(env.clone(), settings.clone(), coordinator, launch).await {
+            Ok(dashboard) => dashboard,
+            Err(error) => {
+                info!(%error, "dashboard did not start; retrying");
+                sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let listener = env.bind("0.0.0.0:18080").await?;
+        // Serves until the dashboard stops (its lock lost), then starts over.
+        dashboard.serve(listener).await;
+    }
+}
+
+/// A proxy's settings in simulation.
+pub fn proxy_config() -> ProxyConfig {
+    ProxyConfig {
+        product_name: PRODUCT.into(),
+        backend_connect_timeout: Duration::from_millis(300),
+        backend_recv_timeout: Duration::from_secs(2),
+        ..ProxyConfig::default()
+    }
+}
+
+/// A proxy named `name`, serving clients on 19000 and its admin API on 11080.
+pub async fn run_proxy(env: SimEnv, name: &'static str, config: ProxyConfig) -> HostResult {
+    let listener = env.bind("0.0.0.0:19000").await?;
+    let admin = env.bind("0.0.0.0:11080").await?;
+    let identity = proxy::admin::Identity::new(PRODUCT, "", &format!("{name}:19000"), &format!("{name}:11080"), name);
+    let token = identity.model.token.clone();
+    let proxy = Proxy::new(env.clone(), config);
+    env.spawn(proxy::admin::serve(env.clone(), proxy.shared().clone(), identity, None, admin));
+    proxy.run(env, listener, &token, std::future::pending()).await?;
+    Ok(())
+}
+
+/// Whether an error reply says the request was refused before any server applied it (so it
+/// certainly did not happen).
+fn refused(reply: &Frame) -> bool {
+    let Frame::Error(text) = reply else { return false };
+    let text = String::from_utf8_lossy(text);
+    [
+        "ERR router is not online",
+        "ERR proxy is fenced",
+        "ERR handle request, slot is not ready",
+        "ERR handle request, slot is locked",
+        "READONLY",
+    ]
+    .iter()
+    .any(|prefix| text.starts_with(prefix))
+}
+
+/// A client: its own keys, unique values, through one proxy; every reply checked against the
+/// key's model as it comes.
+pub async fn run_client(env: SimEnv, seed: u64, world: Shared, name: &'static str, proxy: &'static str) -> HostResult {
+    let mut rng = env.rng("workload");
+    let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
+        .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
+    let mut writes = 0u64;
+    while !world.borrow().stop {
+        let key = format!("{name}:{}", rng.random_range(0..KEYS));
+        let write = rng.random_bool(0.6);
+        let invoked_ms = sim_ms(&env);
+        if write {
+            writes += 1;
+            let value = format!("{name}-{writes}");
+            world.borrow_mut().keys.entry(key.clone()).or_default().written.push((value.clone(), None));
+            let reply = client.call(&["SET", &key, &value]).await;
+            let now = sim_ms(&env);
+            let mut state = world.borrow_mut();
+            let acked = matches!(&reply, Ok(reply) if *reply == Frame::ok());
+            state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
+            if acked {
+                state.acknowledged += 1;
+            }
+            let record = state.keys.entry(key.clone()).or_default();
+            record.history.push(format!("[{invoked_ms}..{now} ms] SET {value} -> {reply:?}"));
+            let known = record.known.get_or_insert_with(|| Known::value(None));
+            match reply {
+                Ok(reply) if reply == Frame::ok() => {
+                    known.saw(Some(value.clone()));
+                    record.visible(&value, now);
+                }
+                Ok(reply) if refused(&reply) => {}
+                // An error after the request may have reached a server, or no reply at all:
+                // the write may have happened, or may still happen.
+                _ => known.maybe_wrote(Some(value)),
+            }
+        } else {
+            let reply = client.call(&["GET", &key]).await;
+            let now = sim_ms(&env);
+            let observed = match &reply {
+                Ok(Frame::Bulk(value)) => Some(Some(String::from_utf8_lossy(value).into_owned())),
+                Ok(Frame::NullBulk | Frame::Null) => Some(None),
+                _ => None,
+            };
+            let mut state = world.borrow_mut();
+            let record = state.keys.entry(key.clone()).or_default();
+            record.history.push(format!("[{invoked_ms}..{now} ms] GET -> {reply:?}"));
+            if let Some(observed) = observed
+                && let Err(why) = check_read(&mut state, &key, &observed, now)
+            {
+                drop(state);
+                return Err(violation(&world, seed, name, Some(&key), format!("GET {key}: {why}")));
+            }
+        }
+        sleep(Duration::from_millis(rng.random_range(2..12))).await;
+    }
+    Ok(())
+}
+
+/// Simulated time, for histories.
+pub fn sim_ms(env: &SimEnv) -> u64 {
+    env.unix_millis()
+}
+
+/// The operator: calls the dashboard's REST API as `codis-admin` would, injects the faults,
+/// and checks the end state.
+pub struct Operator {
+    /// Where it runs.
+    pub env: SimEnv,
+    http: HttpClient<SimEnv>,
+    xauth: String,
+}
+
+impl Operator {
+    /// The operator of the product's dashboard.
+    pub fn new(env: &SimEnv) -> Operator {
+        Operator {
+            env: env.clone(),
+            http: HttpClient::new(env.clone(), DASHBOARD_ADDR, Duration::from_secs(5)),
+            xauth: model::auth::dashboard_xauth(PRODUCT, ""),
+        }
+    }
+
+    /// `PUT /api/topom/<verb>/<xauth>/<args>`, retried while the dashboard is away (crashed,
+    /// restarting); an answer that is an error fails the run.
+    pub async fn put(&self, verb: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+        self.put_body(verb, args, None).await
+    }
+
+    /// [`Operator::put`] with a body.
+    pub async fn put_body(
+        &self,
+        verb: &str,
+        args: &[&str],
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, String> {
+        let mut path = format!("/api/topom/{verb}/{}", self.xauth);
+        for arg in args {
+            path.push('/');
+            path.push_str(arg);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.http.request(Method::PUT, &path, body.clone()).await {
+                Ok(answer) if answer.is_success() => {
+                    return serde_json::from_slice(&answer.body).map_err(|error| error.to_string());
+                }
+                // 503: the dashboard lost its lock and is restarting.
+                Ok(answer) if answer.status == 503 => {}
+                Ok(answer) => return Err(format!("PUT {path}: HTTP {}: {}", answer.status, answer.text())),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("PUT {path}: the dashboard did not answer for 60 s"));
+            }
+            sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// `GET addr/path` as JSON, if it answers.
+    pub async fn get(&self, addr: &str, path: &str) -> Option<serde_json::Value> {
+        let http = HttpClient::new(self.env.clone(), addr, Duration::from_secs(2));
+        let answer = http.request(Method::GET, path, None).await.ok()?;
+        answer.is_success().then(|| serde_json::from_slice(&answer.body).ok()).flatten()
+    }
+
+    /// Assigns every slot at once (a fresh cluster: nothing to move), `owner` picking each
+    /// slot's group.
+    pub async fn assign_all(&self, owner: impl Fn(usize) -> u32) -> Result<(), String> {
+        let all: Vec<SlotMapping> = dashboard::model::all_slots()
+            .map(|id| SlotMapping { id, group_id: model::GroupId(owner(id.index())), ..SlotMapping::default() })
+            .collect();
+        let body = serde_json::to_vec(&all).map_err(|error| error.to_string())?;
+        self.put_body("slots/assign", &[], Some(body)).await.map(drop)
+    }
+
+    /// Waits until no slot has an action, reading the stored model.
+    pub async fn settle(&self, store: &MemoryStore, within: Duration) -> Result<Vec<SlotMapping>, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let slots = stored_slots(store);
+            if slots.len() == model::MAX_SLOT_NUM
+                && slots.iter().all(|slot| slot.action.state == model::ActionState::Nothing)
+            {
+                return Ok(slots);
+            }
+            if Instant::now() >= deadline {
+                let busy: Vec<String> = slots
+                    .iter()
+                    .filter(|slot| slot.action.state != model::ActionState::Nothing)
+                    .take(5)
+                    .map(|slot| format!("slot {} {}", slot.id.index(), slot.action.state.as_str()))
+                    .collect();
+                let status = self
+                    .get(DASHBOARD_ADDR, "/topom/stats")
+                    .await
+                    .map(|stats| stats["slot_action"]["progress"].to_string());
+                return Err(format!(
+                    "actions not finished {within:?} after the faults healed: {busy:?}; dashboard says {status:?}"
+                ));
+            }
+            sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Checks every proxy serves the dashboard's table (a proxy cut off by a fault is taken
+    /// back within a few lease periods).
+    pub async fn proxies_serve_the_table(&self, proxies: &[&str]) -> Result<(), String> {
+        let table = self.get(DASHBOARD_ADDR, "/topom/slots").await.ok_or("the dashboard's table could not be read")?;
+        for proxy in proxies {
+            let mut same = false;
+            for _ in 0..40 {
+                if self.get(&format!("{proxy}:11080"), "/proxy/slots").await.as_ref() == Some(&table) {
+                    same = true;
+                    break;
+                }
+                sleep(Duration::from_millis(250)).await;
+            }
+            if !same {
+                return Err(format!("{proxy} does not serve the dashboard's table"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The records under `/codis3/<product>/<dir>/` in the coordinator.
+fn stored<T: serde::de::DeserializeOwned>(store: &MemoryStore, dir: &str) -> Vec<T> {
+    let prefix = format!("/codis3/{PRODUCT}/{dir}/");
+    store.snapshot_under(&prefix).into_iter().filter_map(|(_, value)| serde_json::from_slice(&value).ok()).collect()
+}
+
+/// The slot mappings in the coordinator.
+pub fn stored_slots(store: &MemoryStore) -> Vec<SlotMapping> {
+    stored(store, "slots")
+}
+
+/// The groups in the coordinator.
+pub fn stored_groups(store: &MemoryStore) -> Vec<model::Group> {
+    stored(store, "group")
+}
+
+/// Every key reads what its model allows (losses only inside a window), through each proxy
+/// in turn.
+pub async fn final_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: &[&str]) -> HostResult {
+    let keys: Vec<String> = world.borrow().keys.keys().cloned().collect();
+    for (turn, key) in keys.iter().enumerate() {
+        let proxy = proxies[turn % proxies.len()];
+        let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
+            .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
+        // A backend back from a fault may still be in the proxy's reconnect back-off for a few
+        // seconds: errors are retried, as a client would.
+        let mut tries = 0;
+        let reply = loop {
+            let reply = client.call(&["GET", key]).await.map_err(|error| {
+                violation(world, seed, OPERATOR, None, format!("final GET {key} through {proxy}: {}", error.0))
+            })?;
+            tries += 1;
+            if !matches!(reply, Frame::Error(_)) || tries >= 40 {
+                break reply;
+            }
+            sleep(Duration::from_millis(250)).await;
+        };
+        let observed = match &reply {
+            Frame::Bulk(value) => Some(String::from_utf8_lossy(value).into_owned()),
+            Frame::NullBulk | Frame::Null => None,
+            other => {
+                return Err(violation(
+                    world,
+                    seed,
+                    OPERATOR,
+                    None,
+                    format!("final GET {key} through {proxy}: {other:?}"),
+                ));
+            }
+        };
+        let now = sim_ms(env);
+        let checked = check_read(&mut world.borrow_mut(), key, &observed, now);
+        if let Err(why) = checked {
+            return Err(violation(world, seed, OPERATOR, Some(key), format!("final GET {key}: {why}")));
+        }
+    }
+    Ok(())
+}
