@@ -85,6 +85,11 @@ soak *ARGS:
     done
     cargo run --quiet --profile simulation -p scenarios --bin sim -- --seed "$from" --count "$count" --scenario "$scenario"
 
+# Every failover scenario over many seeds, measured: time to fail over, time until writes are
+# accepted again, acknowledged writes lost, per replication mode. Writes reports/failover.md.
+failover-report COUNT="50" FROM="100":
+    cargo run --quiet --profile simulation -p scenarios --bin failover-report -- --seed {{FROM}} --count {{COUNT}}
+
 # Fuzz the RESP decoders (needs cargo-fuzz; uses nightly if installed, else RUSTC_BOOTSTRAP).
 fuzz SECONDS="600":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

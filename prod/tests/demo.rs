@@ -3,79 +3,26 @@
 //! error, every key written before must read back, and every key must live in its slot's group
 //! only.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use net::{Env, TokioEnv};
+use net::TokioEnv;
 use resp::Frame;
 use resp::client::Client;
 use serde_json::Value;
 
-/// A child process, stopped on drop (SIGTERM first, so `codis demo` stops its own children).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        for _ in 0..100 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn admin(dashboard: &str, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_codis-admin"))
-        .args(["--dashboard", dashboard])
-        .args(args)
-        .output()
-        .expect("codis-admin runs");
-    assert!(output.status.success(), "codis-admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{Demo, Running, admin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_cluster_rebalances_under_redis_benchmark_without_an_error() {
     let env = TokioEnv::new().expect("env");
-    // Eight free ports, held together so they differ.
-    let mut probes = Vec::new();
-    for _ in 0..8 {
-        probes.push(env.bind("127.0.0.1:0").await.expect("probe"));
-    }
-    let ports: Vec<u16> = probes.iter().map(|probe| probe.local_addr().expect("addr").port()).collect();
-    drop(probes);
-    let dir = std::env::temp_dir().join(format!("codis-demo-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let server_ports = ports[..4].iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-    let (proxy_port, dashboard_port, extra_port) = (ports[4], ports[6], ports[7]);
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_codis"))
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .args(["--server-ports", &server_ports])
-        .args(["--proxy-port", &proxy_port.to_string(), "--proxy-admin-port", &ports[5].to_string()])
-        .args(["--dashboard-port", &dashboard_port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("codis demo starts");
-    let stdout = demo.stdout.take().expect("piped");
-    let demo = Running(demo);
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines.next().expect("the demo prints until ready").expect("readable");
-        if line.starts_with("Ctrl-C stops everything") {
-            break;
-        }
-    }
-    let dashboard = format!("127.0.0.1:{dashboard_port}");
-    let proxy = format!("127.0.0.1:{proxy_port}");
+    let demo = Demo::start(&env, "codis-demo-test").await;
+    let (dashboard, proxy, proxy_port, extra_port, dir) =
+        (demo.dashboard.clone(), demo.proxy.clone(), demo.proxy_port, demo.spare_port, demo.dir.clone());
 
     // Keys written before anything moves.
     let mut client = Client::new(env.clone(), &proxy).with_timeouts(Duration::from_secs(2), Duration::from_secs(10));
@@ -180,5 +127,4 @@ async fn the_demo_cluster_rebalances_under_redis_benchmark_without_an_error() {
         }
     }
     drop(demo);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@
 //!   it): nothing may be failed over;
 //! - `failover-flap`: `a1`'s links to a seeded subset of the others go down and up at seeded
 //!   intervals, some shorter than `down_after`, some longer (so a proxy or the dashboard may
-//!   still reach the master the rest gave up on);
+//!   still reach the master the rest gave up on), sometimes with a proxy cut from the dashboard;
 //! - `failover-twice`: `a1` crashes; once its replacement is in place, that one crashes too;
 //! - `failover-migration`: slots move from group 1 to group 2 while the source (`a1`) or the
 //!   target (`b1`) master crashes.
@@ -457,9 +457,18 @@ async fn run_operator(
                 for other in &cut {
                     hit(Fault::Partition("a1".into(), (*other).into()), &["a1"]);
                 }
+                // Sometimes a proxy loses the dashboard too: if it still reaches the master, it
+                // must stop writing there (its lease runs out) before a replica is promoted.
+                let stale = rng.random_bool(0.4).then(|| PROXIES[rng.random_range(0..PROXIES.len())]);
+                if let Some(proxy) = stale {
+                    hit(Fault::Partition(proxy.into(), DASHBOARD.into()), &[]);
+                }
                 sleep(ms(&mut rng, 300, 4_500)).await;
                 for other in &cut {
                     hit(Fault::Repair("a1".into(), (*other).into()), &[]);
+                }
+                if let Some(proxy) = stale {
+                    hit(Fault::Repair(proxy.into(), DASHBOARD.into()), &[]);
                 }
             }
         }

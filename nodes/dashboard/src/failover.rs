@@ -392,11 +392,16 @@ impl<E: Env> Dashboard<E> {
         if found.promoting.state != ActionState::Nothing {
             return Err(DashboardError::Conflict(format!("group {group} is already being promoted")));
         }
-        match self.probe_of(addr).role {
-            Some(Role::Replica { .. }) => {}
-            _ => {
+        match probe(&mut self.probe_client(addr)).await {
+            Ok((Role::Replica { .. }, _)) => {}
+            Ok((Role::Master { .. }, _)) => {
+                return Err(DashboardError::Conflict(format!(
+                    "{addr} answers as a master, not as a replica of group {group}: it cannot be promoted"
+                )));
+            }
+            Err(error) => {
                 return Err(DashboardError::Unreachable(format!(
-                    "{addr} is not a replica answering the dashboard; it cannot be promoted"
+                    "{addr} does not answer ({error}); it cannot be promoted"
                 )));
             }
         }
@@ -727,7 +732,7 @@ impl<E: Env> Dashboard<E> {
     }
 
     /// Tells `addr` the group's epoch and makes it follow `master`; records it as synced.
-    async fn repoint(&self, group: &Group, addr: &str, master: &str) -> Result<()> {
+    pub(crate) async fn repoint(&self, group: &Group, addr: &str, master: &str) -> Result<()> {
         let (host, port) =
             master.rsplit_once(':').ok_or_else(|| DashboardError::Invalid(format!("master address {master:?}")))?;
         let mut commands = vec![vec!["EPOCH".to_string(), group.epoch.to_string()]];
@@ -750,15 +755,7 @@ impl<E: Env> Dashboard<E> {
             return Err(DashboardError::Unreachable(format!("server {addr}: {refused:?}")));
         }
         info!(group = group.id.0, server = %addr, %master, epoch = group.epoch, "replica follows its master");
-        let Some(current) = self.model_guard().groups.get(&group.id).cloned() else { return Ok(()) };
-        let mut next = current.clone();
-        if let Some(server) = next.servers.iter_mut().find(|server| server.addr == addr)
-            && server.action.state != ActionState::Synced
-        {
-            server.action = ServerAction { index: 0, state: ActionState::Synced };
-            self.update_group(&current, next, false).await?;
-        }
-        Ok(())
+        self.record_sync(group.id, addr, ActionState::Synced).await
     }
 
     /// Completes when a promotion of `source` or `target` starts (a migration between them

@@ -250,48 +250,64 @@ impl<E: Env> Dashboard<E> {
         self.change(|_| Ok(((), Vec::new())), |model| model.slots.iter().map(|slot| slot.id).collect()).await
     }
 
-    /// Makes replica `addr` follow its group's master now (`REPLICAOF`), or, for the master,
-    /// stop following anyone; records the outcome as the server's sync action.
+    /// Makes replica `addr` follow its group's master now (`EPOCH`, `REPLICAOF`), or, for the
+    /// master, stop following anyone at the group's epoch; records the outcome as the server's
+    /// sync action.
     pub async fn sync_server(&self, addr: &str) -> Result<()> {
-        let (group, master) = {
+        let group = {
             let model = self.model_guard();
             let group = model.group_of_server(addr).ok_or_else(|| not_found(format!("no group has server {addr}")))?;
-            (group, model.master(group).unwrap_or_default().to_string())
+            model.groups.get(&group).cloned().ok_or_else(|| not_found(format!("group {group} does not exist")))?
         };
-        let mut client = self.server_client(addr);
-        let outcome = if master == addr {
-            client.call(&["REPLICAOF", "NO", "ONE"]).await
-        } else {
-            let (host, port) = master.rsplit_once(':').ok_or_else(|| invalid(format!("master address {master:?}")))?;
-            if !self.inner.settings.product_auth.is_empty() {
-                let _ = client.call(&["CONFIG", "SET", "masterauth", &self.inner.settings.product_auth]).await;
-            }
-            client.call(&["REPLICAOF", host, port]).await
-        };
+        let master = group.master().unwrap_or_default().to_string();
+        if master != addr {
+            return match self.repoint(&group, addr, &master).await {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    self.record_sync(group.id, addr, ActionState::SyncedFailed).await?;
+                    Err(error)
+                }
+            };
+        }
+        let epoch = group.epoch.to_string();
+        let outcome = self
+            .server_client(addr)
+            .pipeline(&[
+                vec!["EPOCH".to_string(), epoch.clone(), "MASTER".to_string()],
+                vec!["REPLICAOF".to_string(), "NO".to_string(), "ONE".to_string()],
+            ])
+            .await;
         let failed = match &outcome {
-            Ok(reply) if !reply.is_error() => None,
-            Ok(reply) => Some(format!("{reply:?}")),
+            Ok(replies) => replies.iter().find(|reply| reply.is_error()).map(|reply| format!("{reply:?}")),
             Err(error) => Some(error.0.clone()),
         };
         let state = if failed.is_none() { ActionState::Synced } else { ActionState::SyncedFailed };
-        self.change(
-            |model| {
-                if let Some(server) = model
-                    .groups
-                    .get_mut(&group)
-                    .and_then(|found| found.servers.iter_mut().find(|server| server.addr == addr))
-                {
-                    server.action = ServerAction { index: 0, state };
-                }
-                Ok(((), vec![Write::Group(group)]))
-            },
-            |_| Vec::new(),
-        )
-        .await?;
+        self.record_sync(group.id, addr, state).await?;
         match failed {
             None => Ok(()),
             Some(reason) => Err(DashboardError::Unreachable(format!("server {addr}: {reason}"))),
         }
+    }
+
+    /// Stores `state` as server `addr`'s sync action.
+    pub(crate) async fn record_sync(&self, group: GroupId, addr: &str, state: ActionState) -> Result<()> {
+        self.change(
+            |model| {
+                let server = model
+                    .groups
+                    .get_mut(&group)
+                    .and_then(|found| found.servers.iter_mut().find(|server| server.addr == addr));
+                match server {
+                    Some(server) if server.action.state != state => {
+                        server.action = ServerAction { index: 0, state };
+                        Ok(((), vec![Write::Group(group)]))
+                    }
+                    _ => Ok(((), Vec::new())),
+                }
+            },
+            |_| Vec::new(),
+        )
+        .await
     }
 
     pub(crate) fn server_client(&self, addr: &str) -> Client<E> {

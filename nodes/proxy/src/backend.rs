@@ -40,7 +40,8 @@ pub struct Call {
     pub wire: Bytes,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Reply>,
-    /// For a write in synchronous mode: the replicas that must have it before it is answered.
+    /// In synchronous mode: the replicas that must have everything the request wrote or saw
+    /// before it is answered.
     pub acks: Option<Acks>,
 }
 
@@ -64,8 +65,9 @@ impl Acks {
         out.freeze()
     }
 
-    /// The client's answer from the write's reply and `WAIT`'s: the write's, once enough
-    /// replicas have it; otherwise an error that says the write may still be applied.
+    /// The client's answer from the request's reply and `WAIT`'s: the request's, once enough
+    /// replicas have what it wrote or read; otherwise an error that says a write may still be
+    /// applied.
     pub fn answer(self, write: Bytes, wait: &[u8]) -> Bytes {
         if write.starts_with(b"-") {
             return write;
@@ -76,7 +78,7 @@ impl Acks {
             return write;
         }
         Bytes::from(format!(
-            "-NOREPLICAS the write reached {acknowledged} of the {} replicas it needs within {} ms; it may still be applied\r\n",
+            "-NOREPLICAS {acknowledged} of the {} replicas needed acknowledged within {} ms; a write may still be applied\r\n",
             self.replicas,
             self.timeout.as_millis()
         ))
@@ -158,11 +160,18 @@ struct HealthCell {
     /// silent while owing replies.
     trouble_since: AtomicU64,
     base: tokio::time::Instant,
+    /// Cuts a reconnect back-off short (the backend was just given slots: try it now).
+    kick: tokio::sync::Notify,
 }
 
 impl HealthCell {
     fn new() -> HealthCell {
-        HealthCell { state: AtomicU8::new(0), trouble_since: AtomicU64::new(0), base: tokio::time::Instant::now() }
+        HealthCell {
+            state: AtomicU8::new(0),
+            trouble_since: AtomicU64::new(0),
+            base: tokio::time::Instant::now(),
+            kick: tokio::sync::Notify::new(),
+        }
     }
 
     fn get(&self) -> Health {
@@ -289,6 +298,15 @@ impl Backend {
     pub fn trouble_for(&self) -> Duration {
         self.conns.first().map_or(Duration::ZERO, BackendConn::trouble_for)
     }
+
+    /// Makes connections waiting out a reconnect back-off try again now.
+    pub fn kick(&self) {
+        for conn in &self.conns {
+            if conn.health() == Health::Down {
+                conn.health.kick.notify_one();
+            }
+        }
+    }
 }
 
 /// The backends in use, shared by every slot that points at them.
@@ -315,9 +333,14 @@ impl<E: Env> Pool<E> {
         &self.options
     }
 
-    /// The backend at `addr`, starting its connections if it is new.
+    /// The backend at `addr`, starting its connections if it is new. One that is down is
+    /// tried again at once (it is being given slots: a promoted replica, a restarted master).
     pub fn get(&self, addr: &str) -> Arc<Backend> {
         let mut backends = self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(backend) = backends.get(addr) {
+            backend.kick();
+            return backend.clone();
+        }
         backends
             .entry(addr.to_string())
             .or_insert_with(|| {
@@ -507,8 +530,10 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
         let fail = |call: Call| {
             let _ = call.reply.send(Err(BackendError::Reset(format!("{addr} is down"))));
         };
-        if !pause_serving(backoff(failures, QUICK_RETRIES), &mut calls, fail).await {
-            return;
+        let pause = pause_serving(backoff(failures, QUICK_RETRIES), &mut calls, fail);
+        tokio::select! {
+            alive = pause => if !alive { return },
+            () = link.health.kick.notified() => {}
         }
         if !eager {
             first = match calls.recv().await {

@@ -402,7 +402,8 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
             // can miss the latest writes).
             let replica = if info.kind.replica_ok() { route.replica(client.id as usize) } else { None };
             let target = replica.unwrap_or(backend);
-            let acks = write_acks(shared, route, info.kind);
+            // A replica cannot `WAIT`: reads sent there are as fresh as it is (`replica_groups`).
+            let acks = if replica.is_some() { None } else { write_acks(shared, route, info.kind) };
             let receiver = target.conn(client.db, slot, client.version).send_acked(request.wire().clone(), acks);
             Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
         }
@@ -818,9 +819,12 @@ pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<
     }
 }
 
-/// For a write to a slot in synchronous mode: the replicas it must reach before its answer.
+/// For a request to a slot's master in synchronous mode: the replicas that must have every
+/// write it may have seen or made before it is answered. Writes wait for their own; reads wait
+/// too (usually not at all: `WAIT` answers at once when the replicas are caught up), so no
+/// client ever sees a value a failover could take back.
 fn acks_for(route: &Route, kind: commands::Kind, timeout: Duration) -> Option<Acks> {
-    (kind == commands::Kind::Write && route.slot.sync_replicas > 0)
+    (kind != commands::Kind::NotAllowed && route.slot.sync_replicas > 0)
         .then_some(Acks { replicas: route.slot.sync_replicas, timeout })
 }
 

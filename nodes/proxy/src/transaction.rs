@@ -237,11 +237,9 @@ impl<E: Env> Transaction<E> {
         wires.push(Request::from_args([&b"MULTI"[..]]).wire().clone());
         wires.extend(queued.iter().map(|request| request.wire().clone()));
         wires.push(Request::from_args([&b"EXEC"[..]]).wire().clone());
-        // In synchronous mode a transaction that writes is answered once its replicas have it.
-        let writes =
-            queued.iter().any(|request| commands::lookup_upper(&commands::upper(request.name())).kind == Kind::Write);
-        let acks = writes
-            .then_some(table[slot].slot.sync_replicas)
+        // In synchronous mode a transaction is answered once its replicas have what it wrote
+        // and read.
+        let acks = Some(table[slot].slot.sync_replicas)
             .filter(|replicas| *replicas > 0)
             .map(|replicas| Acks { replicas, timeout: shared.config.backend_sync_timeout });
         if let Some(acks) = acks {

@@ -566,7 +566,7 @@ async fn a_locked_slot_holds_only_its_own_requests() {
 
 /// Synchronous mode (`sync_replicas` in the table): a write is answered once a replica has it
 /// (single keys, split `MSET`, transactions); with the replica gone, writes fail with
-/// `NOREPLICAS` after `backend_sync_timeout` while reads still answer.
+/// `NOREPLICAS` after `backend_sync_timeout`, and so do reads of what no replica has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_in_synchronous_mode_wait_for_a_replica() {
     let config = ProxyConfig { backend_sync_timeout: Duration::from_millis(300), ..ProxyConfig::default() };
@@ -601,9 +601,15 @@ async fn writes_in_synchronous_mode_wait_for_a_replica() {
     assert_eq!(client.call(&["INCR", "{t}n"]).await, Frame::Simple("QUEUED".into()));
     assert_eq!(client.call(&["EXEC"]).await, Frame::Array(vec![Frame::Integer(1)]));
     assert_eq!(replica.call(&["GET", "{t}n"]).await, bulk("1"));
-    // The replica goes away: writes cannot be promised, reads go on.
+    // Reads of what the replica has answer at once.
+    assert_eq!(client.call(&["GET", "k"]).await, bulk("v"));
+    // The replica goes away: writes cannot be promised, and neither can a read of a value no
+    // replica has (a failover could take it back).
     assert_eq!(replica.call(&["REPLICAOF", "NO", "ONE"]).await, ok());
     let Frame::Error(refused) = client.call(&["SET", "k", "w"]).await else { panic!("a write without its replica") };
     assert!(String::from_utf8_lossy(&refused).starts_with("NOREPLICAS"), "{refused:?}");
-    assert_eq!(client.call(&["GET", "k"]).await, bulk("w"), "the write may still be applied, as the error says");
+    let Frame::Error(refused) = client.call(&["GET", "k"]).await else { panic!("a read of an unreplicated value") };
+    assert!(String::from_utf8_lossy(&refused).starts_with("NOREPLICAS"), "{refused:?}");
+    let master_says = Client::connect(&cluster.env, &master).await.call(&["GET", "k"]).await;
+    assert_eq!(master_says, bulk("w"), "the write may still be applied, as the error says");
 }

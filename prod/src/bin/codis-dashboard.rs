@@ -47,7 +47,8 @@ struct Args {
 
 /// The default configuration, with a comment on every option; a test keeps it equal to
 /// `DashboardConfig::default()`.
-const DEFAULT_CONFIG: &str = r#"# codis-dashboard configuration. Keys are Codis' own (dashboard.toml), plus the leases.
+const DEFAULT_CONFIG: &str = r#"# codis-dashboard configuration. Keys are Codis' own (dashboard.toml), plus leases
+# and failover.
 
 # Where the product's model lives: "filesystem" (a directory on this machine) or "etcd"
 # (comma-separated host:port endpoints of etcd v3).
@@ -80,6 +81,18 @@ dashboard_lock_ttl = "10s"
 proxy_lease = "30s"
 # How long a call to a proxy's admin API may take.
 proxy_timeout = "5s"
+
+# High availability (Codis leaves it to redis-sentinel). The dashboard fails a dead master over
+# to its best replica when the dashboard and a majority of proxies have not heard from it for
+# failover_down_after (redis-sentinel's down-after-milliseconds is 30 s). Groups can opt out one
+# by one (codis-admin --group-failover --gid N --disable); manual promotion always works.
+failover_auto = true
+failover_down_after = "5s"
+# A manual promotion of a replica while its master lives first waits this long for it to catch up.
+failover_catch_up = "10s"
+# Proxies answer a write only once this many replicas of its group have it (WAIT): a failover
+# then loses no acknowledged write. 0 replicates asynchronously, as Redis and Codis do.
+sync_replicas = 0
 "#;
 
 fn main() -> ExitCode {

@@ -93,6 +93,9 @@ backend_recv_timeout = "30s"
 backend_ping_period = "5s"
 # TCP keep-alive on backend connections ("0s": off).
 backend_keepalive_period = "75s"
+# When the dashboard asks for synchronous replication (sync_replicas), how long a write waits for
+# its replicas before the client is told it may not be kept (NOREPLICAS).
+backend_sync_timeout = "1s"
 
 # Most requests read from one client before their replies are written: past this the proxy
 # stops reading that client until it has answered (back-pressure, where Codis closes the

@@ -1,0 +1,129 @@
+//! What the tests of real processes share: a child process stopped on drop, `codis-admin`,
+//! and a `codis demo` cluster on free ports.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use net::{Env, TokioEnv};
+
+/// A child process, stopped on drop (SIGTERM first, so `codis demo` stops its own children).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn admin(dashboard: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_codis-admin"))
+        .args(["--dashboard", dashboard])
+        .args(args)
+        .output()
+        .expect("codis-admin runs");
+    assert!(output.status.success(), "codis-admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A running `codis demo` on free ports, stopped (and its files removed) on drop.
+pub struct Demo {
+    /// The demo's process.
+    pub running: Option<Running>,
+    /// Its files.
+    pub dir: PathBuf,
+    /// The four codis-servers' ports: group 1 is the first two, group 2 the others.
+    pub server_ports: Vec<u16>,
+    /// The proxy's client port.
+    pub proxy_port: u16,
+    /// The proxy's address.
+    pub proxy: String,
+    /// The dashboard's address.
+    pub dashboard: String,
+    /// One more free port, for a server a test adds.
+    pub spare_port: u16,
+}
+
+impl Demo {
+    /// Starts `codis demo` in a fresh directory named after `name` and waits until it is ready.
+    pub async fn start(env: &TokioEnv, name: &str) -> Demo {
+        // Eight free ports, held together so they differ.
+        let mut probes = Vec::new();
+        for _ in 0..8 {
+            probes.push(env.bind("127.0.0.1:0").await.expect("probe"));
+        }
+        let ports: Vec<u16> = probes.iter().map(|probe| probe.local_addr().expect("addr").port()).collect();
+        drop(probes);
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let server_ports = ports[..4].to_vec();
+        let joined = server_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let (proxy_port, dashboard_port) = (ports[4], ports[6]);
+        let mut demo = Command::new(env!("CARGO_BIN_EXE_codis"))
+            .args(["demo", "--dir"])
+            .arg(&dir)
+            .args(["--server-ports", &joined])
+            .args(["--proxy-port", &proxy_port.to_string(), "--proxy-admin-port", &ports[5].to_string()])
+            .args(["--dashboard-port", &dashboard_port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("codis demo starts");
+        let stdout = demo.stdout.take().expect("piped");
+        let running = Running(demo);
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("the demo prints until ready").expect("readable");
+            if line.starts_with("Ctrl-C stops everything") {
+                break;
+            }
+        }
+        // The rest of its output (a server exiting) is not read: keep the pipe drained.
+        #[allow(clippy::disallowed_methods)] // a test driving real processes: a thread drains a pipe
+        std::thread::spawn(move || for _ in lines {});
+        Demo {
+            running: Some(running),
+            dir,
+            server_ports,
+            proxy_port,
+            proxy: format!("127.0.0.1:{proxy_port}"),
+            dashboard: format!("127.0.0.1:{dashboard_port}"),
+            spare_port: ports[7],
+        }
+    }
+
+    /// The codis-server arguments the demo starts the server on `port` with.
+    pub fn server_args(&self, port: u16) -> Vec<String> {
+        let data = self.dir.join(format!("server-{port}"));
+        vec![
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            data.display().to_string(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ]
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        drop(self.running.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
