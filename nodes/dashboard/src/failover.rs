@@ -708,10 +708,27 @@ impl<E: Env> Dashboard<E> {
                 continue;
             }
             let Some(master) = group.master().map(str::to_string) else { continue };
+            // The master is confirmed at its group's epoch every round: one that restarted
+            // forgot it, and a proxy telling it the epoch on connect would fence it. (A
+            // deposed dashboard's late confirmation is refused: the epoch is older.)
             let probe = self.probe_of(&master);
-            if matches!(probe.role, Some(Role::Master { .. })) && probe.epoch.is_some_and(|known| known < group.epoch) {
-                let reply = self.server_client(&master).call(&["EPOCH", &group.epoch.to_string(), "MASTER"]).await;
-                info!(group = group.id.0, %master, epoch = group.epoch, ?reply, "master confirmed at the group's epoch");
+            // A master that knows a newer epoch than its group (it was in another group, or
+            // told by a table from before a reload): the group takes it, so epochs only grow.
+            if let Some(known) = probe.epoch.filter(|known| *known > group.epoch)
+                && matches!(probe.role, Some(Role::Master { .. }))
+            {
+                let mut next = group.clone();
+                next.epoch = known;
+                if let Err(error) = self.update_group(&group, next, true).await {
+                    warn!(group = group.id.0, %error, "adopting the master's epoch failed");
+                }
+                continue;
+            }
+            if matches!(probe.role, Some(Role::Master { .. })) {
+                let reply = self.probe_client(&master).call(&["EPOCH", &group.epoch.to_string(), "MASTER"]).await;
+                if probe.epoch.is_some_and(|known| known < group.epoch) {
+                    info!(group = group.id.0, %master, epoch = group.epoch, ?reply, "master confirmed at the group's epoch");
+                }
             }
             for (_, server) in replicas(&group) {
                 let probe = self.probe_of(&server.addr);

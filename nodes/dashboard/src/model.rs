@@ -61,9 +61,12 @@ impl Model {
         let mut out =
             Slot { id: slot, forward_method: routing.method, sync_replicas: routing.sync_replicas, ..Slot::default() };
         let route = |out: &mut Slot, group: GroupId| {
-            if let Some(master) = self.master(group) {
+            if let Some(found) = self.groups.get(&group)
+                && let Some(master) = found.master()
+            {
                 out.backend_addr = master.to_string();
                 out.backend_addr_group_id = group;
+                out.epoch = found.epoch;
             }
         };
         match mapping.action.state {

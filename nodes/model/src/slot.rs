@@ -85,6 +85,11 @@ pub struct Slot {
     /// loses no acknowledged write; 0: asynchronous replication, as in Redis. Not in Codis.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sync_replicas: u32,
+    /// The failover epoch of `backend_addr`'s group (and its replicas): the proxy tells it to
+    /// the servers it connects to, so a master superseded by a promotion refuses writes as soon
+    /// as a proxy that knows reaches it. Not in Codis.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
 }
 
 /// The state of a slot's migration (Codis' `models.Action*` for slots).
@@ -199,6 +204,7 @@ mod tests {
             forward_method: ForwardMethod::SemiAsync,
             replica_groups: vec![vec!["r:6379".into()]],
             sync_replicas: 0,
+            epoch: 0,
         };
         let text = serde_json::to_string(&migrating).unwrap();
         assert_eq!(

@@ -229,10 +229,12 @@ impl BackendConn {
         version: Version,
         options: &BackendOptions,
         eager: bool,
+        epoch: Arc<AtomicU64>,
     ) -> BackendConn {
         let (calls, receiver) = mpsc::unbounded_channel();
         let health = Arc::new(HealthCell::new());
-        let link = Link { addr: addr.to_string(), db, version, options: options.clone(), health: health.clone() };
+        let link =
+            Link { addr: addr.to_string(), db, version, options: options.clone(), health: health.clone(), epoch };
         env.spawn(run(env.clone(), link, receiver, eager));
         BackendConn { calls, health }
     }
@@ -271,6 +273,10 @@ pub struct Backend {
     conns: Vec<BackendConn>,
     parallel: usize,
     databases: usize,
+    /// The newest failover epoch the slot table gives this server's group: each new
+    /// connection tells the server (`EPOCH`), so a master superseded by a promotion learns it
+    /// from any proxy that knows, and refuses writes.
+    epoch: Arc<AtomicU64>,
 }
 
 impl Backend {
@@ -297,6 +303,11 @@ impl Backend {
     /// How long the backend has been down or silent, as its first connection sees it.
     pub fn trouble_for(&self) -> Duration {
         self.conns.first().map_or(Duration::ZERO, BackendConn::trouble_for)
+    }
+
+    /// Raises the epoch new connections tell the server.
+    pub fn raise_epoch(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::Relaxed);
     }
 
     /// Makes connections waiting out a reconnect back-off try again now.
@@ -336,8 +347,15 @@ impl<E: Env> Pool<E> {
     /// The backend at `addr`, starting its connections if it is new. One that is down is
     /// tried again at once (it is being given slots: a promoted replica, a restarted master).
     pub fn get(&self, addr: &str) -> Arc<Backend> {
+        self.get_at_epoch(addr, 0)
+    }
+
+    /// [`Pool::get`] for a backend whose group is at `epoch` (told to the server by each new
+    /// connection, the first one included).
+    pub fn get_at_epoch(&self, addr: &str, epoch: u64) -> Arc<Backend> {
         let mut backends = self.backends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(backend) = backends.get(addr) {
+            backend.raise_epoch(epoch);
             backend.kick();
             return backend.clone();
         }
@@ -346,16 +364,17 @@ impl<E: Env> Pool<E> {
             .or_insert_with(|| {
                 let parallel = self.options.parallel.max(1);
                 let databases = self.options.databases.max(1);
+                let epoch = Arc::new(AtomicU64::new(epoch));
                 let conns = [Version::Resp2, Version::Resp3]
                     .into_iter()
                     .flat_map(|version| (0..databases).map(move |db| (version, db)))
                     .flat_map(|(version, db)| (0..parallel).map(move |_| (version, db)))
                     .enumerate()
                     .map(|(index, (version, db))| {
-                        BackendConn::start(&self.env, addr, db, version, &self.options, index == 0)
+                        BackendConn::start(&self.env, addr, db, version, &self.options, index == 0, epoch.clone())
                     })
                     .collect();
-                Arc::new(Backend { addr: addr.to_string(), conns, parallel, databases })
+                Arc::new(Backend { addr: addr.to_string(), conns, parallel, databases, epoch })
             })
             .clone()
     }
@@ -394,7 +413,7 @@ impl<E: Env> Dedicated<E> {
         version: Version,
         options: &BackendOptions,
     ) -> Result<Dedicated<E>, BackendError> {
-        let stream = connect(env, addr, db, version, options).await.map_err(BackendError::Reset)?;
+        let stream = connect(env, addr, db, version, options, 0).await.map_err(BackendError::Reset)?;
         Ok(Dedicated {
             addr: addr.to_string(),
             stream: tokio::sync::Mutex::new(stream),
@@ -484,6 +503,7 @@ struct Link {
     version: Version,
     options: BackendOptions,
     health: Arc<HealthCell>,
+    epoch: Arc<AtomicU64>,
 }
 
 /// The connection task.
@@ -499,7 +519,8 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
         };
     }
     loop {
-        let error = match connect(&env, addr, link.db, link.version, &link.options).await {
+        let epoch = link.epoch.load(Ordering::Relaxed);
+        let error = match connect(&env, addr, link.db, link.version, &link.options, epoch).await {
             Ok(stream) => {
                 failures = 0;
                 link.health.set(Health::Up);
@@ -544,13 +565,15 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
     }
 }
 
-/// Connects, authenticates and selects the database.
+/// Connects, authenticates, selects the database and, with a non-zero `epoch`, tells the
+/// server the failover epoch of its group.
 pub(crate) async fn connect<E: Env>(
     env: &E,
     addr: &str,
     db: usize,
     version: Version,
     options: &BackendOptions,
+    epoch: u64,
 ) -> Result<E::Stream, String> {
     let mut stream =
         env.connect(addr, options.connect_timeout).await.map_err(|error| format!("connect {addr}: {error}"))?;
@@ -584,6 +607,14 @@ pub(crate) async fn connect<E: Env>(
         encode::write_bulk(&mut handshake, db.to_string().as_bytes());
         expected += 1;
     }
+    // Last, so its answer is the last one: any answer will do (a server that knows a newer
+    // epoch says `STALE`; this proxy's table is behind and a fresher one is on its way).
+    if epoch > 0 {
+        encode::write_array_header(&mut handshake, 2);
+        encode::write_bulk(&mut handshake, b"EPOCH");
+        encode::write_bulk(&mut handshake, epoch.to_string().as_bytes());
+        expected += 1;
+    }
     if expected == 0 {
         return Ok(stream);
     }
@@ -596,6 +627,7 @@ pub(crate) async fn connect<E: Env>(
         while seen < expected {
             match decoder.decode(&mut buf).map_err(|error| error.to_string())? {
                 Some(Frame::Simple(_) | Frame::Map(_)) => seen += 1,
+                Some(_) if epoch > 0 && seen + 1 == expected => seen += 1,
                 Some(other) => return Err(format!("{addr} refused the handshake: {other:?}")),
                 None => {
                     if stream.read_buf(&mut buf).await.map_err(|error| error.to_string())? == 0 {

@@ -305,7 +305,7 @@ async fn link<E: Env>(
 ) {
     let mut failures = 0u32;
     loop {
-        let error = match connect(&env, &addr, 0, version, &options).await {
+        let error = match connect(&env, &addr, 0, version, &options, 0).await {
             Ok(stream) => {
                 failures = 0;
                 serve_link(stream, &mut names, &mut changes, &messages, options.recv_timeout).await

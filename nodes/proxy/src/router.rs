@@ -173,13 +173,20 @@ impl<E: Env> Router<E> {
         }
         let mut table: Vec<Route> = self.table().as_ref().clone();
         for slot in slots {
-            let backend = (!slot.backend_addr.is_empty()).then(|| self.pool.get(&slot.backend_addr));
+            let backend =
+                (!slot.backend_addr.is_empty()).then(|| self.pool.get_at_epoch(&slot.backend_addr, slot.epoch));
             let migrate_from = (!slot.migrate_from.is_empty()).then(|| self.pool.get(&slot.migrate_from));
             let replicas = match &self.replica_pool {
                 Some(pool) => slot
                     .replica_groups
                     .iter()
-                    .map(|group| group.iter().filter(|addr| !addr.is_empty()).map(|addr| pool.get(addr)).collect())
+                    .map(|group| {
+                        group
+                            .iter()
+                            .filter(|addr| !addr.is_empty())
+                            .map(|addr| pool.get_at_epoch(addr, slot.epoch))
+                            .collect()
+                    })
                     .filter(|group: &Vec<Arc<Backend>>| !group.is_empty())
                     .collect(),
                 None => Vec::new(),

@@ -613,3 +613,28 @@ async fn writes_in_synchronous_mode_wait_for_a_replica() {
     let master_says = Client::connect(&cluster.env, &master).await.call(&["GET", "k"]).await;
     assert_eq!(master_says, bulk("w"), "the write may still be applied, as the error says");
 }
+
+/// The table's epoch reaches the servers: a proxy connecting to a backend tells it its group's
+/// epoch (`EPOCH`), so a master that was superseded by a promotion (it was not confirmed at that
+/// epoch) refuses writes as soon as a proxy that knows reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_tells_backends_their_groups_epoch() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let (server, _stop) = start_server(&cluster.env).await;
+    let key = key_on(0, "e");
+    let slot = Slot {
+        id: SlotId::new(slot_of(key.as_bytes()).index() as u32).expect("slot"),
+        backend_addr: server.clone(),
+        epoch: 2,
+        ..Slot::default()
+    };
+    cluster.proxy.router().fill(&[slot]).await.expect("fill");
+    let mut client = cluster.client().await;
+    let Frame::Error(refused) = client.call(&["SET", &key, "v"]).await else { panic!("a superseded master wrote") };
+    assert!(String::from_utf8_lossy(&refused).starts_with("READONLY"), "{refused:?}");
+    let mut direct = Client::connect(&cluster.env, &server).await;
+    assert_eq!(direct.call(&["EPOCH"]).await, Frame::Integer(2));
+    // The dashboard confirms the group's master at the epoch: it takes writes again.
+    assert_eq!(direct.call(&["EPOCH", "2", "MASTER"]).await, Frame::Integer(2));
+    assert_eq!(client.call(&["SET", &key, "v"]).await, ok());
+}
