@@ -186,6 +186,21 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
         return Ok(());
     };
     let inner = &dashboard.inner;
+    // Counted before anything is sent, then checked: a promotion stored before this sees the
+    // check fail; one stored after waits for this migration to stop.
+    let groups = [mapping.group_id, mapping.action.target_id];
+    let _running = inner.failover.executor(&groups);
+    let promoting = {
+        let model = dashboard.model_guard();
+        groups
+            .iter()
+            .any(|group| model.groups.get(group).is_some_and(|found| found.promoting.state != ActionState::Nothing))
+    };
+    if promoting {
+        return Err(DashboardError::Conflict(
+            "a group of the slot is being promoted; the migration resumes after".into(),
+        ));
+    }
     let report = |line: String| dashboard.set_status(mapping.id, line);
     let moving = crate::executor::migrate(
         &inner.env,
@@ -199,14 +214,13 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
     // A dashboard that stops (its lock lost: a successor takes over) stops moving keys at once;
     // so does a migration whose source or target group starts being promoted (it resumes with
     // the new master).
-    let groups = [mapping.group_id, mapping.action.target_id];
-    let _running = inner.failover.executor(&groups);
     tokio::select! {
-        moved = moving => moved.map_err(|error| DashboardError::Unreachable(error.to_string())),
-        () = dashboard.closed() => Err(DashboardError::Conflict("the dashboard is stopping".into())),
+        biased;
         () = dashboard.promotion_of(&groups) => {
             Err(DashboardError::Conflict("a group of the slot is being promoted; the migration resumes after".into()))
         }
+        () = dashboard.closed() => Err(DashboardError::Conflict("the dashboard is stopping".into())),
+        moved = moving => moved.map_err(|error| DashboardError::Unreachable(error.to_string())),
     }
 }
 

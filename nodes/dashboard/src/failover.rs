@@ -78,6 +78,9 @@ pub enum Role {
 pub struct ServerProbe {
     /// Its role, if it answered the last probe.
     pub role: Option<Role>,
+    /// Its role when it last answered.
+    #[serde(skip)]
+    pub known_role: Option<Role>,
     /// Its failover epoch, if it answered.
     pub epoch: Option<u64>,
     /// Why the last probe failed.
@@ -213,6 +216,7 @@ async fn probe_all<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMap<Stri
         let mut entry = previous.get(&addr).cloned().unwrap_or_default();
         match answer {
             Ok((role, epoch)) => {
+                entry.known_role = Some(role.clone());
                 entry.role = Some(role);
                 entry.epoch = Some(epoch);
                 entry.error = None;
@@ -239,8 +243,13 @@ async fn probe<E: Env>(client: &mut Client<E>) -> std::result::Result<(Role, u64
         client.pipeline(&[vec!["ROLE".to_string()], vec!["EPOCH".to_string()]]).await.map_err(|error| error.0)?;
     let [role, epoch] = replies.as_slice() else { return Err("short reply".into()) };
     let role = parse_role(role).ok_or_else(|| format!("ROLE answered {role:?}"))?;
-    let Frame::Integer(epoch) = epoch else { return Err(format!("EPOCH answered {epoch:?}")) };
-    Ok((role, u64::try_from(*epoch).unwrap_or(0)))
+    // A server without `EPOCH` (a stock codis-server) is at epoch 0: it cannot be fenced.
+    let epoch = match epoch {
+        Frame::Integer(epoch) => u64::try_from(*epoch).unwrap_or(0),
+        Frame::Error(_) => 0,
+        other => return Err(format!("EPOCH answered {other:?}")),
+    };
+    Ok((role, epoch))
 }
 
 fn int(frame: &Frame) -> Option<u64> {
@@ -542,19 +551,25 @@ impl<E: Env> Dashboard<E> {
         let Some(candidate) = current.servers.get(index).map(|server| server.addr.clone()) else {
             return Err(DashboardError::Conflict(format!("group {group} has no server {index}")));
         };
-        let mut client = self.server_client(&candidate);
+        // Stored before it is told to take over: a dashboard that crashes from here on resumes
+        // with this one (which may already be master at the new epoch).
+        let current = if current.promoting_to == candidate {
+            current.clone()
+        } else {
+            let mut next = current.clone();
+            next.promoting_to = candidate.clone();
+            self.update_group(current, next.clone(), false).await?;
+            next
+        };
+        let current = &current;
         if !resumed {
+            let mut client = self.server_client(&candidate);
             self.catch_up(current, &candidate, &mut client).await?;
-            let promoted = client
-                .pipeline(&[
-                    vec!["EPOCH".to_string(), epoch.to_string()],
-                    vec!["REPLICAOF".to_string(), "NO".to_string(), "ONE".to_string()],
-                ])
-                .await;
-            match promoted {
-                Ok(replies) if replies.iter().all(|reply| !reply.is_error()) => {}
-                Ok(replies) => return self.call_off(current, &format!("{candidate} refused: {replies:?}")).await,
-                Err(error) => return self.call_off(current, &format!("{candidate}: {}", error.0)).await,
+            // One guarded command: refused as a whole if the server knows a newer epoch.
+            match client.call(&["EPOCH", &epoch.to_string(), "PROMOTE"]).await {
+                Ok(reply) if !reply.is_error() => {}
+                Ok(reply) => return self.call_off(current, &format!("{candidate} refused: {reply:?}"), true).await,
+                Err(error) => return self.call_off(current, &format!("{candidate}: {}", error.0), true).await,
             }
         }
         // The old master, if it answers, stops taking writes now (the proxies already stopped
@@ -576,6 +591,7 @@ impl<E: Env> Dashboard<E> {
         next.servers[0].action = ServerAction::default();
         next.epoch = epoch;
         next.promoting = ServerAction { index: 0, state: ActionState::Finished };
+        next.promoting_to.clear();
         next.out_of_sync = false;
         self.update_group(current, next, true).await?;
         warn!(group = group.0, master = %candidate, %old_master, epoch, "replica promoted");
@@ -583,9 +599,11 @@ impl<E: Env> Dashboard<E> {
     }
 
     /// The replica to promote and whether it was already promoted (a resumed promotion): the
-    /// one the operator chose, or the reachable replica with the highest offset, preferring
-    /// the old master's datacenter, then the lowest index.
+    /// one already chosen if it still can be, the one the operator chose, or among the
+    /// replicas that followed the old master, the one with the highest offset, preferring the
+    /// old master's datacenter, then the lowest index.
     async fn candidate(&self, current: &Group, epoch: u64) -> Result<(usize, bool)> {
+        let old_master = current.master().unwrap_or_default();
         let asked =
             join_all(replicas(current).map(|(index, server)| async move {
                 (index, server, probe(&mut self.probe_client(&server.addr)).await)
@@ -593,75 +611,98 @@ impl<E: Env> Dashboard<E> {
             .await;
         let answers: Vec<_> =
             asked.into_iter().filter_map(|(index, server, answer)| Some((index, server, answer.ok()?))).collect();
-        // A promotion that crashed after promoting resumes with the one it promoted.
-        if let Some((index, _, _)) =
-            answers.iter().find(|(_, _, (role, known))| matches!(role, Role::Master { .. }) && *known == epoch)
-        {
-            return Ok((*index, true));
+        let answer = |index: usize| answers.iter().find(|(at, _, _)| *at == index).map(|(_, _, answer)| answer);
+        let follows_old = |role: &Role| matches!(role, Role::Replica { master, .. } if master == old_master);
+        let manual = current.promoting.index as usize;
+        let chosen = current.servers.iter().position(|server| server.addr == current.promoting_to).filter(|at| *at > 0);
+        if let Some(index) = chosen.or((manual > 0).then_some(manual)) {
+            match answer(index) {
+                // A promotion that stopped after promoting goes on with the one it promoted.
+                Some((Role::Master { .. }, known)) if *known == epoch => return Ok((index, true)),
+                Some((role, _)) if follows_old(role) => return Ok((index, false)),
+                _ if manual > 0 => {
+                    return self
+                        .no_candidate(current, "the chosen replica does not answer as the master's replica")
+                        .await;
+                }
+                // Chosen automatically, and gone since: choose again.
+                _ => {}
+            }
         }
-        let wanted = current.promoting.index as usize;
-        if wanted > 0 {
-            return match answers.iter().find(|(index, _, _)| *index == wanted) {
-                Some((_, _, (Role::Replica { .. }, _))) => Ok((wanted, false)),
-                _ => self.no_candidate(current, "the chosen replica does not answer as a replica").await,
-            };
-        }
-        // In synchronous mode every acknowledged write reached `sync_replicas` replicas; only
-        // a replica that was up when the master failed may be one of them. Hearing from all but
-        // `sync_replicas - 1` of those, the one with the highest offset holds every
-        // acknowledged write.
+        // Only replicas that followed the old master, re-pointed since the last promotion,
+        // have its history.
+        let eligible = |index: usize, server: &GroupServer| {
+            server.action.state != ActionState::Pending && answer(index).is_some_and(|(role, _)| follows_old(role))
+        };
+        // In synchronous mode every acknowledged write reached `sync_replicas` of the replicas
+        // that followed the master; hearing from all of those but `sync_replicas - 1`, the one
+        // with the highest offset holds every acknowledged write.
         let sync = self.inner.settings.config.sync_replicas as usize;
         if sync > 0 {
-            let master_down = self.probe_of(current.master().unwrap_or_default()).down_since;
-            let could_have_acked = replicas(current)
+            let followers: Vec<usize> = replicas(current)
                 .filter(|(_, server)| {
-                    let down = self.probe_of(&server.addr).down_since;
-                    !matches!((down, master_down), (Some(down), Some(master)) if down < master)
+                    server.action.state != ActionState::Pending
+                        && self.probe_of(&server.addr).known_role.as_ref().is_some_and(follows_old)
                 })
+                .map(|(index, _)| index)
+                .collect();
+            let needed = (followers.len() + 1).saturating_sub(sync).max(1);
+            let answering = followers
+                .iter()
+                .filter(|index| current.servers.get(**index).is_some_and(|server| eligible(**index, server)))
                 .count();
-            let needed = (could_have_acked + 1).saturating_sub(sync).max(1);
-            let answering = answers.iter().filter(|(_, _, (role, _))| matches!(role, Role::Replica { .. })).count();
             if answering < needed {
                 return self
                     .no_candidate(
                         current,
                         &format!(
-                            "{answering} replicas answer; with sync_replicas = {sync}, {needed} of the {could_have_acked} that were up must, to be sure of holding every acknowledged write"
+                            "{answering} of the {} replicas that followed the master answer; with sync_replicas = {sync}, {needed} must, to be sure of holding every acknowledged write",
+                            followers.len()
                         ),
                     )
                     .await;
             }
         }
         let datacenter = current.servers.first().map(|server| server.datacenter.as_str()).unwrap_or_default();
-        let best = answers
-            .iter()
-            .filter_map(|(index, server, (role, _))| match role {
-                Role::Replica { offset, .. } => {
-                    Some((*offset, server.datacenter == datacenter, std::cmp::Reverse(*index)))
+        let best = replicas(current)
+            .filter(|(index, server)| eligible(*index, server))
+            .filter_map(|(index, server)| match answer(index) {
+                Some((Role::Replica { offset, .. }, _)) => {
+                    Some((*offset, server.datacenter == datacenter, std::cmp::Reverse(index)))
                 }
-                Role::Master { .. } => None,
+                _ => None,
             })
             .max();
         match best {
             Some((_, _, std::cmp::Reverse(index))) => Ok((index, false)),
-            None => self.no_candidate(current, "no replica answers").await,
+            None => self.no_candidate(current, "no replica that followed the master answers").await,
         }
     }
 
     /// No replica can be promoted: if the old master answers again, the promotion is called
     /// off (nothing was changed yet); otherwise it waits, slots locked.
     async fn no_candidate(&self, current: &Group, why: &str) -> Result<(usize, bool)> {
-        self.call_off(current, why).await
+        self.call_off(current, why, false).await
     }
 
     /// Gives the promotion up if the old master answers (its slots go back to it, unlocked);
-    /// otherwise fails with `why` (retried later).
-    async fn call_off<T>(&self, current: &Group, why: &str) -> Result<T> {
+    /// otherwise fails with `why` (retried later). After an `attempted` promotion the chosen
+    /// replica may be master at the new epoch: the group takes that epoch (its master is
+    /// confirmed at it) and the replica is re-pointed.
+    async fn call_off<T>(&self, current: &Group, why: &str, attempted: bool) -> Result<T> {
         let master = current.master().unwrap_or_default();
         let alive = matches!(self.probe_of(master).role, Some(Role::Master { .. }));
         if alive {
             let mut next = current.clone();
             next.promoting = ServerAction::default();
+            if attempted {
+                next.epoch += 1;
+                let chosen = next.promoting_to.clone();
+                if let Some(server) = next.servers.iter_mut().find(|server| server.addr == chosen) {
+                    server.action = ServerAction { index: 0, state: ActionState::Pending };
+                }
+            }
+            next.promoting_to.clear();
             self.update_group(current, next, true).await?;
             warn!(group = current.id.0, %master, why, "promotion called off: the master answers");
             self.inner.failover.set_status(current.id, format!("[CALLED OFF] {why}; {master} stays master"));
@@ -691,7 +732,7 @@ impl<E: Env> Dashboard<E> {
             }
             if Instant::now() >= deadline {
                 return self
-                    .call_off(current, &format!("{candidate} did not catch up with {master} (offset {wanted})"))
+                    .call_off(current, &format!("{candidate} did not catch up with {master} (offset {wanted})"), false)
                     .await;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -752,7 +793,7 @@ impl<E: Env> Dashboard<E> {
     pub(crate) async fn repoint(&self, group: &Group, addr: &str, master: &str) -> Result<()> {
         let (host, port) =
             master.rsplit_once(':').ok_or_else(|| DashboardError::Invalid(format!("master address {master:?}")))?;
-        let mut commands = vec![vec!["EPOCH".to_string(), group.epoch.to_string()]];
+        let mut commands = Vec::new();
         if !self.inner.settings.product_auth.is_empty() {
             commands.push(vec![
                 "CONFIG".to_string(),
@@ -761,14 +802,16 @@ impl<E: Env> Dashboard<E> {
                 self.inner.settings.product_auth.clone(),
             ]);
         }
-        commands.push(vec!["REPLICAOF".to_string(), host.to_string(), port.to_string()]);
+        // One guarded command: a server that knows a newer epoch (this dashboard is behind)
+        // refuses it as a whole.
+        let follow = ["EPOCH", &group.epoch.to_string(), "FOLLOW", host, port].map(str::to_string).to_vec();
+        commands.push(follow);
         let replies = self
             .server_client(addr)
             .pipeline(&commands)
             .await
             .map_err(|error| DashboardError::Unreachable(format!("server {addr}: {}", error.0)))?;
-        // An epoch refused as stale means the server knows a newer one: it still follows.
-        if let Some(refused) = replies.iter().skip(1).find(|reply| reply.is_error()) {
+        if let Some(refused) = replies.iter().find(|reply| reply.is_error()) {
             return Err(DashboardError::Unreachable(format!("server {addr}: {refused:?}")));
         }
         info!(group = group.id.0, server = %addr, %master, epoch = group.epoch, "replica follows its master");

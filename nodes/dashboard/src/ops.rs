@@ -180,6 +180,9 @@ impl<E: Env> Dashboard<E> {
                     .iter()
                     .position(|server| server.addr == addr)
                     .ok_or_else(|| not_found(format!("group {group} has no server {addr}")))?;
+                if found.promoting.state != ActionState::Nothing {
+                    return Err(conflict(format!("group {group} is being promoted")));
+                }
                 if index == 0 && (found.servers.len() > 1 || in_use) {
                     return Err(conflict(format!(
                         "{addr} is group {group}'s master: remove the replicas and move its slots away first"
@@ -259,6 +262,9 @@ impl<E: Env> Dashboard<E> {
             let group = model.group_of_server(addr).ok_or_else(|| not_found(format!("no group has server {addr}")))?;
             model.groups.get(&group).cloned().ok_or_else(|| not_found(format!("group {group} does not exist")))?
         };
+        if group.promoting.state != ActionState::Nothing {
+            return Err(conflict(format!("group {} is being promoted", group.id)));
+        }
         let master = group.master().unwrap_or_default().to_string();
         if master != addr {
             return match self.repoint(&group, addr, &master).await {
@@ -270,15 +276,10 @@ impl<E: Env> Dashboard<E> {
             };
         }
         let epoch = group.epoch.to_string();
-        let outcome = self
-            .server_client(addr)
-            .pipeline(&[
-                vec!["EPOCH".to_string(), epoch.clone(), "MASTER".to_string()],
-                vec!["REPLICAOF".to_string(), "NO".to_string(), "ONE".to_string()],
-            ])
-            .await;
+        let outcome = self.server_client(addr).call(&["EPOCH", &epoch, "PROMOTE"]).await;
         let failed = match &outcome {
-            Ok(replies) => replies.iter().find(|reply| reply.is_error()).map(|reply| format!("{reply:?}")),
+            Ok(reply) if reply.is_error() => Some(format!("{reply:?}")),
+            Ok(_) => None,
             Err(error) => Some(error.0.clone()),
         };
         let state = if failed.is_none() { ActionState::Synced } else { ActionState::SyncedFailed };

@@ -79,6 +79,10 @@ pub struct Group {
     /// Not in Codis.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failover_disabled: bool,
+    /// During a promotion, the replica chosen, stored before it is told to take over, so a
+    /// resumed promotion goes on with the same one. Not in Codis.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub promoting_to: String,
 }
 
 impl Group {
@@ -110,6 +114,7 @@ mod tests {
             out_of_sync: false,
             epoch: 0,
             failover_disabled: false,
+            promoting_to: String::new(),
         };
         let expected = r#"{
     "id": 1,

@@ -162,6 +162,9 @@ struct HealthCell {
     base: tokio::time::Instant,
     /// Cuts a reconnect back-off short (the backend was just given slots: try it now).
     kick: tokio::sync::Notify,
+    /// Drops the connection, failing what it owes (its slots went elsewhere, and a silent
+    /// backend must not hold the table change for `backend_recv_timeout`).
+    reset: tokio::sync::Notify,
 }
 
 impl HealthCell {
@@ -171,6 +174,7 @@ impl HealthCell {
             trouble_since: AtomicU64::new(0),
             base: tokio::time::Instant::now(),
             kick: tokio::sync::Notify::new(),
+            reset: tokio::sync::Notify::new(),
         }
     }
 
@@ -303,6 +307,14 @@ impl Backend {
     /// How long the backend has been down or silent, as its first connection sees it.
     pub fn trouble_for(&self) -> Duration {
         self.conns.first().map_or(Duration::ZERO, BackendConn::trouble_for)
+    }
+
+    /// Drops every connection that owes replies, failing them: the requests of slots that
+    /// are being moved away from this backend end now.
+    pub fn reset(&self) {
+        for conn in &self.conns {
+            conn.health.reset.notify_waiters();
+        }
     }
 
     /// Raises the epoch new connections tell the server.
@@ -802,6 +814,7 @@ async fn serve<S: Stream>(
         biased;
         error = read => error,
         error = write => error?,
+        () = link.health.reset.notified() => "reset: the slots it served went elsewhere while it owed replies".to_string(),
     };
     warn!(addr = %link.addr, %error, "backend connection failed");
     for waiter in lock().drain(..) {

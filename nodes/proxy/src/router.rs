@@ -14,6 +14,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::backend::{Backend, Health, Pool};
 
+/// How long a table change waits for the requests in flight to its slots before it drops the
+/// backend connections that owe them.
+const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One slot as the proxy routes it.
 #[derive(Clone, Debug, Default)]
 pub struct Route {
@@ -158,7 +162,12 @@ impl<E: Env> Router<E> {
             held[slot.id.index()].slot.locked = true;
         }
         self.install(held);
-        // Wait for what was already sent to them.
+        // Wait for what was already sent to them. A backend that owes replies past
+        // `DRAIN_PATIENCE` (a master that died silently: its connection would wait out
+        // `backend_recv_timeout`) has its connections dropped, which answers them with an error:
+        // the change is not held up, and nothing is left in flight to the old backend.
+        let patience = tokio::time::Instant::now() + DRAIN_PATIENCE;
+        let mut reset = false;
         for slot in slots {
             let index = slot.id.index();
             loop {
@@ -168,7 +177,21 @@ impl<E: Env> Router<E> {
                 if self.in_flight.counts[index].load(Ordering::Acquire) == 0 {
                     break;
                 }
-                drained.await;
+                if reset {
+                    drained.await;
+                } else if tokio::time::timeout_at(patience, drained).await.is_err() {
+                    reset = true;
+                    let table = self.table();
+                    for slot in slots {
+                        let route = &table[slot.id.index()];
+                        for backend in
+                            route.backend.iter().chain(&route.migrate_from).chain(route.replicas.iter().flatten())
+                        {
+                            tracing::warn!(addr = backend.addr(), "a table change drops connections that owe replies");
+                            backend.reset();
+                        }
+                    }
+                }
             }
         }
         let mut table: Vec<Route> = self.table().as_ref().clone();

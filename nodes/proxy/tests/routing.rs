@@ -638,3 +638,34 @@ async fn a_proxy_tells_backends_their_groups_epoch() {
     assert_eq!(direct.call(&["EPOCH", "2", "MASTER"]).await, Frame::Integer(2));
     assert_eq!(client.call(&["SET", &key, "v"]).await, ok());
 }
+
+/// A slot moved away from a backend that went silent with requests in flight (a master that
+/// died without a word) is not held up for `backend_recv_timeout`: after a second the table
+/// change drops that backend's connections, its requests get an error, and the slot is served
+/// at its new place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_change_does_not_wait_for_a_silent_backend() {
+    let cluster = Cluster::start(ProxyConfig::default()).await;
+    let silent = cluster.env.bind("127.0.0.1:0").await.expect("bind");
+    let silent_addr = silent.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let key = key_on(0, "s");
+    let id = SlotId::new(slot_of(key.as_bytes()).index() as u32).expect("slot");
+    let to = |addr: &str| Slot { id, backend_addr: addr.to_string(), ..Slot::default() };
+    cluster.proxy.router().fill(&[to(&silent_addr)]).await.expect("fill");
+    let mut client = cluster.client().await;
+    client.send(&["SET", &key, "lost"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let moved = tokio::time::timeout(Duration::from_secs(10), cluster.proxy.router().fill(&[to(&cluster.servers[0])]))
+        .await
+        .expect("the table change is not held for backend_recv_timeout (30 s)");
+    moved.expect("fill");
+    assert!(matches!(client.receive().await, Frame::Error(_)), "the request in flight fails");
+    assert_eq!(client.call(&["SET", &key, "kept"]).await, ok());
+    assert_eq!(cluster.server(0).await.call(&["GET", &key]).await, bulk("kept"));
+}

@@ -235,5 +235,17 @@ async fn a_master_told_of_a_newer_epoch_is_fenced() {
     assert_eq!(master.call(&["REPLICAOF", "NO", "ONE"]).await, ok());
     assert_eq!(master.call(&["SET", "k", "4"]).await, ok(), "REPLICAOF NO ONE makes it master at its epoch");
     assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "codis_master_epoch").await, "3");
+    // Guarded actions: refused with a stale epoch, and then nothing else happens.
+    let Frame::Error(stale) = master.call(&["EPOCH", "2", "FOLLOW", "127.0.0.1", "1"]).await else { panic!("STALE") };
+    assert!(String::from_utf8_lossy(&stale).starts_with("STALE"));
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "role").await, "master");
+    assert_eq!(master.call(&["EPOCH", "4", "FOLLOW", "127.0.0.1", "1"]).await, Frame::Integer(4));
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "role").await, "slave");
+    assert!(matches!(master.call(&["EPOCH", "4", "MASTER"]).await, Frame::Error(_)), "a replica is no master");
+    assert!(matches!(master.call(&["EPOCH", "3", "PROMOTE"]).await, Frame::Error(_)));
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "role").await, "slave");
+    assert_eq!(master.call(&["EPOCH", "5", "PROMOTE"]).await, Frame::Integer(5));
+    assert_eq!(master.call(&["SET", "k", "5"]).await, ok());
+    assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "codis_master_epoch").await, "5");
     master.stop().await;
 }

@@ -149,41 +149,79 @@ fn wait(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     Ok(())
 }
 
-/// `EPOCH [epoch [MASTER]]`: the failover epoch this server knows (Codis has no such command;
-/// our dashboard uses it to fence). With an epoch, raises it: a master told of an epoch newer
-/// than the one it was made master at stops accepting writes, because a replica was promoted in
-/// its place. `MASTER` confirms a master at that epoch instead (a master that restarted and
-/// lost its epoch, or one promoted by `REPLICAOF NO ONE`). An epoch older than the server's is
-/// refused with `-STALE`: it comes from a dashboard that has been replaced since.
+/// `EPOCH [epoch [MASTER | PROMOTE | FOLLOW host port]]`: the failover epoch this server knows
+/// (Codis has no such command; our dashboard and proxies use it to fence). With an epoch, raises
+/// it: a master told of an epoch newer than the one it was made master at stops accepting
+/// writes, because a replica was promoted in its place. An epoch older than the server's is
+/// refused with `-STALE` and nothing else happens: it comes from a dashboard (or a proxy's
+/// table) that has been overtaken since, so its action must not undo a newer promotion. The
+/// actions run only once the epoch is accepted:
+/// - `MASTER` confirms a master at that epoch (one that restarted and forgot it); refused on a
+///   replica;
+/// - `PROMOTE` makes the server master at that epoch (`REPLICAOF NO ONE`);
+/// - `FOLLOW host port` makes it a replica of `host:port` (`REPLICAOF host port`).
 fn epoch(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let replication = &mut ctx.state.replication;
-    if let Some(value) = request.arg(1) {
-        let value = args::int(value).ok().and_then(|value| u64::try_from(value).ok()).ok_or(CmdError::NotInteger)?;
-        let claim = match request.arg(2) {
-            None => false,
-            Some(word) if is(word, "master") && request.len() == 3 => true,
-            Some(_) => return Err(CmdError::Syntax),
-        };
-        if value < replication.epoch {
-            return Err(CmdError::message(format!(
-                "STALE epoch {value} is older than this server's epoch {}",
-                replication.epoch
-            )));
+    enum Action {
+        Raise,
+        Confirm,
+        Promote,
+        Follow(String, u16),
+    }
+    let Some(value) = request.arg(1) else {
+        ctx.reply.int(i64::try_from(ctx.state.replication.epoch).unwrap_or(i64::MAX));
+        return Ok(());
+    };
+    let value = args::int(value).ok().and_then(|value| u64::try_from(value).ok()).ok_or(CmdError::NotInteger)?;
+    let action = match (request.arg(2), request.len()) {
+        (None, _) => Action::Raise,
+        (Some(word), 3) if is(word, "master") => Action::Confirm,
+        (Some(word), 3) if is(word, "promote") => Action::Promote,
+        (Some(word), 5) if is(word, "follow") => {
+            let host = String::from_utf8_lossy(request.arg(3).unwrap_or_default()).into_owned();
+            let port = args::int(request.arg(4).unwrap_or_default())
+                .ok()
+                .and_then(|port| u16::try_from(port).ok())
+                .filter(|port| *port > 0)
+                .ok_or_else(|| CmdError::other("ERR Invalid master port"))?;
+            Action::Follow(host, port)
         }
-        if claim && replication.is_replica() {
-            return Err(CmdError::other("ERR EPOCH MASTER sent to a replica"));
+        _ => return Err(CmdError::Syntax),
+    };
+    let known = ctx.state.replication.epoch;
+    if value < known {
+        return Err(CmdError::message(format!("STALE epoch {value} is older than this server's epoch {known}")));
+    }
+    if matches!(action, Action::Confirm) && ctx.state.replication.is_replica() {
+        return Err(CmdError::other("ERR EPOCH MASTER sent to a replica"));
+    }
+    if value > known {
+        tracing::info!(from = known, to = value, "failover epoch raised");
+    }
+    ctx.state.replication.epoch = value;
+    match action {
+        Action::Raise => {
+            if ctx.state.replication.is_fenced() {
+                tracing::warn!(epoch = value, "this master was superseded by a promotion: refusing writes");
+            }
         }
-        if value > replication.epoch {
-            tracing::info!(from = replication.epoch, to = value, "failover epoch raised");
+        Action::Confirm => ctx.state.replication.master_epoch = value,
+        Action::Promote => {
+            if ctx.state.replication.is_replica() {
+                tracing::info!(epoch = value, "promoted: accepting writes");
+                replica::follow(ctx.state, None);
+            }
+            ctx.state.replication.master_epoch = value;
         }
-        replication.epoch = value;
-        if claim {
-            replication.master_epoch = value;
-        } else if replication.is_fenced() {
-            tracing::warn!(epoch = value, "this master was superseded by a promotion: refusing writes");
+        Action::Follow(host, port) => {
+            let following =
+                ctx.state.replication.master.as_ref().is_some_and(|master| master.host == host && master.port == port);
+            if !following {
+                tracing::info!(%host, port, epoch = value, "following a master");
+                replica::follow(ctx.state, Some((host, port)));
+            }
         }
     }
-    ctx.reply.int(i64::try_from(replication.epoch).unwrap_or(i64::MAX));
+    ctx.reply.int(i64::try_from(value).unwrap_or(i64::MAX));
     Ok(())
 }
 
