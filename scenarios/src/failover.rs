@@ -20,10 +20,12 @@
 //! replica has it), even seeds asynchronously, as Redis replicates.
 //!
 //! Checked on every run: every read returns the last acknowledged write of its key or one
-//! still in flight (in synchronous mode with no exception), except, asynchronously, for writes lost because they were acknowledged by a master that
-//! died before its replicas had them, which must have been acknowledged between the master's
-//! failure (less a replication lag bound) and the failover's fencing point (`prepared` stored;
-//! a write acknowledged after it would mean two masters took writes); every loss is counted.
+//! still in flight. In synchronous mode there is no exception. Asynchronously, a write may be
+//! lost only if its master could not have replicated it: acknowledged within a replication lag
+//! bound before the master crashed, or while it was cut from its replicas (until they could
+//! catch up after the cut healed), and never after the failover's fencing point (`prepared`
+//! stored: a write acknowledged after it would mean two masters took writes); losses are
+//! counted.
 //! After healing, within a bound: no promotion or slot action left; every group's first server
 //! answers as master at the group's epoch, every other one follows it; every proxy serves the
 //! dashboard's table. Each scenario also checks whether a failover happened when it must (or
@@ -160,6 +162,8 @@ struct Log {
     struck: BTreeMap<String, Vec<u64>>,
     /// Cuts between two hosts: from, and until (once repaired).
     cuts: Vec<(String, String, u64, Option<u64>)>,
+    /// When each host crashed.
+    crashed: BTreeMap<String, Vec<u64>>,
     promotions: Vec<Promotion>,
 }
 
@@ -313,8 +317,14 @@ async fn watch(env: SimEnv, world: Shared, log: SharedLog, store: MemoryStore, s
             {
                 log.promotions[index].fenced_ms = Some(now);
                 let promotion = log.promotions[index].clone();
-                let struck = last_strike(&log, &promotion.old_master, promotion.started_ms).unwrap_or(0);
-                let mut windows = vec![(struck.saturating_sub(REPLICATION_LAG_BOUND_MS), now)];
+                // A crash loses what the replicas had not received yet (acknowledged within the
+                // lag bound before it).
+                let mut windows: Vec<(u64, u64)> = log
+                    .crashed
+                    .get(&promotion.old_master)
+                    .and_then(|crashes| crashes.iter().copied().filter(|at| *at <= promotion.started_ms).max())
+                    .map(|crash| vec![(crash.saturating_sub(REPLICATION_LAG_BOUND_MS), crash)])
+                    .unwrap_or_default();
                 // Writes the old master took while cut from its replicas (and until they
                 // caught up after the cut healed) may be missing from the one promoted.
                 let peers: Vec<String> = group
@@ -360,6 +370,7 @@ fn strike(nemesis: &Nemesis, world: &Shared, log: &SharedLog, env: &SimEnv, faul
     world.borrow_mut().schedule.push(format!("{fault:?} at {now} ms"));
     match &fault {
         Fault::Partition(a, b) => log.borrow_mut().cuts.push((a.clone(), b.clone(), now, None)),
+        Fault::Crash(host) => log.borrow_mut().crashed.entry(host.clone()).or_default().push(now),
         Fault::Repair(a, b) => {
             for cut in &mut log.borrow_mut().cuts {
                 if (&cut.0, &cut.1) == (a, b) && cut.3.is_none() {

@@ -88,8 +88,8 @@ fn run(args: Args) -> anyhow::Result<bool> {
          - **writes again**: from the failure to the first write, sent after it, acknowledged on the \
          group's slots (the client's write outage).\n\
          - **lost**: acknowledged writes later found missing (the checker allows them only \
-         asynchronously, and only if acknowledged between the failure, less 1 s of replication lag, \
-         or during a cut between the master and its replicas, and the fencing point).\n"
+         asynchronously, and only if acknowledged within 1 s before the master crashed or while \
+         it was cut from its replicas, and never after the fencing point).\n"
     )?;
     writeln!(
         report,
