@@ -54,7 +54,24 @@ pub struct Acks {
     pub timeout: Duration,
 }
 
+/// How long requests that need replicas fail at once after a `WAIT` fell short.
+const SHORT_REPLICAS_PAUSE_MS: u64 = 1_000;
+
 impl Acks {
+    /// How many replicas `WAIT`'s reply says acknowledged (0 for an error).
+    fn acknowledged(self, wait: &[u8]) -> i64 {
+        wait.strip_prefix(b":").and_then(|body| body.strip_suffix(b"\r\n")).and_then(resp::parse_i64).unwrap_or(0)
+    }
+
+    /// The answer while the backend lacks replicas (its last `WAIT` fell short): the request
+    /// was not sent.
+    fn short_answer(self) -> Bytes {
+        Bytes::from(format!(
+            "-NOREPLICAS fewer than {} replicas acknowledged lately; the request was not sent\r\n",
+            self.replicas
+        ))
+    }
+
     /// The `WAIT` that follows the write on its connection.
     pub fn wait_wire(self) -> Bytes {
         let mut out = BytesMut::new();
@@ -72,8 +89,7 @@ impl Acks {
         if write.starts_with(b"-") {
             return write;
         }
-        let acknowledged =
-            wait.strip_prefix(b":").and_then(|body| body.strip_suffix(b"\r\n")).and_then(resp::parse_i64).unwrap_or(0);
+        let acknowledged = self.acknowledged(wait);
         if acknowledged >= i64::from(self.replicas) {
             return write;
         }
@@ -165,6 +181,9 @@ struct HealthCell {
     /// Drops the connection, failing what it owes (its slots went elsewhere, and a silent
     /// backend must not hold the table change for `backend_recv_timeout`).
     reset: tokio::sync::Notify,
+    /// Until when (as `trouble_since`) requests that need replicas fail at once: the last
+    /// `WAIT` fell short, and each would otherwise hold the connection for the whole timeout.
+    short_until: AtomicU64,
 }
 
 impl HealthCell {
@@ -175,6 +194,7 @@ impl HealthCell {
             base: tokio::time::Instant::now(),
             kick: tokio::sync::Notify::new(),
             reset: tokio::sync::Notify::new(),
+            short_until: AtomicU64::new(0),
         }
     }
 
@@ -201,6 +221,17 @@ impl HealthCell {
     /// The backend answered: no trouble if nothing else is owed, else count again from now.
     fn heard(&self, owing: bool) {
         self.trouble_since.store(if owing { self.now() } else { 0 }, Ordering::Relaxed);
+    }
+
+    /// A `WAIT` fell short (or did not): requests needing replicas fail at once for a while.
+    fn replicas_short(&self, short: bool) {
+        let until = if short { self.now() + SHORT_REPLICAS_PAUSE_MS } else { 0 };
+        self.short_until.store(until, Ordering::Relaxed);
+    }
+
+    /// Whether requests needing replicas fail at once now.
+    fn is_short(&self) -> bool {
+        self.now() < self.short_until.load(Ordering::Relaxed)
     }
 
     /// How long the connection has been down or silent while owing replies (zero: it is fine).
@@ -262,6 +293,12 @@ impl BackendConn {
     /// it (a `WAIT` follows it on the connection).
     pub fn send_acked(&self, wire: Bytes, acks: Option<Acks>) -> oneshot::Receiver<Reply> {
         let (reply, receiver) = oneshot::channel();
+        if let Some(acks) = acks
+            && self.health.is_short()
+        {
+            let _ = reply.send(Ok(acks.short_answer()));
+            return receiver;
+        }
         if let Err(returned) = self.calls.send(Call { wire, reply, acks }) {
             let _ = returned.0.reply.send(Err(BackendError::Reset("connection closed".into())));
         }
@@ -793,6 +830,7 @@ async fn serve<S: Stream>(
                                 let _ = waiter.send(Ok(reply));
                             }
                             Some(Waiter::Acked { reply: waiter, acks, write }) => {
+                                link.health.replicas_short(acks.acknowledged(&reply) < i64::from(acks.replicas));
                                 let _ = waiter.send(Ok(acks.answer(write.unwrap_or_default(), &reply)));
                             }
                             Some(Waiter::Ping) => {

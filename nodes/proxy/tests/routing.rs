@@ -612,6 +612,21 @@ async fn writes_in_synchronous_mode_wait_for_a_replica() {
     assert!(String::from_utf8_lossy(&refused).starts_with("NOREPLICAS"), "{refused:?}");
     let master_says = Client::connect(&cluster.env, &master).await.call(&["GET", "k"]).await;
     assert_eq!(master_says, bulk("w"), "the write may still be applied, as the error says");
+    // Meanwhile requests fail at once rather than each holding the connection for the timeout;
+    // once the replica is back, they go through again.
+    let Frame::Error(fast) = client.call(&["SET", "k", "x"]).await else { panic!("no replica yet") };
+    assert!(String::from_utf8_lossy(&fast).contains("not sent"), "{fast:?}");
+    assert_eq!(replica.call(&["REPLICAOF", host, port]).await, ok());
+    let mut back = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if client.call(&["SET", "k", "y"]).await == ok() {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "writes go through once the replica is back");
+    assert_eq!(replica.call(&["GET", "k"]).await, bulk("y"));
 }
 
 /// The table's epoch reaches the servers: a proxy connecting to a backend tells it its group's
