@@ -765,11 +765,20 @@ impl<E: Env> Dashboard<E> {
                 }
                 continue;
             }
-            if matches!(probe.role, Some(Role::Master { .. })) {
-                let reply = self.probe_client(&master).call(&["EPOCH", &group.epoch.to_string(), "MASTER"]).await;
-                if probe.epoch.is_some_and(|known| known < group.epoch) {
-                    info!(group = group.id.0, %master, epoch = group.epoch, ?reply, "master confirmed at the group's epoch");
+            match &probe.role {
+                Some(Role::Master { .. }) => {
+                    let reply = self.probe_client(&master).call(&["EPOCH", &group.epoch.to_string(), "MASTER"]).await;
+                    if probe.epoch.is_some_and(|known| known < group.epoch) {
+                        info!(group = group.id.0, %master, epoch = group.epoch, ?reply, "master confirmed at the group's epoch");
+                    }
                 }
+                // Not repaired by itself (making it master would drop what it copied from the
+                // one it follows): the operator decides, with the sync action or a promotion.
+                Some(Role::Replica { master: follows, .. }) => self.inner.failover.set_status(
+                    group.id,
+                    format!("[BROKEN] the group's master {master} follows {follows}: its slots refuse writes (sync action or promote to repair)"),
+                ),
+                None => {}
             }
             for (_, server) in replicas(&group) {
                 let probe = self.probe_of(&server.addr);
