@@ -165,5 +165,11 @@ async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
     }
     let listing = admin(&demo.dashboard, &["--list-group"]);
     assert!(listing.contains("epoch 2"), "{listing}");
+    // Automatic failover can be turned off per group (and on again).
+    admin(&demo.dashboard, &["--group-failover", "--gid", "2", "--disable"]);
+    let listing = admin(&demo.dashboard, &["--list-group"]);
+    assert!(listing.lines().any(|line| line.starts_with("group 2:") && line.contains("failover off")), "{listing}");
+    admin(&demo.dashboard, &["--group-failover", "--gid", "2", "--enable"]);
+    assert!(!admin(&demo.dashboard, &["--list-group"]).contains("failover off"));
     drop(demo);
 }

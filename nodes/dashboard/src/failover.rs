@@ -342,7 +342,15 @@ impl<E: Env> Dashboard<E> {
             return Ok(false);
         }
         warn!(group = group.id.0, %master, votes, registered, "master is down: failing over");
-        self.start_promotion(group, 0).await?;
+        let master = master.to_string();
+        self.start_promotion(group.id, 0, |now| {
+            if now.master() == Some(master.as_str()) {
+                Ok(())
+            } else {
+                Err(DashboardError::Conflict(format!("group {}'s master changed meanwhile", group.id)))
+            }
+        })
+        .await?;
         Ok(true)
     }
 
@@ -372,13 +380,28 @@ impl<E: Env> Dashboard<E> {
         (votes, registered)
     }
 
-    /// Stores the start of a promotion of `group` (`index` 0: the dashboard chooses).
-    async fn start_promotion(&self, group: &Group, index: usize) -> Result<()> {
-        let mut next = group.clone();
-        next.promoting = ServerAction { index: index as u64, state: ActionState::Preparing };
-        self.update_group(group, next, false).await?;
+    /// Stores the start of a promotion of `group` (`index` 0: the dashboard chooses), against
+    /// the group as it is now (the upkeep may have recorded a sync since it was read), if
+    /// `check` accepts it.
+    async fn start_promotion(&self, group: GroupId, index: usize, check: impl Fn(&Group) -> Result<()>) -> Result<()> {
+        {
+            let _changes = self.inner.changes.lock().await;
+            let mut next = self
+                .model_guard()
+                .groups
+                .get(&group)
+                .cloned()
+                .ok_or_else(|| DashboardError::NotFound(format!("group {group} does not exist")))?;
+            if next.promoting.state != ActionState::Nothing {
+                return Err(DashboardError::Conflict(format!("group {group} is already being promoted")));
+            }
+            check(&next)?;
+            next.promoting = ServerAction { index: index as u64, state: ActionState::Preparing };
+            self.inner.store.save_group(&next).await?;
+            self.model_guard().groups.insert(group, next);
+        }
         self.inner.failover.promotion_started.notify_waiters();
-        self.inner.failover.set_status(group.id, "[PROMOTING] preparing".into());
+        self.inner.failover.set_status(group, "[PROMOTING] preparing".into());
         Ok(())
     }
 
@@ -414,7 +437,14 @@ impl<E: Env> Dashboard<E> {
                 )));
             }
         }
-        self.start_promotion(&found, index).await?;
+        self.start_promotion(group, index, |now| {
+            if now.servers.get(index).map(|server| server.addr.as_str()) == Some(addr) {
+                Ok(())
+            } else {
+                Err(DashboardError::Conflict(format!("group {group}'s servers changed meanwhile")))
+            }
+        })
+        .await?;
         self.inner.failover.wake.notify_one();
         let deadline = Instant::now() + self.promotion_patience();
         loop {
@@ -594,6 +624,12 @@ impl<E: Env> Dashboard<E> {
         next.promoting_to.clear();
         next.out_of_sync = false;
         self.update_group(current, next, true).await?;
+        // What the next probe will say; until then the upkeep must not take it for a replica.
+        if let Some(probe) = guard(&self.inner.failover.servers).get_mut(&candidate) {
+            probe.role = Some(Role::Master { offset: 0 });
+            probe.known_role = probe.role.clone();
+            probe.epoch = Some(epoch);
+        }
         warn!(group = group.0, master = %candidate, %old_master, epoch, "replica promoted");
         Ok(())
     }
