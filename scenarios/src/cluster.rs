@@ -31,8 +31,6 @@ use coordinator::memory::MemoryStore;
 use model::{GroupId, SlotMapping};
 use net::rand::Rng as _;
 use resp::Frame;
-use server::ServerConfig;
-use server::config::FsyncPolicy;
 use sim::{Fault, Harness, HostResult, Nemesis, Outcome, SimConfig, SimEnv};
 use tokio::time::{Instant, sleep};
 use tracing::info;
@@ -41,7 +39,7 @@ use crate::Scenario;
 use crate::client::SimClient;
 use crate::product::{
     DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, dashboard_config, final_reads, proxy_config,
-    run_client, run_dashboard, run_proxy, violation,
+    run_client, run_dashboard, run_proxy, run_server, server_config, violation,
 };
 
 /// The registry entries.
@@ -129,19 +127,7 @@ fn run(seed: u64, faults: Faults) -> Outcome {
     let method = if seed.is_multiple_of(3) { "sync" } else { "semi-async" };
     harness.host(DASHBOARD, move |env| run_dashboard(env, dashboard_config(method)));
     for server in SERVERS {
-        harness.host(server, |env| async move {
-            let config = ServerConfig {
-                bind: "0.0.0.0".into(),
-                port: 6379,
-                dir: "/data".into(),
-                appendonly: true,
-                appendfsync: FsyncPolicy::Always,
-                ..ServerConfig::default()
-            };
-            let (bound, _) = tokio::sync::oneshot::channel();
-            server::bind_and_run(env, config, bound, std::future::pending()).await?;
-            Ok(())
-        });
+        harness.host(server, |env| run_server(env, server_config()));
     }
     for name in PROXIES {
         harness.host(name, move |env| run_proxy(env, name, proxy_config()));

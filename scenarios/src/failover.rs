@@ -42,7 +42,6 @@ use model::{ActionState, Group, GroupId};
 use net::rand::Rng as _;
 use resp::Frame;
 use server::ServerConfig;
-use server::config::FsyncPolicy;
 use sim::{Fault, Harness, HostResult, Nemesis, Outcome, SimConfig, SimEnv};
 use tokio::time::{Instant, sleep};
 use tracing::info;
@@ -51,7 +50,7 @@ use crate::Scenario;
 use crate::client::SimClient;
 use crate::product::{
     COORDINATOR, DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, dashboard_config, final_reads,
-    proxy_config, run_client, run_dashboard, run_proxy, sim_ms, stored_groups, violation,
+    proxy_config, run_client, run_dashboard, run_proxy, run_server, server_config, sim_ms, stored_groups, violation,
 };
 
 /// The registry entries.
@@ -202,23 +201,10 @@ fn run(seed: u64, plot: Plot) -> Outcome {
         run_dashboard(env, config)
     });
     for server in servers() {
-        harness.host(server, |env| async move {
-            // Replicas notice a silent (or wedged) link within seconds, as an HA deployment
-            // sets them up.
-            let config = ServerConfig {
-                bind: "0.0.0.0".into(),
-                port: 6379,
-                dir: "/data".into(),
-                appendonly: true,
-                appendfsync: FsyncPolicy::Always,
-                repl_timeout: 3,
-                repl_ping_replica_period: 1,
-                ..ServerConfig::default()
-            };
-            let (bound, _) = tokio::sync::oneshot::channel();
-            server::bind_and_run(env, config, bound, std::future::pending()).await?;
-            Ok(())
-        });
+        // Replicas notice a silent (or wedged) link within seconds, as an HA deployment sets
+        // them up.
+        let config = ServerConfig { repl_timeout: 3, repl_ping_replica_period: 1, ..server_config() };
+        harness.host(server, move |env| run_server(env, config.clone()));
     }
     for name in PROXIES {
         harness.host(name, move |env| {

@@ -23,6 +23,8 @@ use net::http::{HttpClient, Method};
 use net::rand::Rng as _;
 use proxy::{Proxy, ProxyConfig};
 use resp::Frame;
+use server::ServerConfig;
+use server::config::FsyncPolicy;
 use sim::{Harness, HostResult, SimEnv};
 use tokio::time::{Instant, sleep};
 use tracing::info;
@@ -167,6 +169,26 @@ pub fn add_coordinator(harness: &mut Harness, store: &MemoryStore) {
             Ok(())
         }
     });
+}
+
+/// A codis-server's settings in simulation: port 6379, an append-only log synced on every
+/// write (a restarted server keeps everything it acknowledged).
+pub fn server_config() -> ServerConfig {
+    ServerConfig {
+        bind: "0.0.0.0".into(),
+        port: 6379,
+        dir: "/data".into(),
+        appendonly: true,
+        appendfsync: FsyncPolicy::Always,
+        ..ServerConfig::default()
+    }
+}
+
+/// A codis-server host.
+pub async fn run_server(env: SimEnv, config: ServerConfig) -> HostResult {
+    let (bound, _) = tokio::sync::oneshot::channel();
+    server::bind_and_run(env, config, bound, std::future::pending()).await?;
+    Ok(())
 }
 
 /// The dashboard's settings in simulation.

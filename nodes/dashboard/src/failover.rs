@@ -186,8 +186,16 @@ pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
                 }
             }
             if let Err(error) = dashboard.drive_promotion(group.id).await {
-                warn!(group = group.id.0, %error, "promotion waits");
-                dashboard.inner.failover.set_status(group.id, format!("[PROMOTING] {error}"));
+                // A promotion called off has said so in the status already.
+                let going_on = dashboard
+                    .model_guard()
+                    .groups
+                    .get(&group.id)
+                    .is_some_and(|found| found.promoting.state != ActionState::Nothing);
+                if going_on {
+                    warn!(group = group.id.0, %error, "promotion waits");
+                    dashboard.inner.failover.set_status(group.id, format!("[PROMOTING] {error}"));
+                }
             }
         }
         dashboard.upkeep().await;
@@ -386,12 +394,7 @@ impl<E: Env> Dashboard<E> {
     async fn start_promotion(&self, group: GroupId, index: usize, check: impl Fn(&Group) -> Result<()>) -> Result<()> {
         {
             let _changes = self.inner.changes.lock().await;
-            let mut next = self
-                .model_guard()
-                .groups
-                .get(&group)
-                .cloned()
-                .ok_or_else(|| DashboardError::NotFound(format!("group {group} does not exist")))?;
+            let mut next = self.group(group)?;
             if next.promoting.state != ActionState::Nothing {
                 return Err(DashboardError::Conflict(format!("group {group} is already being promoted")));
             }
@@ -405,14 +408,18 @@ impl<E: Env> Dashboard<E> {
         Ok(())
     }
 
-    /// Promotes replica `addr` of `group` (Codis' `group/promote`), waiting until it is done.
-    pub async fn promote(&self, group: GroupId, addr: &str) -> Result<()> {
-        let found = self
-            .model_guard()
+    /// `group` as the dashboard has it.
+    fn group(&self, group: GroupId) -> Result<Group> {
+        self.model_guard()
             .groups
             .get(&group)
             .cloned()
-            .ok_or_else(|| DashboardError::NotFound(format!("group {group} does not exist")))?;
+            .ok_or_else(|| DashboardError::NotFound(format!("group {group} does not exist")))
+    }
+
+    /// Promotes replica `addr` of `group` (Codis' `group/promote`), waiting until it is done.
+    pub async fn promote(&self, group: GroupId, addr: &str) -> Result<()> {
+        let found = self.group(group)?;
         let index = found
             .servers
             .iter()
@@ -480,12 +487,7 @@ impl<E: Env> Dashboard<E> {
 
     /// Turns automatic failover of `group` on or off.
     pub async fn set_failover(&self, group: GroupId, enabled: bool) -> Result<()> {
-        let found = self
-            .model_guard()
-            .groups
-            .get(&group)
-            .cloned()
-            .ok_or_else(|| DashboardError::NotFound(format!("group {group} does not exist")))?;
+        let found = self.group(group)?;
         let mut next = found.clone();
         next.failover_disabled = !enabled;
         self.update_group(&found, next, false).await
