@@ -73,6 +73,13 @@ async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pid = info(&env, &master, "server", "process_id").await.expect("the master's pid");
+    // How the demo started it, to start it again the same way after the kill.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the master's command line");
+    let started_as: Vec<String> = cmdline
+        .split(|byte| *byte == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
 
     // redis-benchmark loops through the proxy; a run that meets the outage stops at its first
     // error (redis-benchmark 7 exits then), and the next run starts.
@@ -132,10 +139,8 @@ async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
     }
 
     // The killed server, started again on its data, rejoins as the new master's replica.
-    let port: u16 = master.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("port");
-    let _restarted = Running(
-        Command::new(env!("CARGO_BIN_EXE_codis-server")).args(demo.server_args(port)).spawn().expect("restart"),
-    );
+    let (binary, args) = started_as.split_first().expect("a command line");
+    let _restarted = Running(Command::new(binary).args(args).spawn().expect("restart"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let role = info(&env, &master, "replication", "role").await;

@@ -114,8 +114,6 @@ const SETTLE_WITHIN: Duration = Duration::from_secs(60);
 /// What one run measured, for `failover-report`.
 #[derive(Clone, Debug, Default)]
 pub struct RunMetrics {
-    /// The scenario.
-    pub scenario: &'static str,
     /// The seed.
     pub seed: u64,
     /// Replicas each write waited for (0: asynchronous).
@@ -168,18 +166,6 @@ struct Log {
 
 type SharedLog = Rc<RefCell<Log>>;
 
-fn scenario_name(plot: Plot) -> &'static str {
-    match plot {
-        Plot::Kill => "failover-kill",
-        Plot::Isolate => "failover-isolate",
-        Plot::DashboardAlone => "failover-dashboard-alone",
-        Plot::MasterFromDashboard => "failover-master-dashboard",
-        Plot::Flap => "failover-flap",
-        Plot::Twice => "failover-twice",
-        Plot::Migration => "failover-migration",
-    }
-}
-
 fn servers() -> impl Iterator<Item = &'static str> {
     GROUP1.into_iter().chain(GROUP2)
 }
@@ -229,7 +215,6 @@ fn run(seed: u64, plot: Plot) -> Outcome {
     let world = world.borrow();
     let log = log.borrow();
     let metrics = RunMetrics {
-        scenario: scenario_name(plot),
         seed,
         sync_replicas,
         failovers: log.promotions.iter().filter(|promotion| promotion.fenced_ms.is_some()).count(),

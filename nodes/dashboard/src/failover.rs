@@ -149,10 +149,7 @@ impl FailoverControl {
     }
 
     fn set_status(&self, group: GroupId, line: String) {
-        let mut status = guard(&self.status);
-        if status.get(&group) != Some(&line) {
-            status.insert(group, line);
-        }
+        guard(&self.status).insert(group, line);
     }
 }
 
@@ -321,7 +318,7 @@ impl<E: Env> Dashboard<E> {
         let Some(master) = group.master() else { return Ok(false) };
         let probe = self.probe_of(master);
         let Some(since) = probe.down_since else {
-            control.status.lock().map(|mut status| status.remove(&group.id)).ok();
+            guard(&control.status).remove(&group.id);
             return Ok(false);
         };
         let down_for = Instant::now().saturating_duration_since(since);

@@ -815,12 +815,9 @@ async fn serve<S: Stream>(
                             // A write's reply: its `WAIT`'s comes next.
                             if let Some(Waiter::Acked { write: first @ None, .. }) = queue.front_mut() {
                                 *first = Some(reply);
-                                link.health.heard(true);
                                 continue;
                             }
-                            let waiter = queue.pop_front();
-                            link.health.heard(!queue.is_empty());
-                            waiter
+                            queue.pop_front()
                         };
                         match waiter {
                             Some(Waiter::Call(waiter)) => {
@@ -839,7 +836,12 @@ async fn serve<S: Stream>(
                             None => return "a reply nobody asked for".to_string(),
                         }
                     }
-                    Ok(None) => break,
+                    // The backend spoke: trouble counts again from now if it still owes
+                    // replies (once per read, not per reply).
+                    Ok(None) => {
+                        link.health.heard(!lock().is_empty());
+                        break;
+                    }
                     Err(error) => return format!("protocol: {error}"),
                 }
             }

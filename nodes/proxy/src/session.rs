@@ -372,10 +372,10 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
     let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
     match upper.as_str() {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
-            return split(shared, client, request, upper.as_str(), &keys_from(1, 1));
+            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 1));
         }
         "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
-            return split(shared, client, request, upper.as_str(), &keys_from(1, 2));
+            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 2));
         }
         // Atomic over its keys, so it cannot be split: one slot only.
         "MSETNX" if keys_from(1, 2).windows(2).any(|pair| slot_of(pair[0]) != slot_of(pair[1])) => {
@@ -500,7 +500,14 @@ fn select<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request)
 /// A multi-key command split by backend connection (keys of one connection go together; on one
 /// server a multi-key command across slots is fine), or served key by key in line if any slot
 /// migrates or is locked.
-fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, upper: &str, keys: &[&[u8]]) -> Dispatch {
+fn split<E: Env>(
+    shared: &Shared<E>,
+    client: &Client<E>,
+    request: &Request,
+    upper: &str,
+    kind: commands::Kind,
+    keys: &[&[u8]],
+) -> Dispatch {
     let pairs = upper == "MSET";
     let slots: Vec<usize> = keys.iter().map(|key| slot_of(key).index()).collect();
     // Counted before the table is read (see `dispatch`).
@@ -543,7 +550,6 @@ fn split<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request, uppe
             }
         }
         let wire = wire.freeze();
-        let kind = commands::lookup_upper(&commands::upper(request.name())).kind;
         let acks = write_acks(shared, &table[slots[positions[0]]], kind);
         let receiver = backend.conn(client.db, conn, client.version).send_acked(wire, acks);
         // Each part holds the counts of its own slots.

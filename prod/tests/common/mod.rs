@@ -102,23 +102,6 @@ impl Demo {
             spare_port: ports[7],
         }
     }
-
-    /// The codis-server arguments the demo starts the server on `port` with.
-    pub fn server_args(&self, port: u16) -> Vec<String> {
-        let data = self.dir.join(format!("server-{port}"));
-        vec![
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            port.to_string(),
-            "--dir".into(),
-            data.display().to_string(),
-            "--appendonly".into(),
-            "yes".into(),
-            "--log-level".into(),
-            "warn".into(),
-        ]
-    }
 }
 
 impl Drop for Demo {

@@ -48,7 +48,7 @@ fn spread(values: &mut [u64]) -> String {
 }
 
 fn run(args: Args) -> anyhow::Result<bool> {
-    let mut all: Vec<RunMetrics> = Vec::new();
+    let mut all: Vec<(&'static str, RunMetrics)> = Vec::new();
     let mut failures = Vec::new();
     for scenario in scenarios::all().iter().filter(|scenario| scenario.name.starts_with("failover-")) {
         for seed in args.seed..args.seed + args.count {
@@ -56,13 +56,13 @@ fn run(args: Args) -> anyhow::Result<bool> {
             if let Err(error) = &outcome.result {
                 failures.push(format!("{} seed {seed}: {}", scenario.name, error.lines().next().unwrap_or_default()));
             }
-            all.extend(take_metrics());
+            all.extend(take_metrics().into_iter().map(|metrics| (scenario.name, metrics)));
         }
         eprintln!("{}: {} seeds", scenario.name, args.count);
     }
     let mut rows: BTreeMap<(&'static str, u32), Vec<&RunMetrics>> = BTreeMap::new();
-    for metrics in &all {
-        rows.entry((metrics.scenario, metrics.sync_replicas)).or_default().push(metrics);
+    for (scenario, metrics) in &all {
+        rows.entry((scenario, metrics.sync_replicas)).or_default().push(metrics);
     }
     let mut report = String::new();
     let command = format!(
