@@ -7,9 +7,10 @@ default:
     @just --list
 
 # Start a local cluster on 127.0.0.1 in the foreground (`codis demo`): a dashboard with the
-# filesystem coordinator, two groups of a master and a replica (codis-servers on 6379-6382), one
-# proxy on 19000 (admin 11080), slots rebalanced; it prints how to connect. Ctrl-C stops
-# everything. Options go to `codis demo` (`just demo --help`).
+# filesystem coordinator, two groups of a master and a replica (codis-servers on 6379-6382), two
+# spare servers (6383, 6384), one proxy on 19000 (admin 11080), slots rebalanced, and the web
+# console on http://127.0.0.1:9090/; it prints how to connect. Ctrl-C stops everything. Options
+# go to `codis demo` (`just demo --help`).
 demo *ARGS:
     cargo build --release --quiet -p prod
     target/release/codis demo {{ARGS}}
@@ -22,7 +23,7 @@ test: deps
 
 # Install the real peers tests talk to (Debian packages), if missing: redis-server and redis-tools
 # 7.0 for the differential and benchmark tests, etcd-server 3.4 for the coordinator's conformance
-# suite.
+# suite, chromium and chromium-driver for the web console's browser test.
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -31,6 +32,8 @@ deps:
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v redis-benchmark >/dev/null || missing+=(redis-tools)
     command -v etcd >/dev/null || missing+=(etcd-server)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     if [ ${#missing[@]} -gt 0 ]; then
         sudo=""
         if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi

@@ -3,7 +3,8 @@
 //! product's password ([`model::auth::dashboard_xauth`]), not from its name alone. Errors are
 //! JSON `{"error": "…"}` with a 4xx or 5xx status (Codis answers 800 with a Go stack).
 //!
-//! Beyond Codis: `PUT /api/topom/proxy/lease/<xauth>/<token>`, where proxies renew their lease.
+//! Beyond Codis: `PUT /api/topom/proxy/lease/<xauth>/<token>`, where proxies renew their lease;
+//! `/` serves the web console ([`console`]) and `/list` names this product for it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -92,6 +93,11 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
     let model = dashboard.model();
     let now = tokio::time::Instant::now();
     let lease = dashboard.settings().config.proxy_lease;
+    let observations = dashboard.observations();
+    observations.watched();
+    let observed_proxies = observations.proxies.lock().map(|proxies| proxies.clone()).unwrap_or_default();
+    let groups: Vec<model::Group> = model.groups.values().cloned().collect();
+    let server_stats = observations.servers_with_lag(&groups);
     let proxy_stats: BTreeMap<String, serde_json::Value> = dashboard
         .links()
         .iter()
@@ -101,11 +107,16 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
                 LinkState::Stale { reason } if link.fenced(lease, now) => ("fenced", reason.clone()),
                 LinkState::Stale { reason } => ("stale", reason.clone()),
             };
-            let entry = json!({
+            let mut entry = json!({
                 "state": state,
                 "error": reason,
                 "last_lease_ms_ago": now.saturating_duration_since(link.last_grant).as_millis() as u64,
             });
+            if let (Some(entry), Some(observed)) = (entry.as_object_mut(), observed_proxies.get(token))
+                && let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(observed)
+            {
+                entry.extend(fields);
+            }
             (token.clone(), entry)
         })
         .collect();
@@ -126,7 +137,7 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
     json!({
         "closed": dashboard.is_closing(),
         "slots": model.slots,
-        "group": { "models": model.groups.values().collect::<Vec<_>>(), "servers": servers },
+        "group": { "models": groups, "servers": servers, "stats": server_stats },
         "failover": { "auto": dashboard.settings().config.failover_auto, "status": failover_status },
         "proxy": { "models": model.proxies.values().collect::<Vec<_>>(), "stats": proxy_stats },
         "slot_action": {
@@ -142,7 +153,9 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
 pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
     type S<E> = State<Dashboard<E>>;
     axum::Router::new()
-        .route("/", get(|| async { axum::response::Redirect::temporary("/topom") }))
+        // The web console's page, and the one product it can show here.
+        .merge(console::assets::routes())
+        .route("/list", get(|State(d): S<E>| async move { Json(json!([d.settings().product.as_str()])) }))
         .route(
             "/topom",
             get(|State(d): S<E>| async move {

@@ -87,6 +87,7 @@ pub(crate) struct Inner<E: Env> {
     pub(crate) links: Mutex<BTreeMap<String, ProxyLink<E>>>,
     pub(crate) actions: ActionControl,
     pub(crate) failover: crate::failover::FailoverControl,
+    pub(crate) observations: crate::observe::Observations,
     pub(crate) closing: watch::Sender<bool>,
     pub(crate) topom: model::Topom,
 }
@@ -162,6 +163,7 @@ impl<E: Env> Dashboard<E> {
             links: Mutex::new(BTreeMap::new()),
             actions: ActionControl::default(),
             failover: crate::failover::FailoverControl::default(),
+            observations: crate::observe::Observations::default(),
             closing: watch::Sender::new(false),
             topom,
         });
@@ -171,6 +173,7 @@ impl<E: Env> Dashboard<E> {
         env.spawn(dashboard.clone().keep_proxies());
         env.spawn(crate::actions::run(dashboard.clone()));
         env.spawn(crate::failover::run(dashboard.clone()));
+        env.spawn(crate::observe::run(dashboard.clone()));
         Ok(dashboard)
     }
 
@@ -197,6 +200,11 @@ impl<E: Env> Dashboard<E> {
     /// Slot actions' controls.
     pub fn actions(&self) -> &ActionControl {
         &self.inner.actions
+    }
+
+    /// What the web console shows of servers and proxies ([`crate::observe`]).
+    pub fn observations(&self) -> &crate::observe::Observations {
+        &self.inner.observations
     }
 
     /// Completes when the dashboard stops (shut down, or its lock lost).

@@ -13,6 +13,7 @@
 //! - [`ops`]: what the REST API does: groups, servers, proxies, slot actions, rebalance.
 //! - `actions`: the slot action state machine and its rounds.
 //! - [`failover`]: detecting dead masters, promoting replicas, keeping replicas following.
+//! - [`observe`]: servers' memory, keys and links, proxies' counters, for the web console.
 //! - [`executor`]: moving a slot's keys on the servers, and verifying none is left.
 //! - [`rebalance`]: the rebalance plan.
 //! - [`proxies`]: calls to proxies, and their leases.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod executor;
 pub mod failover;
 pub mod model;
+pub mod observe;
 pub mod ops;
 pub mod proxies;
 pub mod rebalance;

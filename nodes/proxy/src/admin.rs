@@ -93,6 +93,8 @@ struct StatsJson {
     closed: bool,
     /// Refusing clients for want of a lease from the dashboard.
     fenced: bool,
+    /// Reads go to masters only (`backend_primary_only`).
+    primary_only: bool,
     ops: OpsJson,
     sessions: SessionsJson,
     backends: Vec<BackendJson>,
@@ -156,6 +158,7 @@ fn stats<E: Env>(shared: &Shared<E>, flags: u32) -> StatsJson {
         online: shared.online.load(Ordering::Acquire),
         closed: *shared.closing.borrow(),
         fenced: shared.lease.is_fenced(),
+        primary_only: shared.router.replica_pool().is_none(),
         ops: OpsJson {
             total: stats.ops_total.load(Ordering::Relaxed),
             fails: stats.ops_fails.load(Ordering::Relaxed),

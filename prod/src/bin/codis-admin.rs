@@ -633,15 +633,8 @@ async fn proxy_verb(env: TokioEnv, addr: &str, args: &Args) -> anyhow::Result<()
 
 async fn coordinator_verb(coordinator: AnyCoordinator<TokioEnv>, args: &Args) -> anyhow::Result<()> {
     if args.dashboard_list {
-        let mut list = Vec::new();
-        for dir in coordinator.list(model::product::CODIS_DIR).await? {
-            let name = dir.rsplit('/').next().unwrap_or_default().to_string();
-            if let Some(record) = coordinator.read(&format!("{dir}/topom")).await? {
-                let topom: Value = serde_json::from_slice(&record.value).unwrap_or(Value::Null);
-                list.push(serde_json::json!({ "name": name, "dashboard": topom["admin_addr"] }));
-            }
-        }
-        return print_json(&Value::Array(list));
+        let list = console::products::dashboards(&coordinator).await?;
+        return print_json(&serde_json::to_value(list)?);
     }
     let product = model::ProductName::new(need(&args.product, "--product")?)?;
     if args.remove_lock {

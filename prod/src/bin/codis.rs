@@ -20,7 +20,8 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Commands {
     /// Start a complete cluster on 127.0.0.1: a dashboard (filesystem coordinator), two groups
-    /// of a master and a replica, one proxy, slots rebalanced. Ctrl-C stops everything.
+    /// of a master and a replica, two spare servers, one proxy, slots rebalanced, and the web
+    /// console. Ctrl-C stops everything.
     Demo(Demo),
 }
 
@@ -33,6 +34,14 @@ struct Demo {
     /// The four codis-servers' ports: group 1's master and replica, group 2's master and replica.
     #[arg(long, value_delimiter = ',', default_value = "6379,6380,6381,6382")]
     server_ports: Vec<u16>,
+    /// codis-servers started outside any group, to try growing the cluster from the console
+    /// (new group, add server, rebalance).
+    #[arg(long, value_delimiter = ',', default_value = "6383,6384")]
+    spare_ports: Vec<u16>,
+    /// The web console (codis-fe) for every product of the demo's coordinator; 0 starts none
+    /// (the dashboard serves the page too).
+    #[arg(long, default_value_t = 9090)]
+    console_port: u16,
     /// Where clients connect to the proxy.
     #[arg(long, default_value_t = 19000)]
     proxy_port: u16,
@@ -153,7 +162,7 @@ async fn demo_in(demo: &Demo, dir: &Path) -> anyhow::Result<()> {
     let env = TokioEnv::new().context("seeding randomness")?;
     let mut processes = Processes(Vec::new());
     let servers: Vec<String> = demo.server_ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
-    for port in &demo.server_ports {
+    for port in demo.server_ports.iter().chain(&demo.spare_ports) {
         let data = dir.join(format!("server-{port}"));
         std::fs::create_dir_all(&data)?;
         let mut args = vec![
@@ -255,12 +264,40 @@ async fn demo_in(demo: &Demo, dir: &Path) -> anyhow::Result<()> {
         (!busy).then_some(())
     })
     .await?;
+    let console = if demo.console_port == 0 {
+        format!("http://{dashboard_addr}/")
+    } else {
+        let console_addr = format!("127.0.0.1:{}", demo.console_port);
+        let args = vec![
+            "--listen".into(),
+            console_addr.clone(),
+            "--filesystem".into(),
+            coordinator.display().to_string(),
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        processes.spawn("codis-fe", &sibling("codis-fe")?, &args, &dir.join("fe.log"))?;
+        let fe = HttpClient::new(env.clone(), console_addr.clone(), Duration::from_secs(5));
+        wait_for(&mut processes, || async {
+            fe.request(Method::GET, "/list", None).await.ok().filter(|answer| answer.is_success())
+        })
+        .await?;
+        format!("http://{console_addr}/#p={}", demo.product)
+    };
     println!("Codis demo cluster ready (product {}, files in {}):", demo.product, dir.display());
+    println!("  console:    {console}   (web page: groups, slots, rebalance)");
     println!("  proxy:      redis-cli -p {}", demo.proxy_port);
     println!("  dashboard:  http://{dashboard_addr}/topom   (REST API; secret {xauth})");
     println!("  admin:      codis-admin --dashboard {dashboard_addr} --auth '{}' --list-group", demo.auth);
     println!("  group 1:    {} (master), {} (replica)", servers[0], servers[1]);
     println!("  group 2:    {} (master), {} (replica)", servers[2], servers[3]);
+    if !demo.spare_ports.is_empty() {
+        let spares: Vec<String> = demo.spare_ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
+        println!(
+            "  spare:      {} (in no group: add them as group 3 from the console, then rebalance)",
+            spares.join(", ")
+        );
+    }
     println!("Ctrl-C stops everything.");
     loop {
         tokio::select! {

@@ -53,14 +53,18 @@ pub struct Demo {
     pub dashboard: String,
     /// One more free port, for a server a test adds.
     pub spare_port: u16,
+    /// The servers the demo started outside any group.
+    pub spare_servers: Vec<String>,
+    /// The web console's address (codis-fe).
+    pub console: String,
 }
 
 impl Demo {
     /// Starts `codis demo` in a fresh directory named after `name` and waits until it is ready.
     pub async fn start(env: &TokioEnv, name: &str) -> Demo {
-        // Eight free ports, held together so they differ.
+        // Eleven free ports, held together so they differ.
         let mut probes = Vec::new();
-        for _ in 0..8 {
+        for _ in 0..11 {
             probes.push(env.bind("127.0.0.1:0").await.expect("probe"));
         }
         let ports: Vec<u16> = probes.iter().map(|probe| probe.local_addr().expect("addr").port()).collect();
@@ -76,6 +80,7 @@ impl Demo {
             .args(["--server-ports", &joined])
             .args(["--proxy-port", &proxy_port.to_string(), "--proxy-admin-port", &ports[5].to_string()])
             .args(["--dashboard-port", &dashboard_port.to_string()])
+            .args(["--spare-ports", &format!("{},{}", ports[8], ports[9]), "--console-port", &ports[10].to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -100,6 +105,8 @@ impl Demo {
             proxy: format!("127.0.0.1:{proxy_port}"),
             dashboard: format!("127.0.0.1:{dashboard_port}"),
             spare_port: ports[7],
+            spare_servers: ports[8..10].iter().map(|port| format!("127.0.0.1:{port}")).collect(),
+            console: format!("127.0.0.1:{}", ports[10]),
         }
     }
 }

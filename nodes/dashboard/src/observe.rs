@@ -1,0 +1,296 @@
+//! What the web console shows beyond the model: each server's memory, keys, clients and
+//! replication link (from `INFO`), and each proxy's counters (from its `/proxy/stats`).
+//!
+//! Gathered once a second, all servers and proxies at once, but only while someone is looking:
+//! a read of the stats within the last [`WATCHED_FOR`] keeps it going, so a dashboard nobody
+//! watches (and every simulated one) adds no load. Nothing here feeds a decision: failover has
+//! its own probes ([`crate::failover`]), and leases their own calls.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use net::Env;
+use resp::Frame;
+use resp::client::Client;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::dashboard::Dashboard;
+
+/// How often servers and proxies are asked.
+const PERIOD: Duration = Duration::from_secs(1);
+/// How long one answer may take.
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// How long after the last read of the stats the dashboard keeps gathering.
+const WATCHED_FOR: Duration = Duration::from_secs(60);
+
+/// One server as its last `INFO` described it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServerStats {
+    /// Why the last `INFO` got no answer (the other fields are from the last answer).
+    pub error: Option<String>,
+    /// `used_memory`, bytes.
+    pub used_memory: u64,
+    /// `maxmemory`, bytes (0: no limit).
+    pub maxmemory: u64,
+    /// Keys in every database.
+    pub keys: u64,
+    /// `connected_clients`.
+    pub clients: u64,
+    /// `role`: `master` or `slave`.
+    pub role: String,
+    /// The master it follows (`host:port`), for a replica.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub master_addr: String,
+    /// `master_link_status` (`up` or `down`), for a replica.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub link: String,
+    /// Its replication offset (`master_repl_offset`, or `slave_repl_offset` for a replica).
+    pub offset: u64,
+    /// For a replica of its group's master: bytes behind it. Filled when the stats are read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+}
+
+impl ServerStats {
+    /// Reads the fields the console shows out of `INFO`'s text.
+    pub fn parse(info: &str) -> ServerStats {
+        let mut stats = ServerStats::default();
+        let (mut host, mut port) = ("", "");
+        let mut replica_offset = None;
+        for (key, value) in info.lines().filter_map(|line| line.trim_end().split_once(':')) {
+            let number = || value.parse::<u64>().unwrap_or(0);
+            match key {
+                "used_memory" => stats.used_memory = number(),
+                "maxmemory" => stats.maxmemory = number(),
+                "connected_clients" => stats.clients = number(),
+                "role" => stats.role = value.to_string(),
+                "master_host" => host = value,
+                "master_port" => port = value,
+                "master_link_status" => stats.link = value.to_string(),
+                "master_repl_offset" => stats.offset = number(),
+                "slave_repl_offset" => replica_offset = Some(number()),
+                // `db0:keys=12,expires=0,avg_ttl=0`
+                db if db.starts_with("db") => {
+                    let keys = value.split(',').find_map(|part| part.strip_prefix("keys="));
+                    stats.keys += keys.and_then(|keys| keys.parse::<u64>().ok()).unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        if !host.is_empty() {
+            stats.master_addr = format!("{host}:{port}");
+        }
+        stats.offset = replica_offset.unwrap_or(stats.offset);
+        stats
+    }
+}
+
+/// One proxy as its last `/proxy/stats` described it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyStats {
+    /// Why the last call got no answer (empty: it answered).
+    pub stats_error: String,
+    /// It serves clients.
+    pub online: bool,
+    /// It refuses clients for want of a lease.
+    pub fenced: bool,
+    /// It reads from masters only.
+    pub primary_only: bool,
+    /// Commands: `total`, `fails`, `qps`.
+    pub ops: BTreeMap<String, u64>,
+    /// Client connections: `total`, `alive`.
+    pub sessions: BTreeMap<String, u64>,
+}
+
+impl ProxyStats {
+    fn from_json(stats: &serde_json::Value) -> ProxyStats {
+        let counters = |object: &serde_json::Value, names: &[&str]| -> BTreeMap<String, u64> {
+            names.iter().map(|name| (name.to_string(), object[*name].as_u64().unwrap_or(0))).collect()
+        };
+        ProxyStats {
+            stats_error: String::new(),
+            online: stats["online"].as_bool().unwrap_or(false),
+            fenced: stats["fenced"].as_bool().unwrap_or(false),
+            primary_only: stats["primary_only"].as_bool().unwrap_or(false),
+            ops: counters(&stats["ops"], &["total", "fails", "qps"]),
+            sessions: counters(&stats["sessions"], &["total", "alive"]),
+        }
+    }
+}
+
+/// The last observations, for the stats page.
+#[derive(Debug, Default)]
+pub struct Observations {
+    /// Per server address.
+    pub servers: Mutex<BTreeMap<String, ServerStats>>,
+    /// Per proxy token.
+    pub proxies: Mutex<BTreeMap<String, ProxyStats>>,
+    /// When someone last read the stats.
+    watched: Mutex<Option<Instant>>,
+}
+
+fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Observations {
+    /// Notes that someone is looking (keeps the gathering going for [`WATCHED_FOR`]).
+    pub fn watched(&self) {
+        *guard(&self.watched) = Some(Instant::now());
+    }
+
+    fn is_watched(&self) -> bool {
+        guard(&self.watched).is_some_and(|last| last.elapsed() < WATCHED_FOR)
+    }
+
+    /// The servers' stats, with each replica's lag behind its group's master filled in.
+    pub fn servers_with_lag(&self, groups: &[model::Group]) -> BTreeMap<String, ServerStats> {
+        let mut servers = guard(&self.servers).clone();
+        for group in groups {
+            let Some(master) = group.master() else { continue };
+            let Some(master_offset) = servers.get(master).filter(|stats| stats.error.is_none()).map(|s| s.offset)
+            else {
+                continue;
+            };
+            for replica in group.servers.iter().skip(1) {
+                if let Some(stats) = servers.get_mut(&replica.addr)
+                    && stats.master_addr == master
+                {
+                    stats.lag = Some(master_offset.saturating_sub(stats.offset));
+                }
+            }
+        }
+        servers
+    }
+}
+
+/// Gathers while watched, until the dashboard stops.
+pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
+    let mut clients: BTreeMap<String, Client<E>> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            () = dashboard.closed() => return,
+            () = tokio::time::sleep(PERIOD) => {}
+        }
+        let observations = &dashboard.inner.observations;
+        if !observations.is_watched() {
+            clients.clear();
+            continue;
+        }
+        tokio::join!(observe_servers(&dashboard, &mut clients), observe_proxies(&dashboard));
+    }
+}
+
+async fn observe_servers<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMap<String, Client<E>>) {
+    let addrs: Vec<String> = {
+        let model = dashboard.model_guard();
+        model.groups.values().flat_map(|group| group.servers.iter().map(|server| server.addr.clone())).collect()
+    };
+    clients.retain(|addr, _| addrs.contains(addr));
+    let asks = addrs.into_iter().map(|addr| {
+        let mut client = clients.remove(&addr).unwrap_or_else(|| {
+            Client::new(dashboard.inner.env.clone(), &addr)
+                .with_password(&dashboard.inner.settings.product_auth)
+                .with_timeouts(TIMEOUT, TIMEOUT)
+        });
+        async move {
+            let answer = match client.call(&["INFO"]).await {
+                Ok(Frame::Bulk(text)) => Ok(ServerStats::parse(&String::from_utf8_lossy(&text))),
+                Ok(other) => Err(format!("INFO answered {other:?}")),
+                Err(error) => Err(error.0),
+            };
+            (addr, client, answer)
+        }
+    });
+    let answers = join_all(asks).await;
+    let mut servers = guard(&dashboard.inner.observations.servers);
+    let previous = std::mem::take(&mut *servers);
+    for (addr, client, answer) in answers {
+        let stats = match answer {
+            Ok(stats) => stats,
+            Err(error) => ServerStats { error: Some(error), ..previous.get(&addr).cloned().unwrap_or_default() },
+        };
+        servers.insert(addr.clone(), stats);
+        clients.insert(addr, client);
+    }
+}
+
+async fn observe_proxies<E: Env>(dashboard: &Dashboard<E>) {
+    let proxies: Vec<(String, crate::proxies::ProxyClient<E>)> = {
+        let model = dashboard.model_guard();
+        model.proxies.iter().map(|(token, proxy)| (token.clone(), dashboard.proxy_client(proxy))).collect()
+    };
+    let asks = proxies.into_iter().map(|(token, client)| async move {
+        let answer = tokio::time::timeout(TIMEOUT, client.stats()).await;
+        (token, answer)
+    });
+    let answers = join_all(asks).await;
+    let mut observed = guard(&dashboard.inner.observations.proxies);
+    let previous = std::mem::take(&mut *observed);
+    for (token, answer) in answers {
+        let stats = match answer {
+            Ok(Ok(stats)) => ProxyStats::from_json(&stats),
+            Ok(Err(error)) => {
+                ProxyStats { stats_error: error.to_string(), ..previous.get(&token).cloned().unwrap_or_default() }
+            }
+            Err(_) => ProxyStats {
+                stats_error: format!("no answer within {} ms", TIMEOUT.as_millis()),
+                ..previous.get(&token).cloned().unwrap_or_default()
+            },
+        };
+        observed.insert(token, stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_of_a_replica_reads_as_shown() {
+        let info = "# Memory\r\nused_memory:2048\r\nmaxmemory:1048576\r\n# Clients\r\nconnected_clients:7\r\n\
+                    # Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\nmaster_port:6379\r\n\
+                    master_link_status:up\r\nslave_repl_offset:900\r\nmaster_repl_offset:900\r\n\
+                    # Keyspace\r\ndb0:keys=12,expires=1,avg_ttl=0\r\ndb3:keys=5,expires=0,avg_ttl=0\r\n";
+        let stats = ServerStats::parse(info);
+        assert_eq!(stats.used_memory, 2048);
+        assert_eq!(stats.maxmemory, 1_048_576);
+        assert_eq!(stats.clients, 7);
+        assert_eq!(stats.role, "slave");
+        assert_eq!(stats.master_addr, "10.0.0.1:6379");
+        assert_eq!(stats.link, "up");
+        assert_eq!(stats.offset, 900);
+        assert_eq!(stats.keys, 17);
+    }
+
+    #[test]
+    fn lag_is_counted_against_the_groups_master_only() {
+        let observations = Observations::default();
+        {
+            let mut servers = guard(&observations.servers);
+            servers.insert("m:1".into(), ServerStats { role: "master".into(), offset: 1000, ..Default::default() });
+            let replica = |master: &str, offset| ServerStats {
+                role: "slave".into(),
+                master_addr: master.into(),
+                offset,
+                ..Default::default()
+            };
+            servers.insert("r:1".into(), replica("m:1", 400));
+            // Follows someone else: its lag behind this group's master means nothing.
+            servers.insert("r:2".into(), replica("x:1", 10));
+        }
+        let server = |addr: &str| model::GroupServer { addr: addr.into(), ..Default::default() };
+        let group = model::Group {
+            id: model::GroupId(1),
+            servers: vec![server("m:1"), server("r:1"), server("r:2")],
+            ..Default::default()
+        };
+        let servers = observations.servers_with_lag(&[group]);
+        assert_eq!(servers["r:1"].lag, Some(600));
+        assert_eq!(servers["r:2"].lag, None);
+        assert_eq!(servers["m:1"].lag, None);
+    }
+}
