@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use resp::Frame;
 use resp::client::Client as RedisClient;
 use serde_json::{Value, json};
 
-use common::{Demo, Running};
+use common::Demo;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -34,11 +35,27 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// chromedriver and the Chromium it starts, in a process group of their own: all stopped, and
+/// the browser's profile removed, on drop (also when the test fails half-way).
+struct Driver {
+    process: std::process::Child,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.process.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.process.wait();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
 /// chromedriver on a free port, and a headless Chromium session through it.
 struct Browser {
     client: Client,
-    _driver: Running,
-    _profile: PathBuf,
+    _driver: Driver,
 }
 
 impl Browser {
@@ -50,14 +67,18 @@ impl Browser {
             );
         }
         let port = env.bind("127.0.0.1:0").await.expect("probe").local_addr().expect("addr").port();
-        let driver = Running(
-            Command::new(CHROMEDRIVER)
+        let profile = std::env::temp_dir().join(format!("console-test-chromium-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        let driver = Driver {
+            process: Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
+                .process_group(0)
                 .spawn()
                 .expect("chromedriver starts"),
-        );
+            profile: profile.clone(),
+        };
         let status = HttpClient::new(env.clone(), format!("127.0.0.1:{port}"), Duration::from_secs(2));
         for _ in 0..100 {
             if status.request(Method::GET, "/status", None).await.is_ok_and(|answer| answer.is_success()) {
@@ -65,8 +86,6 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = std::env::temp_dir().join(format!("console-test-chromium-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&profile);
         // The flags this machine needs (no sandbox as root, no GPU, nothing fetched from outside).
         let args = [
             "--headless=new".to_string(),
@@ -89,7 +108,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Browser { client, _driver: driver, _profile: profile }
+        Browser { client, _driver: driver }
     }
 
     /// Runs `script` (a function body) in the page and returns what it returns.

@@ -5,7 +5,9 @@
 //!
 //! The products are re-read lazily: `/list` refreshes them when the last read is older than
 //! [`LIST_FRESH`], and a call for a product not known refreshes them at once (a product
-//! created, or a dashboard moved, a moment ago).
+//! created, or a dashboard moved, a moment ago), but never more than once per [`RETRY_AFTER`].
+//! One read at a time; while one runs, or when it fails, calls are served from the last list
+//! read, so a slow or failing coordinator does not take the console down with it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +30,11 @@ use crate::products::ProductSource;
 
 /// How long `/list` trusts the products it read (Codis: 5 s).
 pub const LIST_FRESH: Duration = Duration::from_secs(5);
-/// How long a forwarded call may take: a promotion or a rebalance answers when it is done.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
+/// The least time between two reads of the products.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a forwarded call may take: a promotion answers when it is done (the proxies' lease,
+/// the catch-up, the switch).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A refused or failed call, as JSON `{"error": "…"}` (the dashboard's shape, so the page shows
 /// both alike).
@@ -41,15 +46,21 @@ impl IntoResponse for FeError {
     }
 }
 
+#[derive(Default)]
 struct Known {
     dashboards: BTreeMap<String, String>,
+    /// When the list was last read successfully.
     read_at: Option<Instant>,
+    /// When a read was last tried.
+    tried_at: Option<Instant>,
 }
 
 struct Inner<E: Env> {
     env: E,
     source: ProductSource<E>,
-    known: tokio::sync::Mutex<Known>,
+    known: Mutex<Known>,
+    /// Held while the products are read (one read at a time).
+    reading: tokio::sync::Mutex<()>,
     /// One client per dashboard, keeping its connection.
     clients: Mutex<BTreeMap<String, HttpClient<E>>>,
 }
@@ -72,7 +83,8 @@ impl<E: Env> Fe<E> {
             inner: Arc::new(Inner {
                 env,
                 source,
-                known: tokio::sync::Mutex::new(Known { dashboards: BTreeMap::new(), read_at: None }),
+                known: Mutex::new(Known::default()),
+                reading: tokio::sync::Mutex::new(()),
                 clients: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -97,21 +109,45 @@ impl<E: Env> Fe<E> {
             .with_state(self.clone())
     }
 
-    /// The products' dashboards, read again if older than `fresh`.
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.inner.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The products' dashboards, read again if older than `fresh` (and not tried within
+    /// [`RETRY_AFTER`]); the last list read while another read runs or when this one fails.
     async fn dashboards(&self, fresh: Duration) -> Result<BTreeMap<String, String>, FeError> {
-        let mut known = self.inner.known.lock().await;
-        if known.read_at.is_some_and(|at| at.elapsed() < fresh) {
-            return Ok(known.dashboards.clone());
+        let cached = |known: &Known| known.read_at.map(|_| known.dashboards.clone());
+        let _reading = match self.inner.reading.try_lock() {
+            Ok(reading) => reading,
+            Err(_) => {
+                let last = cached(&self.known());
+                match last {
+                    Some(dashboards) => return Ok(dashboards),
+                    None => self.inner.reading.lock().await,
+                }
+            }
+        };
+        {
+            let known = self.known();
+            let recent = |at: Option<Instant>, within: Duration| at.is_some_and(|at| at.elapsed() < within);
+            if recent(known.read_at, fresh) || (known.read_at.is_some() && recent(known.tried_at, RETRY_AFTER)) {
+                return Ok(known.dashboards.clone());
+            }
         }
-        match self.inner.source.load().await {
+        let loaded = self.inner.source.load().await;
+        let mut known = self.known();
+        known.tried_at = Some(Instant::now());
+        match loaded {
             Ok(dashboards) => {
                 known.dashboards = dashboards;
-                known.read_at = Some(Instant::now());
+                known.read_at = known.tried_at;
                 Ok(known.dashboards.clone())
             }
             Err(error) => {
                 warn!(%error, "cannot list the products");
-                Err(FeError(StatusCode::SERVICE_UNAVAILABLE, format!("cannot list the products: {error}")))
+                cached(&known).ok_or_else(|| {
+                    FeError(StatusCode::SERVICE_UNAVAILABLE, format!("cannot list the products: {error}"))
+                })
             }
         }
     }
@@ -181,7 +217,42 @@ fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+    use crate::products::ReadList;
+
+    /// A list file that reads once, then fails.
+    fn flaky_list(reads: Arc<AtomicUsize>) -> ProductSource<net::TokioEnv> {
+        let read: ReadList = Arc::new(move || {
+            let first = reads.fetch_add(1, Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                if first {
+                    Ok(br#"[{"name": "shop", "dashboard": "10.0.0.1:18080"}]"#.to_vec())
+                } else {
+                    Err("gone".into())
+                }
+            })
+        });
+        ProductSource::ListFile { path: "list.json".into(), read }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_list_outlives_a_failing_source_and_reads_are_spaced() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let fe = Fe::new(net::TokioEnv::new().expect("env"), flaky_list(reads.clone()));
+        let names = |list: Result<BTreeMap<String, String>, FeError>| {
+            list.ok().map(|list| list.into_keys().collect::<Vec<_>>())
+        };
+        assert_eq!(names(fe.dashboards(Duration::ZERO).await), Some(vec!["shop".to_string()]));
+        // An unknown product asked for again and again reads the source at most once a second.
+        assert_eq!(names(fe.dashboards(Duration::ZERO).await), Some(vec!["shop".to_string()]));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        tokio::time::advance(RETRY_AFTER).await;
+        // The source fails now: the last list still serves.
+        assert_eq!(names(fe.dashboards(Duration::ZERO).await), Some(vec!["shop".to_string()]));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn the_product_is_read_from_the_query() {

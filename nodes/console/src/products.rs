@@ -79,15 +79,23 @@ impl<E: Env> ProductSource<E> {
     }
 }
 
-/// Every product of `coordinator` whose dashboard holds its lock, sorted by name.
+/// Every product of `coordinator` whose dashboard holds its lock, sorted by name. The locks are
+/// read all at once; a product whose lock cannot be read (or is some other tool's record) is
+/// left out with a warning rather than hiding every other product.
 pub async fn dashboards<E: Env>(coordinator: &AnyCoordinator<E>) -> Result<Vec<DashboardEntry>, ProductsError> {
+    let dirs = coordinator.list(model::product::CODIS_DIR).await?;
+    let reads = dirs.iter().map(|dir| async move { (dir, coordinator.read(&format!("{dir}/topom")).await) });
     let mut entries = Vec::new();
-    for dir in coordinator.list(model::product::CODIS_DIR).await? {
+    for (dir, read) in futures_util::future::join_all(reads).await {
         let name = dir.rsplit('/').next().unwrap_or_default().to_string();
-        let Some(record) = coordinator.read(&format!("{dir}/topom")).await? else { continue };
-        // A record that does not parse is some other tool's: left out, not an error.
-        if let Ok(topom) = serde_json::from_slice::<model::Topom>(&record.value) {
-            entries.push(DashboardEntry { name, dashboard: topom.admin_addr });
+        match read {
+            Ok(Some(record)) => match serde_json::from_slice::<model::Topom>(&record.value) {
+                Ok(topom) => entries.push(DashboardEntry { name, dashboard: topom.admin_addr }),
+                Err(error) => tracing::warn!(product = %name, %error, "its dashboard lock is not a dashboard's record"),
+            },
+            // No dashboard holds it now.
+            Ok(None) => {}
+            Err(error) => tracing::warn!(product = %name, %error, "cannot read its dashboard lock"),
         }
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));

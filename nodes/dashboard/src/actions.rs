@@ -116,10 +116,8 @@ async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
                 let done = SlotMapping { id: slot, group_id: mapping.action.target_id, action: SlotAction::default() };
                 store(dashboard, &mapping, done).await?;
                 info!(slot = slot.index(), group = mapping.action.target_id.0, "slot migrated");
-                dashboard.set_status(
-                    slot,
-                    format!("[DONE] Slot[{:04}] is in group {}", slot.index(), mapping.action.target_id),
-                );
+                // Done: no word left to say (a later action on the slot starts with none).
+                dashboard.clear_status(slot);
                 return Ok(());
             }
             other => {
@@ -229,6 +227,13 @@ impl<E: Env> Dashboard<E> {
     pub(crate) fn set_status(&self, slot: SlotId, line: String) {
         if let Ok(mut status) = self.inner.actions.status.lock() {
             status.insert(slot.index() as u32, line);
+        }
+    }
+
+    /// Forgets the last word on a slot whose action ended.
+    pub(crate) fn clear_status(&self, slot: SlotId) {
+        if let Ok(mut status) = self.inner.actions.status.lock() {
+            status.remove(&(slot.index() as u32));
         }
     }
 }

@@ -121,10 +121,20 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         })
         .collect();
     let actions = dashboard.actions();
+    // The last word on each slot that has an action now (a finished one's last line is history).
+    let has_action = |slot: u32| {
+        model.slots.get(slot as usize).is_some_and(|found| found.action.state != model::ActionState::Nothing)
+    };
     let status: BTreeMap<String, String> = actions
         .status
         .lock()
-        .map(|status| status.iter().map(|(slot, line)| (slot.to_string(), line.clone())).collect())
+        .map(|status| {
+            status
+                .iter()
+                .filter(|(slot, _)| has_action(**slot))
+                .map(|(slot, line)| (slot.to_string(), line.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let active = model.slots.iter().filter(|slot| slot.action.state != model::ActionState::Nothing).count();
     let failover = dashboard.failover();

@@ -2,9 +2,11 @@
 //! replication link (from `INFO`), and each proxy's counters (from its `/proxy/stats`).
 //!
 //! Gathered once a second, all servers and proxies at once, but only while someone is looking:
-//! a read of the stats within the last [`WATCHED_FOR`] keeps it going, so a dashboard nobody
-//! watches (and every simulated one) adds no load. Nothing here feeds a decision: failover has
-//! its own probes ([`crate::failover`]), and leases their own calls.
+//! a read of the stats within the last [`WATCHED_FOR`] keeps it going, and the gathering task
+//! sleeps on a notification otherwise, so a dashboard nobody watches (and every simulated one)
+//! adds no load and no timer. What was gathered is forgotten when watching stops, so a new
+//! viewer never sees old figures as current. Nothing here feeds a decision: failover has its
+//! own probes ([`crate::failover`]), and leases their own calls.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,9 +17,11 @@ use net::Env;
 use resp::Frame;
 use resp::client::Client;
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::dashboard::Dashboard;
+use crate::proxies::ProxyClient;
 
 /// How often servers and proxies are asked.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -73,7 +77,7 @@ impl ServerStats {
                 "master_repl_offset" => stats.offset = number(),
                 "slave_repl_offset" => replica_offset = Some(number()),
                 // `db0:keys=12,expires=0,avg_ttl=0`
-                db if db.starts_with("db") => {
+                db if db.strip_prefix("db").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) => {
                     let keys = value.split(',').find_map(|part| part.strip_prefix("keys="));
                     stats.keys += keys.and_then(|keys| keys.parse::<u64>().ok()).unwrap_or(0);
                 }
@@ -88,7 +92,8 @@ impl ServerStats {
     }
 }
 
-/// One proxy as its last `/proxy/stats` described it.
+/// One proxy as its last `/proxy/stats` described it (all zero when it did not answer: its
+/// last counters are not current).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ProxyStats {
     /// Why the last call got no answer (empty: it answered).
@@ -130,6 +135,8 @@ pub struct Observations {
     pub proxies: Mutex<BTreeMap<String, ProxyStats>>,
     /// When someone last read the stats.
     watched: Mutex<Option<Instant>>,
+    /// Wakes the gathering when someone starts watching.
+    start: Notify,
 }
 
 fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,11 +146,20 @@ fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Observations {
     /// Notes that someone is looking (keeps the gathering going for [`WATCHED_FOR`]).
     pub fn watched(&self) {
+        let was = self.is_watched();
         *guard(&self.watched) = Some(Instant::now());
+        if !was {
+            self.start.notify_one();
+        }
     }
 
     fn is_watched(&self) -> bool {
         guard(&self.watched).is_some_and(|last| last.elapsed() < WATCHED_FOR)
+    }
+
+    fn forget(&self) {
+        guard(&self.servers).clear();
+        guard(&self.proxies).clear();
     }
 
     /// The servers' stats, with each replica's lag behind its group's master filled in.
@@ -157,6 +173,7 @@ impl Observations {
             };
             for replica in group.servers.iter().skip(1) {
                 if let Some(stats) = servers.get_mut(&replica.addr)
+                    && stats.error.is_none()
                     && stats.master_addr == master
                 {
                     stats.lag = Some(master_offset.saturating_sub(stats.offset));
@@ -169,18 +186,23 @@ impl Observations {
 
 /// Gathers while watched, until the dashboard stops.
 pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
-    let mut clients: BTreeMap<String, Client<E>> = BTreeMap::new();
+    let mut servers: BTreeMap<String, Client<E>> = BTreeMap::new();
+    let mut proxies: BTreeMap<String, ProxyClient<E>> = BTreeMap::new();
+    let observations = &dashboard.inner.observations;
     loop {
+        if !observations.is_watched() {
+            (servers, proxies) = (BTreeMap::new(), BTreeMap::new());
+            observations.forget();
+            tokio::select! {
+                () = dashboard.closed() => return,
+                () = observations.start.notified() => {}
+            }
+        }
+        tokio::join!(observe_servers(&dashboard, &mut servers), observe_proxies(&dashboard, &mut proxies));
         tokio::select! {
             () = dashboard.closed() => return,
             () = tokio::time::sleep(PERIOD) => {}
         }
-        let observations = &dashboard.inner.observations;
-        if !observations.is_watched() {
-            clients.clear();
-            continue;
-        }
-        tokio::join!(observe_servers(&dashboard, &mut clients), observe_proxies(&dashboard));
     }
 }
 
@@ -199,7 +221,8 @@ async fn observe_servers<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMa
         async move {
             let answer = match client.call(&["INFO"]).await {
                 Ok(Frame::Bulk(text)) => Ok(ServerStats::parse(&String::from_utf8_lossy(&text))),
-                Ok(other) => Err(format!("INFO answered {other:?}")),
+                Ok(Frame::Error(text)) => Err(format!("INFO refused: {}", String::from_utf8_lossy(&text))),
+                Ok(_) => Err("INFO answered something other than text".to_string()),
                 Err(error) => Err(error.0),
             };
             (addr, client, answer)
@@ -211,38 +234,41 @@ async fn observe_servers<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMa
     for (addr, client, answer) in answers {
         let stats = match answer {
             Ok(stats) => stats,
-            Err(error) => ServerStats { error: Some(error), ..previous.get(&addr).cloned().unwrap_or_default() },
+            // Its link and lag are unknown now; only its memory limit does not go stale at once.
+            Err(error) => ServerStats {
+                error: Some(error),
+                maxmemory: previous.get(&addr).map_or(0, |stats| stats.maxmemory),
+                ..ServerStats::default()
+            },
         };
         servers.insert(addr.clone(), stats);
         clients.insert(addr, client);
     }
 }
 
-async fn observe_proxies<E: Env>(dashboard: &Dashboard<E>) {
-    let proxies: Vec<(String, crate::proxies::ProxyClient<E>)> = {
+/// Every proxy's counters; one client per proxy, kept while it is registered, so its connection
+/// is reused.
+async fn observe_proxies<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMap<String, ProxyClient<E>>) {
+    {
         let model = dashboard.model_guard();
-        model.proxies.iter().map(|(token, proxy)| (token.clone(), dashboard.proxy_client(proxy))).collect()
-    };
-    let asks = proxies.into_iter().map(|(token, client)| async move {
-        let answer = tokio::time::timeout(TIMEOUT, client.stats()).await;
-        (token, answer)
-    });
-    let answers = join_all(asks).await;
-    let mut observed = guard(&dashboard.inner.observations.proxies);
-    let previous = std::mem::take(&mut *observed);
-    for (token, answer) in answers {
-        let stats = match answer {
+        clients.retain(|token, _| model.proxies.contains_key(token));
+        for (token, proxy) in &model.proxies {
+            clients.entry(token.clone()).or_insert_with(|| dashboard.proxy_client(proxy));
+        }
+    }
+    let asks = clients.iter().map(|(token, client)| async move {
+        let answer = match tokio::time::timeout(TIMEOUT, client.stats()).await {
             Ok(Ok(stats)) => ProxyStats::from_json(&stats),
-            Ok(Err(error)) => {
-                ProxyStats { stats_error: error.to_string(), ..previous.get(&token).cloned().unwrap_or_default() }
-            }
+            Ok(Err(error)) => ProxyStats { stats_error: error.to_string(), ..ProxyStats::default() },
             Err(_) => ProxyStats {
                 stats_error: format!("no answer within {} ms", TIMEOUT.as_millis()),
-                ..previous.get(&token).cloned().unwrap_or_default()
+                ..ProxyStats::default()
             },
         };
-        observed.insert(token, stats);
-    }
+        (token.clone(), answer)
+    });
+    let answers: BTreeMap<String, ProxyStats> = join_all(asks).await.into_iter().collect();
+    *guard(&dashboard.inner.observations.proxies) = answers;
 }
 
 #[cfg(test)]
@@ -264,6 +290,7 @@ mod tests {
         assert_eq!(stats.link, "up");
         assert_eq!(stats.offset, 900);
         assert_eq!(stats.keys, 17);
+        assert_eq!(ServerStats::parse("dbsize:3\r\ndb:keys=4\r\n").keys, 0, "only db<n> lines count");
     }
 
     #[test]
@@ -281,16 +308,19 @@ mod tests {
             servers.insert("r:1".into(), replica("m:1", 400));
             // Follows someone else: its lag behind this group's master means nothing.
             servers.insert("r:2".into(), replica("x:1", 10));
+            // Did not answer: its offset is old.
+            servers.insert("r:3".into(), ServerStats { error: Some("timeout".into()), ..replica("m:1", 5) });
         }
         let server = |addr: &str| model::GroupServer { addr: addr.into(), ..Default::default() };
         let group = model::Group {
             id: model::GroupId(1),
-            servers: vec![server("m:1"), server("r:1"), server("r:2")],
+            servers: vec![server("m:1"), server("r:1"), server("r:2"), server("r:3")],
             ..Default::default()
         };
         let servers = observations.servers_with_lag(&[group]);
         assert_eq!(servers["r:1"].lag, Some(600));
         assert_eq!(servers["r:2"].lag, None);
+        assert_eq!(servers["r:3"].lag, None);
         assert_eq!(servers["m:1"].lag, None);
     }
 }

@@ -509,7 +509,9 @@ impl<E: Env> Dashboard<E> {
             },
             |_| Vec::new(),
         )
-        .await
+        .await?;
+        self.clear_status(slot);
+        Ok(())
     }
 
     /// The pause between executor steps, in microseconds (clamped to a second, as Codis).

@@ -281,7 +281,10 @@ async fn demo_in(demo: &Demo, dir: &Path) -> anyhow::Result<()> {
         wait_for(&mut processes, || async {
             fe.request(Method::GET, "/list", None).await.ok().filter(|answer| answer.is_success())
         })
-        .await?;
+        .await
+        .with_context(|| {
+            format!("the console did not start (is {console_addr} taken? --console-port PORT, or 0 for none)")
+        })?;
         format!("http://{console_addr}/#p={}", demo.product)
     };
     println!("Codis demo cluster ready (product {}, files in {}):", demo.product, dir.display());
