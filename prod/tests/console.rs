@@ -319,6 +319,45 @@ async fn an_operator_grows_the_cluster_from_the_console() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_own_page_asks_for_the_password_and_confirms_removals() {
+    let env = TokioEnv::new().expect("env");
+    let demo = Demo::start_with_auth(&env, "codis-console-auth-test", "s3cret").await;
+    let browser = Browser::start(&env).await;
+    // The page as the dashboard itself serves it (no codis-fe).
+    browser.client.goto(&format!("http://{}/", demo.dashboard)).await.expect("the page loads");
+    browser.until("the first render", Duration::from_secs(30), "return document.body.dataset.ready === '1'").await;
+
+    // A change needs the password: a wrong one is refused and asked again, the right one works.
+    browser.fill("#new-group-id", "4").await;
+    browser.click("#new-group").await;
+    let asked = "return document.querySelector('#auth-dialog').open";
+    browser.until("the password prompt", Duration::from_secs(30), asked).await;
+    browser.fill("#auth-password", "wrong").await;
+    browser.click("#auth-ok").await;
+    browser.until("the prompt again after a wrong password", Duration::from_secs(30), asked).await;
+    browser.screenshot("6-password").await;
+    browser.fill("#auth-password", "s3cret").await;
+    browser.click("#auth-ok").await;
+    let group = r#"return !!document.querySelector('section.group[data-group="4"]')"#;
+    browser.until("group 4 created with the password", Duration::from_secs(30), group).await;
+    let kept = browser.eval("return JSON.stringify(sessionStorage)").await;
+    assert!(!kept.as_str().unwrap_or_default().contains("s3cret"), "the password itself is not kept: {kept}");
+
+    // Removing it asks first; cancelling keeps it, confirming removes it.
+    let remove = r#"section.group[data-group="4"] [data-act="group-remove"]"#;
+    browser.click(remove).await;
+    browser.until("the confirmation", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    browser.click("#confirm-cancel").await;
+    browser.next_refresh().await;
+    assert_eq!(browser.eval(group).await, json!(true), "cancelled: group 4 stays");
+    browser.click(remove).await;
+    browser.until("the confirmation again", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    browser.click("#confirm-ok").await;
+    browser.until("group 4 removed", Duration::from_secs(30), &group.replace("return !!", "return !")).await;
+    let _ = browser.client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codis_fe_lists_products_and_forwards_to_their_dashboards() {
     let env = TokioEnv::new().expect("env");
     let demo = Demo::start(&env, "codis-fe-test").await;

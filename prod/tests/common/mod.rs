@@ -62,6 +62,11 @@ pub struct Demo {
 impl Demo {
     /// Starts `codis demo` in a fresh directory named after `name` and waits until it is ready.
     pub async fn start(env: &TokioEnv, name: &str) -> Demo {
+        Demo::start_with_auth(env, name, "").await
+    }
+
+    /// The same, with `auth` as the product's password.
+    pub async fn start_with_auth(env: &TokioEnv, name: &str, auth: &str) -> Demo {
         // Eleven free ports, held together so they differ.
         let mut probes = Vec::new();
         for _ in 0..11 {
@@ -80,6 +85,7 @@ impl Demo {
             .args(["--server-ports", &joined])
             .args(["--proxy-port", &proxy_port.to_string(), "--proxy-admin-port", &ports[5].to_string()])
             .args(["--dashboard-port", &dashboard_port.to_string()])
+            .args(["--auth", auth])
             .args(["--spare-ports", &format!("{},{}", ports[8], ports[9]), "--console-port", &ports[10].to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
