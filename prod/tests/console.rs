@@ -147,6 +147,11 @@ impl Browser {
         element.click().await.expect("click");
     }
 
+    /// Waits until the confirmation dialog is open (after a click that asks first).
+    async fn until_asked(&self, what: &str) {
+        self.until(what, Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    }
+
     /// Waits for the next refresh of the page's data (the counter the page bumps).
     async fn next_refresh(&self) {
         let seen = self.eval("return Number(document.body.dataset.refreshes || 0)").await;
@@ -263,7 +268,7 @@ async fn an_operator_grows_the_cluster_from_the_console() {
 
     // Rebalance: the plan is shown before anything moves; cancelling moves nothing.
     browser.click("#rebalance").await;
-    browser.until("the plan", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    browser.until_asked("the plan").await;
     let plan = browser.eval("return document.querySelector('#confirm-body').innerText").await;
     let plan = plan.as_str().unwrap_or_default().to_string();
     assert!(plan.contains('3'), "the plan moves slots to group 3: {plan}");
@@ -274,9 +279,7 @@ async fn an_operator_grows_the_cluster_from_the_console() {
     let moving = browser.eval("return document.querySelectorAll('#slot-map .slot.migrating').length").await;
     assert_eq!(moving, json!(0), "cancelled: nothing moves");
     browser.click("#rebalance").await;
-    browser
-        .until("the plan again", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open")
-        .await;
+    browser.until_asked("the plan again").await;
     browser.click("#confirm-ok").await;
 
     // The migration on the slot map: cells marked while they move, then all settled, with
@@ -346,12 +349,12 @@ async fn the_dashboards_own_page_asks_for_the_password_and_confirms_removals() {
     // Removing it asks first; cancelling keeps it, confirming removes it.
     let remove = r#"section.group[data-group="4"] [data-act="group-remove"]"#;
     browser.click(remove).await;
-    browser.until("the confirmation", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    browser.until_asked("the confirmation").await;
     browser.click("#confirm-cancel").await;
     browser.next_refresh().await;
     assert_eq!(browser.eval(group).await, json!(true), "cancelled: group 4 stays");
     browser.click(remove).await;
-    browser.until("the confirmation again", Duration::from_secs(30), "return document.querySelector('dialog#confirm').open").await;
+    browser.until_asked("the confirmation again").await;
     browser.click("#confirm-ok").await;
     browser.until("group 4 removed", Duration::from_secs(30), &group.replace("return !!", "return !")).await;
     let _ = browser.client.close().await;
