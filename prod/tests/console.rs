@@ -398,10 +398,36 @@ async fn codis_fe_lists_products_and_forwards_to_their_dashboards() {
     assert!(unknown.text().contains("no product named"), "{}", unknown.text());
     assert_eq!(get("/topom").await.status, 404);
 
+    // A browser calling it by a name it does not know is refused (DNS rebinding); by its
+    // address it is served; a tool (no Sec-Fetch-Site) is served whatever name it uses.
+    for (server, host, browser, expected) in [
+        (&demo.console, "rebound.example", true, "403"),
+        (&demo.console, demo.console.as_str(), true, "200"),
+        (&demo.console, "rebound.example", false, "200"),
+        (&demo.dashboard, "rebound.example", true, "403"),
+        (&demo.dashboard, "localhost", true, "200"),
+    ] {
+        let status = raw_get(&env, server, "/topom?forward=codis-demo", host, browser).await;
+        assert!(status.contains(expected), "GET {server} as {host} (browser {browser}): {status}");
+    }
+
     // The dashboard serves the same page, and names its one product.
     let dashboard = HttpClient::new(env.clone(), demo.dashboard.clone(), Duration::from_secs(10));
     let page = dashboard.request(Method::GET, "/", None).await.expect("the dashboard answers");
     assert!(page.text().contains("<html"), "{}", page.text());
     let list = dashboard.request(Method::GET, "/list", None).await.expect("the dashboard answers");
     assert_eq!(serde_json::from_slice::<Value>(&list.body).expect("JSON"), json!(["codis-demo"]));
+}
+
+/// The status line of `GET path` sent to `server` with `Host: host`, as a browser would send it
+/// (with `Sec-Fetch-Site`) or not.
+async fn raw_get(env: &TokioEnv, server: &str, path: &str, host: &str, browser: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = env.connect(server, Duration::from_secs(5)).await.expect("connects");
+    let fetch = if browser { "Sec-Fetch-Site: same-origin\r\n" } else { "" };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{fetch}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
 }

@@ -4,7 +4,7 @@
 //! JSON `{"error": "…"}` with a 4xx or 5xx status (Codis answers 800 with a Go stack).
 //!
 //! Beyond Codis: `PUT /api/topom/proxy/lease/<xauth>/<token>`, where proxies renew their lease;
-//! `/` serves the web console ([`console`]) and `/list` names this product for it.
+//! `/` serves the web console ([`web_console`]) and `/list` names this product for it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -85,6 +85,7 @@ fn config_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         "failover_down_after_ms": config.failover_down_after.as_millis() as u64,
         "failover_catch_up_ms": config.failover_catch_up.as_millis() as u64,
         "sync_replicas": config.sync_replicas,
+        "console_allowed_hosts": config.console_allowed_hosts,
     })
 }
 
@@ -162,9 +163,9 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
 /// The routes.
 pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
     type S<E> = State<Dashboard<E>>;
-    axum::Router::new()
+    let routes = axum::Router::new()
         // The web console's page, and the one product it can show here.
-        .merge(console::assets::routes())
+        .merge(web_console::assets::routes())
         .route("/list", get(|State(d): S<E>| async move { Json(json!([d.settings().product.as_str()])) }))
         .route(
             "/topom",
@@ -443,7 +444,12 @@ pub fn routes<E: Env>(dashboard: Dashboard<E>) -> axum::Router {
             }),
         )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
-        .with_state(dashboard)
+        .with_state(dashboard.clone());
+    let names = &dashboard.settings().config.console_allowed_hosts;
+    let allowed = web_console::hosts::AllowedHosts::new(
+        names.iter().map(String::as_str).chain([dashboard.topom().admin_addr.as_str()]),
+    );
+    web_console::hosts::guarded(routes, allowed)
 }
 
 fn mappings(body: &[u8]) -> Result<Vec<SlotMapping>, ApiError> {

@@ -61,6 +61,9 @@ pub struct DashboardConfig {
     /// failover loses no acknowledged write; 0 (the default) replicates asynchronously, as
     /// Redis and Codis do.
     pub sync_replicas: u32,
+    /// Host names browsers may call the dashboard by (its web console and API), besides IP
+    /// addresses, `localhost` and the name it announces; others are refused (DNS rebinding).
+    pub console_allowed_hosts: Vec<String>,
 }
 
 impl Default for DashboardConfig {
@@ -84,6 +87,7 @@ impl Default for DashboardConfig {
             failover_down_after: Duration::from_secs(5),
             failover_catch_up: Duration::from_secs(10),
             sync_replicas: 0,
+            console_allowed_hosts: Vec::new(),
         }
     }
 }

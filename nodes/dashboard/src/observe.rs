@@ -28,7 +28,7 @@ const PERIOD: Duration = Duration::from_secs(1);
 /// How long one answer may take.
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// How long after the last read of the stats the dashboard keeps gathering.
-const WATCHED_FOR: Duration = Duration::from_secs(60);
+pub const WATCHED_FOR: Duration = Duration::from_secs(60);
 
 /// One server as its last `INFO` described it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

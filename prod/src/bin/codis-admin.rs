@@ -633,7 +633,7 @@ async fn proxy_verb(env: TokioEnv, addr: &str, args: &Args) -> anyhow::Result<()
 
 async fn coordinator_verb(coordinator: AnyCoordinator<TokioEnv>, args: &Args) -> anyhow::Result<()> {
     if args.dashboard_list {
-        let list = console::products::dashboards(&coordinator).await?;
+        let list = web_console::products::dashboards(&coordinator).await?;
         return print_json(&serde_json::to_value(list)?);
     }
     let product = model::ProductName::new(need(&args.product, "--product")?)?;

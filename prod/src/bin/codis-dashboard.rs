@@ -93,6 +93,12 @@ failover_catch_up = "10s"
 # Proxies answer a write only once this many replicas of its group have it (WAIT): a failover
 # then loses no acknowledged write. 0 replicates asynchronously, as Redis and Codis do.
 sync_replicas = 0
+
+# Host names browsers may call the dashboard by (its web console at / and its API), besides IP
+# addresses, localhost and the name it announces. A browser calling it by another name is
+# refused, so a web page cannot reach it by DNS rebinding. Tools that are not browsers are not
+# affected.
+console_allowed_hosts = []
 "#;
 
 fn main() -> ExitCode {

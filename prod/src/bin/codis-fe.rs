@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use console::fe::Fe;
-use console::products::ProductSource;
 use coordinator::{AnyCoordinator, CoordinatorAddr};
 use net::{Env, TokioEnv};
+use web_console::fe::Fe;
+use web_console::hosts::AllowedHosts;
+use web_console::products::ProductSource;
 
 /// Serves the web console: lists the products it finds and passes each page's calls to that
 /// product's dashboard.
@@ -30,6 +31,11 @@ struct Args {
     /// `codis-admin --dashboard-list` prints), re-read every few seconds.
     #[arg(long, value_name = "FILE")]
     dashboard_list: Option<PathBuf>,
+    /// A host name browsers may call the console by, besides IP addresses, `localhost` and this
+    /// machine's name (repeat for more). Browsers calling it by any other name are refused, so a
+    /// web page cannot reach it by DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -60,9 +66,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let listener = env.bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-        let addr = prod::host::announced(listener.local_addr()?, &prod::host::hostname());
+        let hostname = prod::host::hostname();
+        let addr = prod::host::announced(listener.local_addr()?, &hostname);
         tracing::info!("web console on http://{addr}/");
-        let fe = Fe::new(env.clone(), source);
+        let allowed = AllowedHosts::new(args.allow_hosts.iter().chain([&hostname, &addr]));
+        let fe = Fe::new(env.clone(), source, allowed);
         tokio::select! {
             () = fe.serve(listener) => {}
             () = prod::signals::shutdown() => {}

@@ -26,6 +26,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::warn;
 
+use crate::hosts::AllowedHosts;
 use crate::products::ProductSource;
 
 /// How long `/list` trusts the products it read (Codis: 5 s).
@@ -58,6 +59,7 @@ struct Known {
 struct Inner<E: Env> {
     env: E,
     source: ProductSource<E>,
+    allowed: AllowedHosts,
     known: Mutex<Known>,
     /// Held while the products are read (one read at a time).
     reading: tokio::sync::Mutex<()>,
@@ -77,12 +79,14 @@ impl<E: Env> Clone for Fe<E> {
 }
 
 impl<E: Env> Fe<E> {
-    /// A server listing the products of `source`.
-    pub fn new(env: E, source: ProductSource<E>) -> Fe<E> {
+    /// A server listing the products of `source`, answering browsers that call it by an
+    /// address or an `allowed` name.
+    pub fn new(env: E, source: ProductSource<E>, allowed: AllowedHosts) -> Fe<E> {
         Fe {
             inner: Arc::new(Inner {
                 env,
                 source,
+                allowed,
                 known: Mutex::new(Known::default()),
                 reading: tokio::sync::Mutex::new(()),
                 clients: Mutex::new(BTreeMap::new()),
@@ -96,9 +100,10 @@ impl<E: Env> Fe<E> {
         net::http::serve(&self.inner.env, listener, service).await;
     }
 
-    /// The routes (the page's, `/list`, and forwarding for everything else).
+    /// The routes (the page's, `/list`, and forwarding for everything else), behind the host
+    /// guard.
     pub fn routes(&self) -> axum::Router {
-        axum::Router::new()
+        let routes = axum::Router::new()
             .route("/list", get(|State(fe): State<Fe<E>>| async move { fe.list().await }))
             .merge(crate::assets::routes())
             .fallback(
@@ -106,7 +111,8 @@ impl<E: Env> Fe<E> {
                     fe.forward(method, uri, query, body).await
                 },
             )
-            .with_state(self.clone())
+            .with_state(self.clone());
+        crate::hosts::guarded(routes, self.inner.allowed.clone())
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, Known> {
@@ -240,7 +246,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_last_list_outlives_a_failing_source_and_reads_are_spaced() {
         let reads = Arc::new(AtomicUsize::new(0));
-        let fe = Fe::new(net::TokioEnv::new().expect("env"), flaky_list(reads.clone()));
+        let fe = Fe::new(net::TokioEnv::new().expect("env"), flaky_list(reads.clone()), AllowedHosts::default());
         let names = |list: Result<BTreeMap<String, String>, FeError>| {
             list.ok().map(|list| list.into_keys().collect::<Vec<_>>())
         };

@@ -12,7 +12,9 @@
 //! - [`assets`]: the page and its routes.
 //! - [`products`]: which products exist and where their dashboards listen.
 //! - [`fe`]: `codis-fe`'s server: the page, `/list`, and the forwarding.
+//! - [`hosts`]: which names a browser may call a server by (against DNS rebinding).
 
 pub mod assets;
 pub mod fe;
+pub mod hosts;
 pub mod products;
