@@ -225,8 +225,9 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
 impl<E: Env> Dashboard<E> {
     /// Records the last word on a slot's action.
     pub(crate) fn set_status(&self, slot: SlotId, line: String) {
+        let index = self.model_guard().slot(slot).action.index;
         if let Ok(mut status) = self.inner.actions.status.lock() {
-            status.insert(slot.index() as u32, line);
+            status.insert(slot.index() as u32, (index, line));
         }
     }
 

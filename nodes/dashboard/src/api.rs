@@ -122,9 +122,12 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         })
         .collect();
     let actions = dashboard.actions();
-    // The last word on each slot that has an action now (a finished one's last line is history).
-    let has_action = |slot: u32| {
-        model.slots.get(slot as usize).is_some_and(|found| found.action.state != model::ActionState::Nothing)
+    // The last word on each slot's current action (an earlier action's last line is history).
+    let current = |slot: u32, index: u64| {
+        model
+            .slots
+            .get(slot as usize)
+            .is_some_and(|found| found.action.state != model::ActionState::Nothing && found.action.index == index)
     };
     let status: BTreeMap<String, String> = actions
         .status
@@ -132,8 +135,8 @@ fn stats_json<E: Env>(dashboard: &Dashboard<E>) -> serde_json::Value {
         .map(|status| {
             status
                 .iter()
-                .filter(|(slot, _)| has_action(**slot))
-                .map(|(slot, line)| (slot.to_string(), line.clone()))
+                .filter(|(slot, (index, _))| current(**slot, *index))
+                .map(|(slot, (_, line))| (slot.to_string(), line.clone()))
                 .collect()
         })
         .unwrap_or_default();

@@ -68,8 +68,9 @@ pub struct ActionControl {
     pub disabled: AtomicBool,
     /// Pause between executor steps, in microseconds.
     pub interval_us: AtomicU64,
-    /// The last word on each slot with an action (progress, or why it waits).
-    pub status: Mutex<BTreeMap<u32, String>>,
+    /// The last word on each slot's action (progress, or why it waits), with the index of the
+    /// action it was said of: a line outlives neither its action nor a later one's start.
+    pub status: Mutex<BTreeMap<u32, (u64, String)>>,
     /// Wakes the action loop (a new action, a control changed).
     pub wake: Notify,
 }

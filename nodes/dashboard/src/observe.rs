@@ -190,7 +190,8 @@ pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
     let mut proxies: BTreeMap<String, ProxyClient<E>> = BTreeMap::new();
     let observations = &dashboard.inner.observations;
     loop {
-        if !observations.is_watched() {
+        // A wake-up left over from an earlier start is checked against the clock, not trusted.
+        while !observations.is_watched() {
             (servers, proxies) = (BTreeMap::new(), BTreeMap::new());
             observations.forget();
             tokio::select! {

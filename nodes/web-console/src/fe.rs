@@ -54,6 +54,8 @@ struct Known {
     read_at: Option<Instant>,
     /// When a read was last tried.
     tried_at: Option<Instant>,
+    /// Why the last read failed.
+    failure: String,
 }
 
 struct Inner<E: Env> {
@@ -126,18 +128,24 @@ impl<E: Env> Fe<E> {
         let _reading = match self.inner.reading.try_lock() {
             Ok(reading) => reading,
             Err(_) => {
+                // Another read runs: its list will do, unless a fresh one is asked for (a product
+                // not known yet), which waits for it.
                 let last = cached(&self.known());
                 match last {
-                    Some(dashboards) => return Ok(dashboards),
-                    None => self.inner.reading.lock().await,
+                    Some(dashboards) if !fresh.is_zero() => return Ok(dashboards),
+                    _ => self.inner.reading.lock().await,
                 }
             }
         };
         {
             let known = self.known();
             let recent = |at: Option<Instant>, within: Duration| at.is_some_and(|at| at.elapsed() < within);
-            if recent(known.read_at, fresh) || (known.read_at.is_some() && recent(known.tried_at, RETRY_AFTER)) {
+            if recent(known.read_at, fresh) {
                 return Ok(known.dashboards.clone());
+            }
+            // Tried a moment ago (perhaps the read just waited for): its outcome stands.
+            if recent(known.tried_at, RETRY_AFTER) {
+                return cached(&known).ok_or_else(|| FeError(StatusCode::SERVICE_UNAVAILABLE, known.failure.clone()));
             }
         }
         let loaded = self.inner.source.load().await;
@@ -151,9 +159,8 @@ impl<E: Env> Fe<E> {
             }
             Err(error) => {
                 warn!(%error, "cannot list the products");
-                cached(&known).ok_or_else(|| {
-                    FeError(StatusCode::SERVICE_UNAVAILABLE, format!("cannot list the products: {error}"))
-                })
+                known.failure = format!("cannot list the products: {error}");
+                cached(&known).ok_or_else(|| FeError(StatusCode::SERVICE_UNAVAILABLE, known.failure.clone()))
             }
         }
     }
@@ -258,6 +265,24 @@ mod tests {
         // The source fails now: the last list still serves.
         assert_eq!(names(fe.dashboards(Duration::ZERO).await), Some(vec!["shop".to_string()]));
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_never_answered_is_not_read_again_at_once() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counted = reads.clone();
+        let read: ReadList = Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err("no such file".to_string()) })
+        });
+        let source = ProductSource::ListFile { path: "list.json".into(), read };
+        let fe = Fe::new(net::TokioEnv::new().expect("env"), source, AllowedHosts::default());
+        for _ in 0..3 {
+            let refused = fe.dashboards(Duration::ZERO).await.expect_err("no list");
+            assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(refused.1.contains("no such file"), "{}", refused.1);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! private network) and then call it as if it were its own: the browser sees one origin. With
 //! the default empty product password the REST secret is computable, so such a page could read
 //! and change a cluster. The browser still names the attacker's host in the `Host` header, so a
-//! request from a browser (it says where it comes from in `Sec-Fetch-Site`) is served only when
-//! it names this server by an IP address, `localhost`, or a name on the allow-list (the
-//! server's own announced name, plus what the operator adds). Tools that are not browsers
-//! (`codis-admin`, proxies renewing leases, curl) are not affected.
+//! request from a browser is served only when it names this server by an IP address,
+//! `localhost`, or a name on the allow-list (the server's own announced name, plus what the
+//! operator adds). A browser is known by what page scripts cannot take away: a `User-Agent`
+//! starting `Mozilla/` (every browser's), or an `Origin` or `Sec-Fetch-Site` header (the latter
+//! is sent only to HTTPS and localhost, so it alone would not do). Tools that are not browsers
+//! (`codis-admin`, proxies renewing leases, curl) are not affected whatever name they use.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// The header browsers add to every request (Chromium, Firefox, Safari 16.4+).
+/// A header browsers add to requests to trustworthy origins (HTTPS, localhost).
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Host names (besides IP addresses and `localhost`) browsers may use.
@@ -50,26 +52,36 @@ impl AllowedHosts {
     }
 }
 
-/// `name` from `name:port`, `[v6]` from `[v6]:port`.
+/// `name` from `name:port`, `[v6]` from `[v6]:port`; a fully qualified name's final dot dropped.
 fn host_of(value: &str) -> &str {
     let value = value.trim();
     if value.starts_with('[') {
         return value.split_inclusive(']').next().unwrap_or(value);
     }
-    value.rsplit_once(':').map_or(value, |(host, _)| host)
+    value.rsplit_once(':').map_or(value, |(host, _)| host).trim_end_matches('.')
+}
+
+/// Whether a request comes from a web browser.
+fn from_browser(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(SEC_FETCH_SITE)
+        || headers.contains_key(header::ORIGIN)
+        || headers
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .is_some_and(|agent| agent.starts_with("Mozilla/"))
 }
 
 /// Axum middleware: refuses a browser's request that names this server by a name not allowed.
 pub async fn guard(State(allowed): State<AllowedHosts>, request: Request, next: Next) -> Response {
-    let from_browser = request.headers().contains_key(SEC_FETCH_SITE);
     let host = request.headers().get(header::HOST).and_then(|host| host.to_str().ok()).unwrap_or_default();
-    if from_browser && !allowed.allows(host) {
+    if from_browser(request.headers()) && !allowed.allows(host) {
         let error = format!(
             "this server does not answer browsers that call it {host:?}: use its IP address, or add the \
              name to the allowed hosts (codis-fe --allow-host, the dashboard's console_allowed_hosts); \
              this guards against DNS rebinding"
         );
-        return (StatusCode::FORBIDDEN, Json(json!({ "error": error }))).into_response();
+        // Not 403, which the page takes for a wrong password.
+        return (StatusCode::MISDIRECTED_REQUEST, Json(json!({ "error": error }))).into_response();
     }
     next.run(request).await
 }
@@ -86,8 +98,15 @@ mod tests {
     #[test]
     fn addresses_localhost_and_listed_names_are_allowed() {
         let allowed = AllowedHosts::new(["Console.Example:9090", ""]);
-        for host in ["127.0.0.1:9090", "10.1.2.3", "[::1]:18080", "localhost:9090", "app.localhost", "console.example"]
-        {
+        for host in [
+            "127.0.0.1:9090",
+            "10.1.2.3",
+            "[::1]:18080",
+            "localhost:9090",
+            "app.localhost",
+            "console.example",
+            "localhost.",
+        ] {
             assert!(allowed.allows(host), "{host}");
         }
         for host in ["attacker.example:9090", "console.example.attacker.example", "", "1.2.3.4.example"] {
