@@ -201,10 +201,7 @@ pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
 
 /// Probes every server of the model, all at once.
 async fn probe_all<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMap<String, Client<E>>) {
-    let addrs: Vec<String> = {
-        let model = dashboard.model_guard();
-        model.groups.values().flat_map(|group| group.servers.iter().map(|server| server.addr.clone())).collect()
-    };
+    let addrs = dashboard.model_guard().server_addrs();
     clients.retain(|addr, _| addrs.contains(addr));
     let probes = addrs.into_iter().map(|addr| {
         let mut client = clients.remove(&addr).unwrap_or_else(|| dashboard.probe_client(&addr));
@@ -297,7 +294,8 @@ impl<E: Env> Dashboard<E> {
         &self.inner.failover
     }
 
-    fn probe_client(&self, addr: &str) -> Client<E> {
+    /// A client of `addr` that gives up after a second (probes, and the console's `INFO`).
+    pub(crate) fn probe_client(&self, addr: &str) -> Client<E> {
         Client::new(self.inner.env.clone(), addr)
             .with_password(&self.inner.settings.product_auth)
             .with_timeouts(PROBE_TIMEOUT, PROBE_TIMEOUT)

@@ -45,6 +45,11 @@ impl Model {
         &self.slots[slot.index()]
     }
 
+    /// Every server's address, group by group.
+    pub fn server_addrs(&self) -> Vec<String> {
+        self.groups.values().flat_map(|group| group.servers.iter().map(|server| server.addr.clone())).collect()
+    }
+
     /// The master of `group`, if it has servers.
     pub fn master(&self, group: GroupId) -> Option<&str> {
         self.groups.get(&group).and_then(Group::master)

@@ -25,7 +25,8 @@ use crate::proxies::ProxyClient;
 
 /// How often servers and proxies are asked.
 const PERIOD: Duration = Duration::from_secs(1);
-/// How long one answer may take.
+/// How long a proxy's answer may take (servers are asked through the failover probes' client,
+/// which gives up as soon).
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// How long after the last read of the stats the dashboard keeps gathering.
 pub const WATCHED_FOR: Duration = Duration::from_secs(60);
@@ -64,7 +65,7 @@ impl ServerStats {
         let mut stats = ServerStats::default();
         let (mut host, mut port) = ("", "");
         let mut replica_offset = None;
-        for (key, value) in info.lines().filter_map(|line| line.trim_end().split_once(':')) {
+        for (key, value) in info_fields(info) {
             let number = || value.parse::<u64>().unwrap_or(0);
             match key {
                 "used_memory" => stats.used_memory = number(),
@@ -90,6 +91,11 @@ impl ServerStats {
         stats.offset = replica_offset.unwrap_or(stats.offset);
         stats
     }
+}
+
+/// `INFO`'s `key:value` lines (section headers and blank lines left out), values trimmed.
+pub(crate) fn info_fields(info: &str) -> impl Iterator<Item = (&str, &str)> {
+    info.lines().filter_map(|line| line.split_once(':')).map(|(key, value)| (key, value.trim()))
 }
 
 /// One proxy as its last `/proxy/stats` described it (all zero when it did not answer: its
@@ -208,17 +214,10 @@ pub(crate) async fn run<E: Env>(dashboard: Dashboard<E>) {
 }
 
 async fn observe_servers<E: Env>(dashboard: &Dashboard<E>, clients: &mut BTreeMap<String, Client<E>>) {
-    let addrs: Vec<String> = {
-        let model = dashboard.model_guard();
-        model.groups.values().flat_map(|group| group.servers.iter().map(|server| server.addr.clone())).collect()
-    };
+    let addrs = dashboard.model_guard().server_addrs();
     clients.retain(|addr, _| addrs.contains(addr));
     let asks = addrs.into_iter().map(|addr| {
-        let mut client = clients.remove(&addr).unwrap_or_else(|| {
-            Client::new(dashboard.inner.env.clone(), &addr)
-                .with_password(&dashboard.inner.settings.product_auth)
-                .with_timeouts(TIMEOUT, TIMEOUT)
-        });
+        let mut client = clients.remove(&addr).unwrap_or_else(|| dashboard.probe_client(&addr));
         async move {
             let answer = match client.call(&["INFO"]).await {
                 Ok(Frame::Bulk(text)) => Ok(ServerStats::parse(&String::from_utf8_lossy(&text))),

@@ -328,10 +328,8 @@ impl<E: Env> Dashboard<E> {
         let Frame::Bulk(text) = reply else {
             return Err(DashboardError::Unreachable(format!("server {addr}: INFO replied {reply:?}")));
         };
-        Ok(String::from_utf8_lossy(&text)
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .map(|(key, value)| (key.to_string(), value.trim().to_string()))
+        Ok(crate::observe::info_fields(&String::from_utf8_lossy(&text))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect())
     }
 

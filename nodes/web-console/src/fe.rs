@@ -201,31 +201,11 @@ impl<E: Env> Fe<E> {
 
 /// The product named by `forward=` in a query string (percent-decoded).
 fn forward_target(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| pair.strip_prefix("forward=")).map(percent_decode).filter(|name| !name.is_empty())
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|digit| (*digit as char).to_digit(16));
-        match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                index += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                index += 1;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("forward="))
+        .map(|name| percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned())
+        .filter(|name| !name.is_empty())
 }
 
 #[cfg(test)]
@@ -291,6 +271,6 @@ mod tests {
         assert_eq!(forward_target("a=1&forward=my%2Dshop&b=2").as_deref(), Some("my-shop"));
         assert_eq!(forward_target("forward="), None);
         assert_eq!(forward_target("forwarded=x"), None);
-        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(forward_target("forward=100%").as_deref(), Some("100%"), "a lone % is kept");
     }
 }
