@@ -1,13 +1,22 @@
-//! The stream of changes that the append-only log and replicas will follow: after each command
-//! that changed the data, the commands that redo the change.
+//! The stream of changes that the append-only log and replicas follow: after each command
+//! that changed the data, the commands that redo the change, as Redis 7.0 writes them.
 //!
 //! A command is propagated as it was sent when replaying it redoes exactly the same change.
 //! Commands whose effect depends on when or by chance they ran say instead what to replay
 //! ([`Propagation::replace_with`]): a relative expiry becomes `PEXPIREAT`, `SET … EX` becomes
 //! `SET … PXAT`, `SPOP` the `SREM` of what it popped, `INCRBYFLOAT` the `SET` of its result.
 //! Keys deleted because they expired (found so by a command or by the background cycle), evicted
-//! keys and keys moved away by a migration go as `DEL`, before the command that found them, so
-//! a replica never has to expire or evict anything itself (Redis' rule).
+//! keys and keys moved away by a migration go as `DEL`, so a replica never has to expire or
+//! evict anything itself (Redis' rule).
+//!
+//! A command that runs other commands (`EXEC`, `SLOTSMGRT-EXEC-WRAPPER`, scripts) is never
+//! propagated itself: each command it ran propagates itself, once, and replaying the outer
+//! command as well would apply its writes twice. Everything one client command leads to (the
+//! deletions of the keys it found expired, what it and the commands it ran wrote) is one
+//! *execution unit*, handed to the stream at its end and wrapped in `MULTI` … `EXEC` when it is
+//! more than one change, so a replay applies it whole (Redis' `propagatePendingCommands`).
+//! Changes made outside any command (the expiry cycle, evictions, a migration's deletions, a
+//! pop served to a blocked client) are units of their own.
 //!
 //! Nothing is recorded while nobody listens: the stream costs nothing until an append-only log
 //! or a replica turns it on ([`Propagation::listen`]).
@@ -31,12 +40,24 @@ pub struct Change {
     pub request: Request,
 }
 
-/// The changes not yet taken by their listeners, and what the running command replaces itself
-/// with.
+/// One command running now, as propagation sees it.
+#[derive(Debug, Default)]
+struct Call {
+    /// What it asked to be propagated as, instead of itself.
+    replacement: Option<Vec<Request>>,
+    /// Whether it ran other commands (which propagated themselves).
+    ran_commands: bool,
+}
+
+/// The changes not yet taken by their listeners, the execution unit being built, and what the
+/// running commands replace themselves with.
 #[derive(Debug, Default)]
 pub struct Propagation {
     listening: bool,
-    replacement: Option<Vec<Request>>,
+    /// The commands running now, the one a client sent first, those it runs after it.
+    calls: Vec<Call>,
+    /// The changes of the execution unit under way.
+    unit: Vec<Change>,
     stream: Vec<Change>,
     /// Changes taken by listeners so far: with the stream's length, the number of every change
     /// ever recorded, which is how the append-only log says how far it is on disk.
@@ -51,6 +72,7 @@ impl Propagation {
     pub(crate) fn listen(&mut self, on: bool) {
         self.listening = on;
         if !on {
+            self.unit.clear();
             self.take();
         }
     }
@@ -68,38 +90,35 @@ impl Propagation {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        if self.listening {
-            self.replacement.get_or_insert_with(Vec::new).push(Request::from_args(args));
+        if self.listening
+            && let Some(call) = self.calls.last_mut()
+        {
+            call.replacement.get_or_insert_with(Vec::new).push(Request::from_args(args));
         }
     }
 
-    /// The running command propagates nothing itself (`EXEC`, whose commands propagate
-    /// themselves).
+    /// The running command propagates nothing itself.
     pub fn replace_with_nothing(&mut self) {
-        if self.listening {
-            self.replacement.get_or_insert_with(Vec::new);
+        if self.listening
+            && let Some(call) = self.calls.last_mut()
+        {
+            call.replacement.get_or_insert_with(Vec::new);
         }
     }
 
-    /// Where the stream ends now, for [`Propagation::wrap_since`].
-    pub fn mark(&self) -> usize {
-        self.stream.len()
-    }
-
-    /// Wraps the changes recorded since `mark` in `MULTI` … `EXEC` if there are several, so a
-    /// replay applies them together, as the transaction did.
-    pub fn wrap_since(&mut self, mark: usize) {
-        if !self.listening || self.stream.len().saturating_sub(mark) < 2 {
-            return;
+    /// A command starts (see [`Propagation::end_call`]); the one running, if any, ran another.
+    pub(crate) fn begin_call(&mut self) {
+        if let Some(outer) = self.calls.last_mut() {
+            outer.ran_commands = true;
         }
-        let db = self.stream[mark].db;
-        let last = self.stream[self.stream.len() - 1].db;
-        self.stream.insert(mark, Change { db, request: Request::from_args([&b"MULTI"[..]]) });
-        self.stream.push(Change { db: last, request: Request::from_args([&b"EXEC"[..]]) });
+        self.calls.push(Call::default());
     }
 
-    /// Records `request` for database `db`.
+    /// Records `request` for database `db`: a change made outside any command, a unit of its
+    /// own (the expiry cycle, an eviction, a migration's deletion, a pop served to a blocked
+    /// client after the command that readied its key).
     pub fn push(&mut self, db: usize, request: Request) {
+        debug_assert!(self.unit.is_empty(), "a change of its own while an execution unit is under way");
         if self.listening {
             self.stream.push(Change { db, request });
             self.wake.notify_one();
@@ -116,7 +135,7 @@ impl Propagation {
         self.wake.clone()
     }
 
-    /// Records the deletion of `key` in database `db`.
+    /// Records the deletion of `key` in database `db`, as a unit of its own.
     pub fn push_del(&mut self, db: usize, key: &[u8]) {
         if self.listening {
             self.push(db, Request::from_args([&b"DEL"[..], key]));
@@ -127,6 +146,26 @@ impl Propagation {
     pub fn take(&mut self) -> Vec<Change> {
         self.taken += self.stream.len() as u64;
         std::mem::take(&mut self.stream)
+    }
+
+    /// Ends the execution unit: its changes go to the stream, in `MULTI` … `EXEC` when there
+    /// are several (the `MULTI` in the first change's database, the `EXEC` in the last's, so no
+    /// `SELECT` comes between them and the changes) unless `atomic` is false (a command that
+    /// touches arbitrary keys, whose expired keys Redis deletes one by one).
+    fn end_unit(&mut self, atomic: bool) {
+        let wrap = atomic && self.unit.len() > 1;
+        if self.unit.is_empty() {
+            return;
+        }
+        if wrap {
+            let (first, last) = (self.unit[0].db, self.unit[self.unit.len() - 1].db);
+            self.stream.push(Change { db: first, request: Request::from_args([&b"MULTI"[..]]) });
+            self.stream.append(&mut self.unit);
+            self.stream.push(Change { db: last, request: Request::from_args([&b"EXEC"[..]]) });
+        } else {
+            self.stream.append(&mut self.unit);
+        }
+        self.wake.notify_one();
     }
 }
 
@@ -170,8 +209,8 @@ pub(crate) fn close_replicas(state: &mut State, ids: &[u64]) {
     }
 }
 
-/// Records the deletions of expired keys every database logged (lazily, by a command looking
-/// them up, or by the background cycle); returns how many there were.
+/// Records the deletions of expired keys every database logged by the background cycle, each a
+/// unit of its own; returns how many there were.
 pub fn expired_keys(state: &mut State) -> u64 {
     let mut count = 0;
     for db in 0..state.keyspace.len() {
@@ -184,29 +223,54 @@ pub fn expired_keys(state: &mut State) -> u64 {
     count
 }
 
-/// After a command ran in database `db`: the deletions of the keys it found expired, then the
-/// command itself, or what it asked to be replaced with, if it changed the data.
+/// Adds the deletions of the keys found expired since the last look to the execution unit;
+/// returns how many there were.
+fn expired_into_unit(state: &mut State) -> u64 {
+    let mut count = 0;
+    for db in 0..state.keyspace.len() {
+        let expired: Vec<Key> = state.keyspace.db(db).take_expired();
+        count += expired.len() as u64;
+        for key in expired {
+            state.propagation.unit.push(Change { db, request: Request::from_args([&b"DEL"[..], &key[..]]) });
+        }
+    }
+    count
+}
+
+/// After a command ran in database `db`: the deletions of the keys it found expired join the
+/// execution unit, then the command itself, or what it asked to be replaced with, if it changed
+/// the data, unless it ran other commands (they propagated themselves). The command a client
+/// sent ends the unit: `touches_arbitrary_keys` (`SCAN`, `RANDOMKEY`) leaves it unwrapped.
 ///
 /// `changes_before` is the change count when the command started, `None` if nobody listened
 /// then: a command that turned listening on (`PSYNC`) is not itself a change.
-pub fn after_command(state: &mut State, db: usize, request: &Request, changes_before: Option<u64>) {
+pub fn end_call(
+    state: &mut State,
+    db: usize,
+    request: &Request,
+    changes_before: Option<u64>,
+    touches_arbitrary_keys: bool,
+) {
+    let call = state.propagation.calls.pop().unwrap_or_default();
     let Some(changes_before) = changes_before.filter(|_| state.propagation.listening) else {
         return;
     };
-    let expired = expired_keys(state);
-    let replacement = state.propagation.replacement.take();
-    match replacement {
+    let expired = expired_into_unit(state);
+    match call.replacement {
         Some(requests) => {
-            for request in requests {
-                state.propagation.push(db, request);
-            }
+            let unit = &mut state.propagation.unit;
+            unit.extend(requests.into_iter().map(|request| Change { db, request }));
         }
+        None if call.ran_commands => {}
         None => {
             // Deletions by expiry count as changes too.
             let changed = state.keyspace.changes().saturating_sub(changes_before).saturating_sub(expired);
             if changed > 0 {
-                state.propagation.push(db, request.clone());
+                state.propagation.unit.push(Change { db, request: request.clone() });
             }
         }
+    }
+    if state.propagation.calls.is_empty() {
+        state.propagation.end_unit(!touches_arbitrary_keys);
     }
 }

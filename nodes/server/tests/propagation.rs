@@ -54,7 +54,12 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
     let value = format!("v{sequence}");
     let ms = rng.random_range(1..=400u64).to_string();
     let s = |parts: &[&str]| parts.iter().map(|part| part.to_string()).collect::<Vec<_>>();
-    match rng.random_range(0..29) {
+    // Through Codis' wrapper, as a proxy sends writes to a migrating slot.
+    let wrapped = |parts: &[&str]| {
+        let key = parts[1].to_string();
+        ["SLOTSMGRT-EXEC-WRAPPER".to_string(), key].into_iter().chain(s(parts)).collect::<Vec<_>>()
+    };
+    match rng.random_range(0..36) {
         0 => s(&["SET", &key, &value]),
         1 => s(&["SET", &key, &value, "PX", &ms]),
         2 => s(&["SET", &key, &value, "EX", "100"]),
@@ -83,6 +88,13 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
         22 => s(&["GETEX", &key, "PERSIST"]),
         23 => s(&["RENAME", &key, &other]),
         24 => s(&["SELECT", &rng.random_range(0..4).to_string()]),
+        29 => wrapped(&["INCR", &key]),
+        30 => wrapped(&["RPUSH", &key, &member, &value]),
+        31 => wrapped(&["APPEND", &key, &value]),
+        32 => wrapped(&["LPOP", &key]),
+        33 => wrapped(&["SET", &key, &value, "PX", &ms]),
+        34 => wrapped(&["SPOP", &key]),
+        35 => wrapped(&["GET", &key]),
         _ => s(&["EXPIREAT", &key, "1"]),
     }
 }
@@ -196,6 +208,63 @@ fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
         .map(|change| String::from_utf8_lossy(change.request.name()).into_owned())
         .collect();
     assert_eq!(names, ["MULTI", "SET", "INCR", "EXEC", "INCR"]);
+}
+
+/// The reproduction of a write doubled through the wrapper: the master applied `RPUSH k x` and
+/// `INCR n` once, and the stream must say so once.
+#[test]
+fn a_write_through_the_migration_wrapper_goes_once_as_itself() {
+    let (mut state, mut client) = fresh(4, 1_000);
+    state.propagate_changes(true);
+    run(&mut state, &mut client, &["RPUSH", "k", "a"], 1_000);
+    let pushed = run(&mut state, &mut client, &["SLOTSMGRT-EXEC-WRAPPER", "k", "RPUSH", "k", "x"], 1_000);
+    assert_eq!(&pushed[..], b"*2\r\n:2\r\n:2\r\n");
+    run(&mut state, &mut client, &["SET", "n", "10"], 1_000);
+    let incremented = run(&mut state, &mut client, &["SLOTSMGRT-EXEC-WRAPPER", "n", "INCR", "n"], 1_000);
+    assert_eq!(&incremented[..], b"*2\r\n:2\r\n:11\r\n");
+    // A read through the wrapper, and a wrapped write refused inside it, propagate nothing.
+    run(&mut state, &mut client, &["SLOTSMGRT-EXEC-WRAPPER", "n", "GET", "n"], 1_000);
+    run(&mut state, &mut client, &["SLOTSMGRT-EXEC-WRAPPER", "k", "INCR", "k"], 1_000);
+    let commands: Vec<Vec<u8>> = state.propagation.take().iter().map(|change| change.request.wire().to_vec()).collect();
+    let expected: Vec<Vec<u8>> = [&["RPUSH", "k", "a"][..], &["RPUSH", "k", "x"], &["SET", "n", "10"], &["INCR", "n"]]
+        .iter()
+        .map(|args| Request::from_args(args.iter()).wire().to_vec())
+        .collect();
+    assert_eq!(
+        commands.iter().map(|wire| String::from_utf8_lossy(wire).into_owned()).collect::<Vec<_>>(),
+        expected.iter().map(|wire| String::from_utf8_lossy(wire).into_owned()).collect::<Vec<_>>()
+    );
+}
+
+/// A write that finds its key expired deletes it first: the deletion and the write are one unit,
+/// replayed together (Redis 7.0 wraps them in `MULTI` … `EXEC`).
+#[test]
+fn an_expired_key_found_by_a_write_goes_with_the_write_as_one_transaction() {
+    let (mut state, mut client) = fresh(5, 1_000);
+    state.propagate_changes(true);
+    run(&mut state, &mut client, &["SET", "k", "v", "PX", "10"], 1_000);
+    state.propagation.take();
+    run(&mut state, &mut client, &["SET", "k", "w"], 2_000);
+    run(&mut state, &mut client, &["SET", "j", "v", "PX", "10"], 2_000);
+    // A read alone: the deletion alone.
+    run(&mut state, &mut client, &["GET", "j"], 3_000);
+    let names: Vec<String> = state
+        .propagation
+        .take()
+        .iter()
+        .map(|change| String::from_utf8_lossy(change.request.wire()).replace("\r\n", " "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "*1 $5 MULTI ",
+            "*2 $3 DEL $1 k ",
+            "*3 $3 SET $1 k $1 w ",
+            "*1 $4 EXEC ",
+            "*5 $3 SET $1 j $1 v $4 PXAT $4 2010 ",
+            "*2 $3 DEL $1 j "
+        ]
+    );
 }
 
 #[test]

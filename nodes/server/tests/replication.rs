@@ -249,3 +249,90 @@ async fn a_master_told_of_a_newer_epoch_is_fenced() {
     assert_eq!(info(async |args: &[&str]| master.call(args).await, "replication", "codis_master_epoch").await, "5");
     master.stop().await;
 }
+
+/// A master of our own making, to cut the stream exactly inside a transaction: the replica must
+/// not count what it queued as applied, and must ask to resume at the `MULTI`, so the whole
+/// transaction is applied once (counting the queued bytes would lose the writes queued before
+/// the cut and apply the rest without their transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_inside_a_transaction_resumes_at_its_multi() {
+    use net::Env;
+    use resp::{Connection, Limits, Request};
+
+    let env = TokioEnv::with_seed(11);
+    let listener = env.bind("127.0.0.1:0").await.expect("bind");
+    let master_port = listener.local_addr().expect("addr").port();
+    let dir = temp_dir("cut-inside-transaction");
+    let config = ServerConfig {
+        port: 0,
+        dir: dir.to_string_lossy().into_owned(),
+        replicaof: format!("127.0.0.1 {master_port}"),
+        ..ServerConfig::default()
+    };
+    let mut replica = Served::start(&env, config).await;
+    let replid = "0123456789012345678901234567890123456789";
+    let wire = |commands: &[&[&str]]| -> Vec<u8> {
+        commands.iter().flat_map(|args| Request::from_args(args.iter()).wire().to_vec()).collect()
+    };
+    let handshake = async |link: &mut Connection<_>| -> Vec<String> {
+        loop {
+            let request = link.read_request().await.expect("read").expect("a request");
+            let args: Vec<String> = request.args().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+            if args[0].eq_ignore_ascii_case("PSYNC") {
+                return args;
+            }
+            link.write_buffer().extend_from_slice(if args[0].eq_ignore_ascii_case("PING") {
+                b"+PONG\r\n"
+            } else {
+                b"+OK\r\n"
+            });
+            link.flush().await.expect("answer");
+        }
+    };
+
+    // The first link: a full copy of nothing, a write, then a transaction cut before its EXEC.
+    let (stream, _) = listener.accept().await.expect("the replica connects");
+    let mut link = Connection::new(stream, Limits::default());
+    assert_eq!(handshake(&mut link).await, ["PSYNC", "?", "-1"]);
+    let empty = {
+        let state = server::state::State::new(ServerConfig::default(), net::rng_from_seed(1, "copy"), 0, 0);
+        server::persist::encode_snapshot(&state, 0)
+    };
+    link.write_buffer().extend_from_slice(format!("+FULLRESYNC {replid} 100\r\n${}\r\n", empty.len()).as_bytes());
+    link.write_buffer().extend_from_slice(&empty);
+    let before = wire(&[&["SELECT", "0"], &["SET", "a", "1"]]);
+    link.write_buffer().extend_from_slice(&before);
+    link.write_buffer().extend_from_slice(&wire(&[&["MULTI"], &["INCR", "a"]]));
+    link.flush().await.expect("stream");
+    for _ in 0..500 {
+        if replica.call(&["GET", "a"]).await == Frame::Bulk("1".into()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(replica.call(&["GET", "a"]).await, Frame::Bulk("1".into()));
+    drop(link);
+
+    // The second link: the replica asks for the bytes after the SET, which begin with MULTI.
+    let (stream, _) = listener.accept().await.expect("the replica reconnects");
+    let mut link = Connection::new(stream, Limits::default());
+    let resume_at = 100 + before.len() as u64 + 1;
+    assert_eq!(handshake(&mut link).await, ["PSYNC", replid, resume_at.to_string().as_str()]);
+    link.write_buffer().extend_from_slice(b"+CONTINUE\r\n");
+    link.write_buffer().extend_from_slice(&wire(&[
+        &["MULTI"],
+        &["INCR", "a"],
+        &["INCR", "a"],
+        &["EXEC"],
+        &["SET", "done", "1"],
+    ]));
+    link.flush().await.expect("stream");
+    for _ in 0..500 {
+        if replica.call(&["GET", "done"]).await == Frame::Bulk("1".into()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(replica.call(&["GET", "a"]).await, Frame::Bulk("3".into()), "the transaction applied once, whole");
+    replica.stop().await;
+}

@@ -32,8 +32,8 @@ pub(super) const COMMANDS: &[Command] = &[
     command("copy", -3, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), copy),
     command("move", 3, WRITE_FAST, (1, 1, 1), move_),
     command("keys", 2, Flags::READONLY, (0, 0, 0), keys),
-    command("scan", -2, Flags::READONLY, (0, 0, 0), scan),
-    command("randomkey", 1, Flags::READONLY, (0, 0, 0), randomkey),
+    command("scan", -2, Flags::READONLY.with(Flags::TOUCHES_ARBITRARY_KEYS), (0, 0, 0), scan),
+    command("randomkey", 1, Flags::READONLY.with(Flags::TOUCHES_ARBITRARY_KEYS), (0, 0, 0), randomkey),
     command("touch", -2, READ, (1, -1, 1), touch),
     command("object", -2, Flags::READONLY, (2, 2, 1), object),
 ];

@@ -71,6 +71,10 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 10);
     /// Not allowed inside `MULTI`.
     pub const NO_MULTI: Flags = Flags(1 << 11);
+    /// May look at (and so expire) keys it was not given (`SCAN`, `RANDOMKEY`): the deletions of
+    /// the expired keys it finds are propagated one by one, not as one transaction (Redis'
+    /// `CMD_TOUCHES_ARBITRARY_KEYS`, which `COMMAND INFO` does not list).
+    pub const TOUCHES_ARBITRARY_KEYS: Flags = Flags(1 << 12);
     /// No flags.
     pub const NONE: Flags = Flags(0);
 
@@ -345,10 +349,12 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     // The change count is read only when something follows the changes: it sums every
     // database's counter.
     let changes_before = ctx.state.propagation.is_listening().then(|| ctx.state.keyspace.changes());
+    ctx.state.propagation.begin_call();
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
     }
-    crate::propagate::after_command(ctx.state, db, request, changes_before);
+    let touches_arbitrary_keys = command.flags.contains(Flags::TOUCHES_ARBITRARY_KEYS);
+    crate::propagate::end_call(ctx.state, db, request, changes_before, touches_arbitrary_keys);
     if reads {
         ctx.state.keyspace.db(db).count_reads(false);
     }

@@ -50,8 +50,8 @@ fn exec(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     }
     ctx.reply.array(transaction.queued.len());
     ctx.client.deny_blocking = true;
-    // Each command propagates itself; together they go as one MULTI … EXEC.
-    let mark = ctx.state.propagation.mark();
+    // Each command propagates itself (EXEC does not); together they are one execution unit,
+    // which goes as one MULTI … EXEC.
     for request in &transaction.queued {
         // Every queued command was looked up when it was queued.
         match table().lookup(request.name()) {
@@ -59,8 +59,6 @@ fn exec(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
             None => ctx.reply.error("ERR unknown command"),
         }
     }
-    ctx.state.propagation.wrap_since(mark);
-    ctx.state.propagation.replace_with_nothing();
     ctx.client.deny_blocking = false;
     Ok(())
 }

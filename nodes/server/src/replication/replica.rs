@@ -274,6 +274,10 @@ async fn apply_stream<E: Env, S: net::Stream>(
     let mut master = Client::new(0, true);
     master.deny_blocking = true;
     master.from_master = true;
+    // Bytes of a transaction whose EXEC has not arrived yet: counted into the offset only once
+    // it has run, so a stream resumed after a break mid-transaction starts again at its MULTI
+    // (this client, and the commands it queued, are gone by then). Redis' `reploff` does the same.
+    let mut in_transaction = 0u64;
     let mut acks = tokio::time::interval(ACK_PERIOD);
     // The master pings every `repl-ping-replica-period`: silence past `timeout` means it is gone.
     let mut silent_until = tokio::time::Instant::now() + timeout;
@@ -282,7 +286,7 @@ async fn apply_stream<E: Env, S: net::Stream>(
     loop {
         if ready {
             ready = false;
-            if let Some(offset) = apply_buffered(env, shared, link, &mut master, generation)? {
+            if let Some(offset) = apply_buffered(env, shared, link, &mut master, &mut in_transaction, generation)? {
                 send_ack(link, offset).await?;
             }
         }
@@ -310,13 +314,15 @@ async fn send_ack<S: net::Stream>(link: &mut Connection<S>, offset: u64) -> Resu
 
 /// Applies every whole command buffered, as the master client (in the database the stream left
 /// it in, kept across reconnections: a resumed stream carries no `SELECT` until the master
-/// changes database), counting each byte into the offset. Returns the offset to acknowledge if
-/// the master asked (`REPLCONF GETACK`).
+/// changes database), counting each byte into the offset once what it belongs to has been
+/// applied (`in_transaction` holds the bytes of a transaction still open). Returns the offset to
+/// acknowledge if the master asked (`REPLCONF GETACK`).
 fn apply_buffered<E: Env, S: net::Stream>(
     env: &E,
     shared: &Shared,
     link: &mut Connection<S>,
     master: &mut Client,
+    in_transaction: &mut u64,
     generation: u64,
 ) -> Result<Option<u64>, LinkError> {
     let mut state = shared.lock();
@@ -345,7 +351,10 @@ fn apply_buffered<E: Env, S: net::Stream>(
             out.clear();
         }
         if let Some(link_state) = state.replication.master.as_mut() {
-            link_state.offset += consumed;
+            *in_transaction += consumed;
+            if master.multi.is_none() {
+                link_state.offset += std::mem::take(in_transaction);
+            }
             link_state.last_io_ms = now;
             link_state.db = master.db;
             if getack {
