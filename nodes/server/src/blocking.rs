@@ -35,6 +35,8 @@ pub enum Wait {
         to: End,
         /// The destination list.
         destination: Key,
+        /// `BRPOPLPUSH`, which is replayed as `RPOPLPUSH` (`BLMOVE` as `LMOVE`).
+        rpoplpush: bool,
     },
     /// `BZPOPMIN`/`BZPOPMAX` (`count: None`) and `BZMPOP`.
     ZPop {

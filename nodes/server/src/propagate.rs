@@ -38,13 +38,23 @@ pub struct Change {
     pub db: usize,
     /// The command that redoes the change.
     pub request: Request,
+    /// Whether the append-only log takes it too (everything but `PUBLISH`, which only replicas
+    /// receive, so their subscribers hear what the master's hear).
+    pub logged: bool,
+}
+
+impl Change {
+    /// A change for the log and the replicas.
+    pub fn new(db: usize, request: Request) -> Change {
+        Change { db, request, logged: true }
+    }
 }
 
 /// One command running now, as propagation sees it.
 #[derive(Debug, Default)]
 struct Call {
-    /// What it asked to be propagated as, instead of itself.
-    replacement: Option<Vec<Request>>,
+    /// What it asked to be propagated as, instead of itself, and whether each goes to the log.
+    replacement: Option<Vec<(Request, bool)>>,
     /// Whether it ran other commands (which propagated themselves).
     ran_commands: bool,
 }
@@ -93,7 +103,21 @@ impl Propagation {
         if self.listening
             && let Some(call) = self.calls.last_mut()
         {
-            call.replacement.get_or_insert_with(Vec::new).push(Request::from_args(args));
+            call.replacement.get_or_insert_with(Vec::new).push((Request::from_args(args), true));
+        }
+    }
+
+    /// The running command is propagated as `args` to replicas only, whether or not it changed
+    /// anything (`PUBLISH`, as Redis forwards it).
+    pub fn replicate_only<I>(&mut self, args: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        if self.listening
+            && let Some(call) = self.calls.last_mut()
+        {
+            call.replacement.get_or_insert_with(Vec::new).push((Request::from_args(args), false));
         }
     }
 
@@ -120,7 +144,7 @@ impl Propagation {
     pub fn push(&mut self, db: usize, request: Request) {
         debug_assert!(self.unit.is_empty(), "a change of its own while an execution unit is under way");
         if self.listening {
-            self.stream.push(Change { db, request });
+            self.stream.push(Change::new(db, request));
             self.wake.notify_one();
         }
     }
@@ -159,9 +183,9 @@ impl Propagation {
         }
         if wrap {
             let (first, last) = (self.unit[0].db, self.unit[self.unit.len() - 1].db);
-            self.stream.push(Change { db: first, request: Request::from_args([&b"MULTI"[..]]) });
+            self.stream.push(Change::new(first, Request::from_args([&b"MULTI"[..]])));
             self.stream.append(&mut self.unit);
-            self.stream.push(Change { db: last, request: Request::from_args([&b"EXEC"[..]]) });
+            self.stream.push(Change::new(last, Request::from_args([&b"EXEC"[..]])));
         } else {
             self.stream.append(&mut self.unit);
         }
@@ -171,9 +195,10 @@ impl Propagation {
 
 /// Appends `changes` to `out` as RESP commands, each preceded by a `SELECT` when its database
 /// differs from the one the stream is in (`selected`, updated; `None` forces a `SELECT`: a new
-/// log increment, or the stream after a replica's copy).
-pub fn encode_changes(out: &mut BytesMut, selected: &mut Option<usize>, changes: &[Change]) {
-    for change in changes {
+/// log increment, or the stream after a replica's copy). The log (`for_log`) leaves out what
+/// only replicas take.
+pub fn encode_changes(out: &mut BytesMut, selected: &mut Option<usize>, changes: &[Change], for_log: bool) {
+    for change in changes.iter().filter(|change| change.logged || !for_log) {
         if *selected != Some(change.db) {
             resp::encode::write_array_header(out, 2);
             resp::encode::write_bulk(out, b"SELECT");
@@ -231,7 +256,7 @@ fn expired_into_unit(state: &mut State) -> u64 {
         let expired: Vec<Key> = state.keyspace.db(db).take_expired();
         count += expired.len() as u64;
         for key in expired {
-            state.propagation.unit.push(Change { db, request: Request::from_args([&b"DEL"[..], &key[..]]) });
+            state.propagation.unit.push(Change::new(db, Request::from_args([&b"DEL"[..], &key[..]])));
         }
     }
     count
@@ -259,14 +284,14 @@ pub fn end_call(
     match call.replacement {
         Some(requests) => {
             let unit = &mut state.propagation.unit;
-            unit.extend(requests.into_iter().map(|request| Change { db, request }));
+            unit.extend(requests.into_iter().map(|(request, logged)| Change { db, request, logged }));
         }
         None if call.ran_commands => {}
         None => {
             // Deletions by expiry count as changes too.
             let changed = state.keyspace.changes().saturating_sub(changes_before).saturating_sub(expired);
             if changed > 0 {
-                state.propagation.unit.push(Change { db, request: request.clone() });
+                state.propagation.unit.push(Change::new(db, request.clone()));
             }
         }
     }

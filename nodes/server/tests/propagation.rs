@@ -276,7 +276,7 @@ fn a_pop_served_to_a_blocked_client_goes_as_the_pop_it_was() {
     assert!(waiter.blocked.is_some(), "nothing to pop: the waiter blocks");
     run(&mut state, &mut pusher, &["RPUSH", "q", "x", "y"], 1_000);
     let commands: Vec<Vec<u8>> = state.propagation.take().iter().map(|change| change.request.wire().to_vec()).collect();
-    let expected: Vec<Vec<u8>> = [&["RPUSH", "q", "x", "y"][..], &["LPOP", "q", "1"]]
+    let expected: Vec<Vec<u8>> = [&["RPUSH", "q", "x", "y"][..], &["LPOP", "q"]]
         .iter()
         .map(|args| Request::from_args(args.iter()).wire().to_vec())
         .collect();

@@ -145,7 +145,7 @@ impl AppendOnly {
         if !self.enabled {
             return;
         }
-        crate::propagate::encode_changes(&mut self.buffer, &mut self.selected_db, changes);
+        crate::propagate::encode_changes(&mut self.buffer, &mut self.selected_db, changes, true);
     }
 }
 

@@ -88,7 +88,8 @@ fn kind_of(value: &Value) -> Option<WaitKind> {
 }
 
 /// Pops for `wait` from `key`, which holds a value of the wait's kind, and writes the reply.
-fn serve(db: &mut Db, key: &[u8], wait: &Wait, reply: &mut Reply<'_>, now_ms: u64) -> CmdResult {
+/// Returns how many elements it popped.
+fn serve(db: &mut Db, key: &[u8], wait: &Wait, reply: &mut Reply<'_>, now_ms: u64) -> Result<usize, CmdError> {
     match wait {
         Wait::ListPop { end, count } => {
             let popped = lists::pop(db, key, *end, count.unwrap_or(1), now_ms)?.unwrap_or_default();
@@ -103,12 +104,14 @@ fn serve(db: &mut Db, key: &[u8], wait: &Wait, reply: &mut Reply<'_>, now_ms: u6
                     }
                 }
             }
+            Ok(popped.len())
         }
-        Wait::ListMove { from, to, destination } => {
+        Wait::ListMove { from, to, destination, .. } => {
             match lists::move_element(db, key, destination, *from, *to, now_ms)? {
                 Some(element) => reply.bulk(&element),
                 None => reply.null(),
             }
+            Ok(1)
         }
         Wait::ZPop { highest, count } => {
             let popped = zsets::pop(db, key, *highest, count.unwrap_or(1), now_ms)?.unwrap_or_default();
@@ -129,14 +132,15 @@ fn serve(db: &mut Db, key: &[u8], wait: &Wait, reply: &mut Reply<'_>, now_ms: u6
                 }
                 Some(_) => zsets::write_mpop(reply, key, &popped),
             }
+            Ok(popped.len())
         }
     }
-    Ok(())
 }
 
 /// Serves `wait` now from the first ready key, or blocks.
 fn pop_or_block(
     ctx: &mut Ctx<'_>,
+    request: &Request,
     keys: &[&[u8]],
     wait: Wait,
     deadline_ms: Option<u64>,
@@ -146,10 +150,19 @@ fn pop_or_block(
     let (db, reply) = ctx.db_and_reply();
     match first_ready(db, keys, wait.kind(), now)? {
         Some(key) => {
-            serve(db, key, &wait, reply, now)?;
-            // Replayed as the pop it was: a replica must never block.
-            if ctx.state.propagation.is_listening() {
-                ctx.state.propagation.replace_with(unblocked_pop(key, &wait));
+            let popped = serve(db, key, &wait, reply, now)?;
+            // Replayed as the pop it was: a replica must never block. `BLMOVE` keeps the words
+            // its client wrote.
+            match wait {
+                Wait::ListMove { rpoplpush: false, .. } => {
+                    ctx.state
+                        .propagation
+                        .replace_with([&b"LMOVE"[..]].into_iter().chain(request.args().skip(1).take(4)));
+                }
+                _ if ctx.state.propagation.is_listening() => {
+                    ctx.state.propagation.replace_with(unblocked_pop(key, &wait, popped));
+                }
+                _ => {}
             }
             Ok(())
         }
@@ -172,7 +185,7 @@ fn null(reply: &mut Reply<'_>) {
 fn list_pop(ctx: &mut Ctx<'_>, request: &Request, end: End) -> CmdResult {
     let deadline_ms = deadline(request.arg(request.len() - 1).unwrap_or_default(), ctx.now_ms)?;
     let keys: Vec<&[u8]> = request.args().skip(1).take(request.len() - 2).collect();
-    pop_or_block(ctx, &keys, Wait::ListPop { end, count: None }, deadline_ms, null_array)
+    pop_or_block(ctx, request, &keys, Wait::ListPop { end, count: None }, deadline_ms, null_array)
 }
 
 fn blpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -185,23 +198,23 @@ fn brpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 /// `BLMOVE`/`BRPOPLPUSH`: the destination's type is checked only once there is an element to
 /// move, as Redis does.
-fn list_move(ctx: &mut Ctx<'_>, request: &Request, from: End, to: End, timeout: &[u8]) -> CmdResult {
+fn list_move(ctx: &mut Ctx<'_>, request: &Request, from: End, to: End, timeout: &[u8], rpoplpush: bool) -> CmdResult {
     let deadline_ms = deadline(timeout, ctx.now_ms)?;
     let source = request.arg(1).unwrap_or_default();
     let destination = Key::from_slice(request.arg(2).unwrap_or_default());
     // Inside EXEC a missing source answers a null bulk (Redis' `addReplyNull`), while a timeout
     // answers a null array.
-    pop_or_block(ctx, &[source], Wait::ListMove { from, to, destination }, deadline_ms, null)
+    pop_or_block(ctx, request, &[source], Wait::ListMove { from, to, destination, rpoplpush }, deadline_ms, null)
 }
 
 fn brpoplpush(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    list_move(ctx, request, End::Right, End::Left, request.arg(3).unwrap_or_default())
+    list_move(ctx, request, End::Right, End::Left, request.arg(3).unwrap_or_default(), true)
 }
 
 fn blmove(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let from = End::parse(request.arg(3).unwrap_or_default())?;
     let to = End::parse(request.arg(4).unwrap_or_default())?;
-    list_move(ctx, request, from, to, request.arg(5).unwrap_or_default())
+    list_move(ctx, request, from, to, request.arg(5).unwrap_or_default(), false)
 }
 
 /// `BLMPOP timeout numkeys key … LEFT|RIGHT [COUNT n]`: the timeout is read last, as Redis
@@ -209,14 +222,14 @@ fn blmove(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn blmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (keys, end, count) = lists::parse_mpop(request, 2, |word| End::parse(word).ok())?;
     let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
-    pop_or_block(ctx, &keys, Wait::ListPop { end, count: Some(count) }, deadline_ms, null_array)
+    pop_or_block(ctx, request, &keys, Wait::ListPop { end, count: Some(count) }, deadline_ms, null_array)
 }
 
 /// `BZPOPMIN`/`BZPOPMAX key [key …] timeout`.
 fn zset_pop(ctx: &mut Ctx<'_>, request: &Request, highest: bool) -> CmdResult {
     let deadline_ms = deadline(request.arg(request.len() - 1).unwrap_or_default(), ctx.now_ms)?;
     let keys: Vec<&[u8]> = request.args().skip(1).take(request.len() - 2).collect();
-    pop_or_block(ctx, &keys, Wait::ZPop { highest, count: None }, deadline_ms, null_array)
+    pop_or_block(ctx, request, &keys, Wait::ZPop { highest, count: None }, deadline_ms, null_array)
 }
 
 fn bzpopmin(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -232,7 +245,7 @@ fn bzpopmax(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 fn bzmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let (keys, highest, count) = lists::parse_mpop(request, 2, zsets::highest)?;
     let deadline_ms = deadline(request.arg(1).unwrap_or_default(), ctx.now_ms)?;
-    pop_or_block(ctx, &keys, Wait::ZPop { highest, count: Some(count) }, deadline_ms, null_array)
+    pop_or_block(ctx, request, &keys, Wait::ZPop { highest, count: Some(count) }, deadline_ms, null_array)
 }
 
 /// Serves the clients blocked on every key made ready since the last call, until no key is
@@ -270,10 +283,10 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
         match serve(state.keyspace.db(db_index), key, &client.wait, &mut reply, now_ms) {
             // Served here, after the command that readied the key: the change goes on the stream
             // as the pop it was (a replica must not block to redo it).
-            Ok(()) if state.propagation.is_listening() => {
-                state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait)));
+            Ok(popped) if state.propagation.is_listening() => {
+                state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait, popped)));
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(error) => reply.error(&error.to_string()),
         }
         if let Some(info) = state.clients.get(&id) {
@@ -285,27 +298,27 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
     }
 }
 
-/// The non-blocking command that redoes what serving `wait` on `key` did.
-fn unblocked_pop(key: &[u8], wait: &Wait) -> Vec<Vec<u8>> {
-    let end = |end: &End| match end {
-        End::Left => b"LEFT".to_vec(),
-        End::Right => b"RIGHT".to_vec(),
+/// The non-blocking command that redoes what serving `wait` on `key` did, having popped
+/// `popped` elements, in Redis 7.0's words: `BLPOP` as `LPOP key`, `BLMPOP` as `LPOP key
+/// <popped>`, `BRPOPLPUSH` as `RPOPLPUSH`, `BLMOVE` as `LMOVE`, `BZPOPMIN` as `ZPOPMIN key`,
+/// `BZMPOP` as `ZPOPMIN key <popped>`.
+fn unblocked_pop(key: &[u8], wait: &Wait, popped: usize) -> Vec<Vec<u8>> {
+    let with_count = |name: &[u8], count: &Option<usize>| {
+        let mut args = vec![name.to_vec(), key.to_vec()];
+        if count.is_some() {
+            args.push(popped.to_string().into_bytes());
+        }
+        args
     };
     match wait {
-        Wait::ListPop { end: End::Left, count } => {
-            vec![b"LPOP".to_vec(), key.to_vec(), count.unwrap_or(1).to_string().into_bytes()]
+        Wait::ListPop { end, count } => with_count(end.pop_command(), count),
+        Wait::ListMove { destination, rpoplpush: true, .. } => {
+            vec![b"RPOPLPUSH".to_vec(), key.to_vec(), destination.to_vec()]
         }
-        Wait::ListPop { end: End::Right, count } => {
-            vec![b"RPOP".to_vec(), key.to_vec(), count.unwrap_or(1).to_string().into_bytes()]
+        Wait::ListMove { from, to, destination, rpoplpush: false } => {
+            vec![b"LMOVE".to_vec(), key.to_vec(), destination.to_vec(), from.word().to_vec(), to.word().to_vec()]
         }
-        Wait::ListMove { from, to, destination } => {
-            vec![b"LMOVE".to_vec(), key.to_vec(), destination.to_vec(), end(from), end(to)]
-        }
-        Wait::ZPop { highest, count } => vec![
-            if *highest { b"ZPOPMAX".to_vec() } else { b"ZPOPMIN".to_vec() },
-            key.to_vec(),
-            count.unwrap_or(1).to_string().into_bytes(),
-        ],
+        Wait::ZPop { highest, count } => with_count(zsets::pop_name(*highest), count),
     }
 }
 

@@ -89,9 +89,7 @@ fn restore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             CmdError::other("ERR Bad data format")
         }
     })?;
-    if options.replace {
-        db.remove(key);
-    }
+    let replaced = options.replace && db.remove(key).is_some();
     let now_signed = i64::try_from(now).unwrap_or(i64::MAX);
     // Redis adds the clock to a relative TTL without an overflow check: a TTL near i64::MAX
     // wraps into the past and creates nothing. We keep that.
@@ -99,15 +97,22 @@ fn restore(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     if expire_at != 0 && expire_at <= now_signed {
         reply.ok();
         // Dead on arrival: what it replaced is gone, and nothing is created.
-        ctx.state.propagation.replace_with([&b"DEL"[..], key]);
+        if replaced {
+            ctx.state.propagation.replace_with([&b"DEL"[..], key]);
+        }
         return Ok(());
     }
     db.set(key, value, expire_at as u64, now);
     db.restore_access(key, options.idle_seconds, options.frequency, now);
     reply.ok();
-    // The absolute expiry, so a replay later expires it at the same moment.
-    let mut at = itoa::Buffer::new();
-    let at = at.format(expire_at).as_bytes();
-    ctx.state.propagation.replace_with([&b"RESTORE"[..], key, at, arg(request, 3), b"REPLACE", b"ABSTTL"]);
+    if ttl != 0 && !options.absolute_ttl {
+        // The absolute expiry, so a replay later expires it at the same moment: the command
+        // as sent, its TTL made absolute and `ABSTTL` added (Redis 7.0's rewrite).
+        let mut at = itoa::Buffer::new();
+        let at = at.format(expire_at).as_bytes();
+        let rest = request.args().skip(4);
+        let args = [&b"RESTORE"[..], key, at, arg(request, 3)].into_iter().chain(rest).chain([&b"ABSTTL"[..]]);
+        ctx.state.propagation.replace_with(args);
+    }
     Ok(())
 }

@@ -136,9 +136,14 @@ fn expire_generic(ctx: &mut Ctx<'_>, request: &Request, unit: ExpireUnit, comman
         // (Replaying, a time already past is kept as it is: the stream deletes the key later.)
         let at = u64::try_from(when).unwrap_or(0).max(1);
         db.set_expire(key, at);
-        // Replayed later, a relative expiry would land later: the absolute time instead.
-        let mut at_text = itoa::Buffer::new();
-        ctx.state.propagation.replace_with([&b"PEXPIREAT"[..], key, at_text.format(at).as_bytes()]);
+        // Replayed later, a relative expiry would land later: `PEXPIREAT` with the absolute
+        // time instead, the options kept (Redis 7.0 rewrites the name and the time only).
+        if unit != ExpireUnit::UnixMillis {
+            let mut at_text = itoa::Buffer::new();
+            let args =
+                [&b"PEXPIREAT"[..], key, at_text.format(at).as_bytes()].into_iter().chain(request.args().skip(3));
+            ctx.state.propagation.replace_with(args);
+        }
     }
     ctx.reply.int(1);
     Ok(())

@@ -58,6 +58,22 @@ impl End {
             Err(CmdError::Syntax)
         }
     }
+
+    /// Its name as a word of `LMOVE`, as Redis writes it (lower case).
+    pub fn word(self) -> &'static [u8] {
+        match self {
+            End::Left => b"left",
+            End::Right => b"right",
+        }
+    }
+
+    /// The command that pops from this end.
+    pub fn pop_command(self) -> &'static [u8] {
+        match self {
+            End::Left => b"LPOP",
+            End::Right => b"RPOP",
+        }
+    }
 }
 
 /// Pushes `elements` onto `key` (creating the list unless `only_existing`); returns the new
@@ -233,19 +249,25 @@ fn ltrim(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let start = args::int(arg(request, 2))?;
     let end = args::int(arg(request, 3))?;
     let now = ctx.now_ms;
-    let (db, reply) = ctx.db_and_reply();
+    let db = ctx.state.keyspace.db(ctx.client.db);
     if let Some(list) = list(db, key, now)? {
-        let len = list.len() as i64;
-        let start = if start < 0 { (len + start).max(0) } else { start };
-        let end = if end < 0 { len + end } else { end };
-        if start > end || start >= len {
+        let len = list.len();
+        let start = if start < 0 { (len as i64 + start).max(0) } else { start };
+        let end = if end < 0 { len as i64 + end } else { end };
+        if start > end || start >= len as i64 {
             list.retain_range(None);
         } else {
-            list.retain_range(Some((start as usize, end.min(len - 1) as usize)));
+            list.retain_range(Some((start as usize, end.min(len as i64 - 1) as usize)));
         }
+        let trimmed = len != list.len();
+        // A watcher sees the key touched even when nothing was trimmed, as in Redis; the
+        // stream gets the command only when it removed something.
         db.modified(key);
+        if !trimmed {
+            ctx.state.propagation.replace_with_nothing();
+        }
     }
-    reply.ok();
+    ctx.reply.ok();
     Ok(())
 }
 
@@ -479,6 +501,9 @@ fn lmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             for element in &popped {
                 reply.bulk(element);
             }
+            // Replayed as the pop with a count it amounts to, as Redis 7.0 does.
+            let mut count = itoa::Buffer::new();
+            ctx.state.propagation.replace_with([end.pop_command(), key, count.format(popped.len()).as_bytes()]);
             return Ok(());
         }
     }

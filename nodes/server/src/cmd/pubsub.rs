@@ -190,6 +190,8 @@ fn publish(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         deliver(ctx.state, id, bytes, ctx.now_ms);
     }
     ctx.reply.count(receivers.len());
+    // Replicas forward it to their own subscribers (not the log: a message is not data).
+    ctx.state.propagation.replicate_only(request.args());
     Ok(())
 }
 

@@ -163,6 +163,9 @@ fn flush_option(request: &Request) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     flush_option(request)?;
     ctx.db().clear();
+    // Propagated even when there was nothing to delete, as Redis does: a replica or a log that
+    // holds data its master does not (from before a failover, say) is emptied too.
+    ctx.state.propagation.replace_with(request.args());
     ctx.reply.ok();
     Ok(())
 }
@@ -172,6 +175,8 @@ fn flushall(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     for db in ctx.state.keyspace.dbs_mut() {
         db.clear();
     }
+    // Propagated even when there was nothing to delete (see FLUSHDB).
+    ctx.state.propagation.replace_with(request.args());
     ctx.reply.ok();
     Ok(())
 }

@@ -147,6 +147,7 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         return Ok(());
     };
     let wanted = count;
+    let everything = wanted >= set.len();
     let picks =
         random::picks(set.len(), Some(i64::try_from(wanted.min(set.len())).unwrap_or(i64::MAX)), &mut state.rng)
             .unwrap_or_default();
@@ -156,8 +157,15 @@ fn spop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     if !popped.is_empty() {
         db.modified(key);
-        let members = popped.iter().map(|member| &member[..]);
-        state.propagation.replace_with([&b"SREM"[..], key].into_iter().chain(members));
+        // Replayed as Redis 7.0 writes it: the deletion of the set when it took everything,
+        // otherwise one `SREM` per member (together one transaction).
+        if everything {
+            state.propagation.replace_with([&b"DEL"[..], key]);
+        } else {
+            for member in &popped {
+                state.propagation.replace_with([&b"SREM"[..], key, member]);
+            }
+        }
     }
     write_members(&mut ctx.reply, &popped);
     Ok(())
@@ -204,7 +212,9 @@ fn smove(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let limits = ctx.state.config.encoding_limits();
     let now = ctx.now_ms;
     let (db, reply) = ctx.db_and_reply();
-    // A missing source answers 0 before the destination's type is looked at, as in Redis.
+    // Both keys are looked up first (so either is deleted here if it has expired, as in
+    // Redis); a missing source answers 0 before the destination's type is looked at.
+    db.get(destination, now);
     let Some(from) = set(db, source, now)? else {
         reply.int(0);
         return Ok(());

@@ -153,7 +153,8 @@ fn get(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 }
 
 /// `SET` and its variants: optionally only if absent/present, optionally replying with the old
-/// value, with an expiry or keeping the old one.
+/// value, with an expiry or keeping the old one. Returns whether it wrote. With an expiry it is
+/// propagated as `SET key value PXAT <ms>`, as Redis 7.0 does.
 fn set_generic(
     ctx: &mut Ctx<'_>,
     key: &[u8],
@@ -161,7 +162,7 @@ fn set_generic(
     options: &StringOptions<'_>,
     command: &str,
     reply_int: bool,
-) -> CmdResult {
+) -> Result<bool, CmdError> {
     let now = ctx.now_ms;
     let expire_at = match options.expire {
         Some((unit, arg)) => Some(expire_at_ms(unit, arg, now, command)?),
@@ -194,7 +195,7 @@ fn set_generic(
         if !options.get {
             if reply_int { reply.int(0) } else { reply.null() }
         }
-        return Ok(());
+        return Ok(false);
     }
     let string = Value::Str(Str::from_value(value));
     match expire_at {
@@ -215,32 +216,41 @@ fn set_generic(
     if !options.get {
         if reply_int { ctx.reply.int(1) } else { ctx.reply.ok() }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn set(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = parse_options(request, 3, true)?;
-    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "set", false)
+    let wrote = set_generic(ctx, arg(request, 1), arg(request, 2), &options, "set", false)?;
+    if wrote && options.get && options.expire.is_none() {
+        // Replayed without `GET`, whose reply nobody reads (Redis 7.0 drops every `GET` word).
+        let kept = request.args().enumerate().filter(|(index, word)| *index < 3 || !is(word, "GET"));
+        ctx.state.propagation.replace_with(kept.map(|(_, word)| word));
+    }
+    Ok(())
 }
 
 fn setnx(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = StringOptions { nx: true, ..StringOptions::default() };
-    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "setnx", true)
+    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "setnx", true).map(drop)
 }
 
 fn setex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = StringOptions { expire: Some((ExpireUnit::Seconds, arg(request, 2))), ..StringOptions::default() };
-    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "setex", false)
+    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "setex", false).map(drop)
 }
 
 fn psetex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = StringOptions { expire: Some((ExpireUnit::Millis, arg(request, 2))), ..StringOptions::default() };
-    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "psetex", false)
+    set_generic(ctx, arg(request, 1), arg(request, 3), &options, "psetex", false).map(drop)
 }
 
 fn getset(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let options = StringOptions { get: true, ..StringOptions::default() };
-    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "getset", false)
+    set_generic(ctx, arg(request, 1), arg(request, 2), &options, "getset", false)?;
+    // Replayed as the `SET` it amounts to, as Redis 7.0 does.
+    ctx.state.propagation.replace_with([&b"SET"[..], arg(request, 1), arg(request, 2)]);
+    Ok(())
 }
 
 fn getex(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
@@ -301,6 +311,8 @@ fn getdel(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         Some(value) => {
             value.with_bytes(|bytes| reply.bulk(bytes));
             db.remove(key);
+            // Replayed as the deletion it is, as Redis 7.0 does.
+            ctx.state.propagation.replace_with([&b"DEL"[..], key]);
         }
         None => reply.null(),
     }
@@ -564,10 +576,15 @@ fn setbit(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     // `SETBIT` that sets a bit to what it was leaves a `WATCH` intact. The string is made raw
     // either way, as Redis makes it; that needs recounting only when it moved bytes to the heap
     // (an integer of more than 16 digits), and then the watchers hear of it too.
-    if created || grown || old != on || value.heap_bytes() != heap_before {
+    let changed = created || grown || old != on;
+    if changed || value.heap_bytes() != heap_before {
         db.touch(key);
     }
     reply.int(i64::from(old));
+    if !changed {
+        // The data did not change (only its encoding): nothing to replay, as in Redis.
+        ctx.state.propagation.replace_with_nothing();
+    }
     Ok(())
 }
 

@@ -195,7 +195,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, request: &Request, mut flags: AddFlags) -> Cm
             Ok(Added::Unchanged(score)) => last = Some(score),
             Ok(Added::Skipped) => last = None,
             Err(error) => {
+                // Only `INCR`, with its one pair, fails here: nothing changed.
                 db.modified(key);
+                ctx.state.propagation.replace_with_nothing();
                 return Err(error);
             }
         }
@@ -213,6 +215,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, request: &Request, mut flags: AddFlags) -> Cm
     } else {
         reply.count(if flags.ch { added + updated } else { added });
     }
+    if added + updated == 0 {
+        // Nothing changed (a score set to what it was: `-0` for `0` too): nothing to replay,
+        // as in Redis.
+        ctx.state.propagation.replace_with_nothing();
+    }
     Ok(())
 }
 
@@ -226,7 +233,7 @@ fn zincrby(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let member = arg(request, 3);
     let limits = ctx.state.config.encoding_limits();
     let now = ctx.now_ms;
-    let (db, reply) = ctx.db_and_reply();
+    let db = ctx.state.keyspace.db(ctx.client.db);
     zset(db, key, now)?;
     let seed = db.collection_seed();
     let compact = limits.zset_entries != 0 && member.len() <= limits.zset_value;
@@ -235,9 +242,14 @@ fn zincrby(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let flags = AddFlags { incr: true, ..AddFlags::default() };
     let result = add_one(zset, member, increment, &flags, &limits);
     db.modified(key);
+    // An increment that fails (to NaN) or adds 0 changes nothing: nothing to replay.
+    let unchanged = !matches!(result, Ok(Added::New(_) | Added::Updated(_)));
+    if unchanged {
+        ctx.state.propagation.replace_with_nothing();
+    }
     match result? {
-        Added::New(score) | Added::Updated(score) | Added::Unchanged(score) => reply.double(score),
-        Added::Skipped => reply.null(),
+        Added::New(score) | Added::Updated(score) | Added::Unchanged(score) => ctx.reply.double(score),
+        Added::Skipped => ctx.reply.null(),
     }
     Ok(())
 }
@@ -776,11 +788,19 @@ fn zmpop(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     for key in keys {
         if let Some(popped) = pop(db, key, highest, count, now)? {
             write_mpop(reply, key, &popped);
+            // Replayed as the pop with a count it amounts to, as Redis 7.0 does.
+            let mut count = itoa::Buffer::new();
+            ctx.state.propagation.replace_with([pop_name(highest), key, count.format(popped.len()).as_bytes()]);
             return Ok(());
         }
     }
     reply.null_array();
     Ok(())
+}
+
+/// The command that pops the lowest or the highest scores.
+pub(super) fn pop_name(highest: bool) -> &'static [u8] {
+    if highest { b"ZPOPMAX" } else { b"ZPOPMIN" }
 }
 
 fn zrandmember(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {

@@ -559,10 +559,13 @@ impl Db {
     }
 
     /// Sets `key` to `value`, replacing any old value, expiring at `expire_at_ms` (0: never).
-    /// Returns the old entry.
+    /// Returns the old entry. An old value that has expired is deleted as expired first (Redis
+    /// looks a key up before writing it, and that lookup expires it): the deletion is
+    /// propagated before the write, and the write starts the key afresh.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at_ms: u64, now_ms: u64) -> Option<Entry> {
         let hash = KeyHash::of(key);
         let slot = hash.slot().index();
+        self.live_index(slot, key, now_ms);
         let mut entry = Entry { value, expire_at: expire_at_ms, accessed: self.initial_access(now_ms), charged: 0 };
         let old = match self.slots[slot].map.get_mut(key) {
             Some(existing) => {

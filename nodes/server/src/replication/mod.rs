@@ -139,7 +139,7 @@ impl Replication {
             return Vec::new();
         }
         let mut encoded = BytesMut::new();
-        crate::propagate::encode_changes(&mut encoded, &mut self.selected_db, changes);
+        crate::propagate::encode_changes(&mut encoded, &mut self.selected_db, changes, false);
         self.feed(&encoded, limit)
     }
 

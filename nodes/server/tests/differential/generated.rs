@@ -35,7 +35,7 @@ const RANGES: &[&str] = &["-", "+", "[a", "(a", "[f", "(g", "a", "[", "(1"];
 /// (member-value pairs) to leave the compact encodings, and `$[A|B|]` one of the
 /// alternatives (an empty one drops the word). A leading `~` compares the reply unordered, a
 /// leading `=` as pairs, a leading `≈` as an integer within a second.
-const TEMPLATES: &[&str] = &[
+pub(crate) const TEMPLATES: &[&str] = &[
     // strings
     "GET $k",
     "SET $k $v",
@@ -181,15 +181,15 @@ const TEMPLATES: &[&str] = &[
 ];
 
 /// One generated command: a template and the picks that fill its slots.
-type Step = (usize, [u8; 6]);
+pub(crate) type Step = (usize, [u8; 6]);
 
-fn steps() -> impl Strategy<Value = (bool, Vec<Step>)> {
+pub(crate) fn steps() -> impl Strategy<Value = (bool, Vec<Step>)> {
     let step = (0..TEMPLATES.len(), any::<[u8; 6]>());
     (any::<bool>(), proptest::collection::vec(step, 1..40))
 }
 
 /// Expands a template with its picks into the arguments and the way to compare.
-fn expand((template, picks): &Step) -> (Vec<Vec<u8>>, Compare) {
+pub(crate) fn expand((template, picks): &Step) -> (Vec<Vec<u8>>, Compare) {
     let text = TEMPLATES[*template];
     let (compare, text) = if let Some(rest) = text.strip_prefix('~') {
         (Compare::Unordered, rest)
@@ -252,7 +252,7 @@ fn fill(text: &str, picks: &mut dyn Iterator<Item = u8>, args: &mut Vec<Vec<u8>>
     }
 }
 
-fn label(args: &[Vec<u8>]) -> String {
+pub(crate) fn label(args: &[Vec<u8>]) -> String {
     args.iter()
         .map(|arg| {
             let text = String::from_utf8_lossy(arg);

@@ -88,6 +88,11 @@ impl Pair {
         Pair { _redis: redis, stop: Some(stop), env, theirs_addr, ours_addr, main }
     }
 
+    /// Each server's address: `redis-server`'s, then ours.
+    pub fn addrs(&self) -> (&str, &str) {
+        (&self.theirs_addr, &self.ours_addr)
+    }
+
     /// Another client of each server.
     pub async fn connect(&self) -> Duo {
         Duo::connect(&self.env, &self.theirs_addr, &self.ours_addr).await

@@ -14,6 +14,7 @@ mod memory;
 mod monitoring;
 mod pubsub;
 mod sets;
+mod stream;
 mod strings;
 mod transactions;
 mod zsets;
