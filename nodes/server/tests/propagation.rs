@@ -59,7 +59,7 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
         let key = parts[1].to_string();
         ["SLOTSMGRT-EXEC-WRAPPER".to_string(), key].into_iter().chain(s(parts)).collect::<Vec<_>>()
     };
-    match rng.random_range(0..36) {
+    match rng.random_range(0..37) {
         0 => s(&["SET", &key, &value]),
         1 => s(&["SET", &key, &value, "PX", &ms]),
         2 => s(&["SET", &key, &value, "EX", "100"]),
@@ -95,6 +95,7 @@ fn command(rng: &mut net::Rng, sequence: u64) -> Vec<String> {
         33 => wrapped(&["SET", &key, &value, "PX", &ms]),
         34 => wrapped(&["SPOP", &key]),
         35 => wrapped(&["GET", &key]),
+        36 => s(&["SLOTSDEL", &model::slot_of(key.as_bytes()).index().to_string()]),
         _ => s(&["EXPIREAT", &key, "1"]),
     }
 }

@@ -159,6 +159,9 @@ fn random_slot_key(ctx: &mut Ctx<'_>, slot: SlotId) -> Option<Key> {
 }
 
 fn migrate_sync(ctx: &mut Ctx<'_>, request: &Request, pick: Pick<'_>) -> CmdResult {
+    // Never replayed: a replica must not migrate anything. The deletions of the moved keys are
+    // propagated when the migrator makes them.
+    ctx.state.propagation.replace_with_nothing();
     let target = parse_sync_target(request)?;
     if !ctx.state.migrations.available() {
         return Err(CmdError::other("ERR migration is not available on this server"));

@@ -100,6 +100,8 @@ fn check_idle(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn migrate_slot_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult {
+    // Never replayed (see `migrate_sync`): the moved keys' deletions are.
+    ctx.state.propagation.replace_with_nothing();
     let params = parse_params(ctx, request)?;
     let slot = parse_slot(arg(request, 6))?;
     let numkeys = parse_positive(arg(request, 7), "numkeys", DEFAULT_NUMKEYS)?;
@@ -109,6 +111,8 @@ fn migrate_slot_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> C
 }
 
 fn migrate_keys_async(ctx: &mut Ctx<'_>, request: &Request, with_tag: bool) -> CmdResult {
+    // Never replayed (see `migrate_sync`): the moved keys' deletions are.
+    ctx.state.propagation.replace_with_nothing();
     let params = parse_params(ctx, request)?;
     check_idle(ctx)?;
     let now = ctx.now_ms;

@@ -103,10 +103,17 @@ fn slotsscan(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 
 fn slotsdel(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let slots = request.args().skip(1).map(parse_slot).collect::<Result<Vec<SlotId>, _>>()?;
-    let db = ctx.db();
+    let db = ctx.state.keyspace.db(ctx.client.db);
+    // Replayed as the `DEL`s of the keys it deleted (a stock Redis replica has no `SLOTSDEL`),
+    // a thousand keys a command, together one transaction.
+    ctx.state.propagation.replace_with_nothing();
     for slot in &slots {
-        db.clear_slot(*slot);
+        let deleted = db.clear_slot(*slot);
+        for keys in deleted.chunks(1024) {
+            ctx.state.propagation.replace_with([&b"DEL"[..]].into_iter().chain(keys.iter().map(|key| &key[..])));
+        }
     }
+    let db = ctx.db();
     let remaining: Vec<(SlotId, usize)> = slots.iter().map(|slot| (*slot, db.slot_len(*slot))).collect();
     ctx.reply.array(remaining.len());
     for (slot, size) in remaining {
