@@ -167,3 +167,54 @@ fn bad_configuration_is_refused_with_a_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("databases") && stderr.contains("between 1 and"), "{stderr}");
 }
+
+/// One field of `INFO replication`.
+fn replication_field(port: u16, field: &str) -> String {
+    let info = redis_cli(port, &["INFO", "replication"]);
+    info.lines().find_map(|line| line.strip_prefix(&format!("{field}:"))).unwrap_or_default().trim().to_string()
+}
+
+/// The reproduction, with the release binaries: writes through Codis' wrapper (as a
+/// proxy sends them to a migrating slot) are applied once on the master, once on its replica,
+/// and once by a restart from the master's own append-only log after `kill -9`.
+#[test]
+fn a_wrapped_write_is_applied_once_on_the_replica_and_from_the_log() {
+    let dir = std::env::temp_dir().join(format!("codis-wrapper-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let log = ["--dir", &dir_arg, "--appendonly", "yes", "--appendfsync", "always"];
+    let mut master = start(&log);
+    let replica = start(&[]);
+    assert_eq!(redis_cli(replica.port, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "OK");
+    for command in [
+        &["RPUSH", "k", "a"][..],
+        &["SLOTSMGRT-EXEC-WRAPPER", "k", "RPUSH", "k", "x"],
+        &["SET", "n", "10"],
+        &["SLOTSMGRT-EXEC-WRAPPER", "n", "INCR", "n"],
+    ] {
+        redis_cli(master.port, command);
+    }
+    let holds = |port: u16| (redis_cli(port, &["LRANGE", "k", "0", "-1"]), redis_cli(port, &["GET", "n"]));
+    let expected = ("a\nx".to_string(), "11".to_string());
+    assert_eq!(holds(master.port), expected, "the master");
+    let mut caught_up = false;
+    for _ in 0..500 {
+        let sent = replication_field(master.port, "master_repl_offset");
+        if replication_field(replica.port, "master_link_status") == "up"
+            && replication_field(replica.port, "slave_repl_offset") == sent
+        {
+            caught_up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(caught_up, "the replica never caught up");
+    assert_eq!(holds(replica.port), expected, "the replica");
+    master.child.kill().expect("kill -9");
+    master.child.wait().expect("reaped");
+    let restarted = start(&log);
+    assert_eq!(holds(restarted.port), expected, "a restart from the log");
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
