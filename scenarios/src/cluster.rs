@@ -35,12 +35,12 @@ use sim::{Fault, Harness, HostResult, Nemesis, Outcome, SimConfig, SimEnv};
 use tokio::time::{Instant, sleep};
 use tracing::info;
 
-use crate::Scenario;
 use crate::client::SimClient;
 use crate::product::{
-    DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, dashboard_config, final_reads, proxy_config,
-    run_client, run_dashboard, run_proxy, run_server, server_config, violation,
+    DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, check_replay, dashboard_config, final_reads,
+    proxy_config, run_client, run_dashboard, run_proxy, run_server, server_config, violation,
 };
+use crate::{Scenario, replay};
 
 /// The registry entries.
 pub const SCENARIOS: [Scenario; 6] = [
@@ -128,6 +128,11 @@ fn run(seed: u64, faults: Faults) -> Outcome {
     harness.host(DASHBOARD, move |env| run_dashboard(env, dashboard_config(method)));
     for server in SERVERS {
         harness.host(server, |env| run_server(env, server_config()));
+        world.borrow_mut().logs.push(replay::Logged {
+            host: server.into(),
+            config: server_config(),
+            disk: harness.disk(server),
+        });
     }
     for name in PROXIES {
         harness.host(name, move |env| run_proxy(env, name, proxy_config()));
@@ -254,7 +259,8 @@ async fn run_operator(
     sleep(Duration::from_secs(2)).await;
     world.borrow_mut().stop = true;
     sleep(Duration::from_secs(2)).await;
-    check_end(&env, &operator, &world, seed, &slots).await
+    check_end(&env, &operator, &world, seed, &slots).await?;
+    check_replay(&env, &world, seed, &store).await
 }
 
 /// The end state: balanced, each key on its owner only, each proxy on the dashboard's table, and

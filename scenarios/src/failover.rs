@@ -14,7 +14,12 @@
 //!   still reach the master the rest gave up on), sometimes with a proxy cut from the dashboard;
 //! - `failover-twice`: `a1` crashes; once its replacement is in place, that one crashes too;
 //! - `failover-migration`: slots move from group 1 to group 2 while the source (`a1`) or the
-//!   target (`b1`) master crashes.
+//!   target (`b1`) master crashes;
+//! - `failover-wrapper`: one slot, filled with a thousand keys, moves from group 1 to group 2
+//!   a key at a time while a client appends to and increments a few keys of it (the proxies send
+//!   those writes through `SLOTSMGRT-EXEC-WRAPPER` while the keys are still on the source), and
+//!   the source master `a1` crashes mid-migration: its replica takes over with whatever the
+//!   wrapper replicated, so a write replicated twice shows in the client's reads.
 //!
 //! Odd seeds run in synchronous mode (`sync_replicas = 1`: a proxy answers a write once a
 //! replica has it), even seeds asynchronously, as Redis replicates.
@@ -28,7 +33,9 @@
 //! counted.
 //! After healing, within a bound: no promotion or slot action left; every group's first server
 //! answers as master at the group's epoch, every other one follows it; every proxy serves the
-//! dashboard's table. Each scenario also checks whether a failover happened when it must (or
+//! dashboard's table; every replica, and every server's append-only log loaded afresh, holds
+//! exactly what its group's master holds. The clients also append to lists and strings and
+//! increment counters, so a write applied twice (on a replica later promoted) shows in a read. Each scenario also checks whether a failover happened when it must (or
 //! must not). The time from a master's failure to the first write accepted again on its slots
 //! is measured for `failover-report`.
 
@@ -39,6 +46,7 @@ use std::time::Duration;
 
 use coordinator::memory::MemoryStore;
 use model::{ActionState, Group, GroupId};
+use net::Env as _;
 use net::rand::Rng as _;
 use resp::Frame;
 use server::ServerConfig;
@@ -46,15 +54,16 @@ use sim::{Fault, Harness, HostResult, Nemesis, Outcome, SimConfig, SimEnv};
 use tokio::time::{Instant, sleep};
 use tracing::info;
 
-use crate::Scenario;
 use crate::client::SimClient;
 use crate::product::{
-    COORDINATOR, DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, dashboard_config, final_reads,
-    proxy_config, run_client, run_dashboard, run_proxy, run_server, server_config, sim_ms, stored_groups, violation,
+    COORDINATOR, DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, append_or_read, check_replay,
+    dashboard_config, final_reads, increment_or_read, proxy_config, run_client, run_dashboard, run_proxy, run_server,
+    server_config, sim_ms, stored_groups, violation,
 };
+use crate::{Scenario, replay};
 
 /// The registry entries.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario { name: "failover-kill", summary: "a master crashes under writes", run: |seed| run(seed, Plot::Kill) },
     Scenario {
         name: "failover-isolate",
@@ -82,6 +91,11 @@ pub const SCENARIOS: [Scenario; 7] = [
         summary: "the source or target master crashes mid-migration",
         run: |seed| run(seed, Plot::Migration),
     },
+    Scenario {
+        name: "failover-wrapper",
+        summary: "the source master fails over while writes to its migrating slot go through the wrapper",
+        run: |seed| run(seed, Plot::Wrapper),
+    },
 ];
 
 /// What happens in a run.
@@ -94,6 +108,7 @@ enum Plot {
     Flap,
     Twice,
     Migration,
+    Wrapper,
 }
 
 const GROUP1: [&str; 3] = ["a1", "a2", "a3"];
@@ -101,6 +116,12 @@ const GROUP2: [&str; 2] = ["b1", "b2"];
 const PROXIES: [&str; 3] = ["p1", "p2", "p3"];
 const CLIENTS: [&str; 3] = ["w1", "w2", "w3"];
 const WATCHER: &str = "watcher";
+/// `failover-wrapper`'s client of the migrating slot.
+const HOT: &str = "hot";
+/// The slot `failover-wrapper` moves (group 1's).
+const HOT_SLOT: usize = 7;
+/// Keys it fills the slot with before moving it.
+const FILL_KEYS: usize = 1_000;
 /// How long a master must look dead before it is failed over.
 const DOWN_AFTER: Duration = Duration::from_secs(3);
 /// A write acknowledged this long before its master failed has reached the replicas.
@@ -173,23 +194,36 @@ fn servers() -> impl Iterator<Item = &'static str> {
 fn run(seed: u64, plot: Plot) -> Outcome {
     let mut config = SimConfig::new(seed);
     config.duration = Duration::from_secs(400);
+    // `failover-wrapper` moves a thousand keys one batch each: a source that loses its link at
+    // the end of one batch in four (a fault hook) would take minutes.
+    config.buggify = plot != Plot::Wrapper;
     let mut harness = Harness::new(config);
     let world: Shared = Rc::new(RefCell::new(World::default()));
     let log: SharedLog = Rc::new(RefCell::new(Log::default()));
     let store = MemoryStore::new();
     add_coordinator(&mut harness, &store);
-    let method = if seed.is_multiple_of(3) { "sync" } else { "semi-async" };
+    // The wrapper is the semi-asynchronous method's.
+    let method = if seed.is_multiple_of(3) && plot != Plot::Wrapper { "sync" } else { "semi-async" };
     // Odd seeds replicate synchronously: no acknowledged write may be lost.
     let sync_replicas = u32::from(seed % 2 == 1);
     harness.host(DASHBOARD, move |env| {
-        let config =
+        let mut config =
             dashboard::DashboardConfig { failover_down_after: DOWN_AFTER, sync_replicas, ..dashboard_config(method) };
+        if plot == Plot::Wrapper {
+            // A key per batch: the slot takes seconds to move, its keys wait on the source.
+            config.migration_async_numkeys = 1;
+        }
         run_dashboard(env, config)
     });
     for server in servers() {
         // Replicas notice a silent (or wedged) link within seconds, as an HA deployment sets
         // them up.
         let config = ServerConfig { repl_timeout: 3, repl_ping_replica_period: 1, ..server_config() };
+        world.borrow_mut().logs.push(replay::Logged {
+            host: server.into(),
+            config: config.clone(),
+            disk: harness.disk(server),
+        });
         harness.host(server, move |env| run_server(env, config.clone()));
     }
     for name in PROXIES {
@@ -201,6 +235,10 @@ fn run(seed: u64, plot: Plot) -> Outcome {
     for (index, name) in CLIENTS.into_iter().enumerate() {
         let world = world.clone();
         harness.client(name, move |env| run_client(env, seed, world, name, PROXIES[index]));
+    }
+    if plot == Plot::Wrapper {
+        let world = world.clone();
+        harness.client(HOT, move |env| run_hot_client(env, seed, world));
     }
     {
         let (world, log, store) = (world.clone(), log.clone(), store.clone());
@@ -468,6 +506,19 @@ async fn run_operator(
             hit(Fault::Restart("a1".into()), &[]);
             hit(Fault::Restart(second), &[]);
         }
+        Plot::Wrapper => {
+            fill_hot_slot(&env).await.map_err(&fail)?;
+            // The hot keys exist on the source before the slot starts to move, so writes to
+            // them go through the wrapper until their turn comes.
+            world.borrow_mut().hot = true;
+            sleep(Duration::from_secs(1)).await;
+            operator.put("slots/action/create", &[&HOT_SLOT.to_string(), "2"]).await.map_err(&fail)?;
+            // Mid-migration: a thousand keys take several seconds to move one by one.
+            sleep(ms(&mut rng, 1_000, 3_000)).await;
+            hit(Fault::Crash("a1".into()), &["a1"]);
+            sleep(ms(&mut rng, 12_000, 20_000)).await;
+            hit(Fault::Restart("a1".into()), &[]);
+        }
         Plot::Migration => {
             operator.put("slots/action/create-range", &["0", "127", "2"]).await.map_err(&fail)?;
             let victim = if rng.random_bool(0.5) { "a1" } else { "b1" };
@@ -490,6 +541,7 @@ async fn run_operator(
             (epoch(1) == 0 && epoch(2) == 0, "no group failed over (no quorum agreed a master was down)")
         }
         Plot::Migration => (epoch(1) + epoch(2) >= 1, "the crashed group failed over"),
+        Plot::Wrapper => (epoch(1) >= 1, "group 1 failed over"),
         Plot::Flap => (true, ""),
     };
     if !expected.0 {
@@ -501,7 +553,62 @@ async fn run_operator(
     sleep(Duration::from_secs(2)).await;
     operator.proxies_serve_the_table(&PROXIES).await.map_err(&fail)?;
     final_reads(&env, &world, seed, &PROXIES).await?;
+    check_replay(&env, &world, seed, &store).await?;
     info!(lost = world.borrow().lost, acknowledged = world.borrow().acknowledged, "failover run checked");
+    Ok(())
+}
+
+/// `count` key names of slot `slot`, starting with `prefix`.
+fn keys_of_slot(prefix: &str, slot: usize, count: usize) -> Vec<String> {
+    (0u64..)
+        .map(|n| format!("{prefix}{n}"))
+        .filter(|key| model::slot_of(key.as_bytes()).index() == slot)
+        .take(count)
+        .collect()
+}
+
+/// Fills [`HOT_SLOT`] with [`FILL_KEYS`] keys, through a proxy.
+async fn fill_hot_slot(env: &SimEnv) -> Result<(), String> {
+    let mut client = SimClient::new(env.clone(), &format!("{}:19000", PROXIES[0]))
+        .with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
+    for keys in keys_of_slot("fill:", HOT_SLOT, FILL_KEYS).chunks(100) {
+        let commands: Vec<Vec<String>> = keys.iter().map(|key| vec!["SET".into(), key.clone(), "x".into()]).collect();
+        let replies = client.pipeline(&commands).await.map_err(|error| format!("filling the hot slot: {}", error.0))?;
+        if let Some(bad) = replies.iter().find(|reply| **reply != Frame::ok()) {
+            return Err(format!("filling the hot slot: {bad:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `failover-wrapper`'s client: once the migration starts, appends to and increments a few keys
+/// of the migrating slot, reading them back now and then, through a proxy.
+async fn run_hot_client(env: SimEnv, seed: u64, world: Shared) -> HostResult {
+    let sequences = keys_of_slot(&format!("{HOT}:list:"), HOT_SLOT, 4)
+        .into_iter()
+        .chain(keys_of_slot(&format!("{HOT}:appended:"), HOT_SLOT, 4))
+        .collect::<Vec<_>>();
+    let counters = keys_of_slot(&format!("{HOT}:counter:"), HOT_SLOT, 4);
+    let mut rng = env.rng("hot");
+    let mut client = SimClient::new(env.clone(), &format!("{}:19000", PROXIES[1]))
+        .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
+    let mut writes = 0;
+    while !world.borrow().hot {
+        if world.borrow().stop {
+            return Ok(());
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    while !world.borrow().stop {
+        if rng.random_bool(0.6) {
+            let key = sequences[rng.random_range(0..sequences.len())].clone();
+            append_or_read(&env, &mut rng, &mut client, seed, &world, HOT, &key, &mut writes).await?;
+        } else {
+            let key = counters[rng.random_range(0..counters.len())].clone();
+            increment_or_read(&env, &mut rng, &mut client, seed, &world, HOT, &key).await?;
+        }
+        sleep(Duration::from_millis(rng.random_range(1..5))).await;
+    }
     Ok(())
 }
 

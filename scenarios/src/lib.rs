@@ -22,6 +22,10 @@
 //!   backend crashes, is partitioned away, the proxy restarts, or slots migrate under them.
 //! - [`replica_sync`]: a replica partitioned and crashed under writes converges to its master's
 //!   exact data.
+//! - [`sequence`]: appends and counters checked as Elle checks list-append histories (a write
+//!   applied twice, reordered, invented or lost shows in a read).
+//! - [`replay`]: replay equivalence, the check every scenario with replicas or a log ends with:
+//!   each replica, and each server's log loaded afresh, holds exactly what its master holds.
 //! - [`cluster`]: a whole product (coordinator, dashboard, three groups, two proxies) rebalancing
 //!   under faults: dashboard crashes, proxy and server partitions, master crashes.
 //! - [`product`]: what the cluster and failover scenarios share: hosts, clients checked against
@@ -44,7 +48,9 @@ pub mod ping;
 pub mod product;
 pub mod proxy_faults;
 pub mod queue;
+pub mod replay;
 pub mod replica_sync;
+pub mod sequence;
 
 use sim::Outcome;
 

@@ -28,9 +28,9 @@ use sim::{Fault, Harness, HostResult, Outcome, SimConfig, SimEnv};
 use tokio::time::sleep;
 use tracing::{debug, info};
 
-use crate::Scenario;
 use crate::client::{SimClient, Unavailable};
 use crate::durability::{read_all, wait_up};
+use crate::{Scenario, replay};
 
 /// The registry entries.
 pub const SCENARIOS: [Scenario; 4] = [
@@ -73,20 +73,8 @@ pub fn run(seed: u64, policy: FsyncPolicy, rewrites: bool) -> Outcome {
     config.duration = Duration::from_secs(60);
     let mut harness = Harness::new(config);
     harness.host(SERVER, move |env| async move {
-        let mut config = ServerConfig {
-            bind: "0.0.0.0".into(),
-            port: 6379,
-            dir: "/data".into(),
-            appendonly: true,
-            appendfsync: policy,
-            ..ServerConfig::default()
-        };
-        if rewrites {
-            config.auto_aof_rewrite_min_size = 32 * 1024;
-            config.auto_aof_rewrite_percentage = 50;
-        }
         let (bound, _) = tokio::sync::oneshot::channel();
-        server::bind_and_run(env, config, bound, std::future::pending()).await?;
+        server::bind_and_run(env, server_config(policy, rewrites), bound, std::future::pending()).await?;
         Ok(())
     });
     // The crashes fall where the seed says: mid-sync, mid-write, mid-rewrite.
@@ -100,8 +88,28 @@ pub fn run(seed: u64, policy: FsyncPolicy, rewrites: bool) -> Outcome {
         harness.at(at, Fault::Crash(SERVER.into())).at(at + down, Fault::Restart(SERVER.into()));
         at += down;
     }
-    harness.client("writers", move |env| checker(env, policy, rewrites, crashes));
+    let logged =
+        replay::Logged { host: SERVER.into(), config: server_config(policy, rewrites), disk: harness.disk(SERVER) };
+    harness.client("writers", move |env| checker(env, seed, policy, rewrites, crashes, logged));
     harness.run()
+}
+
+/// The server's settings: the log on, synced as `policy` says, rewritten by itself every few
+/// tens of kilobytes if `rewrites`.
+fn server_config(policy: FsyncPolicy, rewrites: bool) -> ServerConfig {
+    let mut config = ServerConfig {
+        bind: "0.0.0.0".into(),
+        port: 6379,
+        dir: "/data".into(),
+        appendonly: true,
+        appendfsync: policy,
+        ..ServerConfig::default()
+    };
+    if rewrites {
+        config.auto_aof_rewrite_min_size = 32 * 1024;
+        config.auto_aof_rewrite_percentage = 50;
+    }
+    config
 }
 
 /// One write to a key.
@@ -139,8 +147,16 @@ fn lock(model: &Shared) -> MutexGuard<'_, Model> {
     model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Watches the server's incarnations, checks each restart, and drives the writers.
-async fn checker(env: SimEnv, policy: FsyncPolicy, rewrites: bool, crashes: Vec<Duration>) -> HostResult {
+/// Watches the server's incarnations, checks each restart, and drives the writers; at the end,
+/// checks that the log replays to exactly what the server holds.
+async fn checker(
+    env: SimEnv,
+    seed: u64,
+    policy: FsyncPolicy,
+    rewrites: bool,
+    crashes: Vec<Duration>,
+    logged: replay::Logged,
+) -> HostResult {
     // The crash times are simulated time since the start; the model's times are the clock's.
     let started_ms = env.unix_millis();
     let model: Shared = Arc::default();
@@ -151,6 +167,7 @@ async fn checker(env: SimEnv, policy: FsyncPolicy, rewrites: bool, crashes: Vec<
         writers.push(env.spawn(write_loop(env.clone(), model.clone(), writer, owned)));
     }
     let rewriter = rewrites.then(|| env.spawn(rewrite_loop(env.clone(), model.clone())));
+    let mixer = env.spawn(mix_loop(env.clone(), model.clone()));
     let mut client = SimClient::new(env.clone(), "server:6379");
     let mut run_id = wait_up(&mut client).await;
     let mut restarts = 0;
@@ -191,7 +208,46 @@ async fn checker(env: SimEnv, policy: FsyncPolicy, rewrites: bool, crashes: Vec<
     if let Some(rewriter) = rewriter {
         rewriter.await.map_err(|error| format!("the rewriter failed: {error}"))??;
     }
+    mixer.await.map_err(|error| format!("the mixer failed: {error}"))?;
+    let group = replay::Group { master: "server:6379".into(), replicas: Vec::new() };
+    replay::check(&env, seed, &[group], &[logged], 16, Duration::from_secs(10)).await?;
     Ok(())
+}
+
+/// Writes whose replay would show a double application (counters, appends, pops, writes
+/// through Codis' wrapper, transactions) on keys of their own, which the durability check
+/// leaves alone: the final check holds the log to them. Errors (a crash) are ignored.
+async fn mix_loop(env: SimEnv, model: Shared) {
+    let mut rng = env.rng("mixer");
+    let mut client = SimClient::new(env.clone(), "server:6379");
+    let mut sequence = 0u64;
+    while !lock(&model).done {
+        sequence += 1;
+        let list = format!("mix:list:{}", rng.random_range(0..4));
+        let counter = format!("mix:counter:{}", rng.random_range(0..4));
+        let commands: Vec<Vec<String>> = match rng.random_range(0..7) {
+            0 => vec![vec!["INCR".into(), counter]],
+            1 => vec![vec!["RPUSH".into(), list, sequence.to_string()]],
+            2 => vec![vec!["APPEND".into(), "mix:appended".into(), format!("{sequence},")]],
+            3 => vec![vec!["LPOP".into(), list]],
+            4 => vec![vec!["SLOTSMGRT-EXEC-WRAPPER".into(), counter.clone(), "INCRBY".into(), counter, "2".into()]],
+            5 => vec![vec![
+                "SET".into(),
+                format!("mix:ttl:{}", rng.random_range(0..4)),
+                "v".into(),
+                "PX".into(),
+                "300".into(),
+            ]],
+            _ => vec![
+                vec!["MULTI".into()],
+                vec!["INCR".into(), counter],
+                vec!["RPUSH".into(), list, sequence.to_string()],
+                vec!["EXEC".into()],
+            ],
+        };
+        let _ = client.pipeline(&commands).await;
+        sleep(Duration::from_millis(rng.random_range(1..=20))).await;
+    }
 }
 
 /// Holds what the restarted server holds (`found`) to the policy; on success the found values

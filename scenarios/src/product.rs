@@ -31,6 +31,8 @@ use tracing::info;
 
 use crate::client::SimClient;
 use crate::known::Known;
+use crate::replay;
+use crate::sequence::{Counters, Sequence, split_appended};
 
 /// The product every simulated cluster runs.
 pub const PRODUCT: &str = "sim";
@@ -66,6 +68,15 @@ pub struct World {
     pub acknowledged: u64,
     /// Every write with its key, its invocation and whether (and when) it was acknowledged.
     pub writes: Vec<WriteRecord>,
+    /// Lists and strings clients append unique elements to (`RPUSH`, `APPEND`), by key.
+    pub sequences: BTreeMap<String, Sequence>,
+    /// Counters clients increment.
+    pub counters: Counters,
+    /// Set by a scenario's operator when its targeted client should start (`failover-wrapper`'s
+    /// writes to a migrating slot).
+    pub hot: bool,
+    /// Every server's log, for the replay check at the end.
+    pub logs: Vec<replay::Logged>,
 }
 
 /// One client write, for outage measurements.
@@ -267,60 +278,244 @@ fn refused(reply: &Frame) -> bool {
 }
 
 /// A client: its own keys, unique values, through one proxy; every reply checked against the
-/// key's model as it comes.
+/// key's model as it comes. Besides plain values it appends to lists and strings and increments
+/// counters, whose replay elsewhere (a replica, a log) would show a write applied twice.
 pub async fn run_client(env: SimEnv, seed: u64, world: Shared, name: &'static str, proxy: &'static str) -> HostResult {
     let mut rng = env.rng("workload");
     let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
         .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
     let mut writes = 0u64;
     while !world.borrow().stop {
-        let key = format!("{name}:{}", rng.random_range(0..KEYS));
-        let write = rng.random_bool(0.6);
-        let invoked_ms = sim_ms(&env);
-        if write {
-            writes += 1;
-            let value = format!("{name}-{writes}");
-            world.borrow_mut().keys.entry(key.clone()).or_default().written.push((value.clone(), None));
-            let reply = client.call(&["SET", &key, &value]).await;
-            let now = sim_ms(&env);
-            let mut state = world.borrow_mut();
-            let acked = matches!(&reply, Ok(reply) if *reply == Frame::ok());
-            state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
-            if acked {
-                state.acknowledged += 1;
-            }
-            let record = state.keys.entry(key.clone()).or_default();
-            record.history.push(format!("[{invoked_ms}..{now} ms] SET {value} -> {reply:?}"));
-            let known = record.known.get_or_insert_with(|| Known::value(None));
-            match reply {
-                Ok(reply) if reply == Frame::ok() => {
-                    known.saw(Some(value.clone()));
-                    record.visible(&value, now);
-                }
-                Ok(reply) if refused(&reply) => {}
-                // An error after the request may have reached a server, or no reply at all:
-                // the write may have happened, or may still happen.
-                _ => known.maybe_wrote(Some(value)),
-            }
+        let roll = rng.random_range(0..100);
+        if roll < 20 {
+            let index = rng.random_range(0..SEQUENCES);
+            let key = sequence_key(name, index);
+            append_or_read(&env, &mut rng, &mut client, seed, &world, name, &key, &mut writes).await?;
+        } else if roll < 30 {
+            let key = format!("{name}:counter:{}", rng.random_range(0..4));
+            increment_or_read(&env, &mut rng, &mut client, seed, &world, name, &key).await?;
         } else {
-            let reply = client.call(&["GET", &key]).await;
-            let now = sim_ms(&env);
-            let observed = match &reply {
-                Ok(Frame::Bulk(value)) => Some(Some(String::from_utf8_lossy(value).into_owned())),
-                Ok(Frame::NullBulk | Frame::Null) => Some(None),
-                _ => None,
-            };
-            let mut state = world.borrow_mut();
-            let record = state.keys.entry(key.clone()).or_default();
-            record.history.push(format!("[{invoked_ms}..{now} ms] GET -> {reply:?}"));
-            if let Some(observed) = observed
-                && let Err(why) = check_read(&mut state, &key, &observed, now)
-            {
-                drop(state);
-                return Err(violation(&world, seed, name, Some(&key), format!("GET {key}: {why}")));
-            }
+            set_or_get(&env, &mut rng, &mut client, seed, &world, name, &mut writes).await?;
         }
         sleep(Duration::from_millis(rng.random_range(2..12))).await;
+    }
+    Ok(())
+}
+
+/// A plain write (a unique value) or read of one of the client's keys.
+async fn set_or_get(
+    env: &SimEnv,
+    rng: &mut net::Rng,
+    client: &mut SimClient,
+    seed: u64,
+    world: &Shared,
+    name: &str,
+    writes: &mut u64,
+) -> HostResult {
+    let key = format!("{name}:{}", rng.random_range(0..KEYS));
+    let write = rng.random_bool(0.6);
+    let invoked_ms = sim_ms(env);
+    if write {
+        *writes += 1;
+        let value = format!("{name}-{writes}");
+        world.borrow_mut().keys.entry(key.clone()).or_default().written.push((value.clone(), None));
+        let reply = client.call(&["SET", &key, &value]).await;
+        let now = sim_ms(env);
+        let mut state = world.borrow_mut();
+        let acked = matches!(&reply, Ok(reply) if *reply == Frame::ok());
+        state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
+        if acked {
+            state.acknowledged += 1;
+        }
+        let record = state.keys.entry(key.clone()).or_default();
+        record.history.push(format!("[{invoked_ms}..{now} ms] SET {value} -> {reply:?}"));
+        let known = record.known.get_or_insert_with(|| Known::value(None));
+        match reply {
+            Ok(reply) if reply == Frame::ok() => {
+                known.saw(Some(value.clone()));
+                record.visible(&value, now);
+            }
+            Ok(reply) if refused(&reply) => {}
+            // An error after the request may have reached a server, or no reply at all:
+            // the write may have happened, or may still happen.
+            _ => known.maybe_wrote(Some(value)),
+        }
+    } else {
+        let reply = client.call(&["GET", &key]).await;
+        let now = sim_ms(env);
+        let observed = match &reply {
+            Ok(Frame::Bulk(value)) => Some(Some(String::from_utf8_lossy(value).into_owned())),
+            Ok(Frame::NullBulk | Frame::Null) => Some(None),
+            _ => None,
+        };
+        let mut state = world.borrow_mut();
+        let record = state.keys.entry(key.clone()).or_default();
+        record.history.push(format!("[{invoked_ms}..{now} ms] GET -> {reply:?}"));
+        if let Some(observed) = observed
+            && let Err(why) = check_read(&mut state, &key, &observed, now)
+        {
+            drop(state);
+            return Err(violation(world, seed, name, Some(&key), format!("GET {key}: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// The client's sequence keys: lists it `RPUSH`es to and strings it `APPEND`s to.
+fn sequence_key(name: &str, index: usize) -> String {
+    if index.is_multiple_of(2) { format!("{name}:list:{index}") } else { format!("{name}:appended:{index}") }
+}
+
+/// Whether a sequence key is a list (else a string appended to).
+fn is_list(key: &str) -> bool {
+    key.contains(":list:")
+}
+
+/// Sequence keys per client.
+const SEQUENCES: usize = 8;
+
+/// Appends a unique element to sequence `key` (a list if its name says `:list:`, else a
+/// string), or reads it; `name` is the client's.
+#[allow(clippy::too_many_arguments)] // one call's whole context, as in `increment_or_read`
+pub async fn append_or_read(
+    env: &SimEnv,
+    rng: &mut net::Rng,
+    client: &mut SimClient,
+    seed: u64,
+    world: &Shared,
+    name: &str,
+    key: &str,
+    writes: &mut u64,
+) -> HostResult {
+    let key = key.to_string();
+    let list = is_list(&key);
+    let invoked_ms = sim_ms(env);
+    if rng.random_bool(0.6) {
+        *writes += 1;
+        let element = format!("{name}-{writes}");
+        world.borrow_mut().sequences.entry(key.clone()).or_default().appending(&element);
+        let reply = if list {
+            client.call(&["RPUSH", &key, &element]).await
+        } else {
+            client.call(&["APPEND", &key, &format!("{element},")]).await
+        };
+        let now = sim_ms(env);
+        let mut state = world.borrow_mut();
+        let acked = matches!(&reply, Ok(Frame::Integer(_)));
+        state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
+        if acked {
+            state.acknowledged += 1;
+        }
+        state
+            .keys
+            .entry(key.clone())
+            .or_default()
+            .history
+            .push(format!("[{invoked_ms}..{now} ms] {} {element} -> {reply:?}", if list { "RPUSH" } else { "APPEND" }));
+        let sequence = state.sequences.entry(key.clone()).or_default();
+        match reply {
+            Ok(Frame::Integer(_)) => sequence.acknowledged(&element, now),
+            Ok(reply) if refused(&reply) => sequence.refused(&element),
+            _ => {}
+        }
+        return Ok(());
+    }
+    let reply = if list { client.call(&["LRANGE", &key, "0", "-1"]).await } else { client.call(&["GET", &key]).await };
+    let now = sim_ms(env);
+    let observed = match &reply {
+        Ok(Frame::Array(items)) => Some(texts(items)),
+        Ok(Frame::Bulk(value)) => Some(split_appended(value)),
+        Ok(Frame::NullBulk | Frame::Null) => Some(Vec::new()),
+        _ => None,
+    };
+    world
+        .borrow_mut()
+        .keys
+        .entry(key.clone())
+        .or_default()
+        .history
+        .push(format!("[{invoked_ms}..{now} ms] read -> {reply:?}"));
+    if let Some(observed) = observed {
+        check_sequence(world, seed, name, &key, &observed, invoked_ms, now)?;
+    }
+    Ok(())
+}
+
+/// The texts of a list's elements.
+fn texts(items: &[Frame]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.as_bytes().map(|bytes| String::from_utf8_lossy(bytes).into_owned()).unwrap_or_default())
+        .collect()
+}
+
+/// Checks a read of a sequence key; a loss inside a window is counted.
+fn check_sequence(
+    world: &Shared,
+    seed: u64,
+    who: &str,
+    key: &str,
+    observed: &[String],
+    started_ms: u64,
+    now_ms: u64,
+) -> HostResult {
+    let mut state = world.borrow_mut();
+    let windows = state.loss_windows.clone();
+    let checked = state.sequences.entry(key.to_string()).or_default().read(observed, started_ms, now_ms, &windows);
+    match checked {
+        Ok(lost) => {
+            state.lost += lost.len() as u64;
+            if !lost.is_empty() {
+                state.keys.entry(key.to_string()).or_default().history.push(format!("  (lost: {lost:?})"));
+            }
+            Ok(())
+        }
+        Err(anomaly) => {
+            drop(state);
+            Err(violation(world, seed, who, Some(key), format!("read of {key}: {anomaly}")))
+        }
+    }
+}
+
+/// Increments counter `key`, or reads it; `name` is the client's.
+pub async fn increment_or_read(
+    env: &SimEnv,
+    rng: &mut net::Rng,
+    client: &mut SimClient,
+    seed: u64,
+    world: &Shared,
+    name: &str,
+    key: &str,
+) -> HostResult {
+    let key = key.to_string();
+    let invoked_ms = sim_ms(env);
+    let increment = rng.random_bool(0.7);
+    if increment {
+        world.borrow_mut().counters.sending(&key);
+    }
+    let reply = if increment { client.call(&["INCR", &key]).await } else { client.call(&["GET", &key]).await };
+    let now = sim_ms(env);
+    let mut state = world.borrow_mut();
+    state
+        .keys
+        .entry(key.clone())
+        .or_default()
+        .history
+        .push(format!("[{invoked_ms}..{now} ms] {} -> {reply:?}", if increment { "INCR" } else { "GET" }));
+    let value = match &reply {
+        Ok(Frame::Integer(value)) => Some(*value),
+        Ok(Frame::Bulk(value)) => String::from_utf8_lossy(value).parse().ok(),
+        Ok(reply) if increment && refused(reply) => {
+            state.counters.refused(&key);
+            None
+        }
+        _ => None,
+    };
+    if let Some(value) = value
+        && let Err(why) = state.counters.check(&key, value)
+    {
+        drop(state);
+        return Err(violation(world, seed, name, Some(&key), why));
     }
     Ok(())
 }
@@ -452,6 +647,25 @@ impl Operator {
     }
 }
 
+/// Replay equivalence at the end of a run: in every group the model stores, each replica and
+/// each server's log (the world's `logs`, every server of the run) holds exactly what the
+/// master holds. The clients must have stopped.
+pub async fn check_replay(env: &SimEnv, world: &Shared, seed: u64, store: &MemoryStore) -> HostResult {
+    let logs = world.borrow().logs.clone();
+    let groups: Vec<replay::Group> = stored_groups(store)
+        .into_iter()
+        .filter_map(|group| {
+            let mut addrs = group.servers.iter().map(|server| server.addr.clone());
+            Some(replay::Group { master: addrs.next()?, replicas: addrs.collect() })
+        })
+        .collect();
+    let databases = logs.first().map_or(16, |logged| logged.config.databases);
+    replay::check(env, seed, &groups, &logs, databases, Duration::from_secs(30))
+        .await
+        .map_err(|why| violation(world, seed, OPERATOR, None, why))?;
+    Ok(())
+}
+
 /// The records under `/codis3/<product>/<dir>/` in the coordinator.
 fn stored<T: serde::de::DeserializeOwned>(store: &MemoryStore, dir: &str) -> Vec<T> {
     let prefix = format!("/codis3/{PRODUCT}/{dir}/");
@@ -468,10 +682,71 @@ pub fn stored_groups(store: &MemoryStore) -> Vec<model::Group> {
     stored(store, "group")
 }
 
+/// Every sequence and counter, read once more at the end.
+async fn final_sequence_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: &[&str]) -> HostResult {
+    let (sequences, counters): (Vec<String>, Vec<String>) = {
+        let world = world.borrow();
+        (world.sequences.keys().cloned().collect(), world.counters.keys().cloned().collect())
+    };
+    for (turn, key) in sequences.iter().chain(&counters).enumerate() {
+        let proxy = proxies[turn % proxies.len()];
+        let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
+            .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
+        let read: Vec<&str> = if is_list(key) { vec!["LRANGE", key, "0", "-1"] } else { vec!["GET", key] };
+        let started = sim_ms(env);
+        let mut tries = 0;
+        let reply = loop {
+            let reply = client.call(&read).await.map_err(|error| {
+                violation(world, seed, OPERATOR, None, format!("final read of {key} through {proxy}: {}", error.0))
+            })?;
+            tries += 1;
+            if !matches!(reply, Frame::Error(_)) || tries >= 40 {
+                break reply;
+            }
+            sleep(Duration::from_millis(250)).await;
+        };
+        let now = sim_ms(env);
+        if counters.contains(key) {
+            let value = match &reply {
+                Frame::Bulk(value) => String::from_utf8_lossy(value).parse().unwrap_or(0),
+                _ => 0,
+            };
+            let checked = world.borrow().counters.check(key, value);
+            checked.map_err(|why| violation(world, seed, OPERATOR, Some(key), why))?;
+            continue;
+        }
+        let observed = match &reply {
+            Frame::Array(items) => texts(items),
+            Frame::Bulk(value) => split_appended(value),
+            Frame::NullBulk | Frame::Null => Vec::new(),
+            other => {
+                return Err(violation(
+                    world,
+                    seed,
+                    OPERATOR,
+                    None,
+                    format!("final read of {key} through {proxy}: {other:?}"),
+                ));
+            }
+        };
+        check_sequence(world, seed, OPERATOR, key, &observed, started, now)?;
+    }
+    Ok(())
+}
+
 /// Every key reads what its model allows (losses only inside a window), through each proxy
 /// in turn.
 pub async fn final_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: &[&str]) -> HostResult {
-    let keys: Vec<String> = world.borrow().keys.keys().cloned().collect();
+    final_sequence_reads(env, world, seed, proxies).await?;
+    let keys: Vec<String> = {
+        let world = world.borrow();
+        world
+            .keys
+            .keys()
+            .filter(|key| !world.sequences.contains_key(*key) && !key.contains(":counter:"))
+            .cloned()
+            .collect()
+    };
     for (turn, key) in keys.iter().enumerate() {
         let proxy = proxies[turn % proxies.len()];
         let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))

@@ -9,7 +9,6 @@
 //! expiries (sent as absolute times; some still set at the comparison) and transactions. The
 //! run also checks that the writes landed and that the crash cost the replica a second full copy.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use net::Env;
@@ -18,10 +17,9 @@ use resp::Frame;
 use server::ServerConfig;
 use sim::{Fault, Harness, HostResult, Outcome, SimConfig, SimEnv};
 use tokio::time::sleep;
-use tracing::info;
 
-use crate::Scenario;
 use crate::client::SimClient;
+use crate::{Scenario, replay};
 
 /// The registry entry.
 pub const SCENARIO: Scenario = Scenario {
@@ -38,32 +36,36 @@ const KEYS: usize = 40;
 const WRITES_END: Duration = Duration::from_secs(14);
 /// After the writes end, the replica has this long to hold the master's data.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(15);
+/// The servers' databases (the writers use 0 and 1).
+const DATABASES: usize = 16;
 
 /// Runs the scenario with `seed`.
 pub fn run(seed: u64) -> Outcome {
     let mut config = SimConfig::new(seed);
     config.duration = Duration::from_secs(60);
     let mut harness = Harness::new(config);
-    let server = |replicaof: &str| {
-        let replicaof = replicaof.to_string();
-        move |env: SimEnv| {
-            let config = ServerConfig {
-                bind: "0.0.0.0".into(),
-                port: 6379,
-                replicaof: replicaof.clone(),
-                repl_timeout: 3,
-                repl_ping_replica_period: 1,
-                ..ServerConfig::default()
-            };
+    let config = |replicaof: &str| ServerConfig {
+        bind: "0.0.0.0".into(),
+        port: 6379,
+        replicaof: replicaof.to_string(),
+        repl_timeout: 3,
+        repl_ping_replica_period: 1,
+        ..ServerConfig::default()
+    };
+    // The master keeps a log, which must replay to exactly what it holds; the replica keeps
+    // none, so its crash costs it a full copy.
+    let master = ServerConfig { dir: "/data".into(), appendonly: true, ..config("") };
+    let logged = replay::Logged { host: MASTER.into(), config: master.clone(), disk: harness.disk(MASTER) };
+    for (host, config) in [(MASTER, master), (REPLICA, config("master 6379"))] {
+        harness.host(host, move |env: SimEnv| {
+            let config = config.clone();
             async move {
                 let (bound, _) = tokio::sync::oneshot::channel();
                 server::bind_and_run(env, config, bound, std::future::pending()).await?;
                 Ok(())
             }
-        }
-    };
-    harness.host(MASTER, server(""));
-    harness.host(REPLICA, server("master 6379"));
+        });
+    }
     let mut schedule = net::rng_from_seed(seed, "schedule");
     let mut at = |from: u64, to: u64| Duration::from_millis(schedule.random_range(from..to));
     let (first, second, crash) = (at(1_000, 3_000), at(6_000, 8_000), at(10_000, 11_000));
@@ -74,12 +76,12 @@ pub fn run(seed: u64) -> Outcome {
         .at(second + at(100, 1_000), Fault::Repair(MASTER.into(), REPLICA.into()))
         .at(crash, Fault::Crash(REPLICA.into()))
         .at(crash + at(200, 1_000), Fault::Restart(REPLICA.into()));
-    harness.client("writers", checker);
+    harness.client("writers", move |env| checker(env, seed, logged));
     harness.run()
 }
 
 /// Runs the writers, then waits for the replica to hold the master's data.
-async fn checker(env: SimEnv) -> HostResult {
+async fn checker(env: SimEnv, seed: u64, logged: replay::Logged) -> HostResult {
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
         writers.push(env.spawn(write_loop(env.clone(), writer)));
@@ -89,51 +91,17 @@ async fn checker(env: SimEnv) -> HostResult {
     }
     // Keys with an expiry die within 3 s of the last write; let the master delete them.
     sleep(Duration::from_secs(4)).await;
-    let mut master = SimClient::new(env.clone(), "master:6379");
-    let mut replica = SimClient::new(env.clone(), "replica:6379");
-    let deadline = tokio::time::Instant::now() + CONVERGE_WITHIN;
-    loop {
-        let sent = field(&mut master, "master_repl_offset").await;
-        let applied = field(&mut replica, "slave_repl_offset").await;
-        let link = field(&mut replica, "master_link_status").await;
-        if link.as_deref() == Some("up") && sent.is_some() && sent == applied {
-            let theirs = contents(&mut master).await?;
-            let ours = contents(&mut replica).await?;
-            // Judged only if nothing moved while reading (a key the master expired meanwhile).
-            if field(&mut master, "master_repl_offset").await != sent {
-                continue;
-            }
-            if theirs.is_empty() {
-                return Err("the master holds no key: the writes did not land".into());
-            }
-            let full_syncs = field_of(&mut master, "stats", "sync_full").await;
-            if full_syncs.as_deref().and_then(|count| count.parse::<u64>().ok()).unwrap_or(0) < 2 {
-                return Err(format!(
-                    "the replica's crash should have cost a second full copy: sync_full {full_syncs:?}"
-                )
-                .into());
-            }
-            if theirs == ours {
-                info!(keys = theirs.len(), offset = sent, "the replica holds exactly the master's data");
-                return Ok(());
-            }
-            let differing: Vec<&String> =
-                theirs.keys().chain(ours.keys()).filter(|key| theirs.get(*key) != ours.get(*key)).take(5).collect();
-            return Err(format!(
-                "at equal offsets ({sent:?}) the replica differs from the master: {} keys vs {}, differing {differing:?}",
-                ours.len(),
-                theirs.len()
-            )
-            .into());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "the replica did not catch up within {CONVERGE_WITHIN:?}: link {link:?}, master at {sent:?}, replica at {applied:?}"
-            )
-            .into());
-        }
-        sleep(Duration::from_millis(100)).await;
+    let group = replay::Group { master: "master:6379".into(), replicas: vec!["replica:6379".into()] };
+    let checked = replay::check(&env, seed, &[group], &[logged], DATABASES, CONVERGE_WITHIN).await?;
+    if checked.keys == 0 {
+        return Err("the master holds no key: the writes did not land".into());
     }
+    let mut master = SimClient::new(env.clone(), "master:6379");
+    let full_syncs = field_of(&mut master, "stats", "sync_full").await;
+    if full_syncs.as_deref().and_then(|count| count.parse::<u64>().ok()).unwrap_or(0) < 2 {
+        return Err(format!("the replica's crash should have cost a second full copy: sync_full {full_syncs:?}").into());
+    }
+    Ok(())
 }
 
 /// One writer: random writes to the master until [`WRITES_END`].
@@ -149,7 +117,8 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
         let value = format!("{writer}-{sequence}");
         let ttl = rng.random_range(50..3_000).to_string();
         let long_ttl = rng.random_range(60_000..600_000).to_string();
-        let commands: Vec<Vec<String>> = match rng.random_range(0..9) {
+        let list = format!("list:{}", rng.random_range(0..4));
+        let commands: Vec<Vec<String>> = match rng.random_range(0..14) {
             0 => vec![vec!["SET".into(), key, value]],
             1 => vec![vec!["INCR".into(), format!("counter:{}", rng.random_range(0..8))]],
             2 => vec![vec!["RPUSH".into(), format!("list:{}", rng.random_range(0..4)), value]],
@@ -159,6 +128,30 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
             6 => vec![vec!["LPOP".into(), format!("list:{}", rng.random_range(0..4))]],
             // Still set when the data is compared: expiry times must match exactly.
             7 => vec![vec!["SET".into(), format!("kept:{}", rng.random_range(0..8)), value, "PX".into(), long_ttl]],
+            8 => vec![vec!["APPEND".into(), format!("log:{}", rng.random_range(0..4)), format!("{value},")]],
+            // Through Codis' wrapper, as a proxy writes to a migrating slot.
+            9 => vec![vec!["SLOTSMGRT-EXEC-WRAPPER".into(), list.clone(), "RPUSH".into(), list, value]],
+            10 => {
+                let counter = format!("counter:{}", rng.random_range(0..8));
+                vec![vec!["SLOTSMGRT-EXEC-WRAPPER".into(), counter.clone(), "INCR".into(), counter]]
+            }
+            11 => vec![vec![
+                "LMPOP".into(),
+                "2".into(),
+                list,
+                "list:0".into(),
+                "RIGHT".into(),
+                "COUNT".into(),
+                "2".into(),
+            ]],
+            // Another database, inside a transaction.
+            12 => vec![
+                vec!["MULTI".into()],
+                vec!["SELECT".into(), "1".into()],
+                vec!["RPUSH".into(), list, value],
+                vec!["SELECT".into(), "0".into()],
+                vec!["EXEC".into()],
+            ],
             _ => vec![
                 vec!["MULTI".into()],
                 vec!["INCR".into(), "counter:tx".into()],
@@ -179,33 +172,10 @@ async fn write_loop(env: SimEnv, writer: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// One field of `INFO replication`, if the server answers.
-async fn field(client: &mut SimClient, name: &str) -> Option<String> {
-    field_of(client, "replication", name).await
-}
-
 /// One field of an `INFO` section, if the server answers.
 async fn field_of(client: &mut SimClient, section: &str, name: &str) -> Option<String> {
     let Ok(Frame::Bulk(text)) = client.call(&["INFO", section]).await else {
         return None;
     };
     String::from_utf8_lossy(&text).lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))
-}
-
-/// Every key of database 0 with its `DUMP` and `PEXPIRETIME`.
-async fn contents(client: &mut SimClient) -> Result<BTreeMap<String, (Frame, Frame)>, String> {
-    let keys = match client.call(&["KEYS", "*"]).await {
-        Ok(Frame::Array(keys)) => keys,
-        other => return Err(format!("KEYS replied {other:?}")),
-    };
-    let mut contents = BTreeMap::new();
-    for key in keys {
-        let Frame::Bulk(key) = key else { return Err(format!("KEYS gave {key:?}")) };
-        let key = String::from_utf8_lossy(&key).into_owned();
-        let dump = client.call(&["DUMP", key.as_str()]).await.map_err(|error| format!("DUMP: {error:?}"))?;
-        let expiry =
-            client.call(&["PEXPIRETIME", key.as_str()]).await.map_err(|error| format!("PEXPIRETIME: {error:?}"))?;
-        contents.insert(key, (dump, expiry));
-    }
-    Ok(contents)
 }

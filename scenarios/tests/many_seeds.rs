@@ -122,3 +122,8 @@ fn two_failovers_in_a_row_hold_for_many_seeds() {
 fn a_failover_mid_migration_holds_for_many_seeds() {
     hold_for_seeds("failover-migration", 1, CLUSTER_SEEDS);
 }
+
+#[test]
+fn a_failover_under_wrapped_writes_holds_for_many_seeds() {
+    hold_for_seeds("failover-wrapper", 1, CLUSTER_SEEDS);
+}

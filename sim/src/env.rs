@@ -96,7 +96,12 @@ impl Env for SimEnv {
 
     fn buggify(&self, site: &'static str) -> bool {
         // A poisoned lock means a panic already failed the run; firing or not no longer matters.
-        self.buggify.lock().map(|mut coin| coin.fire(site)).unwrap_or(false)
+        let fired = self.buggify.lock().map(|mut coin| coin.fire(site)).unwrap_or(false);
+        if fired {
+            // In the trace, so a run's unlucky paths can be told from the faults it was dealt.
+            tracing::debug!(site, "buggify fired");
+        }
+        fired
     }
 }
 

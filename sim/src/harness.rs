@@ -188,6 +188,12 @@ impl Harness {
         self.hosts.push(name.to_string());
     }
 
+    /// The disk of host `name` (the same one its every incarnation writes, created if the host
+    /// has none yet): a checker reads a server's files with it, as a fresh process would.
+    pub fn disk(&mut self, name: &str) -> SimDisk {
+        self.disks.entry(name.to_string()).or_default().clone()
+    }
+
     /// Registers a client: test code that drives the cluster. The run ends when every client has
     /// returned.
     pub fn client<F, Fut>(&mut self, name: &str, software: F)

@@ -45,6 +45,8 @@ fn reply_ack(ctx: &mut Ctx<'_>, ack: Ack) {
     let (code, message) = match ack {
         Ok(message) => (0, message),
         Err(message) => {
+            // Codis' target closes the connection on an error: the source starts over.
+            tracing::warn!(client = ctx.client.id, error = %message, "refused a migration message; closing the connection");
             ctx.client.close_after_reply = true;
             (-1, message)
         }
