@@ -218,3 +218,81 @@ fn a_wrapped_write_is_applied_once_on_the_replica_and_from_the_log() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM with save rules writes the snapshot first (the init system's stop must not lose the
+/// writes since the last one), syncs the log, and gives replicas the last writes.
+#[test]
+fn sigterm_saves_the_data_first() {
+    let dir = std::env::temp_dir().join(format!("codis-sigterm-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let saving = ["--dir", &dir_arg, "--save", "3600 1"];
+    let mut master = start(&saving);
+    let replica = start(&[]);
+    assert_eq!(redis_cli(replica.port, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "OK");
+    for _ in 0..500 {
+        if replication_field(replica.port, "master_link_status") == "up" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(redis_cli(master.port, &["SET", "a", "1"]), "OK");
+    assert_eq!(redis_cli(master.port, &["RPUSH", "l", "x", "y"]), "2");
+    assert!(!dir.join("dump.rdb").exists(), "no snapshot before the signal (the rule says after an hour)");
+    let status = Command::new("kill").args(["-TERM", &master.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exited = (0..500).find_map(|_| {
+        let status = master.child.try_wait().expect("wait");
+        if status.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        status
+    });
+    assert!(exited.is_some_and(|status| status.success()), "codis-server did not exit cleanly: {exited:?}");
+    assert!(dir.join("dump.rdb").exists(), "SIGTERM with save rules writes dump.rdb");
+    assert_eq!(redis_cli(replica.port, &["GET", "a"]), "1", "the replica has the last writes");
+    assert_eq!(redis_cli(replica.port, &["LRANGE", "l", "0", "-1"]), "x\ny");
+    let restarted = start(&saving);
+    assert_eq!(redis_cli(restarted.port, &["GET", "a"]), "1", "a restart loads the snapshot");
+    assert_eq!(redis_cli(restarted.port, &["LRANGE", "l", "0", "-1"]), "x\ny");
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A snapshot that cannot be written keeps the server running (Redis: "can't exit"), so the data
+/// is not lost; `SHUTDOWN NOSAVE` still stops it.
+#[test]
+fn sigterm_refuses_to_exit_when_the_snapshot_fails() {
+    let dir = std::env::temp_dir().join(format!("codis-sigterm-fail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let mut server = start(&["--dir", &dir_arg, "--save", "3600 1"]);
+    assert_eq!(redis_cli(server.port, &["SET", "a", "1"]), "OK");
+    // The snapshot's temporary file cannot be created: a directory is in its way.
+    std::fs::create_dir_all(dir.join("dump.rdb.tmp")).expect("an obstacle");
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    // Still serving, and still holding the data.
+    let mut answered = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(server.child.try_wait().expect("wait").is_none(), "codis-server exited without its snapshot");
+        if redis_cli(server.port, &["GET", "a"]) == "1" {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the server answers again after refusing to stop");
+    let _ = redis_cli(server.port, &["SHUTDOWN", "NOSAVE"]);
+    let exited = (0..500).find_map(|_| {
+        let status = server.child.try_wait().expect("wait");
+        if status.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        status
+    });
+    assert!(exited.is_some(), "SHUTDOWN NOSAVE stops it");
+    let _ = std::fs::remove_dir_all(&dir);
+}

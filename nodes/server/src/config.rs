@@ -421,6 +421,9 @@ pub struct ServerConfig {
     pub repl_timeout: u64,
     /// Seconds between the master's pings to its replicas (which keep a quiet link alive).
     pub repl_ping_replica_period: u64,
+    /// Seconds a stopping master waits for its replicas to acknowledge its last writes (0: it
+    /// does not wait), as Redis 7's `shutdown-timeout`.
+    pub shutdown_timeout: u64,
     /// Whether every change goes to the append-only log, which is then what a restart loads
     /// (instead of the snapshot). Fixed at start.
     #[serde(with = "yes_no")]
@@ -486,6 +489,7 @@ impl Default for ServerConfig {
             min_replicas_max_lag: 10,
             repl_timeout: 60,
             repl_ping_replica_period: 10,
+            shutdown_timeout: 10,
             appendonly: false,
             appendfilename: "appendonly.aof".into(),
             appenddirname: "appendonlydir".into(),
@@ -888,6 +892,14 @@ pub const PARAMETERS: &[Parameter] = &[
         get: |config| config.repl_timeout.to_string(),
         set: Some(|config, text| {
             config.repl_timeout = integer_in(text, 1, i64::from(i32::MAX))?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "shutdown-timeout",
+        get: |config| config.shutdown_timeout.to_string(),
+        set: Some(|config, text| {
+            config.shutdown_timeout = integer_in(text, 0, i64::from(i32::MAX))?;
             Ok(())
         }),
     },

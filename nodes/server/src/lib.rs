@@ -7,6 +7,7 @@
 //!
 //! # Modules
 //! - [`server`]: the accept loop and the background cycle ([`run`], [`bind_and_run`]).
+//! - [`shutdown`]: stopping as Redis does (replicas given the last writes, a final snapshot).
 //! - `session`: one connection: batches of pipelined requests executed under one lock.
 //! - [`cmd`]: the command table and one module per command family.
 //! - [`keyspace`]: databases of keys indexed by slot and by hash tag.
@@ -41,6 +42,7 @@ pub mod replication;
 pub mod reply;
 pub mod server;
 pub(crate) mod session;
+pub mod shutdown;
 pub mod slowlog;
 pub mod state;
 

@@ -45,9 +45,6 @@ pub struct Persistence {
     in_progress: Option<u64>,
     /// Snapshots written since start.
     pub saves: u64,
-    /// `SHUTDOWN` waits for the snapshot being written: stop once it is on disk (`Some(true)`:
-    /// `FORCE`, stop even if it failed).
-    pub shutdown_after_save: Option<bool>,
     writer: Option<mpsc::UnboundedSender<Job>>,
 }
 
@@ -79,7 +76,6 @@ impl Persistence {
             last_failure_ms: 0,
             in_progress: None,
             saves: 0,
-            shutdown_after_save: None,
             writer: None,
         }
     }
@@ -173,17 +169,6 @@ pub async fn writer<E: Env>(env: E, shared: Arc<Shared>, mut jobs: mpsc::Unbound
                 warn!(path = %job.path, %error, "snapshot failed");
             }
         }
-        if let Some(force) = persistence.shutdown_after_save.take() {
-            if written.is_ok() || force {
-                warn!("stopping after the shutdown snapshot");
-                state.shutdown.send_replace(true);
-                continue;
-            }
-            if let Some(caller) = job.caller {
-                post(&caller, |reply| reply.error("ERR Errors trying to SHUTDOWN. Check logs."));
-            }
-            continue;
-        }
         if let Some(caller) = job.caller {
             match written {
                 Ok(()) => post(&caller, |reply| reply.ok()),
@@ -194,7 +179,7 @@ pub async fn writer<E: Env>(env: E, shared: Arc<Shared>, mut jobs: mpsc::Unbound
 }
 
 /// Sends `caller` the reply `write` writes.
-fn post(caller: &Caller, write: impl FnOnce(&mut Reply<'_>)) {
+pub(crate) fn post(caller: &Caller, write: impl FnOnce(&mut Reply<'_>)) {
     let mut out = BytesMut::new();
     write(&mut Reply::new(&mut out, caller.version));
     caller.outbox.send(Delivery::Unblocked(out.freeze()));

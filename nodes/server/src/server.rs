@@ -16,7 +16,8 @@ use crate::evict;
 use crate::migrate;
 use crate::persist;
 use crate::replication;
-use crate::session::{self, stopped};
+use crate::session;
+use crate::shutdown;
 use crate::state::State;
 
 /// What every connection task shares: the state behind its lock.
@@ -63,26 +64,40 @@ pub async fn run<E: Env>(
     let log_writer = log.map(|log| env.spawn(aof::writer::run(env.clone(), shared.clone(), log)));
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
-    let mut stopping = shared.lock().shutdown.subscribe();
+    let requested = shared.lock().shutdown_requested.clone();
     tokio::pin!(shutdown);
+    // The owner's signal completes once; after a stop it refused (a snapshot that failed), only
+    // `SHUTDOWN` can stop the server.
+    let mut signalled = false;
     let result = loop {
-        tokio::select! {
+        let request = tokio::select! {
             biased;
-            () = &mut shutdown => break Ok(()),
-            () = stopped(&mut stopping) => {
-                info!("SHUTDOWN requested by a client");
-                break Ok(());
+            () = &mut shutdown, if !signalled => {
+                signalled = true;
+                info!("shutting down: clients are paused, replicas get the last writes, the data is saved if save rules exist");
+                shutdown::Request::default()
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    env.spawn(session::serve(shared.clone(), env.clone(), stream, peer));
+            () = requested.notified() => {
+                let Some(request) = shared.lock().shutdown_request.take() else { continue };
+                info!("SHUTDOWN requested by a client");
+                request
+            }
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, peer)) => {
+                        env.spawn(session::serve(shared.clone(), env.clone(), stream, peer));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait a little rather than spin.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+                continue;
+            }
+        };
+        if shutdown::prepare(&env, &shared, request).await {
+            break Ok(());
         }
     };
     cron.abort();

@@ -144,6 +144,10 @@ pub struct State {
     /// Set to `true` to stop the server (`SHUTDOWN`, or the owner's shutdown signal): the accept
     /// loop and every connection watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// A `SHUTDOWN` waiting for the accept loop to prepare the stop (see [`crate::shutdown`]).
+    pub shutdown_request: Option<crate::shutdown::Request>,
+    /// Wakes the accept loop for `shutdown_request`.
+    pub shutdown_requested: Arc<Notify>,
     next_client_id: u64,
 }
 
@@ -181,6 +185,8 @@ impl State {
             aof: AppendOnly::default(),
             replication: Replication::new(replid),
             shutdown: tokio::sync::watch::Sender::new(false),
+            shutdown_request: None,
+            shutdown_requested: Arc::new(Notify::new()),
             next_client_id: 0,
         };
         state.apply_access_tracking();

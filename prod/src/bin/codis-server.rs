@@ -125,6 +125,11 @@ dir = "."
 dbfilename = "dump.rdb"
 save = ""
 
+# Stopping (SIGTERM, Ctrl-C or SHUTDOWN): clients are paused, replicas get up to this many seconds
+# to acknowledge the last writes, the snapshot above is saved if save rules exist, and the log is
+# synced. A snapshot that fails keeps the server running, as Redis does (SHUTDOWN NOSAVE stops it).
+shutdown-timeout = 10
+
 # The append-only log: every write, in Redis 7's multi-part layout (a base snapshot, increments
 # and a manifest in appenddirname under dir), loaded at start instead of the snapshot; if it does
 # not exist yet, its first base is the snapshot (Redis 7 would start empty). appendfsync: always

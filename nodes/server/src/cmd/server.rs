@@ -10,8 +10,8 @@ use crate::args::{self, is};
 use crate::config::PARAMETERS;
 use crate::error::{CmdError, CmdResult};
 use crate::glob;
-use crate::persist;
 use crate::state::Block;
+use crate::{persist, shutdown};
 
 pub(super) const COMMANDS: &[Command] = &[
     command("dbsize", 1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), dbsize),
@@ -121,25 +121,22 @@ fn shutdown(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         return Err(CmdError::other("ERR No shutdown in progress."));
     }
     tracing::warn!(client = ctx.client.id, "user requested shutdown");
-    if save || (!nosave && !ctx.state.config.save.0.is_empty()) {
-        // Save first; the writer stops the server once the snapshot is on disk (or, if it
-        // fails, answers the error and the server goes on, unless FORCE).
-        let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
-            return Err(CmdError::other("ERR client is not registered"));
-        };
-        let caller = persist::Caller { outbox, version: ctx.client.version };
-        if ctx.state.persistence.in_progress() && !force {
-            return Err(CmdError::other("ERR Errors trying to SHUTDOWN. Check logs."));
-        }
-        if !ctx.state.persistence.in_progress() {
-            ctx.state.persistence.shutdown_after_save = Some(force);
-            persist::start(ctx.state, ctx.now_ms, Some(caller))?;
-            ctx.client.blocked = Some(Block { deadline_ms: None });
-            return Ok(());
-        }
-    }
-    ctx.state.shutdown.send_replace(true);
-    ctx.client.close_after_reply = true;
+    let Some(outbox) = ctx.state.clients.get(&ctx.client.id).map(|info| info.outbox.clone()) else {
+        return Err(CmdError::other("ERR client is not registered"));
+    };
+    // The accept loop prepares the stop (replicas, snapshot, log); the caller waits, and hears
+    // only if it fails (on success its connection closes, as Redis closes it).
+    let save = if save {
+        shutdown::Save::Yes
+    } else if nosave {
+        shutdown::Save::No
+    } else {
+        shutdown::Save::IfRules
+    };
+    let caller = persist::Caller { outbox, version: ctx.client.version };
+    ctx.state.shutdown_request = Some(shutdown::Request { save, now, force, caller: Some(caller) });
+    ctx.state.shutdown_requested.notify_one();
+    ctx.client.blocked = Some(Block { deadline_ms: None });
     Ok(())
 }
 

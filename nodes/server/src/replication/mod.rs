@@ -226,6 +226,12 @@ impl Replication {
         version: resp::Version,
     ) {
         self.waiters.insert(id, Waiter { offset, needed, outbox, version });
+        self.request_acks();
+    }
+
+    /// Asks every replica to acknowledge its offset at once (`REPLCONF GETACK *`, through the
+    /// stream) rather than at its next second.
+    pub(crate) fn request_acks(&mut self) {
         let _ = self.feed(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n", 0);
     }
 
