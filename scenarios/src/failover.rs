@@ -15,6 +15,9 @@
 //! - `failover-twice`: `a1` crashes; once its replacement is in place, that one crashes too;
 //! - `failover-migration`: slots move from group 1 to group 2 while the source (`a1`) or the
 //!   target (`b1`) master crashes;
+//! - `failover-pause`: `a1` is paused as `kill -STOP` pauses a process (connections to it still
+//!   open, nothing answers), then resumed much later: it must be failed over within
+//!   `down_after` and two probe periods, though every proxy's reconnects succeed;
 //! - `failover-wrapper`: one slot, filled with a thousand keys, moves from group 1 to group 2
 //!   a key at a time while a client appends to and increments a few keys of it (the proxies send
 //!   those writes through `SLOTSMGRT-EXEC-WRAPPER` while the keys are still on the source), and
@@ -63,7 +66,7 @@ use crate::product::{
 use crate::{Scenario, replay};
 
 /// The registry entries.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario { name: "failover-kill", summary: "a master crashes under writes", run: |seed| run(seed, Plot::Kill) },
     Scenario {
         name: "failover-isolate",
@@ -92,6 +95,11 @@ pub const SCENARIOS: [Scenario; 8] = [
         run: |seed| run(seed, Plot::Migration),
     },
     Scenario {
+        name: "failover-pause",
+        summary: "a master is paused (connections open, nothing answers): failed over in time",
+        run: |seed| run(seed, Plot::Pause),
+    },
+    Scenario {
         name: "failover-wrapper",
         summary: "the source master fails over while writes to its migrating slot go through the wrapper",
         run: |seed| run(seed, Plot::Wrapper),
@@ -109,6 +117,7 @@ enum Plot {
     Twice,
     Migration,
     Wrapper,
+    Pause,
 }
 
 const GROUP1: [&str; 3] = ["a1", "a2", "a3"];
@@ -124,6 +133,8 @@ const HOT_SLOT: usize = 7;
 const FILL_KEYS: usize = 1_000;
 /// How long a master must look dead before it is failed over.
 const DOWN_AFTER: Duration = Duration::from_secs(3);
+/// How often the dashboard probes servers and asks proxies (its failover loop's period).
+const PROBE_PERIOD: Duration = Duration::from_secs(1);
 /// A write acknowledged this long before its master failed has reached the replicas.
 const REPLICATION_LAG_BOUND_MS: u64 = 1_000;
 /// How long after a cut between a master and a replica heals the replica may still be behind:
@@ -506,6 +517,34 @@ async fn run_operator(
             hit(Fault::Restart("a1".into()), &[]);
             hit(Fault::Restart(second), &[]);
         }
+        Plot::Pause => {
+            sleep(ms(&mut rng, 0, 2_000)).await;
+            hit(Fault::Pause("a1".into()), &["a1"]);
+            let paused_at = sim_ms(&env);
+            sleep(ms(&mut rng, 12_000, 25_000)).await;
+            hit(Fault::Resume("a1".into()), &[]);
+            // Detection must not depend on a proxy's connection staying open: a reconnect to a
+            // stopped process succeeds and answers nothing.
+            let fenced = log
+                .borrow()
+                .promotions
+                .iter()
+                .find(|promotion| promotion.group == GroupId(1))
+                .and_then(|promotion| promotion.fenced_ms);
+            let bound = DOWN_AFTER + 2 * PROBE_PERIOD;
+            match fenced {
+                Some(fenced) if fenced.saturating_sub(paused_at) <= bound.as_millis() as u64 => {
+                    info!(after_ms = fenced - paused_at, "the paused master was failed over in time");
+                }
+                other => {
+                    return Err(fail(format!(
+                        "the paused master was fenced at {other:?}, {} ms after the pause; the bound is {} ms",
+                        other.map_or(u64::MAX, |fenced| fenced.saturating_sub(paused_at)),
+                        bound.as_millis()
+                    )));
+                }
+            }
+        }
         Plot::Wrapper => {
             fill_hot_slot(&env).await.map_err(&fail)?;
             // The hot keys exist on the source before the slot starts to move, so writes to
@@ -535,7 +574,7 @@ async fn run_operator(
     let epoch = |group: u32| groups.get(&GroupId(group)).map_or(0, |group| group.epoch);
     let master = |group: u32| groups.get(&GroupId(group)).and_then(Group::master).unwrap_or_default().to_string();
     let expected = match plot {
-        Plot::Kill | Plot::Isolate => (epoch(1) >= 1 && master(1) != "a1:6379", "group 1 failed over"),
+        Plot::Kill | Plot::Isolate | Plot::Pause => (epoch(1) >= 1 && master(1) != "a1:6379", "group 1 failed over"),
         Plot::Twice => (epoch(1) >= 2, "group 1 failed over twice"),
         Plot::DashboardAlone | Plot::MasterFromDashboard => {
             (epoch(1) == 0 && epoch(2) == 0, "no group failed over (no quorum agreed a master was down)")

@@ -127,3 +127,8 @@ fn a_failover_mid_migration_holds_for_many_seeds() {
 fn a_failover_under_wrapped_writes_holds_for_many_seeds() {
     hold_for_seeds("failover-wrapper", 1, CLUSTER_SEEDS);
 }
+
+#[test]
+fn a_paused_master_fails_over_in_time_for_many_seeds() {
+    hold_for_seeds("failover-pause", 1, CLUSTER_SEEDS);
+}

@@ -16,6 +16,7 @@ use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::buggify::Buggify;
 use crate::disk::SimDisk;
+use crate::pause::{Gated, PauseGate};
 
 /// The environment of a component running on a simulated host.
 ///
@@ -28,6 +29,7 @@ pub struct SimEnv {
     seed: u64,
     buggify: Arc<Mutex<Buggify>>,
     disk: SimDisk,
+    gate: PauseGate,
 }
 
 impl SimEnv {
@@ -36,7 +38,14 @@ impl SimEnv {
     pub fn new(run_seed: u64, host: &str, incarnation: u32, buggify: bool, disk: SimDisk) -> Self {
         let seed = net::derive_seed(net::derive_seed(run_seed, host), &incarnation.to_string());
         let coin = rng_from_seed(seed, "buggify");
-        Self { host: host.into(), seed, buggify: Arc::new(Mutex::new(Buggify::new(buggify, coin))), disk }
+        let buggify = Arc::new(Mutex::new(Buggify::new(buggify, coin)));
+        Self { host: host.into(), seed, buggify, disk, gate: PauseGate::default() }
+    }
+
+    /// The same environment on a host that `gate` pauses and resumes (see [`crate::pause`]).
+    pub fn with_pause_gate(mut self, gate: PauseGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// The simulated host this environment belongs to.
@@ -55,16 +64,20 @@ impl Env for SimEnv {
     }
 
     async fn bind(&self, addr: &str) -> io::Result<SimListener> {
-        turmoil::net::TcpListener::bind(addr).await.map(SimListener)
+        let listener = turmoil::net::TcpListener::bind(addr).await?;
+        Ok(SimListener { inner: listener, gate: self.gate.clone(), backlog: Mutex::default() })
     }
 
     async fn connect(&self, addr: &str, timeout: Duration) -> io::Result<SimStream> {
         // turmoil resolves host names through its own DNS; a connect to a crashed or held host
-        // hangs until the deadline, as a connect into a black hole would.
-        let stream = tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_timed_out(addr, timeout))??;
-        Ok(SimStream(stream))
+        // hangs until the deadline, as a connect into a black hole would. A paused host's own
+        // connects wait for it to be resumed (its timers still run).
+        let connect = async {
+            self.gate.running().await;
+            turmoil::net::TcpStream::connect(addr).await
+        };
+        let stream = tokio::time::timeout(timeout, connect).await.map_err(|_| connect_timed_out(addr, timeout))??;
+        Ok(SimStream { inner: stream, gate: self.gate.clone() })
     }
 
     fn unix_millis(&self) -> u64 {
@@ -105,12 +118,23 @@ impl Env for SimEnv {
     }
 }
 
-/// A simulated listening socket.
-pub struct SimListener(turmoil::net::TcpListener);
+/// A simulated listening socket. While its host is paused it keeps taking connections (the
+/// kernel's backlog) and hands them over once the host is resumed.
+pub struct SimListener {
+    inner: turmoil::net::TcpListener,
+    gate: PauseGate,
+    backlog: Mutex<std::collections::VecDeque<(turmoil::net::TcpStream, SocketAddr)>>,
+}
 
 impl std::fmt::Debug for SimListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SimListener").field(&self.0.local_addr().ok()).finish()
+        f.debug_tuple("SimListener").field(&self.inner.local_addr().ok()).finish()
+    }
+}
+
+impl SimListener {
+    fn backlog(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(turmoil::net::TcpStream, SocketAddr)>> {
+        self.backlog.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -118,52 +142,92 @@ impl Listener for SimListener {
     type Stream = SimStream;
 
     async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {
-        let (stream, peer) = self.0.accept().await?;
-        Ok((SimStream(stream), peer))
+        loop {
+            if self.gate.is_paused() {
+                tokio::select! {
+                    biased;
+                    () = self.gate.running() => {}
+                    accepted = self.inner.accept() => {
+                        let accepted = accepted?;
+                        self.backlog().push_back(accepted);
+                    }
+                }
+                continue;
+            }
+            let queued = self.backlog().pop_front();
+            let (stream, peer) = match queued {
+                Some(queued) => queued,
+                None => {
+                    let accepted = self.inner.accept().await?;
+                    if self.gate.is_paused() {
+                        self.backlog().push_back(accepted);
+                        continue;
+                    }
+                    accepted
+                }
+            };
+            return Ok((SimStream { inner: stream, gate: self.gate.clone() }, peer));
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.inner.local_addr()
     }
 }
 
-/// A simulated TCP stream.
+/// A simulated TCP stream, stopped while its host is paused.
 #[derive(Debug)]
-pub struct SimStream(turmoil::net::TcpStream);
+pub struct SimStream {
+    inner: turmoil::net::TcpStream,
+    gate: PauseGate,
+}
 
 impl Stream for SimStream {
-    type ReadHalf = OwnedReadHalf;
-    type WriteHalf = OwnedWriteHalf;
+    type ReadHalf = Gated<OwnedReadHalf>;
+    type WriteHalf = Gated<OwnedWriteHalf>;
 
-    fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        self.0.into_split()
+    fn into_split(self) -> (Gated<OwnedReadHalf>, Gated<OwnedWriteHalf>) {
+        let (read, write) = self.inner.into_split();
+        (Gated { inner: read, gate: self.gate.clone() }, Gated { inner: write, gate: self.gate })
     }
 
     fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
+        self.inner.peer_addr()
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.inner.local_addr()
     }
 }
 
 impl AsyncRead for SimStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        if self.gate.poll_running(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SimStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        if self.gate.poll_running(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        if self.gate.poll_running(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        if self.gate.poll_running(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -38,6 +38,11 @@ pub enum Fault {
     Crash(String),
     /// Start a host's software again (killing it first if it is running).
     Restart(String),
+    /// Stop a host as `kill -STOP` does: connections to it still open, but it reads, writes,
+    /// accepts and connects nothing until resumed (see [`crate::pause`]).
+    Pause(String),
+    /// Let a paused host go on (`kill -CONT`).
+    Resume(String),
     /// Fix the latency of every message between two hosts.
     Latency {
         /// One end.
@@ -76,7 +81,7 @@ impl Fault {
             Fault::PartitionOneWay { from, to } | Fault::RepairOneWay { from, to } => {
                 vec![from, to]
             }
-            Fault::Crash(host) | Fault::Restart(host) => vec![host],
+            Fault::Crash(host) | Fault::Restart(host) | Fault::Pause(host) | Fault::Resume(host) => vec![host],
             Fault::HealAll => vec![],
         }
     }
@@ -93,6 +98,8 @@ impl fmt::Display for Fault {
             Fault::Release(a, b) => write!(f, "release {a} <-> {b}"),
             Fault::Crash(host) => write!(f, "crash {host}"),
             Fault::Restart(host) => write!(f, "restart {host}"),
+            Fault::Pause(host) => write!(f, "pause {host}"),
+            Fault::Resume(host) => write!(f, "resume {host}"),
             Fault::Latency { a, b, latency } => {
                 write!(f, "latency {a} <-> {b} = {} ms", latency.as_millis())
             }

@@ -16,6 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::disk::SimDisk;
 use crate::env::SimEnv;
 use crate::fault::Fault;
+use crate::pause::PauseGate;
 use crate::shape::{ClusterShape, HostSpec, Role};
 use crate::trace::{Trace, TraceLayer};
 
@@ -130,6 +131,8 @@ pub struct Harness {
     rng: Rng,
     /// Each host's disk, which outlives its incarnations.
     disks: BTreeMap<String, SimDisk>,
+    /// Each host's pause switch, which every incarnation's sockets obey.
+    gates: BTreeMap<String, PauseGate>,
     /// Crashes so far (each draws its own tear from the run's seed).
     crashes: u64,
 }
@@ -160,6 +163,7 @@ impl Harness {
             clients: Vec::new(),
             rng,
             disks: BTreeMap::new(),
+            gates: BTreeMap::new(),
             crashes: 0,
         }
     }
@@ -180,10 +184,11 @@ impl Harness {
         let incarnation = Rc::new(Cell::new(0u32));
         let (seed, buggify, host) = (self.config.seed, self.config.buggify, name.to_string());
         let disk = self.disks.entry(name.to_string()).or_default().clone();
+        let gate = self.gates.entry(name.to_string()).or_default().clone();
         self.sim.host(name, move || {
             let count = incarnation.get();
             incarnation.set(count + 1);
-            software(SimEnv::new(seed, &host, count, buggify, disk.clone()))
+            software(SimEnv::new(seed, &host, count, buggify, disk.clone()).with_pause_gate(gate.clone()))
         });
         self.hosts.push(name.to_string());
     }
@@ -307,12 +312,17 @@ impl Harness {
                 return Err(format!("fault '{fault}' names unknown host {host:?}"));
             }
         }
-        if let Fault::Crash(host) | Fault::Restart(host) = fault
+        if let Fault::Crash(host) | Fault::Restart(host) | Fault::Pause(host) | Fault::Resume(host) = fault
             && !self.hosts.contains(host)
         {
-            return Err(format!("fault '{fault}': only hosts can crash or restart, {host:?} is a client"));
+            return Err(format!("fault '{fault}': only hosts can crash, restart or pause, {host:?} is a client"));
         }
         Ok(())
+    }
+
+    /// `host`'s pause switch.
+    fn gate(&mut self, host: &str) -> PauseGate {
+        self.gates.entry(host.to_string()).or_default().clone()
     }
 
     /// `host` died: its disk keeps what was synced (and a torn part of the rest).
@@ -337,12 +347,17 @@ impl Harness {
             Fault::Crash(host) => {
                 sim.crash(host.as_str());
                 self.crash_disk(host);
+                // A dead process is no longer stopped: its next incarnation runs.
+                self.gate(host).resume();
             }
             Fault::Restart(host) => {
                 // A restart of a running host kills it first.
                 sim.bounce(host.as_str());
                 self.crash_disk(host);
+                self.gate(host).resume();
             }
+            Fault::Pause(host) => self.gate(host).pause(),
+            Fault::Resume(host) => self.gate(host).resume(),
             Fault::Latency { a, b, latency } => sim.set_link_latency(a.as_str(), b.as_str(), *latency),
             Fault::Flap { a, b, period, duration } => self.schedule_flap(a, b, *period, *duration),
             Fault::HealAll => {

@@ -11,6 +11,7 @@
 //! # Modules
 //! - [`env`]: [`SimEnv`], the turmoil backend of `net::Env`.
 //! - [`disk`]: [`SimDisk`], each host's disk, which loses what was not synced in a crash.
+//! - [`pause`]: a paused host (`kill -STOP`): connections to it open and are never answered.
 //! - [`buggify`]: the fault hook's FoundationDB-style coin.
 //! - [`determinism`]: [`replay`], the same-seed-same-trace check.
 //! - [`fault`]: the [`Fault`]s a schedule can inject.
@@ -24,6 +25,7 @@ pub mod disk;
 pub mod env;
 pub mod fault;
 pub mod harness;
+pub mod pause;
 pub mod shape;
 pub mod trace;
 

@@ -242,3 +242,49 @@ fn a_hosts_disk_keeps_what_was_synced_across_a_crash_and_loses_only_unsynced_byt
     assert!(found.starts_with(b"synced;"), "what was synced survives: {found:?}");
     assert!(found[7..].iter().all(|byte| *byte == b'u'), "then at most a prefix of the rest: {found:?}");
 }
+
+/// A paused host behaves as a stopped process does to its peers: a connection to it opens, a
+/// request sent over it gets no answer until the host is resumed, then the answer comes.
+#[test]
+fn a_paused_host_accepts_connections_and_answers_only_once_resumed() {
+    use net::Listener as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut harness = Harness::new(config(3));
+    harness.host("echo", |env| async move {
+        let listener = env.bind("0.0.0.0:7000").await?;
+        loop {
+            let (mut stream, _) = listener.accept().await?;
+            env.spawn(async move {
+                let mut byte = [0u8; 1];
+                while stream.read_exact(&mut byte).await.is_ok() {
+                    if stream.write_all(&byte).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    harness.client("client", |env| async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Paused since 500 ms: the connection still opens (the kernel's backlog)...
+        let mut stream = env.connect("echo:7000", Duration::from_millis(500)).await?;
+        stream.write_all(b"x").await?;
+        let mut byte = [0u8; 1];
+        // ...but nothing answers while it is paused,
+        let early = tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut byte)).await;
+        if early.is_ok() {
+            return Err("a paused host answered".into());
+        }
+        // and the answer arrives once it is resumed (at 4 s).
+        tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut byte)).await??;
+        if &byte != b"x" {
+            return Err(format!("echoed {byte:?}").into());
+        }
+        Ok(())
+    });
+    harness.at(Duration::from_millis(500), Fault::Pause("echo".into()));
+    harness.at(Duration::from_secs(4), Fault::Resume("echo".into()));
+    let outcome = harness.run();
+    assert!(outcome.passed(), "{:?}", outcome.result);
+}

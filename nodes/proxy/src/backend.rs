@@ -8,7 +8,7 @@
 //! "fail fast").
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -569,14 +569,22 @@ async fn run<E: Env>(env: E, link: Link, mut calls: mpsc::UnboundedReceiver<Call
     }
     loop {
         let epoch = link.epoch.load(Ordering::Relaxed);
-        let error = match connect(&env, addr, link.db, link.version, &link.options, epoch).await {
-            Ok(stream) => {
-                failures = 0;
-                link.health.set(Health::Up);
-                link.health.heard(false);
-                let error = serve(stream, &mut calls, first.take(), &link).await;
+        let error = match connect_answered(&env, addr, link.db, link.version, &link.options, epoch).await {
+            Ok((stream, answered)) => {
+                // Only a backend that answered is up and out of trouble: a connection that
+                // merely opened may lead to a stopped process (its kernel accepts for it), and
+                // forgetting the trouble at every reconnect would hide a dead master from the
+                // failover quorum for ever. The keep-alive asks it at once instead.
+                if answered {
+                    link.health.set(Health::Up);
+                    link.health.heard(false);
+                }
+                let served = serve(stream, &mut calls, first.take(), &link, !answered).await;
+                if answered || served.answered {
+                    failures = 0;
+                }
                 link.health.set(Health::Down);
-                error
+                served.error
             }
             Err(error) => {
                 // Requests that came while connecting fail with it: none waits for a later
@@ -624,6 +632,20 @@ pub(crate) async fn connect<E: Env>(
     options: &BackendOptions,
     epoch: u64,
 ) -> Result<E::Stream, String> {
+    connect_answered(env, addr, db, version, options, epoch).await.map(|(stream, _)| stream)
+}
+
+/// [`connect`], saying whether the server answered anything (a handshake it replied to): a
+/// connection that merely opened proves nothing, since the kernel of a stopped process still
+/// accepts connections for it.
+async fn connect_answered<E: Env>(
+    env: &E,
+    addr: &str,
+    db: usize,
+    version: Version,
+    options: &BackendOptions,
+    epoch: u64,
+) -> Result<(E::Stream, bool), String> {
     let mut stream =
         env.connect(addr, options.connect_timeout).await.map_err(|error| format!("connect {addr}: {error}"))?;
     if !options.keepalive.is_zero()
@@ -665,7 +687,7 @@ pub(crate) async fn connect<E: Env>(
         expected += 1;
     }
     if expected == 0 {
-        return Ok(stream);
+        return Ok((stream, false));
     }
     let timeout = options.connect_timeout;
     let exchange = async {
@@ -688,7 +710,7 @@ pub(crate) async fn connect<E: Env>(
         Ok(())
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(())) => Ok(stream),
+        Ok(Ok(())) => Ok((stream, true)),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(format!("{addr}: handshake timed out")),
     }
@@ -709,22 +731,42 @@ fn says_stale(reply: &[u8]) -> bool {
     reply.starts_with(b"-MASTERDOWN") || reply.starts_with(b"-LOADING")
 }
 
-/// Serves calls on a connected stream until it fails (`Some(why)`, after answering everything
-/// in flight with it) or the pool is gone (`None`). Every `ping_period` without a request, it
-/// sends a `PING` whose reply sets the connection's health.
+/// How serving a connection ended.
+struct Served {
+    /// Why it failed, after answering everything in flight with it; `None`: the pool is gone.
+    error: Option<String>,
+    /// Whether the backend answered anything on it.
+    answered: bool,
+}
+
+/// Serves calls on a connected stream until it fails or the pool is gone. Every `ping_period`
+/// without a request, it sends a `PING` whose reply sets the connection's health; with `probe`,
+/// it sends one at once (the backend has not answered anything yet).
 async fn serve<S: Stream>(
     stream: S,
     calls: &mut mpsc::UnboundedReceiver<Call>,
     first: Option<Call>,
     link: &Link,
-) -> Option<String> {
+    probe: bool,
+) -> Served {
     let recv_timeout = link.options.recv_timeout;
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: Mutex<VecDeque<Waiter>> = Mutex::new(VecDeque::new());
     let lock = || in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let answered = AtomicBool::new(false);
     let write = async {
         let mut out = BytesMut::new();
         let mut next = first;
+        if probe {
+            {
+                let mut queue = lock();
+                link.health.trouble_begins();
+                queue.push_back(Waiter::Ping);
+            }
+            if let Err(error) = writer.write_all(b"*1\r\n$4\r\nPING\r\n").await {
+                return Some(format!("write: {error}"));
+            }
+        }
         let mut ticker = (!link.options.ping_period.is_zero()).then(|| {
             let period = link.options.ping_period;
             tokio::time::interval_at(tokio::time::Instant::now() + period, period)
@@ -840,6 +882,7 @@ async fn serve<S: Stream>(
                     // replies (once per read, not per reply).
                     Ok(None) => {
                         link.health.heard(!lock().is_empty());
+                        answered.store(true, Ordering::Relaxed);
                         break;
                     }
                     Err(error) => return format!("protocol: {error}"),
@@ -852,9 +895,13 @@ async fn serve<S: Stream>(
     };
     let error = tokio::select! {
         biased;
-        error = read => error,
-        error = write => error?,
-        () = link.health.reset.notified() => "reset: the slots it served went elsewhere while it owed replies".to_string(),
+        error = read => Some(error),
+        error = write => error,
+        () = link.health.reset.notified() => Some("reset: the slots it served went elsewhere while it owed replies".to_string()),
+    };
+    let answered = answered.load(Ordering::Relaxed);
+    let Some(error) = error else {
+        return Served { error: None, answered };
     };
     warn!(addr = %link.addr, %error, "backend connection failed");
     for waiter in lock().drain(..) {
@@ -862,5 +909,5 @@ async fn serve<S: Stream>(
             let _ = waiter.send(Err(BackendError::Reset(error.clone())));
         }
     }
-    Some(error)
+    Served { error: Some(error), answered }
 }

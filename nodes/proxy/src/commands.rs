@@ -38,6 +38,20 @@ pub enum KeyAt {
     None,
     /// At this argument position.
     Arg(usize),
+    /// A channel at this argument position (`PUBLISH`): routed by its slot as a key is, but it
+    /// names no data, so while the slot migrates it goes straight to the target (there is
+    /// nothing to move first, and the migration wrapper refuses pub/sub commands).
+    Channel(usize),
+}
+
+impl KeyAt {
+    /// The argument position of the routing key or channel, if any.
+    pub fn position(self) -> Option<usize> {
+        match self {
+            KeyAt::None => None,
+            KeyAt::Arg(at) | KeyAt::Channel(at) => Some(at),
+        }
+    }
 }
 
 /// One command's entry.
@@ -311,6 +325,9 @@ const AFTER_NUMKEYS: &[(&str, usize)] = &[
     ("ZMPOP", 2),
 ];
 
+/// Commands routed by a channel rather than a key.
+const CHANNEL_KEYED: &[&str] = &["PUBLISH"];
+
 /// Commands with no key.
 const KEYLESS: &[&str] =
     &["PING", "ECHO", "INFO", "COMMAND", "HELLO", "AUTH", "SELECT", "QUIT", "SLOTSMAPPING", "TIME"];
@@ -323,6 +340,8 @@ static TABLE: LazyLock<HashMap<&'static [u8], Info>> = LazyLock::new(|| {
         for name in names {
             let key = if KEYLESS.contains(name) {
                 KeyAt::None
+            } else if CHANNEL_KEYED.contains(name) {
+                KeyAt::Channel(1)
             } else {
                 AFTER_NUMKEYS.iter().find(|(entry, _)| entry == name).map_or(KeyAt::Arg(1), |(_, at)| KeyAt::Arg(*at))
             };
@@ -390,10 +409,7 @@ pub fn routing_keys<'a>(upper: &str, info: Info, request: &'a resp::Request) -> 
     match upper {
         "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" => request.args().skip(1).collect(),
         "MSET" | "MSETNX" => request.args().skip(1).step_by(2).collect(),
-        _ => match info.key {
-            KeyAt::Arg(at) => request.arg(at).into_iter().collect(),
-            KeyAt::None => Vec::new(),
-        },
+        _ => info.key.position().and_then(|at| request.arg(at)).into_iter().collect(),
     }
 }
 

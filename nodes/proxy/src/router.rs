@@ -165,8 +165,26 @@ impl<E: Env> Router<E> {
         // Wait for what was already sent to them. A backend that owes replies past
         // `DRAIN_PATIENCE` (a master that died silently: its connection would wait out
         // `backend_recv_timeout`) has its connections dropped, which answers them with an error:
-        // the change is not held up, and nothing is left in flight to the old backend.
-        let patience = tokio::time::Instant::now() + DRAIN_PATIENCE;
+        // the change is not held up, and nothing is left in flight to the old backend. The
+        // patience counts from when a backend fell silent, not from now: one silent for longer
+        // already (a paused master, whose failover this change may be) is dropped at once.
+        let silent_for = {
+            let table = self.table();
+            slots
+                .iter()
+                .flat_map(|slot| {
+                    let route = &table[slot.id.index()];
+                    route
+                        .backend
+                        .iter()
+                        .chain(&route.migrate_from)
+                        .map(|backend| backend.trouble_for())
+                        .collect::<Vec<_>>()
+                })
+                .max()
+                .unwrap_or_default()
+        };
+        let patience = tokio::time::Instant::now() + DRAIN_PATIENCE.saturating_sub(silent_for);
         let mut reset = false;
         for slot in slots {
             let index = slot.id.index();

@@ -383,10 +383,7 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
         }
         _ => {}
     }
-    let key = match info.key {
-        KeyAt::Arg(at) => request.arg(at).unwrap_or_default(),
-        KeyAt::None => &[],
-    };
+    let key = info.key.position().and_then(|at| request.arg(at)).unwrap_or_default();
     let slot = slot_of(key).index();
     // Counted before the table is read: a table change either sees this request in flight, or
     // this request sees the slot held.
@@ -753,10 +750,7 @@ async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, request: &Req
             };
         }
         _ => {
-            let key = match info.key {
-                KeyAt::Arg(at) => request.arg(at).unwrap_or_default(),
-                KeyAt::None => &[],
-            };
+            let key = info.key.position().and_then(|at| request.arg(at)).unwrap_or_default();
             return forward_held(shared, client, request.wire().clone(), request, key).await;
         }
     };
@@ -853,10 +847,11 @@ async fn forward_one(
     let Some(backend) = &route.backend else {
         return error("ERR handle request, slot is not ready, may be offline");
     };
-    let kind = commands::lookup_upper(&commands::upper(request.name())).kind;
-    let acks = acks_for(route, kind, sync_timeout);
+    let info = commands::lookup_upper(&commands::upper(request.name()));
+    let acks = acks_for(route, info.kind, sync_timeout);
     let target: &BackendConn = backend.conn(client.db, slot, client.version);
-    let Some(source) = &route.migrate_from else {
+    let source = route.migrate_from.as_ref().filter(|_| !matches!(info.key, KeyAt::Channel(_)));
+    let Some(source) = source else {
         return receive_raw(target.send_acked(wire, acks)).await.unwrap_or_else(|error| error);
     };
     let source = source.conn(client.db, slot, client.version);

@@ -236,6 +236,9 @@ async fn keys_of_a_migrating_slot_are_served_from_wherever_they_are() {
         assert_eq!(client.call(&["GET", &key]).await, bulk("v1"), "{method:?}");
         assert_eq!(client.call(&["APPEND", &key, "+"]).await, Frame::Integer(3), "{method:?}");
         assert_eq!(client.call(&["MGET", &key, "other"]).await, Frame::Array(vec![bulk("v1+"), Frame::NullBulk]));
+        // A channel of the migrating slot: the publish is delivered, not refused by the wrapper
+        // (which runs no pub/sub command) nor pulled as a key.
+        assert_eq!(client.call(&["PUBLISH", &key, "hello"]).await, Frame::Integer(0), "{method:?}");
         if method == ForwardMethod::Sync {
             // Sync moves the key on first touch.
             assert_eq!(cluster.server(1).await.call(&["GET", &key]).await, bulk("v1+"));
