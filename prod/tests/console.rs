@@ -74,26 +74,42 @@ impl Browser {
                 "{binary} is missing: `just deps` installs Debian's chromium and chromium-driver"
             );
         }
-        let port = env.bind("127.0.0.1:0").await.expect("probe").local_addr().expect("addr").port();
         let profile = std::env::temp_dir().join(format!("console-test-chromium-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
-        let driver = Driver {
-            process: Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("chromedriver starts"),
-            profile: profile.clone(),
-        };
-        let status = HttpClient::new(env.clone(), format!("127.0.0.1:{port}"), Duration::from_secs(2));
-        for _ in 0..100 {
-            if status.request(Method::GET, "/status", None).await.is_ok_and(|answer| answer.is_success()) {
-                break;
+        // On a freshly probed port; another test may be handed the same one before chromedriver
+        // binds it, and then chromedriver exits: start again on another.
+        let mut attempt = 0;
+        let (driver, port) = loop {
+            attempt += 1;
+            let port = test_support::free_port();
+            let mut driver = Driver {
+                process: Command::new(CHROMEDRIVER)
+                    .arg(format!("--port={port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .expect("chromedriver starts"),
+                profile: profile.clone(),
+            };
+            let status = HttpClient::new(env.clone(), format!("127.0.0.1:{port}"), Duration::from_secs(2));
+            let mut up = false;
+            for _ in 0..100 {
+                if matches!(driver.process.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if status.request(Method::GET, "/status", None).await.is_ok_and(|answer| answer.is_success()) {
+                    // Still running once it answered: the port is its own.
+                    up = matches!(driver.process.try_wait(), Ok(None));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if up {
+                break (driver, port);
+            }
+            assert!(attempt < 5, "chromedriver did not start on a port of its own in {attempt} attempts");
+        };
         // The flags this machine needs (no sandbox as root, no GPU, nothing fetched from outside).
         let args = [
             "--headless=new".to_string(),
@@ -177,7 +193,7 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_grows_the_cluster_from_the_console() {
     let env = TokioEnv::new().expect("env");
-    let demo = Demo::start(&env, "codis-console-test").await;
+    let demo = Demo::start("codis-console-test");
     let browser = Browser::start(&env).await;
 
     // Clients at work through the proxy all along: the page shows their ops/s, and the
@@ -332,7 +348,7 @@ async fn an_operator_grows_the_cluster_from_the_console() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboards_own_page_asks_for_the_password_and_confirms_removals() {
     let env = TokioEnv::new().expect("env");
-    let demo = Demo::start_with_auth(&env, "codis-console-auth-test", "s3cret").await;
+    let demo = Demo::start_with_auth("codis-console-auth-test", "s3cret");
     let browser = Browser::start(&env).await;
     // The page as the dashboard itself serves it (no codis-fe).
     browser.client.goto(&format!("http://{}/", demo.dashboard)).await.expect("the page loads");
@@ -371,7 +387,7 @@ async fn the_dashboards_own_page_asks_for_the_password_and_confirms_removals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codis_fe_lists_products_and_forwards_to_their_dashboards() {
     let env = TokioEnv::new().expect("env");
-    let demo = Demo::start(&env, "codis-fe-test").await;
+    let demo = Demo::start("codis-fe-test");
     let fe = HttpClient::new(env.clone(), demo.console.clone(), Duration::from_secs(10));
     let get = |path: &str| {
         let (fe, path) = (fe.clone(), path.to_string());

@@ -15,14 +15,14 @@ use resp::Frame;
 use resp::client::Client;
 use serde_json::Value;
 
-use common::{Demo, Running, admin};
+use common::{Demo, admin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_cluster_rebalances_under_redis_benchmark_without_an_error() {
     let env = TokioEnv::new().expect("env");
-    let demo = Demo::start(&env, "codis-demo-test").await;
-    let (dashboard, proxy, proxy_port, extra_port, dir) =
-        (demo.dashboard.clone(), demo.proxy.clone(), demo.proxy_port, demo.spare_port, demo.dir.clone());
+    let demo = Demo::start("codis-demo-test");
+    let (dashboard, proxy, proxy_port, dir) =
+        (demo.dashboard.clone(), demo.proxy.clone(), demo.proxy_port, demo.dir.clone());
 
     // Keys written before anything moves.
     let mut client = Client::new(env.clone(), &proxy).with_timeouts(Duration::from_secs(2), Duration::from_secs(10));
@@ -34,20 +34,18 @@ async fn the_demo_cluster_rebalances_under_redis_benchmark_without_an_error() {
     // A third group on a fresh codis-server.
     let extra_dir = dir.join("extra");
     std::fs::create_dir_all(&extra_dir).expect("dir");
-    let _extra = Running(
-        Command::new(env!("CARGO_BIN_EXE_codis-server"))
-            .args(["--bind", "127.0.0.1", "--port", &extra_port.to_string(), "--log-level", "warn", "--dir"])
-            .arg(&extra_dir)
-            .spawn()
-            .expect("codis-server starts"),
+    let extra_server = test_support::start(
+        "codis-server",
+        |port| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_codis-server"));
+            command
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--log-level", "warn", "--dir"])
+                .arg(&extra_dir);
+            command
+        },
+        test_support::redis_answer,
     );
-    let extra = format!("127.0.0.1:{extra_port}");
-    for _ in 0..100 {
-        if Client::new(env.clone(), &extra).call(&["PING"]).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let extra = format!("127.0.0.1:{}", extra_server.port);
     admin(&dashboard, &["--create-group", "--gid", "3"]);
     admin(&dashboard, &["--group-add", "--gid", "3", "--addr", &extra]);
 

@@ -54,7 +54,7 @@ async fn info(env: &TokioEnv, addr: &str, section: &str, field: &str) -> Option<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
     let env = TokioEnv::new().expect("env");
-    let demo = Demo::start(&env, "codis-failover-test").await;
+    let demo = Demo::start("codis-failover-test");
     let mut client =
         Client::new(env.clone(), &demo.proxy).with_timeouts(Duration::from_secs(2), Duration::from_secs(10));
     for key in 0..2000 {
@@ -140,7 +140,7 @@ async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
 
     // The killed server, started again on its data, rejoins as the new master's replica.
     let (binary, args) = started_as.split_first().expect("a command line");
-    let _restarted = Running(Command::new(binary).args(args).spawn().expect("restart"));
+    let restarted = Running(Command::new(binary).args(args).spawn().expect("restart"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let role = info(&env, &master, "replication", "role").await;
@@ -152,6 +152,14 @@ async fn a_killed_master_is_failed_over_and_redis_benchmark_goes_on() {
             && follows.as_deref() == replica.rsplit_once(':').map(|(_, port)| port)
             && epoch.as_deref() == Some("1")
         {
+            // Its port was free for a moment: make sure the restarted server holds it, not a
+            // process another test started meanwhile.
+            let port: u16 = master.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("a port");
+            assert_eq!(
+                test_support::redis_process_id(port),
+                Some(restarted.0.id()),
+                "{master} is not the restarted server: another process took its port"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the old master did not rejoin: {role:?} {link:?} {follows:?} {epoch:?}");

@@ -301,12 +301,23 @@ async fn free_port(env: &TokioEnv) -> u16 {
     env.bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
 }
 
+/// A real etcd on two freshly probed ports. Tests running side by side may be handed the same
+/// free port before etcd binds it; etcd then exits, and it is started again on others.
 async fn start_etcd(env: &TokioEnv) -> Etcd {
-    // Both listeners held at once, so the two ports differ.
-    let (client_probe, peer_probe) = (env.bind("127.0.0.1:0").await.unwrap(), env.bind("127.0.0.1:0").await.unwrap());
-    let (client_port, peer_port) = (client_probe.local_addr().unwrap().port(), peer_probe.local_addr().unwrap().port());
-    drop((client_probe, peer_probe));
-    let dir = std::env::temp_dir().join(format!("coordinator-etcd-{}", std::process::id()));
+    let mut failures = Vec::new();
+    for attempt in 0..5 {
+        match try_start_etcd(env, attempt).await {
+            Ok(etcd) => return etcd,
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("etcd did not start: {}", failures.join("; "))
+}
+
+async fn try_start_etcd(env: &TokioEnv, attempt: usize) -> Result<Etcd, String> {
+    let ports = test_support::free_ports(2);
+    let (client_port, peer_port) = (ports[0], ports[1]);
+    let dir = std::env::temp_dir().join(format!("coordinator-etcd-{}-{attempt}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
@@ -327,24 +338,30 @@ async fn start_etcd(env: &TokioEnv) -> Etcd {
         .stderr(log)
         .spawn()
         .expect("etcd is installed (`just deps` installs Debian's etcd-server)");
-    let etcd = Etcd { child, dir, client };
+    let mut etcd = Etcd { child, dir, client };
     let probe = EtcdClient::new(env.clone(), std::slice::from_ref(&etcd.client), Duration::from_secs(1));
-    tokio::time::timeout(Duration::from_secs(30), async {
-        use coordinator::kv::Kv as _;
-        while let Err(error) = probe.range("/probe", None, true).await {
-            // Refused until it listens; anything else is a bug worth seeing.
-            if !error.is_transient() {
-                panic!("etcd's first answer was not understood: {error}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = etcd.child.try_wait() {
+            let log = std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default();
+            return Err(format!("it exited ({status}); its log: {log}"));
         }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let log = std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default();
-        panic!("etcd did not answer within 30 s; its log:\n{log}")
-    });
-    etcd
+        use coordinator::kv::Kv as _;
+        match probe.range("/probe", None, true).await {
+            // Answering, and still running: the port is its own (had it been taken, etcd would
+            // have exited).
+            Ok(_) if etcd.child.try_wait().is_ok_and(|status| status.is_none()) => return Ok(etcd),
+            Ok(_) => {}
+            // Refused until it listens; anything else is a bug worth seeing.
+            Err(error) if !error.is_transient() => panic!("etcd's first answer was not understood: {error}"),
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default();
+            panic!("etcd did not answer within 30 s; its log:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

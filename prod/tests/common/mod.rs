@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use net::{Env, TokioEnv};
-
 /// A child process, stopped on drop (SIGTERM first, so `codis demo` stops its own children).
 pub struct Running(pub Child);
 
@@ -51,8 +49,6 @@ pub struct Demo {
     pub proxy: String,
     /// The dashboard's address.
     pub dashboard: String,
-    /// One more free port, for a server a test adds.
-    pub spare_port: u16,
     /// The servers the demo started outside any group.
     pub spare_servers: Vec<String>,
     /// The web console's address (codis-fe).
@@ -61,19 +57,27 @@ pub struct Demo {
 
 impl Demo {
     /// Starts `codis demo` in a fresh directory named after `name` and waits until it is ready.
-    pub async fn start(env: &TokioEnv, name: &str) -> Demo {
-        Demo::start_with_auth(env, name, "").await
+    pub fn start(name: &str) -> Demo {
+        Demo::start_with_auth(name, "")
     }
 
     /// The same, with `auth` as the product's password.
-    pub async fn start_with_auth(env: &TokioEnv, name: &str, auth: &str) -> Demo {
-        // Eleven free ports, held together so they differ.
-        let mut probes = Vec::new();
-        for _ in 0..11 {
-            probes.push(env.bind("127.0.0.1:0").await.expect("probe"));
+    pub fn start_with_auth(name: &str, auth: &str) -> Demo {
+        let mut tried = Vec::new();
+        for _ in 0..5 {
+            match Demo::try_start(name, auth) {
+                Ok(demo) => return demo,
+                Err(why) => tried.push(why),
+            }
         }
-        let ports: Vec<u16> = probes.iter().map(|probe| probe.local_addr().expect("addr").port()).collect();
-        drop(probes);
+        panic!("codis demo did not start: {}", tried.join("; "))
+    }
+
+    /// One attempt on freshly probed ports: the demo must get ready, and each of its servers'
+    /// ports must lead to one of its own children (tests running side by side may be handed the
+    /// same free port between the probe and the bind).
+    fn try_start(name: &str, auth: &str) -> Result<Demo, String> {
+        let ports = test_support::free_ports(11);
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let server_ports = ports[..4].to_vec();
@@ -95,25 +99,32 @@ impl Demo {
         let running = Running(demo);
         let mut lines = BufReader::new(stdout).lines();
         loop {
-            let line = lines.next().expect("the demo prints until ready").expect("readable");
-            if line.starts_with("Ctrl-C stops everything") {
-                break;
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("Ctrl-C stops everything") => break,
+                Some(Ok(_)) => {}
+                // It stopped before it was ready: a port it was given was taken.
+                _ => return Err(format!("it exited before it was ready (ports {ports:?})")),
+            }
+        }
+        let demo_pid = running.0.id();
+        for port in server_ports.iter().chain(&ports[8..10]) {
+            if test_support::redis_answer(*port, demo_pid) != test_support::Answer::Ours {
+                return Err(format!("port {port} does not lead to one of its servers"));
             }
         }
         // The rest of its output (a server exiting) is not read: keep the pipe drained.
         #[allow(clippy::disallowed_methods)] // a test driving real processes: a thread drains a pipe
         std::thread::spawn(move || for _ in lines {});
-        Demo {
+        Ok(Demo {
             running: Some(running),
             dir,
             server_ports,
             proxy_port,
             proxy: format!("127.0.0.1:{proxy_port}"),
             dashboard: format!("127.0.0.1:{dashboard_port}"),
-            spare_port: ports[7],
             spare_servers: ports[8..10].iter().map(|port| format!("127.0.0.1:{port}")).collect(),
             console: format!("127.0.0.1:{}", ports[10]),
-        }
+        })
     }
 }
 

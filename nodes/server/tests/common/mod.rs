@@ -3,26 +3,15 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use net::{Env, TokioEnv};
 use resp::{Connection, Frame, Limits, Request};
 use server::ServerConfig;
 
-/// A child process, killed on drop.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `redis-server` on a free port with its files in `dir`.
+/// A `redis-server` with its files in `dir`, on a port checked to be its own.
 pub struct Redis {
-    pub process: Process,
+    pub process: test_support::Process,
     pub connection: Connection<<TokioEnv as Env>::Stream>,
     /// Its port.
     pub port: u16,
@@ -35,17 +24,10 @@ impl Redis {
 
     /// A `redis-server` with `options` besides the port and `dir`.
     pub async fn start_with(env: &TokioEnv, dir: &std::path::Path, options: &[&str]) -> Redis {
-        let port = env.bind("127.0.0.1:0").await.expect("probe").local_addr().expect("addr").port();
-        let process = Process(
-            Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(options)
-                .args(["--dir", &dir.to_string_lossy(), "--dbfilename", "dump.rdb"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server 7.0 must be installed (`just test` installs it)"),
-        );
+        let dir = dir.to_string_lossy();
+        let args: Vec<&str> = options.iter().copied().chain(["--dir", &dir, "--dbfilename", "dump.rdb"]).collect();
+        let process = test_support::redis_server(&args);
+        let port = process.port;
         let connection = connect(env, &format!("127.0.0.1:{port}")).await;
         Redis { process, connection, port }
     }

@@ -1,6 +1,5 @@
 //! A real `redis-server` 7.0 and our server side by side, fed the same commands.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use net::{Env, TokioEnv};
@@ -9,24 +8,6 @@ use server::ServerConfig;
 use tokio::sync::oneshot;
 
 type Stream = <TokioEnv as Env>::Stream;
-
-/// A `redis-server` process on a free port, killed on drop.
-struct RedisProcess {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn free_port(env: &TokioEnv) -> u16 {
-    let listener = env.bind("127.0.0.1:0").await.expect("bind a probe port");
-    listener.local_addr().expect("probe address").port()
-}
 
 /// How replies are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +27,7 @@ pub enum Compare {
 
 /// The two servers and a client connection to each.
 pub struct Pair {
-    _redis: RedisProcess,
+    _redis: test_support::Process,
     stop: Option<oneshot::Sender<()>>,
     env: TokioEnv,
     theirs_addr: String,
@@ -63,16 +44,11 @@ impl Pair {
     /// Starts both servers; `redis_args` are extra `redis-server` options, `config` ours.
     pub async fn start_with(redis_args: &[&str], mut config: ServerConfig) -> Pair {
         let env = TokioEnv::with_seed(1);
-        let port = free_port(&env).await;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--enable-debug-command", "yes"])
-            .args(redis_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server 7.0 must be installed for differential tests (`just test` installs it)");
-        let redis = RedisProcess { child, port };
+        let args: Vec<&str> = ["--appendonly", "no", "--enable-debug-command", "yes"]
+            .into_iter()
+            .chain(redis_args.iter().copied())
+            .collect();
+        let redis = test_support::redis_server(&args);
 
         config.bind = "127.0.0.1".into();
         config.port = 0;
