@@ -389,3 +389,39 @@ fn a_migrated_key_goes_as_standard_commands() {
         run(&mut target, &mut target_client, &range, later)
     );
 }
+
+/// Keys evicted under `maxmemory` go to the stream as `DEL`s, each on its own, before the write
+/// that needed the room: a replay (with no limit of its own) ends with the same keys.
+#[test]
+fn evictions_replay_as_deletions() {
+    for policy in ["allkeys-lru", "allkeys-random", "volatile-ttl"] {
+        let (mut source, mut client) = fresh(11, 1_000);
+        // Room for about a thousand of the two thousand keys written, above the empty server's own.
+        let limit = (server::evict::used_memory(&source) + 200_000).to_string();
+        for (name, value) in [("maxmemory-policy", policy), ("maxmemory", limit.as_str())] {
+            let reply = run(&mut source, &mut client, &["CONFIG", "SET", name, value], 1_000);
+            assert_eq!(&reply[..], b"+OK\r\n", "CONFIG SET {name} {value}");
+        }
+        source.propagate_changes(true);
+        for index in 0..2_000u64 {
+            let key = format!("key:{index}");
+            let value = "v".repeat(100);
+            run(&mut source, &mut client, &["SET", &key, &value, "EX", "100000"], 1_000 + index);
+        }
+        let evicted = source.stats.evicted_keys;
+        assert!(evicted > 0, "{policy}: the limit evicted keys");
+        let stream = source.propagation.take();
+        let (mut replica, mut replica_client) = fresh(12, 3_000);
+        for change in &stream {
+            run(&mut replica, &mut replica_client, &["SELECT".into(), change.db.to_string()], 3_000);
+            let args: Vec<Vec<u8>> = change.request.args().map(<[u8]>::to_vec).collect();
+            let reply = run(&mut replica, &mut replica_client, &args, 3_000);
+            assert!(!reply.starts_with(b"-"), "{policy}: {:?}: {}", change.request, String::from_utf8_lossy(&reply));
+        }
+        assert_eq!(
+            contents(&replica.keyspace, 3_000),
+            contents(&source.keyspace, 3_000),
+            "{policy}: {evicted} evicted"
+        );
+    }
+}
