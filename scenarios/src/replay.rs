@@ -203,10 +203,10 @@ async fn log_settled(client: &mut SimClient) -> bool {
         && info_field(client, "persistence", "aof_rewrite_in_progress").await.as_deref() == Some("0")
 }
 
-/// Loads `logged`'s log into a fresh state, as the server does at a restart, and reads it.
-async fn holdings_from_log(env: &SimEnv, seed: u64, logged: &Logged) -> Result<Holdings, String> {
+/// Loads `logged`'s log into a fresh state, as the server does at a restart, and reads it as
+/// of `now_ms` (when its master was read: a key that expired since is still compared).
+async fn holdings_from_log(seed: u64, logged: &Logged, now_ms: u64) -> Result<Holdings, String> {
     let disk_env = SimEnv::new(seed, &format!("{}-log-check", logged.host), 0, false, logged.disk.clone());
-    let now_ms = net::Env::unix_millis(env);
     let mut state = State::new(logged.config.clone(), net::rng_from_seed(seed, "log-check"), now_ms, 0);
     let loaded = server::aof::load::load(&disk_env, &mut state)
         .await
@@ -243,7 +243,8 @@ fn differences(expected: &Holdings, found: &Holdings) -> String {
 
 /// Checks every group: its replicas, and the logs of its servers listed in `logs`, must hold
 /// exactly what its master holds. Waits up to `within` for the replicas to catch up and the
-/// logs to be written; the writers must have stopped.
+/// logs to be written; the writers must have stopped. A comparison made while the master still
+/// changed (a key it expired meanwhile) is made again.
 pub async fn check(
     env: &SimEnv,
     seed: u64,
@@ -255,8 +256,6 @@ pub async fn check(
     let deadline = Instant::now() + within;
     let mut checked = Checked::default();
     for group in groups {
-        let mut master =
-            SimClient::new(env.clone(), &group.master).with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
         let logs_here: Vec<&Logged> = logs
             .iter()
             .filter(|logged| {
@@ -265,69 +264,71 @@ pub async fn check(
                     .any(|addr| addr.split(':').next() == Some(logged.host.as_str()))
             })
             .collect();
-        let held = loop {
-            match settled_holdings(env, &mut master, group, &logs_here, databases).await {
-                Ok(Some(held)) => break held,
-                Ok(None) | Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(100)).await,
-                Ok(None) => {
-                    return Err(format!(
-                        "group of {}: replicas and logs did not settle within {within:?}",
-                        group.master
-                    ));
+        loop {
+            match check_group(env, seed, group, &logs_here, databases).await {
+                Ok(Attempt::Equal(keys)) => {
+                    checked.keys += keys;
+                    checked.replicas += group.replicas.len();
+                    checked.logs += logs_here.len();
+                    break;
                 }
-                Err(error) => return Err(format!("group of {}: {error}", group.master)),
+                Ok(Attempt::Differ(why)) => return Err(why),
+                Ok(Attempt::Unsettled(why)) | Err(why) if Instant::now() >= deadline => {
+                    return Err(format!("group of {}: not settled within {within:?}: {why}", group.master));
+                }
+                Ok(Attempt::Unsettled(_)) | Err(_) => sleep(Duration::from_millis(100)).await,
             }
-        };
-        for replica in &group.replicas {
-            let mut client =
-                SimClient::new(env.clone(), replica).with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
-            let theirs = holdings(&mut client, databases).await?;
-            if theirs != held {
-                return Err(format!(
-                    "replica {replica} does not hold what its master {} holds: {}",
-                    group.master,
-                    differences(&held, &theirs)
-                ));
-            }
-            checked.replicas += 1;
         }
-        for logged in &logs_here {
-            let from_log = holdings_from_log(env, seed, logged).await?;
-            if from_log != held {
-                return Err(format!(
-                    "{}'s append-only log, loaded, does not hold what {} (its group's master) holds: {}",
-                    logged.host,
-                    group.master,
-                    differences(&held, &from_log)
-                ));
-            }
-            checked.logs += 1;
-        }
-        checked.keys += held.len();
     }
     info!(?checked, "replicas and logs hold exactly what their masters hold");
     Ok(checked)
 }
 
-/// The master's holdings once its replicas have everything it sent and every log listed has
-/// everything written, read while nothing moved; `None` if not settled yet.
-async fn settled_holdings(
+/// How one comparison of a group went.
+enum Attempt {
+    /// Everything holds what the master holds (this many keys).
+    Equal(usize),
+    /// Something differs while the master stood still: a replay went wrong.
+    Differ(String),
+    /// Not comparable yet (a replica behind, a log not written, the master changed meanwhile).
+    Unsettled(String),
+}
+
+/// What says the master changed: its stream's offset and its expired and evicted keys (a
+/// master without replicas has no stream, but still expires keys on its own).
+async fn fingerprint(master: &mut SimClient) -> Option<(String, String, String)> {
+    Some((
+        info_field(master, "replication", "master_repl_offset").await?,
+        info_field(master, "stats", "expired_keys").await?,
+        info_field(master, "stats", "evicted_keys").await?,
+    ))
+}
+
+/// One comparison of `group`: once its replicas have everything the master sent and its logs
+/// everything written, the master's holdings (read at a moment `as_of`) against each replica's
+/// and each log's loaded as of that moment.
+async fn check_group(
     env: &SimEnv,
-    master: &mut SimClient,
+    seed: u64,
     group: &Group,
     logs: &[&Logged],
     databases: usize,
-) -> Result<Option<Holdings>, String> {
-    let Some(sent) = info_field(master, "replication", "master_repl_offset").await else {
-        return Ok(None);
+) -> Result<Attempt, String> {
+    let client =
+        |addr: &str| SimClient::new(env.clone(), addr).with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
+    let mut master = client(&group.master);
+    let Some(before) = fingerprint(&mut master).await else {
+        return Ok(Attempt::Unsettled(format!("{} does not answer", group.master)));
     };
     for replica in &group.replicas {
-        let mut client =
-            SimClient::new(env.clone(), replica).with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
-        let link = info_field(&mut client, "replication", "master_link_status").await;
-        let applied = info_field(&mut client, "replication", "slave_repl_offset").await;
-        if link.as_deref() != Some("up") || applied.as_deref() != Some(sent.as_str()) {
-            return Ok(None);
+        let mut replica_client = client(replica);
+        let link = info_field(&mut replica_client, "replication", "master_link_status").await;
+        let applied = info_field(&mut replica_client, "replication", "slave_repl_offset").await;
+        if link.as_deref() != Some("up") || applied.as_deref() != Some(before.0.as_str()) {
+            return Ok(Attempt::Unsettled(format!(
+                "{replica} is behind (link {link:?}, at {applied:?} of {})",
+                before.0
+            )));
         }
     }
     for logged in logs {
@@ -336,16 +337,40 @@ async fn settled_holdings(
             .find(|addr| addr.split(':').next() == Some(logged.host.as_str()))
             .cloned()
             .unwrap_or_default();
-        let mut client =
-            SimClient::new(env.clone(), &addr).with_timeouts(Duration::from_secs(1), Duration::from_secs(5));
-        if !log_settled(&mut client).await {
-            return Ok(None);
+        if !log_settled(&mut client(&addr)).await {
+            return Ok(Attempt::Unsettled(format!("{addr}'s log is still being written")));
         }
     }
-    let held = holdings(master, databases).await?;
-    // Judged only if nothing moved while reading (a key expired meanwhile, say).
-    if info_field(master, "replication", "master_repl_offset").await.as_deref() != Some(sent.as_str()) {
-        return Ok(None);
+    let as_of = net::Env::unix_millis(env);
+    let held = holdings(&mut master, databases).await?;
+    let mut differences_found = Vec::new();
+    for replica in &group.replicas {
+        let theirs = holdings(&mut client(replica), databases).await?;
+        if theirs != held {
+            differences_found.push(format!(
+                "replica {replica} does not hold what its master {} holds: {}",
+                group.master,
+                differences(&held, &theirs)
+            ));
+        }
     }
-    Ok(Some(held))
+    for logged in logs {
+        let from_log = holdings_from_log(seed, logged, as_of).await?;
+        if from_log != held {
+            differences_found.push(format!(
+                "{}'s append-only log, loaded, does not hold what {} (its group's master) holds: {}",
+                logged.host,
+                group.master,
+                differences(&held, &from_log)
+            ));
+        }
+    }
+    // Judged only if the master stood still meanwhile (it may have expired a key).
+    if fingerprint(&mut master).await.as_ref() != Some(&before) {
+        return Ok(Attempt::Unsettled(format!("{} changed while it was compared", group.master)));
+    }
+    match differences_found.is_empty() {
+        true => Ok(Attempt::Equal(held.len())),
+        false => Ok(Attempt::Differ(differences_found.join("; "))),
+    }
 }
