@@ -109,8 +109,18 @@ fn exited(child: &mut Child) -> Option<ExitStatus> {
 
 /// The process id the Redis-compatible server on `port` reports (`INFO server`), if one answers.
 pub fn redis_process_id(port: u16) -> Option<u32> {
-    let output = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "INFO", "server"])
+    redis_process_id_with(port, "")
+}
+
+/// [`redis_process_id`] for a server that wants `password` (empty: none).
+pub fn redis_process_id_with(port: u16, password: &str) -> Option<u32> {
+    let mut command = Command::new("redis-cli");
+    command.args(["-p", &port.to_string()]);
+    if !password.is_empty() {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let output = command
+        .args(["INFO", "server"])
         .output()
         .expect("redis-cli must be installed (`just test` installs redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -120,7 +130,12 @@ pub fn redis_process_id(port: u16) -> Option<u32> {
 /// Whether the Redis-compatible server on `port` is process `pid` (or a child of it, as the
 /// servers `codis demo` starts are).
 pub fn redis_answer(port: u16, pid: u32) -> Answer {
-    match redis_process_id(port) {
+    redis_answer_with(port, pid, "")
+}
+
+/// [`redis_answer`] for a server that wants `password` (empty: none).
+pub fn redis_answer_with(port: u16, pid: u32, password: &str) -> Answer {
+    match redis_process_id_with(port, password) {
         None => Answer::Nothing,
         Some(found) if found == pid || parent_of(found) == Some(pid) => Answer::Ours,
         Some(_) => Answer::Someone,

@@ -108,7 +108,7 @@ impl Demo {
         }
         let demo_pid = running.0.id();
         for port in server_ports.iter().chain(&ports[8..10]) {
-            if test_support::redis_answer(*port, demo_pid) != test_support::Answer::Ours {
+            if test_support::redis_answer_with(*port, demo_pid, auth) != test_support::Answer::Ours {
                 return Err(format!("port {port} does not lead to one of its servers"));
             }
         }
