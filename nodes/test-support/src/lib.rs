@@ -87,9 +87,10 @@ pub fn start(what: &str, mut command: impl FnMut(u16) -> Command, mut look: impl
 }
 
 /// Waits until `process` answers on its port as itself.
+// A test waiting for a real process, on the real clock.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 fn wait_for(process: &mut Process, look: &mut impl FnMut(u16, u32) -> Answer) -> Result<(), String> {
     let deadline = std::time::Instant::now() + PATIENCE;
-    #[allow(clippy::disallowed_methods)] // a test waiting for a real process
     while std::time::Instant::now() < deadline {
         if let Some(status) = exited(&mut process.child) {
             return Err(format!("it exited ({status}), most likely because the port was taken"));
