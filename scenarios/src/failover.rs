@@ -49,7 +49,6 @@ use std::time::Duration;
 
 use coordinator::memory::MemoryStore;
 use model::{ActionState, Group, GroupId};
-use net::Env as _;
 use net::rand::Rng as _;
 use resp::Frame;
 use server::ServerConfig;
@@ -59,9 +58,9 @@ use tracing::info;
 
 use crate::client::SimClient;
 use crate::product::{
-    COORDINATOR, DASHBOARD, OPERATOR, Operator, Shared, World, add_coordinator, append_or_read, check_replay,
-    dashboard_config, final_reads, increment_or_read, proxy_config, run_client, run_dashboard, run_proxy, run_server,
-    server_config, sim_ms, stored_groups, violation,
+    COORDINATOR, DASHBOARD, OPERATOR, Operator, Shared, Worker, World, add_coordinator, check_replay, dashboard_config,
+    final_reads, proxy_config, run_client, run_dashboard, run_proxy, run_server, server_config, sim_ms, stored_groups,
+    violation,
 };
 use crate::{Scenario, replay};
 
@@ -628,25 +627,23 @@ async fn run_hot_client(env: SimEnv, seed: u64, world: Shared) -> HostResult {
         .chain(keys_of_slot(&format!("{HOT}:appended:"), HOT_SLOT, 4))
         .collect::<Vec<_>>();
     let counters = keys_of_slot(&format!("{HOT}:counter:"), HOT_SLOT, 4);
-    let mut rng = env.rng("hot");
-    let mut client = SimClient::new(env.clone(), &format!("{}:19000", PROXIES[1]))
-        .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
-    let mut writes = 0;
-    while !world.borrow().hot {
-        if world.borrow().stop {
+    let mut worker = Worker::new(env, seed, world, HOT, PROXIES[1], "hot");
+    while !worker.world.borrow().hot {
+        if worker.world.borrow().stop {
             return Ok(());
         }
         sleep(Duration::from_millis(10)).await;
     }
-    while !world.borrow().stop {
-        if rng.random_bool(0.6) {
-            let key = sequences[rng.random_range(0..sequences.len())].clone();
-            append_or_read(&env, &mut rng, &mut client, seed, &world, HOT, &key, &mut writes).await?;
+    while !worker.world.borrow().stop {
+        if worker.rng.random_bool(0.6) {
+            let key = &sequences[worker.rng.random_range(0..sequences.len())];
+            worker.append_or_read(key).await?;
         } else {
-            let key = counters[rng.random_range(0..counters.len())].clone();
-            increment_or_read(&env, &mut rng, &mut client, seed, &world, HOT, &key).await?;
+            let key = &counters[worker.rng.random_range(0..counters.len())];
+            worker.increment_or_read(key).await?;
         }
-        sleep(Duration::from_millis(rng.random_range(1..5))).await;
+        let pause = worker.rng.random_range(1..5);
+        sleep(Duration::from_millis(pause)).await;
     }
     Ok(())
 }

@@ -281,84 +281,195 @@ fn refused(reply: &Frame) -> bool {
 /// key's model as it comes. Besides plain values it appends to lists and strings and increments
 /// counters, whose replay elsewhere (a replica, a log) would show a write applied twice.
 pub async fn run_client(env: SimEnv, seed: u64, world: Shared, name: &'static str, proxy: &'static str) -> HostResult {
-    let mut rng = env.rng("workload");
-    let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
-        .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
-    let mut writes = 0u64;
-    while !world.borrow().stop {
-        let roll = rng.random_range(0..100);
+    let mut worker = Worker::new(env, seed, world, name, proxy, "workload");
+    while !worker.world.borrow().stop {
+        let roll = worker.rng.random_range(0..100);
         if roll < 20 {
-            let index = rng.random_range(0..SEQUENCES);
-            let key = sequence_key(name, index);
-            append_or_read(&env, &mut rng, &mut client, seed, &world, name, &key, &mut writes).await?;
+            let index = worker.rng.random_range(0..SEQUENCES);
+            worker.append_or_read(&sequence_key(name, index)).await?;
         } else if roll < 30 {
-            let key = format!("{name}:counter:{}", rng.random_range(0..4));
-            increment_or_read(&env, &mut rng, &mut client, seed, &world, name, &key).await?;
+            let key = format!("{name}:counter:{}", worker.rng.random_range(0..4));
+            worker.increment_or_read(&key).await?;
         } else {
-            set_or_get(&env, &mut rng, &mut client, seed, &world, name, &mut writes).await?;
+            worker.set_or_get().await?;
         }
-        sleep(Duration::from_millis(rng.random_range(2..12))).await;
+        let pause = worker.rng.random_range(2..12);
+        sleep(Duration::from_millis(pause)).await;
     }
     Ok(())
 }
 
-/// A plain write (a unique value) or read of one of the client's keys.
-async fn set_or_get(
-    env: &SimEnv,
-    rng: &mut net::Rng,
-    client: &mut SimClient,
+/// One client's means: where it runs, its random stream, its connection (to one proxy), the
+/// world its operations are checked against, and its name (its keys and values carry it).
+pub struct Worker {
+    env: SimEnv,
+    /// The client's random stream.
+    pub rng: net::Rng,
+    client: SimClient,
     seed: u64,
-    world: &Shared,
-    name: &str,
-    writes: &mut u64,
-) -> HostResult {
-    let key = format!("{name}:{}", rng.random_range(0..KEYS));
-    let write = rng.random_bool(0.6);
-    let invoked_ms = sim_ms(env);
-    if write {
-        *writes += 1;
-        let value = format!("{name}-{writes}");
-        world.borrow_mut().keys.entry(key.clone()).or_default().written.push((value.clone(), None));
-        let reply = client.call(&["SET", &key, &value]).await;
-        let now = sim_ms(env);
-        let mut state = world.borrow_mut();
-        let acked = matches!(&reply, Ok(reply) if *reply == Frame::ok());
-        state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
-        if acked {
-            state.acknowledged += 1;
-        }
-        let record = state.keys.entry(key.clone()).or_default();
-        record.history.push(format!("[{invoked_ms}..{now} ms] SET {value} -> {reply:?}"));
-        let known = record.known.get_or_insert_with(|| Known::value(None));
-        match reply {
-            Ok(reply) if reply == Frame::ok() => {
-                known.saw(Some(value.clone()));
-                record.visible(&value, now);
+    /// The shared model.
+    pub world: Shared,
+    name: &'static str,
+    /// Writes so far: values and elements are numbered by it, so each is unique.
+    writes: u64,
+}
+
+impl Worker {
+    /// Client `name` of `proxy`, drawing from the random stream `label`.
+    pub fn new(env: SimEnv, seed: u64, world: Shared, name: &'static str, proxy: &str, label: &str) -> Worker {
+        let rng = env.rng(label);
+        let client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
+            .with_timeouts(Duration::from_millis(500), Duration::from_millis(1500));
+        Worker { env, rng, client, seed, world, name, writes: 0 }
+    }
+
+    /// A plain write (a unique value) or read of one of the client's keys.
+    async fn set_or_get(&mut self) -> HostResult {
+        let (env, seed, world, name) = (&self.env, self.seed, &self.world, self.name);
+        let (rng, client, writes) = (&mut self.rng, &mut self.client, &mut self.writes);
+        let key = format!("{name}:{}", rng.random_range(0..KEYS));
+        let write = rng.random_bool(0.6);
+        let invoked_ms = sim_ms(env);
+        if write {
+            *writes += 1;
+            let value = format!("{name}-{writes}");
+            world.borrow_mut().keys.entry(key.clone()).or_default().written.push((value.clone(), None));
+            let reply = client.call(&["SET", &key, &value]).await;
+            let now = sim_ms(env);
+            let mut state = world.borrow_mut();
+            let acked = matches!(&reply, Ok(reply) if *reply == Frame::ok());
+            state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
+            if acked {
+                state.acknowledged += 1;
             }
-            Ok(reply) if refused(&reply) => {}
-            // An error after the request may have reached a server, or no reply at all:
-            // the write may have happened, or may still happen.
-            _ => known.maybe_wrote(Some(value)),
+            let record = state.keys.entry(key.clone()).or_default();
+            record.history.push(format!("[{invoked_ms}..{now} ms] SET {value} -> {reply:?}"));
+            let known = record.known.get_or_insert_with(|| Known::value(None));
+            match reply {
+                Ok(reply) if reply == Frame::ok() => {
+                    known.saw(Some(value.clone()));
+                    record.visible(&value, now);
+                }
+                Ok(reply) if refused(&reply) => {}
+                // An error after the request may have reached a server, or no reply at all:
+                // the write may have happened, or may still happen.
+                _ => known.maybe_wrote(Some(value)),
+            }
+        } else {
+            let reply = client.call(&["GET", &key]).await;
+            let now = sim_ms(env);
+            let observed = match &reply {
+                Ok(Frame::Bulk(value)) => Some(Some(String::from_utf8_lossy(value).into_owned())),
+                Ok(Frame::NullBulk | Frame::Null) => Some(None),
+                _ => None,
+            };
+            let mut state = world.borrow_mut();
+            let record = state.keys.entry(key.clone()).or_default();
+            record.history.push(format!("[{invoked_ms}..{now} ms] GET -> {reply:?}"));
+            if let Some(observed) = observed
+                && let Err(why) = check_read(&mut state, &key, &observed, now)
+            {
+                drop(state);
+                return Err(violation(world, seed, name, Some(&key), format!("GET {key}: {why}")));
+            }
         }
-    } else {
-        let reply = client.call(&["GET", &key]).await;
+        Ok(())
+    }
+
+    /// Appends a unique element to sequence `key` (a list if its name says `:list:`, else a
+    /// string), or reads it.
+    pub async fn append_or_read(&mut self, key: &str) -> HostResult {
+        let (env, seed, world, name) = (&self.env, self.seed, &self.world, self.name);
+        let (rng, client, writes) = (&mut self.rng, &mut self.client, &mut self.writes);
+        let key = key.to_string();
+        let list = is_list(&key);
+        let invoked_ms = sim_ms(env);
+        if rng.random_bool(0.6) {
+            *writes += 1;
+            let element = format!("{name}-{writes}");
+            world.borrow_mut().sequences.entry(key.clone()).or_default().appending(&element);
+            let reply = if list {
+                client.call(&["RPUSH", &key, &element]).await
+            } else {
+                client.call(&["APPEND", &key, &format!("{element},")]).await
+            };
+            let now = sim_ms(env);
+            let mut state = world.borrow_mut();
+            let acked = matches!(&reply, Ok(Frame::Integer(_)));
+            state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
+            if acked {
+                state.acknowledged += 1;
+            }
+            state.keys.entry(key.clone()).or_default().history.push(format!(
+                "[{invoked_ms}..{now} ms] {} {element} -> {reply:?}",
+                if list { "RPUSH" } else { "APPEND" }
+            ));
+            let sequence = state.sequences.entry(key.clone()).or_default();
+            match reply {
+                Ok(Frame::Integer(_)) => sequence.acknowledged(&element, now),
+                Ok(reply) if refused(&reply) => sequence.refused(&element),
+                _ => {}
+            }
+            return Ok(());
+        }
+        let reply =
+            if list { client.call(&["LRANGE", &key, "0", "-1"]).await } else { client.call(&["GET", &key]).await };
         let now = sim_ms(env);
         let observed = match &reply {
-            Ok(Frame::Bulk(value)) => Some(Some(String::from_utf8_lossy(value).into_owned())),
-            Ok(Frame::NullBulk | Frame::Null) => Some(None),
+            Ok(Frame::Array(items)) => Some(texts(items)),
+            Ok(Frame::Bulk(value)) => Some(split_appended(value)),
+            Ok(Frame::NullBulk | Frame::Null) => Some(Vec::new()),
             _ => None,
         };
+        world
+            .borrow_mut()
+            .keys
+            .entry(key.clone())
+            .or_default()
+            .history
+            .push(format!("[{invoked_ms}..{now} ms] read -> {reply:?}"));
+        if let Some(observed) = observed {
+            check_sequence(world, seed, name, &key, &observed, invoked_ms, now)?;
+        }
+        Ok(())
+    }
+
+    /// Increments counter `key`, or reads it.
+    pub async fn increment_or_read(&mut self, key: &str) -> HostResult {
+        let (env, seed, world, name) = (&self.env, self.seed, &self.world, self.name);
+        let (rng, client) = (&mut self.rng, &mut self.client);
+        let key = key.to_string();
+        let invoked_ms = sim_ms(env);
+        let increment = rng.random_bool(0.7);
+        if increment {
+            world.borrow_mut().counters.sending(&key);
+        }
+        let reply = if increment { client.call(&["INCR", &key]).await } else { client.call(&["GET", &key]).await };
+        let now = sim_ms(env);
         let mut state = world.borrow_mut();
-        let record = state.keys.entry(key.clone()).or_default();
-        record.history.push(format!("[{invoked_ms}..{now} ms] GET -> {reply:?}"));
-        if let Some(observed) = observed
-            && let Err(why) = check_read(&mut state, &key, &observed, now)
+        state
+            .keys
+            .entry(key.clone())
+            .or_default()
+            .history
+            .push(format!("[{invoked_ms}..{now} ms] {} -> {reply:?}", if increment { "INCR" } else { "GET" }));
+        let value = match &reply {
+            Ok(Frame::Integer(value)) => Some(*value),
+            Ok(Frame::Bulk(value)) => String::from_utf8_lossy(value).parse().ok(),
+            Ok(reply) if increment && refused(reply) => {
+                state.counters.refused(&key);
+                None
+            }
+            _ => None,
+        };
+        if let Some(value) = value
+            && let Err(why) = state.counters.check(&key, value)
         {
             drop(state);
-            return Err(violation(world, seed, name, Some(&key), format!("GET {key}: {why}")));
+            return Err(violation(world, seed, name, Some(&key), why));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The client's sequence keys: lists it `RPUSH`es to and strings it `APPEND`s to.
@@ -373,73 +484,6 @@ fn is_list(key: &str) -> bool {
 
 /// Sequence keys per client.
 const SEQUENCES: usize = 8;
-
-/// Appends a unique element to sequence `key` (a list if its name says `:list:`, else a
-/// string), or reads it; `name` is the client's.
-#[allow(clippy::too_many_arguments)] // one call's whole context, as in `increment_or_read`
-pub async fn append_or_read(
-    env: &SimEnv,
-    rng: &mut net::Rng,
-    client: &mut SimClient,
-    seed: u64,
-    world: &Shared,
-    name: &str,
-    key: &str,
-    writes: &mut u64,
-) -> HostResult {
-    let key = key.to_string();
-    let list = is_list(&key);
-    let invoked_ms = sim_ms(env);
-    if rng.random_bool(0.6) {
-        *writes += 1;
-        let element = format!("{name}-{writes}");
-        world.borrow_mut().sequences.entry(key.clone()).or_default().appending(&element);
-        let reply = if list {
-            client.call(&["RPUSH", &key, &element]).await
-        } else {
-            client.call(&["APPEND", &key, &format!("{element},")]).await
-        };
-        let now = sim_ms(env);
-        let mut state = world.borrow_mut();
-        let acked = matches!(&reply, Ok(Frame::Integer(_)));
-        state.writes.push(WriteRecord { key: key.clone(), invoked_ms, acked_ms: acked.then_some(now) });
-        if acked {
-            state.acknowledged += 1;
-        }
-        state
-            .keys
-            .entry(key.clone())
-            .or_default()
-            .history
-            .push(format!("[{invoked_ms}..{now} ms] {} {element} -> {reply:?}", if list { "RPUSH" } else { "APPEND" }));
-        let sequence = state.sequences.entry(key.clone()).or_default();
-        match reply {
-            Ok(Frame::Integer(_)) => sequence.acknowledged(&element, now),
-            Ok(reply) if refused(&reply) => sequence.refused(&element),
-            _ => {}
-        }
-        return Ok(());
-    }
-    let reply = if list { client.call(&["LRANGE", &key, "0", "-1"]).await } else { client.call(&["GET", &key]).await };
-    let now = sim_ms(env);
-    let observed = match &reply {
-        Ok(Frame::Array(items)) => Some(texts(items)),
-        Ok(Frame::Bulk(value)) => Some(split_appended(value)),
-        Ok(Frame::NullBulk | Frame::Null) => Some(Vec::new()),
-        _ => None,
-    };
-    world
-        .borrow_mut()
-        .keys
-        .entry(key.clone())
-        .or_default()
-        .history
-        .push(format!("[{invoked_ms}..{now} ms] read -> {reply:?}"));
-    if let Some(observed) = observed {
-        check_sequence(world, seed, name, &key, &observed, invoked_ms, now)?;
-    }
-    Ok(())
-}
 
 /// The texts of a list's elements.
 fn texts(items: &[Frame]) -> Vec<String> {
@@ -475,49 +519,6 @@ fn check_sequence(
             Err(violation(world, seed, who, Some(key), format!("read of {key}: {anomaly}")))
         }
     }
-}
-
-/// Increments counter `key`, or reads it; `name` is the client's.
-pub async fn increment_or_read(
-    env: &SimEnv,
-    rng: &mut net::Rng,
-    client: &mut SimClient,
-    seed: u64,
-    world: &Shared,
-    name: &str,
-    key: &str,
-) -> HostResult {
-    let key = key.to_string();
-    let invoked_ms = sim_ms(env);
-    let increment = rng.random_bool(0.7);
-    if increment {
-        world.borrow_mut().counters.sending(&key);
-    }
-    let reply = if increment { client.call(&["INCR", &key]).await } else { client.call(&["GET", &key]).await };
-    let now = sim_ms(env);
-    let mut state = world.borrow_mut();
-    state
-        .keys
-        .entry(key.clone())
-        .or_default()
-        .history
-        .push(format!("[{invoked_ms}..{now} ms] {} -> {reply:?}", if increment { "INCR" } else { "GET" }));
-    let value = match &reply {
-        Ok(Frame::Integer(value)) => Some(*value),
-        Ok(Frame::Bulk(value)) => String::from_utf8_lossy(value).parse().ok(),
-        Ok(reply) if increment && refused(reply) => {
-            state.counters.refused(&key);
-            None
-        }
-        _ => None,
-    };
-    if let Some(value) = value
-        && let Err(why) = state.counters.check(&key, value)
-    {
-        drop(state);
-        return Err(violation(world, seed, name, Some(&key), why));
-    }
-    Ok(())
 }
 
 /// Simulated time, for histories.

@@ -100,11 +100,7 @@ impl Propagation {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        if self.listening
-            && let Some(call) = self.calls.last_mut()
-        {
-            call.replacement.get_or_insert_with(Vec::new).push((Request::from_args(args), true));
-        }
+        self.replace(args, true);
     }
 
     /// The running command is propagated as `args` to replicas only, whether or not it changed
@@ -114,10 +110,18 @@ impl Propagation {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        self.replace(args, false);
+    }
+
+    fn replace<I>(&mut self, args: I, logged: bool)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
         if self.listening
             && let Some(call) = self.calls.last_mut()
         {
-            call.replacement.get_or_insert_with(Vec::new).push((Request::from_args(args), false));
+            call.replacement.get_or_insert_with(Vec::new).push((Request::from_args(args), logged));
         }
     }
 
