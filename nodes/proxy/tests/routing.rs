@@ -474,8 +474,9 @@ async fn keep_alive_pings_tell_each_backends_health() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let down_for = wait_health(&pool, &live, Health::Down).await;
     assert!(down_for >= Duration::from_millis(300), "down for {down_for:?}");
-    // A server that accepts and never answers stays "up" (connected) but in trouble from its
-    // first unanswered PING: what the dashboard's failover asks proxies about.
+    // A server that accepts and never answers (a stopped process: its kernel accepts for it) is
+    // not up, and is in trouble from its first unanswered PING, sent at once, reconnections
+    // included: what the dashboard's failover asks proxies about.
     let silent = env.bind("127.0.0.1:0").await.expect("bind");
     let silent_addr = silent.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
@@ -485,10 +486,21 @@ async fn keep_alive_pings_tell_each_backends_health() {
         }
     });
     pool.get(&silent_addr);
-    wait_health(&pool, &silent_addr, Health::Up).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let silent_for = wait_health(&pool, &silent_addr, Health::Up).await;
+    let silent_for = wait_health(&pool, &silent_addr, Health::Down).await;
     assert!(silent_for >= Duration::from_millis(250), "silent for {silent_for:?}");
+    // With connections given up after 200 ms of silence, the trouble outlives the reconnects
+    // (each opens at once, and proves nothing).
+    let impatient = BackendOptions {
+        ping_period: Duration::from_millis(50),
+        recv_timeout: Duration::from_millis(200),
+        ..BackendOptions::default()
+    };
+    let reconnecting = Pool::new(env.clone(), impatient);
+    reconnecting.get(&silent_addr);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let across = wait_health(&reconnecting, &silent_addr, Health::Down).await;
+    assert!(across >= Duration::from_millis(900), "trouble restarted at a reconnect: {across:?}");
     // A server still loading its data answers PING with LOADING: stale.
     let listener = env.bind("127.0.0.1:0").await.expect("bind");
     let loading = listener.local_addr().expect("addr").to_string();
