@@ -22,7 +22,7 @@ use tracing::debug;
 
 use crate::backend::{BackendOptions, backoff, connect, pause_serving};
 use crate::proxy::Shared;
-use crate::session::{Client, answer_alone, error};
+use crate::session::{Client, Input, answer_alone, error};
 
 /// Messages a link may queue for its session before it waits (and the backend's own output
 /// limit for the link takes over).
@@ -84,13 +84,16 @@ impl Subscriptions {
 }
 
 /// Serves a client in subscribed mode, starting with `batch` (its first request is the
-/// `SUBSCRIBE` that got it here). Returns whether the session goes on (in normal mode, after
-/// the client unsubscribed from everything) or ends (`QUIT`, or the client left).
+/// `SUBSCRIBE` that got it here), then what it sends while `input` stays open. Returns whether
+/// the session goes on (in normal mode, after the client unsubscribed from everything) or ends
+/// (`QUIT`, the client left, or a protocol error, whose reply the caller writes after what is
+/// owed).
 pub(crate) async fn serve<E: Env>(
     shared: &Shared<E>,
     connection: &mut Connection<E::Stream>,
     client: &mut Client<E>,
     batch: &mut VecDeque<Request>,
+    input: &mut Input,
 ) -> bool {
     let (messages_sender, mut messages) = mpsc::channel::<Message>(LINK_QUEUE);
     let mut subscriptions = Subscriptions::default();
@@ -102,6 +105,10 @@ pub(crate) async fn serve<E: Env>(
         let request = match batch.pop_front() {
             Some(request) => request,
             None => {
+                if !input.is_open() {
+                    // Everything read before the input stopped is answered.
+                    return false;
+                }
                 if connection.flush().await.is_err() {
                     return false;
                 }
@@ -109,9 +116,9 @@ pub(crate) async fn serve<E: Env>(
                     // The client first, so a flood of messages cannot keep its UNSUBSCRIBE
                     // waiting; then table changes; then messages.
                     biased;
-                    read = connection.read_request() => match read {
-                        Ok(Some(request)) => request,
-                        Ok(None) | Err(_) => return false,
+                    read = connection.read_request() => match input.take(read) {
+                        Some(request) => request,
+                        None => return false,
                     },
                     _ = changes.changed() => {
                         follow_table(shared, &mut links, &subscriptions, &messages_sender, version, &options);
@@ -183,7 +190,7 @@ pub(crate) async fn serve<E: Env>(
             }
             "QUIT" => {
                 encode::write_line(connection.write_buffer(), b'+', b"OK");
-                let _ = connection.flush().await;
+                client.quit = true;
                 return false;
             }
             "PING" if version == Version::Resp2 => {
@@ -197,7 +204,6 @@ pub(crate) async fn serve<E: Env>(
                 let reply = answer_alone(shared, client, &request).await;
                 connection.write_buffer().extend_from_slice(&reply);
                 if client.quit {
-                    let _ = connection.flush().await;
                     return false;
                 }
             }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use model::{ForwardMethod, slot_of};
 use net::{Env, Stream};
-use resp::{Connection, Decoder, Limits, Request, Version, encode};
+use resp::{Connection, ConnectionError, Decoder, Limits, ProtocolError, Request, Version, encode};
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -64,8 +64,64 @@ pub(crate) struct Client<E: Env> {
     db: usize,
     pub(crate) version: Version,
     authenticated: bool,
+    /// The client sent `QUIT`: its `+OK` is the last reply, and nothing pipelined after it runs
+    /// (Redis stops parsing there, so a malformed request after it is never seen either).
     pub(crate) quit: bool,
     tx: Transaction<E>,
+}
+
+/// What is left to read of the client's side of the connection.
+///
+/// Kept apart from [`Client::quit`], which the client asks for: after `QUIT` nothing more runs,
+/// while after a protocol error every request read before it still runs and is answered, in
+/// order, and only then is the error written and the connection closed.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// More requests may come.
+    Open,
+    /// The client closed its side, the connection failed or idled out, or the client sent more
+    /// than its unprocessed input limit: what is owed is answered (if it still reads), then the
+    /// connection closes.
+    Ended,
+    /// The bytes after the requests read so far cannot be framed: those requests run and are
+    /// answered, then this error is the last reply and the connection closes, as Redis closes a
+    /// client after a protocol error once its replies are written (`CLIENT_CLOSE_AFTER_REPLY`).
+    Broken(ProtocolError),
+}
+
+impl Input {
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self, Input::Open)
+    }
+
+    /// Records why a read gave no request.
+    pub(crate) fn failed(&mut self, error: ConnectionError) {
+        *self = match error {
+            ConnectionError::Protocol(error) => {
+                debug!(%error, "protocol error");
+                Input::Broken(error)
+            }
+            error => {
+                debug!(%error, "client connection ended");
+                Input::Ended
+            }
+        };
+    }
+
+    /// What a read returned, as the next request (`None`: the input stopped here).
+    pub(crate) fn take(&mut self, read: Result<Option<Request>, ConnectionError>) -> Option<Request> {
+        match read {
+            Ok(Some(request)) => Some(request),
+            Ok(None) => {
+                *self = Input::Ended;
+                None
+            }
+            Err(error) => {
+                self.failed(error);
+                None
+            }
+        }
+    }
 }
 
 impl<E: Env> Client<E> {
@@ -99,6 +155,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
     let idle = config.session_recv_timeout;
     let room = config.session_max_pipeline.max(1);
     let mut recorder = Recorder::default();
+    let mut input = Input::Open;
     // Requests read and not yet dispatched.
     let mut batch: VecDeque<Request> = VecDeque::new();
     // Requests dispatched, in order, with when each was read.
@@ -107,20 +164,20 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
     // so none overtakes it.
     let mut held: Vec<usize> = Vec::new();
     loop {
-        if batch.is_empty() {
-            // Nothing read and nothing owed: wait for the client.
-            let first = match tokio::time::timeout(idle, connection.read_request()).await {
-                Ok(Ok(Some(request))) => request,
-                Ok(Ok(None)) | Err(_) => return,
-                Ok(Err(resp::ConnectionError::Protocol(error))) => {
-                    encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
-                    let _ = connection.flush().await;
-                    return;
-                }
-                Ok(Err(_)) => return,
+        if batch.is_empty() && pending.is_empty() {
+            // Nothing read and nothing owed: wait for the client, unless it is done.
+            if client.quit || !input.is_open() {
+                break;
+            }
+            let read = match tokio::time::timeout(idle, connection.read_request()).await {
+                Ok(read) => read,
+                Err(_) => Ok(None),
+            };
+            let Some(first) = input.take(read) else {
+                break;
             };
             batch.push_back(first);
-            read_buffered(&mut connection, &mut batch, room, &mut client.quit);
+            read_buffered(&mut connection, &mut batch, room, &mut input);
         }
         let started = tokio::time::Instant::now();
         while let Some(request) = batch.pop_front() {
@@ -134,7 +191,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 held.clear();
                 recorder.merge_into(&shared.stats);
                 batch.push_front(request);
-                if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch).await {
+                if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch, &mut input).await {
+                    finish(&mut connection, &client, input).await;
                     return;
                 }
                 continue;
@@ -162,6 +220,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 };
                 pending.push_back(Owed { name: upper, started, reply });
                 if client.quit {
+                    // Nothing after QUIT runs.
                     batch.clear();
                 }
                 continue;
@@ -171,7 +230,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 batch.clear();
             }
         }
-        drain_reading(&mut pending, &mut connection, &mut recorder, &mut batch, room, &mut client.quit).await;
+        let may_read = !client.quit;
+        drain_reading(&mut pending, &mut connection, &mut recorder, &mut batch, room, &mut input, may_read).await;
         if pending.is_empty() {
             held.clear();
             recorder.merge_into(&shared.stats);
@@ -179,10 +239,19 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         if !connection.write_buffer().is_empty() && connection.flush().await.is_err() {
             return;
         }
-        if client.quit && pending.is_empty() && batch.is_empty() {
-            return;
-        }
     }
+    finish(&mut connection, &client, input).await;
+}
+
+/// Ends a session whose requests are all answered: after a protocol error, its reply goes last
+/// (unless the client sent `QUIT` before the malformed bytes: Redis never parses past `QUIT`).
+async fn finish<S: Stream>(connection: &mut Connection<S>, client: &Client<impl Env>, input: Input) {
+    if let Input::Broken(error) = input
+        && !client.quit
+    {
+        encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
+    }
+    let _ = connection.flush().await;
 }
 
 /// A request dispatched and not yet answered.
@@ -193,21 +262,20 @@ struct Owed {
     reply: Pending,
 }
 
-/// Moves the requests already buffered into `batch`, up to `room`; a protocol error ends the
-/// session once what came before it is answered.
+/// Moves the requests already buffered into `batch`, up to `room`. Bytes that cannot be framed
+/// stop the input (see [`Input::Broken`]); the requests before them stay in `batch`, to be run.
 fn read_buffered<S: Stream>(
     connection: &mut Connection<S>,
     batch: &mut VecDeque<Request>,
     room: usize,
-    quit: &mut bool,
+    input: &mut Input,
 ) {
     while batch.len() < room {
         match connection.try_read_request() {
             Ok(Some(request)) => batch.push_back(request),
             Ok(None) => break,
             Err(error) => {
-                debug!(%error, "protocol error mid-pipeline");
-                *quit = true;
+                input.failed(ConnectionError::Protocol(error));
                 break;
             }
         }
@@ -215,20 +283,22 @@ fn read_buffered<S: Stream>(
 }
 
 /// Answers the pending requests in order. While the reply due next is held (its slot locked or
-/// migrating), reads the client's next requests into `batch` and returns, so the caller
-/// dispatches them: requests to other slots flow meanwhile. Returns once everything is
-/// answered, or new requests were read.
+/// migrating) and the client may still send (`may_read`, and its input is open), reads the
+/// client's next requests into `batch` and returns, so the caller dispatches them: requests to
+/// other slots flow meanwhile. Returns once everything is answered, new requests were read, or
+/// the input stopped (then the caller answers what is still owed without reading).
 async fn drain_reading<S: Stream>(
     pending: &mut VecDeque<Owed>,
     connection: &mut Connection<S>,
     recorder: &mut Recorder,
     batch: &mut VecDeque<Request>,
     room: usize,
-    quit: &mut bool,
+    input: &mut Input,
+    may_read: bool,
 ) {
     while let Some(owed) = pending.pop_front() {
         let reply = match owed.reply {
-            Pending::Held(mut serve) if !*quit && pending.len() < room => {
+            Pending::Held(mut serve) if may_read && input.is_open() && pending.len() < room => {
                 let outcome = tokio::select! {
                     biased;
                     reply = &mut serve => Ok(reply),
@@ -238,13 +308,9 @@ async fn drain_reading<S: Stream>(
                     Ok(reply) => reply,
                     Err(read) => {
                         pending.push_front(Owed { reply: Pending::Held(serve), ..owed });
-                        match read {
-                            Ok(Some(request)) => {
-                                batch.push_back(request);
-                                read_buffered(connection, batch, room.saturating_sub(pending.len()), quit);
-                            }
-                            // Gone or broken: answer what is owed, then stop.
-                            Ok(None) | Err(_) => *quit = true,
+                        if let Some(request) = input.take(read) {
+                            batch.push_back(request);
+                            read_buffered(connection, batch, room.saturating_sub(pending.len()), input);
                         }
                         return;
                     }
