@@ -176,6 +176,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.flush().await
     }
 
+    /// Writes some of the buffered output (one write to the stream) and returns how many bytes
+    /// left the buffer; 0 only when the buffer was empty or the stream takes no more. A session
+    /// that must keep serving other inputs while its client reads slowly (a subscriber, whose
+    /// unwritten output counts against a limit as it shrinks) writes this way rather than with
+    /// [`Connection::flush`].
+    ///
+    /// Cancel-safe: either the bytes were written and removed from the buffer, or nothing was.
+    pub async fn write_some(&mut self) -> io::Result<usize> {
+        if self.write_buf.is_empty() {
+            return Ok(0);
+        }
+        self.stream.write_buf(&mut self.write_buf).await
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
@@ -240,6 +254,22 @@ mod tests {
         assert_eq!(replica.read_request().await.unwrap().unwrap().name(), b"PING");
         drop(master);
         assert!(replica.read_exact(1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn output_can_be_written_a_piece_at_a_time() {
+        // A pipe that holds 8 bytes: each write takes what fits, the rest stays buffered.
+        let (client, mut server) = tokio::io::duplex(8);
+        let mut client = Connection::new(client, Limits::default());
+        client.write_buffer().extend_from_slice(b"0123456789abcdef");
+        assert_eq!(client.write_some().await.unwrap(), 8);
+        assert_eq!(&client.write_buffer()[..], b"89abcdef");
+        let mut read = [0u8; 8];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"01234567");
+        assert_eq!(client.write_some().await.unwrap(), 8);
+        assert!(client.write_buffer().is_empty());
+        assert_eq!(client.write_some().await.unwrap(), 0, "nothing left to write");
     }
 
     #[tokio::test]
