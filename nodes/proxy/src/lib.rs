@@ -9,7 +9,8 @@
 //! - [`admin`]: the admin HTTP API on Codis' paths, and Prometheus metrics.
 //! - `session`: one client: batches of requests dispatched in parallel, replies in order;
 //!   split multi-key commands; migration-aware forwarding.
-//! - `pubsub`: subscriptions fanned in from every group.
+//! - `pubsub`: subscriptions fanned in from every group; a subscriber that may have missed
+//!   messages is disconnected, never left unaware.
 //! - `transaction`: `MULTI`/`EXEC`/`WATCH` of one slot on a connection the client owns.
 //! - [`lease`]: the lease from the dashboard without which a configured proxy refuses clients.
 //! - [`register`]: `--dashboard`: asking the dashboard to take the proxy online.

@@ -69,6 +69,16 @@ pub struct ProxyConfig {
     pub session_max_bulk_len: usize,
     /// The most elements a client's request may have.
     pub session_max_array_len: usize,
+    /// A subscriber the proxy holds this many bytes for (messages and replies not yet written
+    /// to it) is disconnected at once: Redis' `client-output-buffer-limit pubsub` hard limit
+    /// (0: none). The proxy reads its links to the servers as fast as they deliver, so this,
+    /// not the servers' own limit on those links, is what bounds a slow subscriber's backlog.
+    pub session_pubsub_hard_limit_bytes: usize,
+    /// A subscriber held at or above this many bytes for longer than
+    /// `session_pubsub_soft_limit_seconds` is disconnected: Redis' soft limit (0: none).
+    pub session_pubsub_soft_limit_bytes: usize,
+    /// How long a subscriber may stay over the soft limit, in whole seconds.
+    pub session_pubsub_soft_limit_seconds: u64,
 }
 
 impl Default for ProxyConfig {
@@ -94,6 +104,10 @@ impl Default for ProxyConfig {
             session_keepalive_period: Duration::from_secs(75),
             session_max_bulk_len: 512 * 1024 * 1024,
             session_max_array_len: 1024 * 1024,
+            // Redis' defaults: `client-output-buffer-limit pubsub 32mb 8mb 60`.
+            session_pubsub_hard_limit_bytes: 32 * 1024 * 1024,
+            session_pubsub_soft_limit_bytes: 8 * 1024 * 1024,
+            session_pubsub_soft_limit_seconds: 60,
         }
     }
 }

@@ -3,20 +3,29 @@
 //!
 //! Sessions read the table once per batch of requests (an `Arc` clone); `fillslots` builds a new
 //! table and swaps it in, and bumps a version that sessions holding requests for a locked slot
-//! wait on.
+//! wait on. Subscribed sessions register as [`Listener`]s, so that a change can wait until they
+//! listen on a server that joins, or tell them it may have hidden messages from them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use model::{ForwardMethod, MAX_SLOT_NUM, Slot, SlotId};
 use net::Env;
 use tokio::sync::{Notify, watch};
+use tracing::warn;
 
 use crate::backend::{Backend, Health, Pool};
 
 /// How long a table change waits for the requests in flight to its slots before it drops the
 /// backend connections that owe them.
 const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a table change that brings in a server through locked slots waits for subscribed
+/// sessions to listen there; a session that does not by then is told it may miss messages.
+/// Subscribing is one round trip, so a second is plenty for a session that is not stuck, and
+/// the change (a step the dashboard waits on) is not held up for longer.
+const LISTEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One slot as the proxy routes it.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +104,123 @@ pub struct Router<E> {
     in_flight: Arc<InFlightCounts>,
     /// One table change at a time.
     filling: tokio::sync::Mutex<()>,
+    /// Subscribed sessions, in the order they registered.
+    listeners: Mutex<Vec<Weak<Listener>>>,
+    /// Notified when a listener follows a newer table.
+    followed: Notify,
+}
+
+/// A subscribed session, as table changes see it.
+///
+/// A subscribed session keeps a link to every server that is some slot's backend or migration
+/// source (see `pubsub`). A message can be lost without the link failing only when a server
+/// starts or stops taking publishes routed by some proxy while this session does not listen to
+/// it; a change tells its listeners when that may have happened ([`Listener::warnings`]), and
+/// waits for them where it can prevent it ([`Router::fill`]).
+#[derive(Debug, Default)]
+pub(crate) struct Listener {
+    /// The newest table version this session has a subscribed link to every server of.
+    followed: AtomicU64,
+    /// Changes that may have hidden messages from this session, not yet looked at.
+    warnings: Mutex<Vec<Hazard>>,
+    /// Wakes the session when a warning arrives (a stored permit, so none is missed).
+    wake: Notify,
+}
+
+/// A table change that may have hidden messages from a subscribed session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Hazard {
+    /// What happened, for the log.
+    pub(crate) why: String,
+    /// The slots whose publishes may have gone unheard: a session subscribed only to channels of
+    /// other slots (and to no pattern) lost nothing. `None`: any slot.
+    pub(crate) slots: Option<BTreeSet<usize>>,
+}
+
+impl Listener {
+    /// Takes the warnings that arrived since the last call.
+    pub(crate) fn warnings(&self) -> Vec<Hazard> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Completes when a warning may have arrived (check [`Listener::warnings`]).
+    pub(crate) async fn warned(&self) {
+        self.wake.notified().await;
+    }
+
+    fn warn(&self, hazard: Hazard) {
+        self.warnings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(hazard);
+        self.wake.notify_one();
+    }
+
+    fn followed(&self) -> u64 {
+        self.followed.load(Ordering::Acquire)
+    }
+}
+
+/// What a table change means for subscribed sessions.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Effect {
+    /// A server joins: wait until every session listens there. Where it joins through locked
+    /// slots, nothing can be published there through any proxy until the dashboard unlocks them,
+    /// which it does only once every proxy has this change, so after the wait none is missed.
+    wait: bool,
+    /// Publishes that may have gone unheard: a server joins already open to publishes (another
+    /// proxy may have applied the change first and published there before the sessions here
+    /// listen), or leaves while it still took publishes (a proxy that has not applied the
+    /// change yet may still publish there).
+    hazard: Option<Hazard>,
+}
+
+/// The servers a subscribed session links to: every backend and migration source (a
+/// migration's source stays linked while its slot moves, so a proxy still publishing there under
+/// the table before is heard).
+pub(crate) fn linked_servers(table: &[Route]) -> BTreeSet<&str> {
+    linked(table.iter().map(|route| &route.slot))
+}
+
+fn linked<'a>(slots: impl Iterator<Item = &'a Slot>) -> BTreeSet<&'a str> {
+    slots
+        .flat_map(|slot| [slot.backend_addr.as_str(), slot.migrate_from.as_str()])
+        .filter(|addr| !addr.is_empty())
+        .collect()
+}
+
+/// The effect of replacing `old` by `new` on subscribed sessions. A publish runs on its
+/// channel's slot's backend when the slot is unlocked: held while locked, and never on a
+/// migration source (`SLOTSMGRT-EXEC-WRAPPER` refuses `PUBLISH`, the synchronous method sends
+/// every request on to the target), so only unlocked backends take publishes.
+fn effect(old: &[Route], new: &[Route]) -> Effect {
+    let old: Vec<&Slot> = old.iter().map(|route| &route.slot).collect();
+    let new: Vec<&Slot> = new.iter().map(|route| &route.slot).collect();
+    slots_effect(&old, &new)
+}
+
+/// [`effect`] on the slots as the dashboard sent them (a table, by slot index).
+fn slots_effect(old: &[&Slot], new: &[&Slot]) -> Effect {
+    let (before, after) = (linked(old.iter().copied()), linked(new.iter().copied()));
+    let open_at = |table: &[&Slot], servers: &BTreeSet<&str>| -> BTreeSet<usize> {
+        table
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| !slot.locked && servers.contains(slot.backend_addr.as_str()))
+            .map(|(index, _)| index)
+            .collect()
+    };
+    let joined: BTreeSet<&str> = after.difference(&before).copied().collect();
+    let left: BTreeSet<&str> = before.difference(&after).copied().collect();
+    let mut slots = open_at(new, &joined);
+    slots.extend(open_at(old, &left));
+    let hazard = (!slots.is_empty()).then(|| Hazard {
+        why: format!(
+            "the slot table changed while {} slot(s) took publishes at a server joining ({}) or leaving ({})",
+            slots.len(),
+            joined.iter().copied().collect::<Vec<_>>().join(", "),
+            left.iter().copied().collect::<Vec<_>>().join(", ")
+        ),
+        slots: Some(slots),
+    });
+    Effect { wait: !joined.is_empty(), hazard }
 }
 
 impl<E: Env> Router<E> {
@@ -117,6 +243,62 @@ impl<E: Env> Router<E> {
             version: watch::Sender::new(0),
             in_flight,
             filling: tokio::sync::Mutex::new(()),
+            listeners: Mutex::new(Vec::new()),
+            followed: Notify::new(),
+        }
+    }
+
+    /// Registers a subscribed session until the returned listener is dropped. It must read the
+    /// table (after [`Router::changes`]) only after registering: a change installed before it
+    /// registered is then in what it reads, and any later one sees it.
+    pub(crate) fn listen(&self) -> Arc<Listener> {
+        let listener = Arc::new(Listener::default());
+        let mut listeners = self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        listeners.retain(|listener| listener.strong_count() > 0);
+        listeners.push(Arc::downgrade(&listener));
+        listener
+    }
+
+    /// Records that `listener` has a subscribed link to every server of table `version`.
+    pub(crate) fn followed(&self, listener: &Listener, version: u64) {
+        listener.followed.fetch_max(version, Ordering::AcqRel);
+        self.followed.notify_waiters();
+    }
+
+    /// The subscribed sessions now, held weakly: a session that ends meanwhile is not waited for.
+    fn live_listeners(&self) -> Vec<Weak<Listener>> {
+        let listeners = self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        listeners.iter().filter(|listener| listener.strong_count() > 0).cloned().collect()
+    }
+
+    /// After table `version` brought in a server: waits until every session subscribed before
+    /// it listens there, up to [`LISTEN_PATIENCE`]; those that do not by then are warned.
+    async fn wait_for_listeners(&self, listeners: &[Weak<Listener>], version: u64) {
+        let deadline = tokio::time::Instant::now() + LISTEN_PATIENCE;
+        loop {
+            let followed = self.followed.notified();
+            tokio::pin!(followed);
+            followed.as_mut().enable();
+            let late: Vec<Arc<Listener>> =
+                listeners.iter().filter_map(Weak::upgrade).filter(|listener| listener.followed() < version).collect();
+            if late.is_empty() {
+                return;
+            }
+            // Woken when one follows, or leaves subscribed mode.
+            drop(late);
+            if tokio::time::timeout_at(deadline, followed).await.is_err() {
+                let late = listeners.iter().filter_map(Weak::upgrade).filter(|listener| listener.followed() < version);
+                for listener in late {
+                    listener.warn(Hazard {
+                        why: format!(
+                            "did not subscribe at a server joining the slot table within {} ms",
+                            LISTEN_PATIENCE.as_millis()
+                        ),
+                        slots: None,
+                    });
+                }
+                return;
+            }
         }
     }
 
@@ -151,13 +333,20 @@ impl<E: Env> Router<E> {
     /// already in flight for it have been answered (Codis' `blockAndWait`): new requests for a
     /// changing slot are held meanwhile, so none runs against the old backend once the new
     /// entry is in place, and none overtakes one sent before.
+    ///
+    /// For subscribed sessions, a change that brings in a server returns once each of them
+    /// listens there (or after a second, warning those that do not), so when the dashboard
+    /// moves on from a step that brought a server in locked (a migration's `prepared`, a
+    /// promotion's fencing) no publish can reach it unheard; a change that may have let one
+    /// reach a server unheard warns them (see [`Listener`]).
     pub async fn fill(&self, slots: &[Slot]) -> Result<(), FillError> {
         if let Some(bad) = slots.iter().find(|slot| slot.id.index() >= MAX_SLOT_NUM) {
             return Err(FillError::BadSlot(u32::from(bad.id)));
         }
         let _one_at_a_time = self.filling.lock().await;
+        let before = self.table();
         // Hold the slots that change.
-        let mut held: Vec<Route> = self.table().as_ref().clone();
+        let mut held: Vec<Route> = before.as_ref().clone();
         for slot in slots {
             held[slot.id.index()].slot.locked = true;
         }
@@ -205,7 +394,7 @@ impl<E: Env> Router<E> {
                         for backend in
                             route.backend.iter().chain(&route.migrate_from).chain(route.replicas.iter().flatten())
                         {
-                            tracing::warn!(addr = backend.addr(), "a table change drops connections that owe replies");
+                            warn!(addr = backend.addr(), "a table change drops connections that owe replies");
                             backend.reset();
                         }
                     }
@@ -234,12 +423,111 @@ impl<E: Env> Router<E> {
             };
             table[slot.id.index()] = Route { slot: slot.clone(), backend, migrate_from, replicas };
         }
-        self.install(table);
+        let version = self.install(table);
+        // Sessions that registered after the install read the new table themselves.
+        let listeners = self.live_listeners();
+        if listeners.is_empty() {
+            return Ok(());
+        }
+        // Changes are applied one at a time: the current table is the one just installed.
+        let effect = effect(&before, &self.table());
+        if let Some(hazard) = effect.hazard {
+            warn!(why = %hazard.why, "subscribers of those slots' channels, and of patterns, are disconnected: they may have missed messages");
+            for listener in listeners.iter().filter_map(Weak::upgrade) {
+                listener.warn(hazard.clone());
+            }
+        }
+        if effect.wait {
+            self.wait_for_listeners(&listeners, version).await;
+        }
         Ok(())
     }
 
-    fn install(&self, table: Vec<Route>) {
+    /// Swaps `table` in; returns its version.
+    fn install(&self, table: Vec<Route>) -> u64 {
         *self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
-        self.version.send_modify(|version| *version += 1);
+        let mut installed = 0;
+        self.version.send_modify(|version| {
+            *version += 1;
+            installed = *version;
+        });
+        installed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table of four slots, each `(backend, migrate_from, locked)`.
+    fn table(slots: [(&str, &str, bool); 4]) -> Vec<Slot> {
+        slots
+            .iter()
+            .enumerate()
+            .map(|(index, (backend, from, locked))| Slot {
+                id: SlotId::new(index as u32).unwrap_or_default(),
+                backend_addr: backend.to_string(),
+                migrate_from: from.to_string(),
+                locked: *locked,
+                ..Slot::default()
+            })
+            .collect()
+    }
+
+    fn slots_effect(old: &[Slot], new: &[Slot]) -> Effect {
+        super::slots_effect(&old.iter().collect::<Vec<_>>(), &new.iter().collect::<Vec<_>>())
+    }
+
+    fn hazard_slots(effect: &Effect) -> Option<Vec<usize>> {
+        effect.hazard.as_ref().map(|hazard| hazard.slots.iter().flatten().copied().collect())
+    }
+
+    #[test]
+    fn a_migration_to_a_new_server_waits_for_subscribers_and_hides_nothing() {
+        let idle = table([("a", "", false), ("a", "", false), ("b", "", false), ("", "", false)]);
+        let preparing = idle.clone();
+        let prepared = table([("c", "a", true), ("a", "", false), ("b", "", false), ("", "", false)]);
+        let migrating = table([("c", "a", false), ("a", "", false), ("b", "", false), ("", "", false)]);
+        let finished = table([("c", "", false), ("a", "", false), ("b", "", false), ("", "", false)]);
+        assert_eq!(slots_effect(&idle, &preparing), Effect::default());
+        assert_eq!(slots_effect(&preparing, &prepared), Effect { wait: true, hazard: None }, "c joins locked");
+        assert_eq!(slots_effect(&prepared, &migrating), Effect::default());
+        assert_eq!(slots_effect(&migrating, &finished), Effect::default());
+        // Moving `b`'s last slot away: `b` stays linked as the source until it is finished.
+        let prepared = table([("c", "a", true), ("a", "", false), ("c", "b", true), ("", "", false)]);
+        let migrating = table([("c", "a", true), ("a", "", false), ("c", "b", false), ("", "", false)]);
+        let finished = table([("c", "a", true), ("a", "", false), ("c", "", false), ("", "", false)]);
+        assert_eq!(slots_effect(&prepared, &migrating), Effect::default());
+        assert_eq!(slots_effect(&migrating, &finished), Effect::default(), "a source leaving hides nothing");
+    }
+
+    #[test]
+    fn a_promotion_fenced_by_locks_hides_nothing() {
+        let before = table([("a", "", false), ("a", "", false), ("b", "", false), ("b", "", false)]);
+        let fenced = table([("a", "", true), ("a", "", true), ("b", "", false), ("b", "", false)]);
+        let promoted = table([("a2", "", true), ("a2", "", true), ("b", "", false), ("b", "", false)]);
+        let after = table([("a2", "", false), ("a2", "", false), ("b", "", false), ("b", "", false)]);
+        assert_eq!(slots_effect(&before, &fenced), Effect::default());
+        assert_eq!(slots_effect(&fenced, &promoted), Effect { wait: true, hazard: None }, "a leaves fenced");
+        assert_eq!(slots_effect(&promoted, &after), Effect::default());
+    }
+
+    #[test]
+    fn unlocked_changes_that_bring_in_or_drop_a_server_name_their_slots() {
+        let before = table([("a", "", false), ("a", "", false), ("b", "", false), ("", "", false)]);
+        // An offline slot becomes routable at a new server.
+        let online = table([("a", "", false), ("a", "", false), ("b", "", false), ("d", "", false)]);
+        let effect = slots_effect(&before, &online);
+        assert!(effect.wait);
+        assert_eq!(hazard_slots(&effect), Some(vec![3]));
+        // A server's last slot handed to one already linked: a proxy not there yet still
+        // publishes to the server that left.
+        let reassigned = table([("a", "", false), ("a", "", false), ("a", "", false), ("", "", false)]);
+        let effect = slots_effect(&before, &reassigned);
+        assert!(!effect.wait);
+        assert_eq!(hazard_slots(&effect), Some(vec![2]));
+        // Moving a slot between servers that both stay linked changes nothing for subscribers.
+        let moved = table([("a", "", false), ("b", "", false), ("b", "", false), ("", "", false)]);
+        assert_eq!(slots_effect(&before, &moved), Effect::default());
     }
 }

@@ -191,11 +191,14 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 held.clear();
                 recorder.merge_into(&shared.stats);
                 batch.push_front(request);
-                if !pubsub::serve(&shared, &mut connection, &mut client, &mut batch, &mut input).await {
-                    finish(&mut connection, &client, input).await;
-                    return;
+                match pubsub::serve(&shared, &mut connection, &mut client, &mut batch, &mut input).await {
+                    pubsub::Outcome::Unsubscribed => continue,
+                    pubsub::Outcome::Close => {
+                        finish(&mut connection, &client, input).await;
+                        return;
+                    }
+                    pubsub::Outcome::Drop => return,
                 }
-                continue;
             }
             let in_line = if client.tx.intercepts(upper.as_str()) {
                 // Transactions are served in line, after everything before them.

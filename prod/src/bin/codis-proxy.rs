@@ -108,6 +108,14 @@ session_keepalive_period = "75s"
 # client gets "-ERR Protocol error: …" and is disconnected, as Redis does.
 session_max_bulk_len = 536870912
 session_max_array_len = 1048576
+# A subscriber that cannot keep up with what is published to it is disconnected, as Redis'
+# client-output-buffer-limit pubsub does (its default: 32mb 8mb 60): once the proxy holds
+# session_pubsub_hard_limit_bytes for it (messages and replies not yet written), or has held
+# session_pubsub_soft_limit_bytes for longer than session_pubsub_soft_limit_seconds. The
+# client then knows to resubscribe and catch up, rather than miss messages unawares. 0: no limit.
+session_pubsub_hard_limit_bytes = 33554432
+session_pubsub_soft_limit_bytes = 8388608
+session_pubsub_soft_limit_seconds = 60
 "#;
 
 fn main() -> ExitCode {

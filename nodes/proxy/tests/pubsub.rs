@@ -1,0 +1,288 @@
+//! Pub/sub loss through the proxy is never silent: a subscriber that may have missed messages
+//! is disconnected, as Redis disconnects it (a slow subscriber past its output buffer limit, a
+//! link to a server that failed, a slot table change that may have hidden publishes from it),
+//! and one that cannot have missed any keeps its connection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, PATIENCE, Redis, bulk, start_proxy, start_server};
+use model::{Slot, SlotId, slot_of};
+use net::{Env, TokioEnv};
+use proxy::ProxyConfig;
+use resp::Frame;
+
+/// Messages published to a slow subscriber: 20 MB, well past the limits below and the
+/// sockets' buffers.
+const MESSAGES: usize = 20_000;
+
+/// The `index`th message: its number, padded to a kilobyte.
+fn payload(index: usize) -> String {
+    format!("{index:08}{}", "x".repeat(1016))
+}
+
+/// What a subscriber read until its connection closed: the messages' numbers, and whether it
+/// closed (rather than staying open past the deadline).
+async fn read_until_closed(subscriber: &mut Client) -> (Vec<usize>, bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut numbers = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, subscriber.connection.read_frame()).await {
+            Err(_) => return (numbers, false),
+            // A clean close, a reset, or a close in the middle of a message.
+            Ok(Ok(None) | Err(_)) => return (numbers, true),
+            Ok(Ok(Some(Frame::Array(parts)))) => {
+                let [_, _, Frame::Bulk(text)] = parts.as_slice() else { panic!("a message: {parts:?}") };
+                numbers.push(String::from_utf8_lossy(&text[..8]).parse().expect("a message number"));
+            }
+            Ok(Ok(Some(other))) => panic!("a message: {other:?}"),
+        }
+    }
+}
+
+/// Publishes [`MESSAGES`] to `channel` through `publisher`, pipelined.
+async fn publish_all(publisher: &mut Client, channel: &str) {
+    for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(500) {
+        for index in chunk {
+            publisher.connection.write_request(&resp::Request::from_args(["PUBLISH", channel, &payload(*index)]));
+        }
+        publisher.connection.flush().await.expect("publish");
+        for _ in chunk {
+            assert!(matches!(publisher.receive().await, Frame::Integer(_)), "PUBLISH answers a count");
+        }
+    }
+}
+
+/// A subscriber that does not read while 20 MB is published to it, connected to redis-server
+/// directly (`client-output-buffer-limit pubsub 256kb 128kb 60`), through the proxy with the
+/// same limit in front of that server (whichever of the two cuts first), and through the proxy
+/// in front of our server, whose limit (32 MB) is never reached: each time it reads the
+/// messages in order from the first, then its connection closes. Before, the proxy reconnected
+/// a link the server had cut, or held everything, and the client stayed connected, missing
+/// messages unawares in the first case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_disconnected_as_redis_disconnects_it() {
+    let env = TokioEnv::with_seed(31);
+    let small = ["--client-output-buffer-limit", "pubsub 256kb 128kb 60"];
+    let redis = Redis::start(&env, "slow-subscriber", &small).await;
+    let ours = start_server(&env).await;
+    let limited = ProxyConfig {
+        session_pubsub_hard_limit_bytes: 256 * 1024,
+        session_pubsub_soft_limit_bytes: 128 * 1024,
+        ..ProxyConfig::default()
+    };
+    let before_redis = start_proxy(&env, limited.clone(), &redis.addr).await;
+    let before_ours = start_proxy(&env, limited, &ours.addr).await;
+    let targets = [
+        ("redis-server", redis.addr.clone()),
+        ("the proxy in front of redis-server, both with that limit", before_redis.addr.clone()),
+        ("the proxy with that limit in front of our server with 32 MB", before_ours.addr.clone()),
+    ];
+    for (target, addr) in targets {
+        let mut subscriber = Client::connect(&env, &addr).await;
+        let confirmed = subscriber.call(&["SUBSCRIBE", "news"]).await;
+        assert_eq!(confirmed, Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)]), "{target}");
+        let mut publisher = Client::connect(&env, &addr).await;
+        publish_all(&mut publisher, "news").await;
+        let (numbers, closed) = read_until_closed(&mut subscriber).await;
+        assert!(closed, "{target}: the subscriber is still connected after reading {} messages", numbers.len());
+        assert!(numbers.len() < MESSAGES, "{target}: no message was dropped");
+        assert!(numbers.iter().copied().eq(0..numbers.len()), "{target}: a gap before the close: {numbers:?}");
+    }
+    // Our server never cut the proxy's link (its limit is 32 MB): the proxy's own limit did.
+    let Frame::Bulk(info) = Client::connect(&env, &ours.addr).await.call(&["INFO", "stats"]).await else {
+        panic!("INFO")
+    };
+    assert!(String::from_utf8_lossy(&info).contains("client_output_buffer_limit_disconnections:0"), "{info:?}");
+}
+
+/// Reads until the subscriber's connection closes, failing if a frame arrives or it stays open.
+async fn assert_closed(subscriber: &mut Client, what: &str) {
+    match tokio::time::timeout(PATIENCE, subscriber.connection.read_frame()).await {
+        Err(_) => panic!("{what}: the subscriber is still connected"),
+        Ok(Ok(Some(frame))) => panic!("{what}: {frame:?} where the connection should close"),
+        Ok(Ok(None) | Err(_)) => {}
+    }
+}
+
+fn message(channel: &str, text: &str) -> Frame {
+    Frame::Array(vec![bulk("message"), bulk(channel), bulk(text)])
+}
+
+/// A subscriber whose link to its server is killed (`CLIENT KILL TYPE pubsub`, as the server's
+/// output limit would), or whose server goes away, is disconnected after what came before; one
+/// whose server cannot be reached is not told it subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_link_fails_is_disconnected() {
+    let env = TokioEnv::with_seed(32);
+    let redis = Redis::start(&env, "link-killed", &[]).await;
+    let front = start_proxy(&env, ProxyConfig::default(), &redis.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    let mut publisher = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["SUBSCRIBE", "news"]).await;
+    assert_eq!(publisher.call(&["PUBLISH", "news", "before"]).await, Frame::Integer(1));
+    assert_eq!(subscriber.receive().await, message("news", "before"));
+    let mut admin = Client::connect(&env, &redis.addr).await;
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "pubsub"]).await, Frame::Integer(1), "the proxy's link");
+    assert_closed(&mut subscriber, "link killed").await;
+
+    // The server itself goes away.
+    let ours = start_server(&env).await;
+    let front = start_proxy(&env, ProxyConfig::default(), &ours.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["PSUBSCRIBE", "n*"]).await;
+    let mut publisher = Client::connect(&env, &front.addr).await;
+    assert_eq!(publisher.call(&["PUBLISH", "news", "before"]).await, Frame::Integer(1));
+    assert_eq!(
+        subscriber.receive().await,
+        Frame::Array(vec![bulk("pmessage"), bulk("n*"), bulk("news"), bulk("before")])
+    );
+    drop(ours.stop);
+    assert_closed(&mut subscriber, "server stopped").await;
+
+    // A server that cannot be reached at all: the subscription is not confirmed.
+    let gone = env.bind("127.0.0.1:0").await.expect("bind");
+    let gone_addr = gone.local_addr().expect("addr").to_string();
+    drop(gone);
+    let front = start_proxy(&env, ProxyConfig::default(), &gone_addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.send(&["SUBSCRIBE", "news"]).await;
+    assert_closed(&mut subscriber, "server unreachable").await;
+}
+
+/// `slot`'s entry in a table change.
+fn slot(id: usize, backend: &str, migrate_from: &str, locked: bool) -> Slot {
+    Slot {
+        id: SlotId::new(id as u32).expect("slot"),
+        backend_addr: backend.to_string(),
+        migrate_from: migrate_from.to_string(),
+        locked,
+        ..Slot::default()
+    }
+}
+
+/// A relay to `target` that holds each new connection for a while before passing bytes: a
+/// server slow to answer, so a link to it is not subscribed the moment it is opened.
+async fn slow_relay(env: &TokioEnv, target: String) -> String {
+    let listener = env.bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let env = env.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (env, target) = (env.clone(), target.clone());
+            tokio::spawn(async move {
+                let mut outbound = env.connect(&target, PATIENCE).await.expect("connect");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    addr
+}
+
+/// How many links subscribe to `channel` at `server`.
+async fn subscribers_at(env: &TokioEnv, server: &str, channel: &str) -> Frame {
+    let Frame::Array(counts) = Client::connect(env, server).await.call(&["PUBSUB", "NUMSUB", channel]).await else {
+        panic!("PUBSUB NUMSUB")
+    };
+    counts[1].clone()
+}
+
+/// A server known to the proxy by the address of a relay in front of it.
+struct Joining {
+    addr: String,
+    server: String,
+}
+
+/// Slot table changes keep the subscribers from which they cannot have hidden a message, and
+/// close the others:
+/// - a server joining through a locked slot (a migration's `prepared`) is subscribed to by every
+///   subscriber before the change returns, so once it is unlocked everything published there is
+///   heard; and the migration's source leaving at `finished` hides nothing;
+/// - a server joining with an unlocked slot (another proxy may have published there first)
+///   closes the subscribers of that slot's channels and of patterns, and only those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_changes_close_only_the_subscribers_they_may_hide_messages_from() {
+    let env = TokioEnv::with_seed(33);
+    let (home, server, late) = (start_server(&env).await, start_server(&env).await, start_server(&env).await);
+    // The joining server is reached through a slow relay: its links take a while to subscribe.
+    let joining = Joining { addr: slow_relay(&env, server.addr.clone()).await, server: server.addr.clone() };
+    let front = start_proxy(&env, ProxyConfig::default(), &home.addr).await;
+    let router = front.proxy.router();
+    let (moving, other) = ("moving", "other");
+    let (moving_slot, other_slot) = (slot_of(moving.as_bytes()).index(), slot_of(other.as_bytes()).index());
+    assert_ne!(moving_slot, other_slot);
+    let mut of_moving = Client::connect(&env, &front.addr).await;
+    of_moving.call(&["SUBSCRIBE", moving]).await;
+    let mut of_other = Client::connect(&env, &front.addr).await;
+    of_other.call(&["SUBSCRIBE", other]).await;
+    let mut of_pattern = Client::connect(&env, &front.addr).await;
+    of_pattern.call(&["PSUBSCRIBE", "*"]).await;
+    let mut publisher = Client::connect(&env, &front.addr).await;
+
+    // A migration of `moving`'s slot to a server no slot had: `prepared` brings it in locked.
+    router.fill(&[slot(moving_slot, &joining.addr, &home.addr, true)]).await.expect("prepared");
+    assert_eq!(subscribers_at(&env, &joining.server, moving).await, Frame::Integer(1), "subscribed before it returned");
+    router.fill(&[slot(moving_slot, &joining.addr, &home.addr, false)]).await.expect("migrating");
+    assert_eq!(publisher.call(&["PUBLISH", moving, "during"]).await, Frame::Integer(2));
+    router.fill(&[slot(moving_slot, &joining.addr, "", false)]).await.expect("finished");
+    assert_eq!(publisher.call(&["PUBLISH", moving, "after"]).await, Frame::Integer(2));
+    assert_eq!(of_moving.receive().await, message(moving, "during"));
+    assert_eq!(of_moving.receive().await, message(moving, "after"));
+    for text in ["during", "after"] {
+        let heard = Frame::Array(vec![bulk("pmessage"), bulk("*"), bulk(moving), bulk(text)]);
+        assert_eq!(of_pattern.receive().await, heard);
+    }
+    // And back: the joined server leaves once its slot's migration is finished.
+    router.fill(&[slot(moving_slot, &home.addr, &joining.addr, true)]).await.expect("prepared");
+    router.fill(&[slot(moving_slot, &home.addr, &joining.addr, false)]).await.expect("migrating");
+    router.fill(&[slot(moving_slot, &home.addr, "", false)]).await.expect("finished");
+    // Its links drain (a PING round trip) and close.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while subscribers_at(&env, &joining.server, moving).await != Frame::Integer(0) {
+        assert!(tokio::time::Instant::now() < deadline, "the links to a server that left stayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(publisher.call(&["PUBLISH", moving, "home"]).await, Frame::Integer(2));
+    assert_eq!(of_moving.receive().await, message(moving, "home"));
+
+    let heard = Frame::Array(vec![bulk("pmessage"), bulk("*"), bulk(moving), bulk("home")]);
+    assert_eq!(of_pattern.receive().await, heard);
+
+    // `other`'s slot is handed to a new server at once, unlocked.
+    router.fill(&[slot(other_slot, &late.addr, "", false)]).await.expect("assigned");
+    assert_closed(&mut of_other, "a subscriber of the slot handed over").await;
+    assert_closed(&mut of_pattern, "a pattern subscriber").await;
+    let pong = Frame::Array(vec![bulk("pong"), bulk("")]);
+    assert_eq!(of_moving.call(&["PING"]).await, pong, "a subscriber of another slot stays");
+    // (The closed subscribers' links close on their own time: the count may still include them.)
+    assert!(matches!(publisher.call(&["PUBLISH", moving, "still"]).await, Frame::Integer(1 | 2)));
+    assert_eq!(of_moving.receive().await, message(moving, "still"));
+}
+
+/// A subscriber that reads keeps up and is not disconnected by the proxy's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_keeps_up_stays() {
+    let env = TokioEnv::with_seed(34);
+    let ours = start_server(&env).await;
+    let config = ProxyConfig { session_pubsub_hard_limit_bytes: 256 * 1024, ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &ours.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["SUBSCRIBE", "news"]).await;
+    let mut publisher = Client::connect(&env, &front.addr).await;
+    // Ten times the limit in all, a tenth of it at a time, each read before the next.
+    for round in 0..10 {
+        for index in 0..25 {
+            let number = round * 25 + index;
+            publisher.connection.write_request(&resp::Request::from_args(["PUBLISH", "news", &payload(number)]));
+        }
+        publisher.connection.flush().await.expect("publish");
+        for index in 0..25 {
+            assert_eq!(publisher.receive().await, Frame::Integer(1));
+            let number = round * 25 + index;
+            assert_eq!(subscriber.receive().await, message("news", &payload(number)));
+        }
+    }
+    assert_eq!(subscriber.call(&["PING"]).await, Frame::Array(vec![bulk("pong"), bulk("")]));
+}
