@@ -1,33 +1,22 @@
 //! The proxy in front of two of our servers on loopback: routing by slot, split multi-key
 //! commands, pipelining order, refused commands, and migration-aware forwarding.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{Client, Front, OurServer, bulk, ok, start_proxy_with, start_server};
 use model::{ForwardMethod, Slot, SlotId, slot_of};
 use net::{Env, TokioEnv};
 use proxy::{Proxy, ProxyConfig};
-use resp::{Connection, Frame, Limits, Request};
-use server::ServerConfig;
-use tokio::sync::oneshot;
-
-type Stream = <TokioEnv as Env>::Stream;
+use resp::{Connection, Frame, Limits};
 
 struct Cluster {
     env: TokioEnv,
     servers: [String; 2],
     proxy: std::sync::Arc<Proxy<TokioEnv>>,
     proxy_addr: String,
-    _stops: Vec<oneshot::Sender<()>>,
-}
-
-async fn start_server(env: &TokioEnv) -> (String, oneshot::Sender<()>) {
-    let config = ServerConfig { bind: "127.0.0.1".into(), port: 0, ..ServerConfig::default() };
-    let (bound, address) = oneshot::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-        let _ = stopped.await;
-    }));
-    (address.await.expect("bound").to_string(), stop)
+    _running: (Front, [OurServer; 2]),
 }
 
 /// Slots below 512 on the first server, the rest on the second.
@@ -44,25 +33,11 @@ fn split_slots(servers: &[String; 2]) -> Vec<Slot> {
 impl Cluster {
     async fn start(config: ProxyConfig) -> Cluster {
         let env = TokioEnv::with_seed(3);
-        let (first, stop_first) = start_server(&env).await;
-        let (second, stop_second) = start_server(&env).await;
-        let servers = [first, second];
-        let proxy = std::sync::Arc::new(Proxy::new(env.clone(), config));
-        proxy.router().fill(&split_slots(&servers)).await.expect("fill");
-        proxy.start();
-        let listener = env.bind("127.0.0.1:0").await.expect("bind");
-        let proxy_addr = listener.local_addr().expect("addr").to_string();
-        let (stop_proxy, proxy_stopped) = oneshot::channel::<()>();
-        let running = proxy.clone();
-        let proxy_env = env.clone();
-        tokio::spawn(async move {
-            let _ = running
-                .run(proxy_env, listener, "routing-test", async {
-                    let _ = proxy_stopped.await;
-                })
-                .await;
-        });
-        Cluster { env, servers, proxy, proxy_addr, _stops: vec![stop_first, stop_second, stop_proxy] }
+        let (first, second) = (start_server(&env).await, start_server(&env).await);
+        let servers = [first.addr.clone(), second.addr.clone()];
+        let front = start_proxy_with(&env, config, &split_slots(&servers)).await;
+        let (proxy, proxy_addr) = (front.proxy.clone(), front.addr.clone());
+        Cluster { env, servers, proxy, proxy_addr, _running: (front, [first, second]) }
     }
 
     async fn client(&self) -> Client {
@@ -72,43 +47,6 @@ impl Cluster {
     async fn server(&self, index: usize) -> Client {
         Client::connect(&self.env, &self.servers[index]).await
     }
-}
-
-struct Client {
-    connection: Connection<Stream>,
-}
-
-impl Client {
-    async fn connect(env: &TokioEnv, addr: &str) -> Client {
-        let stream = env.connect(addr, Duration::from_secs(5)).await.expect("connect");
-        Client { connection: Connection::new(stream, Limits::default()) }
-    }
-
-    async fn send(&mut self, args: &[&str]) {
-        self.connection.write_request(&Request::from_args(args.iter().map(|arg| arg.as_bytes())));
-        self.connection.flush().await.expect("send");
-    }
-
-    async fn receive(&mut self) -> Frame {
-        tokio::time::timeout(Duration::from_secs(10), self.connection.read_frame())
-            .await
-            .expect("a reply in time")
-            .expect("read")
-            .expect("open")
-    }
-
-    async fn call(&mut self, args: &[&str]) -> Frame {
-        self.send(args).await;
-        self.receive().await
-    }
-}
-
-fn bulk(text: &str) -> Frame {
-    Frame::Bulk(text.to_string().into())
-}
-
-fn ok() -> Frame {
-    Frame::Simple("OK".into())
 }
 
 /// A key in slot `slot`'s half: `{a}`-style tags picked by search.
@@ -462,7 +400,7 @@ async fn keep_alive_pings_tell_each_backends_health() {
     let options = BackendOptions { ping_period: Duration::from_millis(50), ..BackendOptions::default() };
     let pool = Pool::new(env.clone(), options);
     // A live server is up before anyone sent it a request, and down once it is gone.
-    let (live, stop) = start_server(&env).await;
+    let OurServer { addr: live, stop } = start_server(&env).await;
     pool.get(&live);
     wait_health(&pool, &live, Health::Up).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -527,7 +465,7 @@ async fn reads_go_to_a_replica_that_is_up_and_fall_back_to_the_primary() {
     let cluster = Cluster::start(config).await;
     // A stand-in for a replica (replication comes with the durability work): a server whose
     // copy of the key differs, so the test sees where each read went.
-    let (replica, stop_replica) = start_server(&cluster.env).await;
+    let OurServer { addr: replica, stop: stop_replica } = start_server(&cluster.env).await;
     let key = key_on(0, "r");
     assert_eq!(cluster.server(0).await.call(&["SET", &key, "primary"]).await, ok());
     assert_eq!(Client::connect(&cluster.env, &replica).await.call(&["SET", &key, "replica"]).await, ok());
@@ -650,7 +588,7 @@ async fn writes_in_synchronous_mode_wait_for_a_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_tells_backends_their_groups_epoch() {
     let cluster = Cluster::start(ProxyConfig::default()).await;
-    let (server, _stop) = start_server(&cluster.env).await;
+    let OurServer { addr: server, stop: _stop } = start_server(&cluster.env).await;
     let key = key_on(0, "e");
     let slot = Slot {
         id: SlotId::new(slot_of(key.as_bytes()).index() as u32).expect("slot"),

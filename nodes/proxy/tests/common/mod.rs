@@ -81,7 +81,7 @@ impl Drop for Redis {
     }
 }
 
-/// A running proxy with every slot on one backend.
+/// A running proxy, stopped when dropped.
 pub struct Front {
     pub proxy: Arc<Proxy<TokioEnv>>,
     pub addr: String,
@@ -95,9 +95,15 @@ pub fn all_slots(backend: &str) -> Vec<Slot> {
         .collect()
 }
 
+/// A running proxy with every slot on `backend`.
 pub async fn start_proxy(env: &TokioEnv, config: ProxyConfig, backend: &str) -> Front {
+    start_proxy_with(env, config, &all_slots(backend)).await
+}
+
+/// A running proxy, started with `slots` filled in.
+pub async fn start_proxy_with(env: &TokioEnv, config: ProxyConfig, slots: &[Slot]) -> Front {
     let proxy = Arc::new(Proxy::new(env.clone(), config));
-    proxy.router().fill(&all_slots(backend)).await.expect("fill");
+    proxy.router().fill(slots).await.expect("fill");
     proxy.start();
     let listener = env.bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
