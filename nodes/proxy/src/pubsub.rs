@@ -285,7 +285,9 @@ struct Subscribed<'a, E: Env> {
     /// A table version not yet followed, and the links opened for it not yet subscribed.
     following: Option<(u64, BTreeSet<u64>)>,
     changes: watch::Receiver<u64>,
-    listener: Arc<Listener>,
+    /// Registered with the router once the session asks for its first subscription: a session
+    /// that listens to nothing has nothing to miss, so no table change waits for it.
+    listener: Option<Arc<Listener>>,
     poster: Poster,
     events: mpsc::UnboundedReceiver<Event>,
     backlog: Arc<Backlog>,
@@ -294,7 +296,9 @@ struct Subscribed<'a, E: Env> {
 impl<E: Env> Drop for Subscribed<'_, E> {
     /// A session that leaves subscribed mode holds no table change back.
     fn drop(&mut self) {
-        self.shared.router.followed(&self.listener, u64::MAX);
+        if let Some(listener) = &self.listener {
+            self.shared.router.followed(listener, u64::MAX);
+        }
     }
 }
 
@@ -307,8 +311,6 @@ pub(crate) async fn serve<E: Env>(
     batch: &mut VecDeque<Request>,
     input: &mut Input,
 ) -> Outcome {
-    // Registered before the table is first read (see `Router::listen`).
-    let listener = shared.router.listen();
     let changes = shared.router.changes();
     let backlog = Arc::new(Backlog::new(OutputLimit::of(&shared.config)));
     let (events_sender, events) = mpsc::unbounded_channel();
@@ -321,7 +323,7 @@ pub(crate) async fn serve<E: Env>(
         next_link: 0,
         following: None,
         changes,
-        listener,
+        listener: None,
         poster: Poster { events: events_sender, backlog: backlog.clone() },
         events,
         backlog,
@@ -331,6 +333,14 @@ pub(crate) async fn serve<E: Env>(
         connection.write_buffer().clear();
     }
     outcome
+}
+
+/// Completes when a warning may have arrived for `listener` (never without one).
+async fn warned(listener: Option<&Listener>) {
+    match listener {
+        Some(listener) => listener.warned().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What happened on the client's connection.
@@ -382,8 +392,8 @@ impl<E: Env> Subscribed<'_, E> {
                 // its UNSUBSCRIBE waiting; then table changes; then the links.
                 biased;
                 () = self.backlog.exceeded() => {}
-                () = self.listener.warned() => {
-                    for hazard in self.listener.warnings() {
+                () = warned(self.listener.as_deref()) => {
+                    for hazard in self.listener.iter().flat_map(|listener| listener.warnings()) {
                         if self.subscriptions.exposed_to(&hazard) {
                             debug!(why = %hazard.why, "closing a subscriber that may have missed messages");
                             return Outcome::Close;
@@ -395,7 +405,11 @@ impl<E: Env> Subscribed<'_, E> {
                     ClientIo::Wrote(Ok(written)) if written > 0 => {}
                     ClientIo::Wrote(_) => return Outcome::Drop,
                 },
-                _ = self.changes.changed() => self.follow_table(),
+                _ = self.changes.changed() => {
+                    if self.listener.is_some() {
+                        self.follow_table();
+                    }
+                }
                 event = self.events.recv() => {
                     if let Some(event) = event
                         && let Err(why) = self.on_event(event, connection.write_buffer())
@@ -427,7 +441,9 @@ impl<E: Env> Subscribed<'_, E> {
                     connection.write_buffer().extend_from_slice(&reply);
                     return None;
                 }
-                if subscribe && self.links.is_empty() {
+                if subscribe && self.listener.is_none() {
+                    // Registered before the table is first read (see `Router::listen`).
+                    self.listener = Some(self.shared.router.listen());
                     self.follow_table();
                 }
                 let mut names: Vec<Bytes> = request.args().skip(1).map(Bytes::copy_from_slice).collect();
@@ -519,7 +535,9 @@ impl<E: Env> Subscribed<'_, E> {
         if let Some((version, waiting)) = &self.following
             && waiting.is_empty()
         {
-            self.shared.router.followed(&self.listener, *version);
+            if let Some(listener) = &self.listener {
+                self.shared.router.followed(listener, *version);
+            }
             self.following = None;
         }
     }

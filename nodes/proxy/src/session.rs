@@ -182,10 +182,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         let started = tokio::time::Instant::now();
         while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
-            if matches!(upper.as_str(), "SUBSCRIBE" | "PSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE")
-                && client.authenticated
-                && client.tx.is_idle()
-            {
+            if enters_subscribed_mode(&client, &upper, &request) {
                 // Subscribed mode, until the client unsubscribes from everything.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
@@ -244,6 +241,19 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         }
     }
     finish(&mut connection, &client, input).await;
+}
+
+/// Whether `request` puts the client in subscribed mode: a (un)subscription outside a
+/// transaction, once authenticated. A `SUBSCRIBE` or `PSUBSCRIBE` without a name is not one: it
+/// is answered Redis' arity error in normal mode, as Redis answers it (which checks the arity
+/// before it runs the command), rather than leaving the client subscribed to nothing.
+fn enters_subscribed_mode<E: Env>(client: &Client<E>, upper: &UpperName, request: &Request) -> bool {
+    let named = match upper.as_str() {
+        "SUBSCRIBE" | "PSUBSCRIBE" => request.len() >= 2,
+        "UNSUBSCRIBE" | "PUNSUBSCRIBE" => true,
+        _ => return false,
+    };
+    named && client.authenticated && client.tx.is_idle()
 }
 
 /// Ends a session whose requests are all answered: after a protocol error, its reply goes last
@@ -413,6 +423,10 @@ fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Reques
         "AUTH" => return ready(auth(shared, client, request)),
         "HELLO" => return ready(hello(shared, client, request)),
         _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
+        "SUBSCRIBE" | "PSUBSCRIBE" if request.len() < 2 => {
+            let name = upper.as_str().to_ascii_lowercase();
+            return ready(error(&format!("ERR wrong number of arguments for '{name}' command")));
+        }
         "SELECT" => return ready(select(shared, client, request)),
         "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
         "PING" if request.len() == 1 => return ready(simple("PONG")),

@@ -286,3 +286,51 @@ async fn a_subscriber_that_keeps_up_stays() {
     }
     assert_eq!(subscriber.call(&["PING"]).await, Frame::Array(vec![bulk("pong"), bulk("")]));
 }
+
+/// The replies to `requests`, pipelined in one write to `addr`.
+async fn replies(env: &TokioEnv, addr: &str, requests: &[&[&str]]) -> Vec<Frame> {
+    let mut client = Client::connect(env, addr).await;
+    for args in requests {
+        client.connection.write_request(&resp::Request::from_args(args.iter().map(|arg| arg.as_bytes())));
+    }
+    client.connection.flush().await.expect("send");
+    let mut replies = Vec::new();
+    for _ in requests {
+        replies.push(client.receive().await);
+    }
+    replies
+}
+
+/// `SUBSCRIBE` or `PSUBSCRIBE` without a name gets Redis' arity error and leaves the client in
+/// normal mode, through the proxy as with redis-server (before, the proxy put the client in
+/// subscribed mode listening to nothing: a `PING` got `pong` in an array); and a table change
+/// that brings in a server is not held up for such a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_without_a_name_is_an_error_in_normal_mode() {
+    let env = TokioEnv::with_seed(35);
+    let redis = Redis::start(&env, "bare-subscribe", &[]).await;
+    let ours = start_server(&env).await;
+    let front = start_proxy(&env, ProxyConfig::default(), &ours.addr).await;
+    let requests: &[&[&str]] = &[
+        &["SUBSCRIBE"],
+        &["PSUBSCRIBE"],
+        &["PING"],
+        &["UNSUBSCRIBE"],
+        &["PUNSUBSCRIBE"],
+        &["PING"],
+        &["SET", "k", "v"],
+    ];
+    let expected = replies(&env, &redis.addr, requests).await;
+    assert_eq!(expected[0], Frame::Error("ERR wrong number of arguments for 'subscribe' command".into()));
+    assert_eq!(expected[2], Frame::Simple("PONG".into()), "redis-server stays in normal mode");
+    assert_eq!(replies(&env, &front.addr, requests).await, expected);
+
+    let mut client = Client::connect(&env, &front.addr).await;
+    assert!(matches!(client.call(&["SUBSCRIBE"]).await, Frame::Error(_)));
+    let joining = start_server(&env).await;
+    let started = tokio::time::Instant::now();
+    front.proxy.router().fill(&[slot(0, &joining.addr, &ours.addr, true)]).await.expect("prepared");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(500), "a table change waited {waited:?} for a client listening to nothing");
+    assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()), "still connected, in normal mode");
+}
