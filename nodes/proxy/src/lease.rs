@@ -59,6 +59,32 @@ impl LeaseState {
         deadline != UNLEASED && self.millis(Instant::now()) >= deadline
     }
 
+    /// Completes once the proxy is fenced. A subscribed session waits on this beside its
+    /// client: refusing new requests is not enough for a subscriber, which sends none. The
+    /// dashboard goes on without a fenced proxy (servers join and slots unlock without this
+    /// proxy's `fillslots`), so the table its subscribers follow no longer tells where publishes
+    /// land, and they must be closed as the lease runs out.
+    pub(crate) async fn fenced(&self) {
+        // Subscribed before the deadline is read: a configuration that sets the first one
+        // after that read wakes this.
+        let mut configs = self.config.subscribe();
+        loop {
+            let deadline = self.deadline_ms.load(Ordering::Acquire);
+            if deadline == UNLEASED {
+                // No lease needed until the proxy is configured for one.
+                if configs.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
+            if self.is_fenced() {
+                return;
+            }
+            // A renewal meanwhile moves the deadline on: looked at again when this one passes.
+            tokio::time::sleep_until(self.base + Duration::from_millis(deadline)).await;
+        }
+    }
+
     fn millis(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(UNLEASED - 1)
     }

@@ -369,6 +369,9 @@ impl<E: Env> Subscribed<'_, E> {
         batch: &mut VecDeque<Request>,
         input: &mut Input,
     ) -> Outcome {
+        let shared = self.shared;
+        let fenced = shared.lease.fenced();
+        tokio::pin!(fenced);
         loop {
             self.backlog.buffered(connection.write_buffer().len());
             if self.backlog.is_over() {
@@ -392,6 +395,10 @@ impl<E: Env> Subscribed<'_, E> {
                 // its UNSUBSCRIBE waiting; then table changes; then the links.
                 biased;
                 () = self.backlog.exceeded() => {}
+                () = &mut fenced => {
+                    debug!("closing a subscriber: the proxy is fenced");
+                    return Outcome::Close;
+                }
                 () = warned(self.listener.as_deref()) => {
                     for hazard in self.listener.iter().flat_map(|listener| listener.warnings()) {
                         if self.subscriptions.exposed_to(&hazard) {
@@ -440,6 +447,11 @@ impl<E: Env> Subscribed<'_, E> {
                         error(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()));
                     connection.write_buffer().extend_from_slice(&reply);
                     return None;
+                }
+                if subscribe && let Some(refusal) = self.shared.refusal() {
+                    // Fenced meanwhile: nothing can be promised to this client any more.
+                    connection.write_buffer().extend_from_slice(&error(refusal));
+                    return Some(Outcome::Close);
                 }
                 if subscribe && self.listener.is_none() {
                     // Registered before the table is first read (see `Router::listen`).

@@ -182,7 +182,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         let started = tokio::time::Instant::now();
         while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
-            if enters_subscribed_mode(&client, &upper, &request) {
+            if enters_subscribed_mode(&shared, &client, &upper, &request) {
                 // Subscribed mode, until the client unsubscribes from everything.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
@@ -244,16 +244,23 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
 }
 
 /// Whether `request` puts the client in subscribed mode: a (un)subscription outside a
-/// transaction, once authenticated. A `SUBSCRIBE` or `PSUBSCRIBE` without a name is not one: it
-/// is answered Redis' arity error in normal mode, as Redis answers it (which checks the arity
-/// before it runs the command), rather than leaving the client subscribed to nothing.
-fn enters_subscribed_mode<E: Env>(client: &Client<E>, upper: &UpperName, request: &Request) -> bool {
+/// transaction, once authenticated, while the proxy serves clients. Otherwise it is answered in
+/// normal mode: a `SUBSCRIBE` or `PSUBSCRIBE` without a name with Redis' arity error, as Redis
+/// answers it (rather than leaving the client subscribed to nothing), and any of them while the
+/// proxy is not started or is fenced with the error every command gets then (a fenced proxy's
+/// slot table may be stale: the dashboard goes on without it).
+fn enters_subscribed_mode<E: Env>(
+    shared: &Shared<E>,
+    client: &Client<E>,
+    upper: &UpperName,
+    request: &Request,
+) -> bool {
     let named = match upper.as_str() {
         "SUBSCRIBE" | "PSUBSCRIBE" => request.len() >= 2,
         "UNSUBSCRIBE" | "PUNSUBSCRIBE" => true,
         _ => return false,
     };
-    named && client.authenticated && client.tx.is_idle()
+    named && client.authenticated && client.tx.is_idle() && shared.refusal().is_none()
 }
 
 /// Ends a session whose requests are all answered: after a protocol error, its reply goes last

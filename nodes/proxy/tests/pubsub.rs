@@ -334,3 +334,40 @@ async fn a_subscribe_without_a_name_is_an_error_in_normal_mode() {
     assert!(waited < Duration::from_millis(500), "a table change waited {waited:?} for a client listening to nothing");
     assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()), "still connected, in normal mode");
 }
+
+/// A proxy that refuses clients (not started yet, or fenced for want of a lease from its
+/// dashboard) refuses subscriptions with the error any command gets, and closes its subscribers
+/// once its lease runs out: the dashboard goes on without a fenced proxy (servers join and
+/// slots unlock without its `fillslots`), so its subscribers would listen on a stale table.
+/// Before, such a proxy confirmed subscriptions and kept its subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_proxy_refuses_subscriptions_and_closes_its_subscribers() {
+    let env = TokioEnv::with_seed(36);
+    let ours = start_server(&env).await;
+    let front = start_proxy(&env, ProxyConfig::default(), &ours.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "news"]).await,
+        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
+    );
+    // A dashboard configures a lease and is never heard from again.
+    let gone = env.bind("127.0.0.1:0").await.expect("bind");
+    let dashboard = gone.local_addr().expect("addr").to_string();
+    drop(gone);
+    front.proxy.shared().lease.configure(proxy::lease::LeaseConfig { dashboard, lease_ms: 300 });
+    assert_closed(&mut subscriber, "a subscriber of a fenced proxy").await;
+    let mut client = Client::connect(&env, &front.addr).await;
+    let Frame::Error(refusal) = client.call(&["GET", "k"]).await else { panic!("a fenced proxy served GET") };
+    assert!(String::from_utf8_lossy(&refusal).contains("fenced"), "{refusal:?}");
+    assert_eq!(client.call(&["SUBSCRIBE", "news"]).await, Frame::Error(refusal.clone()));
+    assert_eq!(client.call(&["PSUBSCRIBE", "n*"]).await, Frame::Error(refusal));
+    assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()), "in normal mode");
+
+    // A proxy not started yet.
+    let waiting = proxy::Proxy::new(env.clone(), ProxyConfig::default());
+    waiting.router().fill(&common::all_slots(&ours.addr)).await.expect("fill");
+    let waiting = common::run_proxy(&env, std::sync::Arc::new(waiting)).await;
+    let mut client = Client::connect(&env, &waiting.addr).await;
+    assert_eq!(client.call(&["SUBSCRIBE", "news"]).await, Frame::Error("ERR router is not online".into()));
+    assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()), "in normal mode");
+}

@@ -105,6 +105,11 @@ pub async fn start_proxy_with(env: &TokioEnv, config: ProxyConfig, slots: &[Slot
     let proxy = Arc::new(Proxy::new(env.clone(), config));
     proxy.router().fill(slots).await.expect("fill");
     proxy.start();
+    run_proxy(env, proxy).await
+}
+
+/// Serves clients with `proxy` (started or not) on a free port.
+pub async fn run_proxy(env: &TokioEnv, proxy: Arc<Proxy<TokioEnv>>) -> Front {
     let listener = env.bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let (stop, stopped) = oneshot::channel::<()>();
