@@ -554,8 +554,10 @@ impl<E: Env> Subscribed<'_, E> {
         }
     }
 
-    /// Sends a change to every link and waits until each confirmed it (at most the backend
-    /// receive timeout), writing the messages that arrive meanwhile to `out`.
+    /// Sends a change to every link and waits until each confirmed it, writing the messages
+    /// that arrive meanwhile to `out`; `Err` when the client must be closed instead of being
+    /// told the change was made (a link failed, or did not confirm within the backend receive
+    /// timeout).
     async fn change_links(
         &mut self,
         subscribe: bool,
@@ -585,7 +587,12 @@ impl<E: Env> Subscribed<'_, E> {
                             return Err(Outcome::Close);
                         }
                     },
-                    () = tokio::time::sleep_until(deadline) => return Ok(()),
+                    () = tokio::time::sleep_until(deadline) => {
+                        // Not confirmed in time: the subscription cannot be promised, and the
+                        // link's replies may no longer match what it was sent.
+                        debug!("closing a subscriber: a pub/sub link did not confirm a change in time");
+                        return Err(Outcome::Close);
+                    }
                     event = self.events.recv() => {
                         if let Some(event) = event
                             && let Err(why) = self.on_event(event, out)
@@ -748,6 +755,13 @@ impl<E: Env> Link<E> {
                                 }
                             }
                             Some(Delivery::Pong) => return Err("an unexpected PONG".into()),
+                            // Only changes and PINGs are sent here, and each one refused (a
+                            // subscription denied by an ACL, a server -BUSY with a script, or
+                            // -LOADING) leaves the link short of what the client was promised:
+                            // it cannot be counted as anything else.
+                            Some(Delivery::Error(text)) => {
+                                return Err(format!("the server answered {}", String::from_utf8_lossy(&text)));
+                            }
                             None => {}
                         }
                         // Confirmations already counted down, and the start's end marker.
@@ -810,6 +824,8 @@ enum Delivery {
     Confirmation,
     /// The reply to `PING`: `pong` in an array (RESP2 while subscribed), or `+PONG` (RESP3).
     Pong,
+    /// An error reply, with its text.
+    Error(Bytes),
 }
 
 fn classify(raw: &Bytes) -> Option<Delivery> {
@@ -818,6 +834,7 @@ fn classify(raw: &Bytes) -> Option<Delivery> {
     let parts = match frame {
         Frame::Array(parts) | Frame::Push(parts) => parts,
         Frame::Simple(text) if text.eq_ignore_ascii_case(b"PONG") => return Some(Delivery::Pong),
+        Frame::Error(text) | Frame::BlobError(text) => return Some(Delivery::Error(text)),
         _ => return None,
     };
     let kind = parts.first()?.as_bytes()?.to_ascii_lowercase();
@@ -865,6 +882,7 @@ mod tests {
         assert!(matches!(classify(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"), Some(Delivery::Pong)));
         assert!(matches!(classify(b"+PONG\r\n"), Some(Delivery::Pong)));
         assert!(matches!(classify(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"), Some(Delivery::Confirmation)));
+        assert!(matches!(classify(b"-BUSY a script\r\n"), Some(Delivery::Error(text)) if text == "BUSY a script"));
         let message = classify(b">3\r\n$7\r\nmessage\r\n$4\r\npong\r\n$1\r\nx\r\n");
         assert!(matches!(message, Some(Delivery::Message(Kind::Channel, name)) if name == "pong"));
     }

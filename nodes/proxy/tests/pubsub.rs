@@ -371,3 +371,95 @@ async fn a_fenced_proxy_refuses_subscriptions_and_closes_its_subscribers() {
     assert_eq!(client.call(&["SUBSCRIBE", "news"]).await, Frame::Error("ERR router is not online".into()));
     assert_eq!(client.call(&["PING"]).await, Frame::Simple("PONG".into()), "in normal mode");
 }
+
+/// A subscription a server refuses (here an ACL that denies the channel; a server busy with a
+/// script answers `-BUSY` alike) is not confirmed to the client, which is disconnected, where
+/// Redis answers `-NOPERM` and keeps it: through the proxy the other links may have subscribed,
+/// and the client must not be left believing it listens. Before, the proxy ignored the link's
+/// error, credited the next confirmation to the refused subscription, and confirmed what was
+/// left once `backend_recv_timeout` passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_a_server_refuses_is_not_confirmed() {
+    let env = TokioEnv::with_seed(37);
+    let redis = Redis::start(&env, "acl-channels", &[]).await;
+    let mut admin = Client::connect(&env, &redis.addr).await;
+    assert_eq!(admin.call(&["ACL", "SETUSER", "default", "resetchannels", "&news"]).await, common::ok());
+    let Frame::Error(denied) = admin.call(&["SUBSCRIBE", "secret"]).await else { panic!("redis-server denies it") };
+    assert!(denied.starts_with(b"NOPERM"), "{denied:?}");
+    let config = ProxyConfig { backend_recv_timeout: Duration::from_secs(2), ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &redis.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "news"]).await,
+        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
+    );
+    // The refused subscription, then one the server accepts.
+    subscriber.send(&["SUBSCRIBE", "secret"]).await;
+    subscriber.send(&["SUBSCRIBE", "news"]).await;
+    assert_closed(&mut subscriber, "a subscription the server refused").await;
+}
+
+/// A server that confirms subscriptions except to channels named `deaf…`, which it never
+/// answers, and publishes `tick` to `news` every 100 ms on each connection: a link to it stays
+/// busy, so it is not found silent, while a change waits for a confirmation that never comes.
+async fn deaf_server(env: &TokioEnv) -> String {
+    let listener = env.bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut connection = resp::Connection::new(stream, resp::Limits::default());
+                let mut subscribed = 0;
+                loop {
+                    tokio::select! {
+                        biased;
+                        read = connection.read_request() => {
+                            let Ok(Some(request)) = read else { return };
+                            if request.name().eq_ignore_ascii_case(b"PING") {
+                                connection.write_frame(&Frame::Array(vec![bulk("pong"), bulk("")]));
+                            }
+                            for name in request.args().skip(1).filter(|name| !name.starts_with(b"deaf")) {
+                                subscribed += 1;
+                                let name = String::from_utf8_lossy(name).into_owned();
+                                let kind = String::from_utf8_lossy(request.name()).to_ascii_lowercase();
+                                connection.write_frame(&Frame::Array(vec![bulk(&kind), bulk(&name), Frame::Integer(subscribed)]));
+                            }
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {
+                            connection.write_frame(&message("news", "tick"));
+                        }
+                    }
+                    if connection.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A change a link does not confirm within `backend_recv_timeout` is not confirmed to the
+/// client, which is disconnected (the link keeps delivering messages meanwhile, so it is not
+/// found silent itself). Before, the proxy confirmed it once the timeout passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_not_confirmed_in_time_is_not_confirmed() {
+    let env = TokioEnv::with_seed(38);
+    let deaf = deaf_server(&env).await;
+    let config = ProxyConfig { backend_recv_timeout: Duration::from_millis(500), ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &deaf).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "news"]).await,
+        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
+    );
+    subscriber.send(&["SUBSCRIBE", "deaf"]).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, subscriber.connection.read_frame()).await {
+            Err(_) => panic!("the subscriber is still connected"),
+            Ok(Ok(Some(frame))) => assert_eq!(frame, message("news", "tick"), "only messages, no confirmation"),
+            Ok(Ok(None) | Err(_)) => break,
+        }
+    }
+}
