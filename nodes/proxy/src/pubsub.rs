@@ -600,6 +600,8 @@ impl<E: Env> Subscribed<'_, E> {
                             debug!(%why, "closing a subscriber");
                             return Err(Outcome::Close);
                         }
+                        // Moved from the queue to the write buffer: still owed, still counted.
+                        self.backlog.buffered(out.len());
                     }
                 }
             }
