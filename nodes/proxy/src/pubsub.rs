@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use net::{Env, Stream};
-use resp::{Connection, ConnectionError, Decoder, Frame, Limits, Request, Version, encode};
+use resp::{Connection, Decoder, Frame, Limits, ReadOrWrote, Request, Version, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -343,24 +343,6 @@ async fn warned(listener: Option<&Listener>) {
     }
 }
 
-/// What happened on the client's connection.
-enum ClientIo {
-    /// A read (while nothing was owed).
-    Read(Result<Option<Request>, ConnectionError>),
-    /// A write of what was owed.
-    Wrote(std::io::Result<usize>),
-}
-
-/// Writes some of what the client is owed or, when nothing is, reads its next request: one
-/// future, so the session can wait on it beside its links (both need the connection).
-async fn client_io<S: Stream>(connection: &mut Connection<S>) -> ClientIo {
-    if connection.write_buffer().is_empty() {
-        ClientIo::Read(connection.read_request().await)
-    } else {
-        ClientIo::Wrote(connection.write_some().await)
-    }
-}
-
 impl<E: Env> Subscribed<'_, E> {
     async fn run(
         &mut self,
@@ -391,8 +373,11 @@ impl<E: Env> Subscribed<'_, E> {
                 return Outcome::Close;
             }
             tokio::select! {
-                // The output limit first; then the client, so a flood of messages cannot keep
-                // its UNSUBSCRIBE waiting; then table changes; then the links.
+                // What closes the client first (its output limit, the proxy fenced, a table change
+                // that may have hidden messages); then the client, read even while it is behind
+                // on reading its output (as Redis reads it), so a flood of messages cannot keep its
+                // UNSUBSCRIBE, PING or QUIT waiting; then table changes; then the links, which
+                // cannot starve: the client's side is ready only while there is output to write.
                 biased;
                 () = self.backlog.exceeded() => {}
                 () = &mut fenced => {
@@ -407,10 +392,12 @@ impl<E: Env> Subscribed<'_, E> {
                         }
                     }
                 }
-                io = client_io(connection) => match io {
-                    ClientIo::Read(read) => batch.extend(input.take(read)),
-                    ClientIo::Wrote(Ok(written)) if written > 0 => {}
-                    ClientIo::Wrote(_) => return Outcome::Drop,
+                io = connection.read_request_or_write_some() => match io {
+                    Ok(ReadOrWrote::Read(read)) => batch.extend(input.take(Ok(read))),
+                    Ok(ReadOrWrote::Wrote(written)) if written > 0 => {}
+                    Ok(ReadOrWrote::Wrote(_)) => return Outcome::Drop,
+                    // The input stops here (a broken connection's output fails at once).
+                    Err(error) => batch.extend(input.take(Err(error))),
                 },
                 _ = self.changes.changed() => {
                     if self.listener.is_some() {
@@ -605,6 +592,19 @@ impl<E: Env> Subscribed<'_, E> {
                     }
                 }
             }
+        }
+        // What a link delivered before its confirmation is in the queue by now (it posts in
+        // order): it goes to the client before the confirmation, as Redis orders them, so the
+        // messages published before an UNSUBSCRIBE still reach the client.
+        while let Ok(event) = self.events.try_recv() {
+            if let Err(why) = self.on_event(event, out) {
+                debug!(%why, "closing a subscriber");
+                return Err(Outcome::Close);
+            }
+        }
+        self.backlog.buffered(out.len());
+        if self.backlog.is_over() {
+            return Err(Outcome::Drop);
         }
         Ok(())
     }

@@ -478,3 +478,31 @@ async fn the_output_limit_holds_while_a_change_waits_for_its_links() {
     assert!(numbers.len() < MESSAGES, "no message was dropped");
     assert!(numbers.iter().copied().eq(0..numbers.len()), "a gap before the close: {numbers:?}");
 }
+
+/// A subscriber behind on reading is still heard, as Redis hears it: its `UNSUBSCRIBE` is served
+/// while the proxy holds megabytes of messages for it, and answered after them; nothing
+/// published after it is delivered. Before, the proxy read a subscriber's requests only once
+/// everything it owed it was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_behind_on_reading_can_unsubscribe() {
+    let env = TokioEnv::with_seed(40);
+    let ours = start_server(&env).await;
+    let front = start_proxy(&env, ProxyConfig::default(), &ours.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["SUBSCRIBE", "news"]).await;
+    // 20 MB: more than the sockets hold, less than the proxy's 32 MB limit.
+    let mut publisher = Client::connect(&env, &ours.addr).await;
+    publish_all(&mut publisher, "news").await;
+    subscriber.send(&["UNSUBSCRIBE", "news"]).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while subscribers_at(&env, &ours.addr, "news").await != Frame::Integer(0) {
+        assert!(tokio::time::Instant::now() < deadline, "the UNSUBSCRIBE waits for the subscriber to read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(publisher.call(&["PUBLISH", "news", "after"]).await, Frame::Integer(0));
+    for index in 0..MESSAGES {
+        assert_eq!(subscriber.receive().await, message("news", &payload(index)));
+    }
+    assert_eq!(subscriber.receive().await, Frame::Array(vec![bulk("unsubscribe"), bulk("news"), Frame::Integer(0)]));
+    assert_eq!(subscriber.call(&["PING"]).await, Frame::Simple("PONG".into()), "in normal mode");
+}

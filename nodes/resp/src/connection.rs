@@ -1,6 +1,9 @@
 //! A buffered, framed connection over any async byte stream.
 
+use std::future::Future;
 use std::io;
+use std::pin::pin;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
@@ -28,6 +31,15 @@ pub enum ConnectionError {
     /// `client-query-buffer-limit`).
     #[error("unprocessed input exceeds {0} bytes")]
     InputBufferFull(usize),
+}
+
+/// What [`Connection::read_request_or_write_some`] did.
+#[derive(Debug)]
+pub enum ReadOrWrote {
+    /// It read the next request (`None`: the peer closed the stream cleanly between requests).
+    Read(Option<Request>),
+    /// It wrote this many bytes of the buffered output (0: the stream takes no more).
+    Wrote(usize),
 }
 
 /// A RESP connection: a read buffer with the two decoders, and a write buffer flushed explicitly.
@@ -176,18 +188,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.flush().await
     }
 
-    /// Writes some of the buffered output (one write to the stream) and returns how many bytes
-    /// left the buffer; 0 only when the buffer was empty or the stream takes no more. A session
-    /// that must keep serving other inputs while its client reads slowly (a subscriber, whose
-    /// unwritten output counts against a limit as it shrinks) writes this way rather than with
-    /// [`Connection::flush`].
+    /// Reads the next request and, meanwhile, writes the buffered output: returns when a
+    /// request is complete or a write was made, whichever comes first. A server whose client
+    /// must be heard even while it is behind on reading (a subscriber may `UNSUBSCRIBE`, `PING`
+    /// or `QUIT` its way out of a flood of messages, as Redis, which reads a client whatever it
+    /// owes it, lets it) waits on this rather than on a read or a write alone. Reading is tried
+    /// first, so a client that reads as fast as it is written to is still heard.
     ///
-    /// Cancel-safe: either the bytes were written and removed from the buffer, or nothing was.
-    pub async fn write_some(&mut self) -> io::Result<usize> {
-        if self.write_buf.is_empty() {
-            return Ok(0);
+    /// Cancel-safe: bytes read stay buffered for the next call, and bytes written have left
+    /// the buffer.
+    pub async fn read_request_or_write_some(&mut self) -> Result<ReadOrWrote, ConnectionError> {
+        /// One step: a read or a write.
+        enum Step {
+            Read(io::Result<usize>),
+            Wrote(io::Result<usize>),
         }
-        self.stream.write_buf(&mut self.write_buf).await
+        loop {
+            if let Some(request) = self.requests.decode(&mut self.read_buf)? {
+                return Ok(ReadOrWrote::Read(Some(request)));
+            }
+            self.read_buf.reserve(READ_CHUNK);
+            // One stream both ways: each direction is polled in turn, each poll a fresh
+            // (stateless) read or write future, so neither borrow outlives its poll.
+            let step = std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = pin!(self.stream.read_buf(&mut self.read_buf)).poll(cx) {
+                    return Poll::Ready(Step::Read(read));
+                }
+                if !self.write_buf.is_empty()
+                    && let Poll::Ready(wrote) = pin!(self.stream.write_buf(&mut self.write_buf)).poll(cx)
+                {
+                    return Poll::Ready(Step::Wrote(wrote));
+                }
+                Poll::Pending
+            })
+            .await;
+            match step {
+                Step::Read(read) => {
+                    if read? == 0 {
+                        if self.read_buf.is_empty() {
+                            return Ok(ReadOrWrote::Read(None));
+                        }
+                        return Err(ConnectionError::ClosedMidFrame);
+                    }
+                    self.check_buffered_input()?;
+                }
+                Step::Wrote(wrote) => return Ok(ReadOrWrote::Wrote(wrote?)),
+            }
+        }
     }
 
     /// The underlying stream.
@@ -257,19 +304,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn output_can_be_written_a_piece_at_a_time() {
-        // A pipe that holds 8 bytes: each write takes what fits, the rest stays buffered.
+    async fn requests_are_read_while_output_waits_for_the_peer() {
+        // The peer reads nothing: the output cannot all be written, and the requests it sends
+        // meanwhile are read all the same.
         let (client, mut server) = tokio::io::duplex(8);
         let mut client = Connection::new(client, Limits::default());
         client.write_buffer().extend_from_slice(b"0123456789abcdef");
-        assert_eq!(client.write_some().await.unwrap(), 8);
-        assert_eq!(&client.write_buffer()[..], b"89abcdef");
+        assert!(matches!(client.read_request_or_write_some().await.unwrap(), ReadOrWrote::Wrote(8)));
+        // Inline, so it fits in the pipe's 8 bytes.
+        server.write_all(b"PING\r\n").await.unwrap();
+        let ReadOrWrote::Read(Some(request)) = client.read_request_or_write_some().await.unwrap() else {
+            panic!("the request, though the output waits")
+        };
+        assert_eq!(request.name(), b"PING");
+        assert_eq!(&client.write_buffer()[..], b"89abcdef", "still owed");
+        // Once the peer reads, the rest goes out; then its end of the stream is seen.
         let mut read = [0u8; 8];
         server.read_exact(&mut read).await.unwrap();
-        assert_eq!(&read, b"01234567");
-        assert_eq!(client.write_some().await.unwrap(), 8);
-        assert!(client.write_buffer().is_empty());
-        assert_eq!(client.write_some().await.unwrap(), 0, "nothing left to write");
+        assert!(matches!(client.read_request_or_write_some().await.unwrap(), ReadOrWrote::Wrote(8)));
+        drop(server);
+        assert!(matches!(client.read_request_or_write_some().await.unwrap(), ReadOrWrote::Read(None)));
     }
 
     #[tokio::test]

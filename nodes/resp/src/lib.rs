@@ -41,7 +41,7 @@ mod inline;
 pub mod limits;
 pub mod request;
 
-pub use connection::{Connection, ConnectionError};
+pub use connection::{Connection, ConnectionError, ReadOrWrote};
 pub use decode::Decoder;
 pub use element::parse_i64;
 pub use encode::Version;
