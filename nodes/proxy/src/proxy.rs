@@ -79,6 +79,12 @@ pub struct ProxyConfig {
     pub session_pubsub_soft_limit_bytes: usize,
     /// How long a subscriber may stay over the soft limit, in whole seconds.
     pub session_pubsub_soft_limit_seconds: u64,
+    /// Most bytes of messages a subscriber's session moves to its write buffer before it
+    /// writes to the client and looks at its other inputs again: Redis' limit on what it writes
+    /// to one client per turn of its event loop (`NET_MAX_WRITES_PER_EVENT`). Batching is what
+    /// lets a subscriber that reads fast keep up with small messages; the bound keeps one
+    /// session's flood from delaying its client's requests and its table changes.
+    pub session_pubsub_batch_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -108,6 +114,7 @@ impl Default for ProxyConfig {
             session_pubsub_hard_limit_bytes: 32 * 1024 * 1024,
             session_pubsub_soft_limit_bytes: 8 * 1024 * 1024,
             session_pubsub_soft_limit_seconds: 60,
+            session_pubsub_batch_bytes: 64 * 1024,
         }
     }
 }

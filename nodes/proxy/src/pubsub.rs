@@ -173,6 +173,9 @@ struct Backlog {
     buffered: AtomicUsize,
     /// Since when the soft limit has been exceeded.
     soft_since: Mutex<Option<tokio::time::Instant>>,
+    /// Whether `soft_since` is set, so a check under both limits (the usual case, made for
+    /// every message a link posts) need not lock it.
+    soft_timing: AtomicBool,
     /// The limit was exceeded: the client is to be disconnected.
     over: AtomicBool,
     wake: Notify,
@@ -185,6 +188,7 @@ impl Backlog {
             queued: AtomicUsize::new(0),
             buffered: AtomicUsize::new(0),
             soft_since: Mutex::new(None),
+            soft_timing: AtomicBool::new(false),
             over: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -193,10 +197,16 @@ impl Backlog {
     /// Checks the limit against what is owed now.
     fn check(&self) {
         let pending = self.queued.load(Ordering::Acquire) + self.buffered.load(Ordering::Acquire);
+        let limit = &self.limit;
+        let under = (limit.hard_bytes == 0 || pending < limit.hard_bytes)
+            && (limit.soft_bytes == 0 || pending < limit.soft_bytes);
+        if under && !self.soft_timing.load(Ordering::Acquire) {
+            return;
+        }
         let mut since = self.soft_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if self.limit.exceeded(pending, &mut since, tokio::time::Instant::now())
-            && !self.over.swap(true, Ordering::AcqRel)
-        {
+        let exceeded = limit.exceeded(pending, &mut since, tokio::time::Instant::now());
+        self.soft_timing.store(since.is_some(), Ordering::Release);
+        if exceeded && !self.over.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
     }
@@ -406,7 +416,7 @@ impl<E: Env> Subscribed<'_, E> {
                 }
                 event = self.events.recv() => {
                     if let Some(event) = event
-                        && let Err(why) = self.on_event(event, connection.write_buffer())
+                        && let Err(why) = self.on_events(event, connection.write_buffer())
                     {
                         debug!(%why, "closing a subscriber");
                         return Outcome::Close;
@@ -506,6 +516,28 @@ impl<E: Env> Subscribed<'_, E> {
         }
     }
 
+    /// Handles `first` and the events queued behind it, until `session_pubsub_batch_bytes` more
+    /// of output are in `out`, then counts `out` against the output limit once (the bytes moved
+    /// from the queue are still owed); `Err(why)` when the client must be closed. A stream of
+    /// small messages thus costs a write and a turn of the session's loop per batch, not per
+    /// message, so a client that reads fast keeps up with a server that publishes fast.
+    fn on_events(&mut self, first: Event, out: &mut BytesMut) -> Result<(), String> {
+        let full = out.len().saturating_add(self.shared.config.session_pubsub_batch_bytes);
+        let mut event = first;
+        loop {
+            self.on_event(event, out)?;
+            if out.len() >= full {
+                break;
+            }
+            match self.events.try_recv() {
+                Ok(next) => event = next,
+                Err(_) => break,
+            }
+        }
+        self.backlog.buffered(out.len());
+        Ok(())
+    }
+
     /// Handles one event from a link, writing messages to `out`; `Err(why)` when the client
     /// must be closed.
     fn on_event(&mut self, event: Event, out: &mut BytesMut) -> Result<(), String> {
@@ -582,13 +614,11 @@ impl<E: Env> Subscribed<'_, E> {
                     }
                     event = self.events.recv() => {
                         if let Some(event) = event
-                            && let Err(why) = self.on_event(event, out)
+                            && let Err(why) = self.on_events(event, out)
                         {
                             debug!(%why, "closing a subscriber");
                             return Err(Outcome::Close);
                         }
-                        // Moved from the queue to the write buffer: still owed, still counted.
-                        self.backlog.buffered(out.len());
                     }
                 }
             }

@@ -506,3 +506,46 @@ async fn a_subscriber_behind_on_reading_can_unsubscribe() {
     assert_eq!(subscriber.receive().await, Frame::Array(vec![bulk("unsubscribe"), bulk("news"), Frame::Integer(0)]));
     assert_eq!(subscriber.call(&["PING"]).await, Frame::Simple("PONG".into()), "in normal mode");
 }
+
+/// A subscriber that reads as fast as it can keeps up with a server publishing small messages
+/// fast (100 000 of them, pipelined a thousand at a time), and stays connected under a limit of
+/// 256 KB: the proxy writes what its links deliver in batches, not a write per message (it keeps
+/// up under half that limit). Before, each message cost a write and two turns of the session's
+/// loop, the proxy fell behind, and the subscriber was disconnected after some 13 000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_subscriber_keeps_up_with_many_small_messages() {
+    const SMALL: usize = 100_000;
+    let env = TokioEnv::with_seed(41);
+    let ours = start_server(&env).await;
+    let config = ProxyConfig { session_pubsub_hard_limit_bytes: 256 * 1024, ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &ours.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["SUBSCRIBE", "news"]).await;
+    let reading = tokio::spawn(async move {
+        let mut heard = 0;
+        while heard < SMALL {
+            match tokio::time::timeout(PATIENCE, subscriber.connection.read_frame()).await {
+                Ok(Ok(Some(frame))) => {
+                    assert_eq!(frame, message("news", &format!("{heard:08}")), "in order, none missing");
+                    heard += 1;
+                }
+                _ => break,
+            }
+        }
+        (heard, subscriber)
+    });
+    let mut publisher = Client::connect(&env, &ours.addr).await;
+    for chunk in (0..SMALL).collect::<Vec<_>>().chunks(1_000) {
+        for index in chunk {
+            publisher.connection.write_request(&resp::Request::from_args(["PUBLISH", "news", &format!("{index:08}")]));
+        }
+        publisher.connection.flush().await.expect("publish");
+        for _ in chunk {
+            // 1 while the proxy listens; the subscriber's reader reports a disconnection.
+            assert!(matches!(publisher.receive().await, Frame::Integer(_)), "PUBLISH answers a count");
+        }
+    }
+    let (heard, mut subscriber) = reading.await.expect("the reader");
+    assert_eq!(heard, SMALL, "the subscriber was disconnected after {heard} messages");
+    assert_eq!(subscriber.call(&["PING"]).await, Frame::Array(vec![bulk("pong"), bulk("")]));
+}

@@ -116,6 +116,9 @@ session_max_array_len = 1048576
 session_pubsub_hard_limit_bytes = 33554432
 session_pubsub_soft_limit_bytes = 8388608
 session_pubsub_soft_limit_seconds = 60
+# Most bytes of messages written to a subscriber in one go before its requests and the proxy's
+# other work for it are looked at again (Redis' 64 KB per client per event loop turn).
+session_pubsub_batch_bytes = 65536
 "#;
 
 fn main() -> ExitCode {
