@@ -85,6 +85,12 @@ pub struct ProxyConfig {
     /// lets a subscriber that reads fast keep up with small messages; the bound keeps one
     /// session's flood from delaying its client's requests and its table changes.
     pub session_pubsub_batch_bytes: usize,
+    /// How long a subscriber being closed (a link lost, a table change that may have hidden
+    /// messages from it, `QUIT`) has to read what the proxy still holds for it, up to the hard
+    /// limit, before its connection is dropped: long enough for a client that reads to take
+    /// megabytes, short enough that one that never reads frees its memory soon.
+    #[serde(with = "duration")]
+    pub session_pubsub_close_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -115,6 +121,7 @@ impl Default for ProxyConfig {
             session_pubsub_soft_limit_bytes: 8 * 1024 * 1024,
             session_pubsub_soft_limit_seconds: 60,
             session_pubsub_batch_bytes: 64 * 1024,
+            session_pubsub_close_timeout: Duration::from_secs(10),
         }
     }
 }

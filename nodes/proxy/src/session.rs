@@ -191,7 +191,12 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                 match pubsub::serve(&shared, &mut connection, &mut client, &mut batch, &mut input).await {
                     pubsub::Outcome::Unsubscribed => continue,
                     pubsub::Outcome::Close => {
-                        finish(&mut connection, &client, input).await;
+                        // A subscriber may be owed megabytes as it is closed (a lost link, a
+                        // table change): one that never reads them does not keep its session.
+                        let patience = shared.config.session_pubsub_close_timeout;
+                        if tokio::time::timeout(patience, finish(&mut connection, &client, input)).await.is_err() {
+                            debug!("a closed subscriber did not read what it was owed in time: dropped");
+                        }
                         return;
                     }
                     pubsub::Outcome::Drop => return,

@@ -549,3 +549,30 @@ async fn a_fast_subscriber_keeps_up_with_many_small_messages() {
     assert_eq!(heard, SMALL, "the subscriber was disconnected after {heard} messages");
     assert_eq!(subscriber.call(&["PING"]).await, Frame::Array(vec![bulk("pong"), bulk("")]));
 }
+
+/// A subscriber closed while the proxy holds megabytes for it (here its link is killed) gets
+/// them, in order, if it reads them within `session_pubsub_close_timeout`; one that does not is
+/// dropped then, and its session ends. Before, the proxy waited forever for it to read, holding
+/// its session and up to the hard limit (32 MB) of output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_subscriber_that_does_not_read_is_dropped() {
+    let env = TokioEnv::with_seed(42);
+    let redis = Redis::start(&env, "close-timeout", &[]).await;
+    let config = ProxyConfig { session_pubsub_close_timeout: Duration::from_millis(500), ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &redis.addr).await;
+    let mut subscriber = Client::connect(&env, &front.addr).await;
+    subscriber.call(&["SUBSCRIBE", "news"]).await;
+    let mut publisher = Client::connect(&env, &redis.addr).await;
+    publish_all(&mut publisher, "news").await;
+    let mut admin = Client::connect(&env, &redis.addr).await;
+    assert_eq!(admin.call(&["CLIENT", "KILL", "TYPE", "pubsub"]).await, Frame::Integer(1), "the proxy's link");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while front.proxy.shared().sessions_alive() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the closed subscriber's session waits for it to read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (numbers, closed) = read_until_closed(&mut subscriber).await;
+    assert!(closed);
+    assert!(numbers.len() < MESSAGES, "it read none of them in time");
+    assert!(numbers.iter().copied().eq(0..numbers.len()), "a gap: {numbers:?}");
+}

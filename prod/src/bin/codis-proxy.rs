@@ -119,6 +119,10 @@ session_pubsub_soft_limit_seconds = 60
 # Most bytes of messages written to a subscriber in one go before its requests and the proxy's
 # other work for it are looked at again (Redis' 64 KB per client per event loop turn).
 session_pubsub_batch_bytes = 65536
+# How long a subscriber being disconnected (a link to a server lost, a slot table change that
+# may have hidden messages from it) has to read what the proxy still holds for it before its
+# connection is dropped with the rest.
+session_pubsub_close_timeout = "10s"
 "#;
 
 fn main() -> ExitCode {
