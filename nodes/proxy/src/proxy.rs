@@ -91,6 +91,14 @@ pub struct ProxyConfig {
     /// megabytes, short enough that one that never reads frees its memory soon.
     #[serde(with = "duration")]
     pub session_pubsub_close_timeout: Duration,
+    /// How long a slot table change that brings in a server waits for every subscriber to
+    /// listen there before it is acknowledged; one that does not by then is disconnected if it
+    /// listens to a pattern or to a channel of that server's slots (once the dashboard unlocks
+    /// them, it could miss what is published there). Subscribing is one round trip, so a second
+    /// is plenty for a session that is not stuck, and the change (a step the dashboard waits
+    /// on) is not held up longer.
+    #[serde(with = "duration")]
+    pub session_pubsub_follow_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -122,6 +130,7 @@ impl Default for ProxyConfig {
             session_pubsub_soft_limit_seconds: 60,
             session_pubsub_batch_bytes: 64 * 1024,
             session_pubsub_close_timeout: Duration::from_secs(10),
+            session_pubsub_follow_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -199,7 +208,7 @@ impl<E: Env> Proxy<E> {
             let options = BackendOptions { parallel: config.backend_replica_parallel.max(1), ..config.backend() };
             Pool::new(env.clone(), options)
         });
-        let router = Router::new(Pool::new(env, config.backend()), replicas);
+        let router = Router::new(Pool::new(env, config.backend()), replicas, config.session_pubsub_follow_timeout);
         Proxy {
             shared: Arc::new(Shared {
                 config,

@@ -110,12 +110,9 @@ impl Subscriptions {
     /// Whether publishes in the slots `hazard` names may be ones this client listens for: any
     /// publish may match a pattern; a channel's publishes go to its slot.
     fn exposed_to(&self, hazard: &Hazard) -> bool {
-        let Some(slots) = &hazard.slots else {
-            return true;
-        };
         self.names.iter().any(|(kind, name)| match kind {
             Kind::Pattern => true,
-            Kind::Channel => slots.contains(&model::slot_of(name).index()),
+            Kind::Channel => hazard.slots.contains(&model::slot_of(name).index()),
         })
     }
 }
@@ -307,7 +304,7 @@ impl<E: Env> Drop for Subscribed<'_, E> {
     /// A session that leaves subscribed mode holds no table change back.
     fn drop(&mut self) {
         if let Some(listener) = &self.listener {
-            self.shared.router.followed(listener, u64::MAX);
+            self.shared.router.leave(listener);
         }
     }
 }
@@ -924,11 +921,10 @@ mod tests {
         let mut subscriptions = Subscriptions::default();
         subscriptions.names.insert((Kind::Channel, Bytes::from_static(b"news")));
         let news = model::slot_of(b"news").index();
-        let hazard = |slots: Option<Vec<usize>>| Hazard { why: String::new(), slots: slots.map(BTreeSet::from_iter) };
-        assert!(subscriptions.exposed_to(&hazard(Some(vec![news]))));
-        assert!(!subscriptions.exposed_to(&hazard(Some(vec![(news + 1) % 1024]))));
-        assert!(subscriptions.exposed_to(&hazard(None)));
+        let hazard = |slots: Vec<usize>| Hazard { why: String::new(), slots: BTreeSet::from_iter(slots) };
+        assert!(subscriptions.exposed_to(&hazard(vec![news])));
+        assert!(!subscriptions.exposed_to(&hazard(vec![(news + 1) % 1024])));
         subscriptions.names.insert((Kind::Pattern, Bytes::from_static(b"x*")));
-        assert!(subscriptions.exposed_to(&hazard(Some(vec![(news + 1) % 1024]))));
+        assert!(subscriptions.exposed_to(&hazard(vec![(news + 1) % 1024])));
     }
 }

@@ -6,7 +6,7 @@
 //! wait on. Subscribed sessions register as [`Listener`]s, so that a change can wait until they
 //! listen on a server that joins, or tell them it may have hidden messages from them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
@@ -20,12 +20,6 @@ use crate::backend::{Backend, Health, Pool};
 /// How long a table change waits for the requests in flight to its slots before it drops the
 /// backend connections that owe them.
 const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a table change that brings in a server through locked slots waits for subscribed
-/// sessions to listen there; a session that does not by then is told it may miss messages.
-/// Subscribing is one round trip, so a second is plenty for a session that is not stuck, and
-/// the change (a step the dashboard waits on) is not held up for longer.
-const LISTEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One slot as the proxy routes it.
 #[derive(Clone, Debug, Default)]
@@ -104,10 +98,45 @@ pub struct Router<E> {
     in_flight: Arc<InFlightCounts>,
     /// One table change at a time.
     filling: tokio::sync::Mutex<()>,
-    /// Subscribed sessions, in the order they registered.
-    listeners: Mutex<Vec<Weak<Listener>>>,
-    /// Notified when a listener follows a newer table.
-    followed: Notify,
+    /// Subscribed sessions, and those a change waits for. A std `Mutex`: held for a few
+    /// operations on a map, never across an await.
+    listeners: Mutex<Listeners>,
+    /// Notified when no session is late any more.
+    caught_up: Notify,
+    /// How long a change that brings in a server waits for subscribed sessions to listen there
+    /// (`session_pubsub_follow_timeout`).
+    follow_timeout: std::time::Duration,
+}
+
+/// The subscribed sessions, as table changes count them.
+#[derive(Debug, Default)]
+struct Listeners {
+    /// The id the next one gets: ids only grow, so "registered before a change" is "id below
+    /// the next id when the change was installed".
+    next_id: u64,
+    /// The sessions subscribed now, by id (registration order). Each removes itself as it
+    /// leaves subscribed mode, so this holds exactly the live ones.
+    live: BTreeMap<u64, Weak<Listener>>,
+    /// Sessions that do not listen yet at a server a change brought in.
+    late: Option<Late>,
+}
+
+/// Sessions registered before a change that brought in servers, and not listening there yet.
+///
+/// Kept as a count that each session's [`Router::followed`] brings down (a session's followed
+/// version only grows, so it crosses the change's version once), so waiting for them costs
+/// nothing per session that follows: the change is woken once, when none is late.
+#[derive(Debug)]
+struct Late {
+    /// The newest table version that brought in a server.
+    version: u64,
+    /// Sessions with an id below this registered before it was installed.
+    cutoff: u64,
+    /// How many of them do not follow `version` yet.
+    count: usize,
+    /// The servers brought in since every session last listened everywhere: until a late
+    /// session listens there, a publish reaching them may go unheard.
+    servers: BTreeSet<String>,
 }
 
 /// A subscribed session, as table changes see it.
@@ -119,10 +148,13 @@ pub struct Router<E> {
 /// waits for them where it can prevent it ([`Router::fill`]).
 #[derive(Debug, Default)]
 pub(crate) struct Listener {
+    /// Its place in [`Listeners::live`].
+    id: u64,
     /// The newest table version this session has a subscribed link to every server of.
     followed: AtomicU64,
-    /// Changes that may have hidden messages from this session, not yet looked at.
-    warnings: Mutex<Vec<Hazard>>,
+    /// Changes that may have hidden messages from this session, not yet looked at (shared by
+    /// every session a change warns).
+    warnings: Mutex<Vec<Arc<Hazard>>>,
     /// Wakes the session when a warning arrives (a stored permit, so none is missed).
     wake: Notify,
 }
@@ -133,13 +165,13 @@ pub(crate) struct Hazard {
     /// What happened, for the log.
     pub(crate) why: String,
     /// The slots whose publishes may have gone unheard: a session subscribed only to channels of
-    /// other slots (and to no pattern) lost nothing. `None`: any slot.
-    pub(crate) slots: Option<BTreeSet<usize>>,
+    /// other slots (and to no pattern) lost nothing.
+    pub(crate) slots: BTreeSet<usize>,
 }
 
 impl Listener {
     /// Takes the warnings that arrived since the last call.
-    pub(crate) fn warnings(&self) -> Vec<Hazard> {
+    pub(crate) fn warnings(&self) -> Vec<Arc<Hazard>> {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
@@ -148,7 +180,7 @@ impl Listener {
         self.wake.notified().await;
     }
 
-    fn warn(&self, hazard: Hazard) {
+    fn warn(&self, hazard: Arc<Hazard>) {
         self.warnings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(hazard);
         self.wake.notify_one();
     }
@@ -161,10 +193,11 @@ impl Listener {
 /// What a table change means for subscribed sessions.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Effect {
-    /// A server joins: wait until every session listens there. Where it joins through locked
-    /// slots, nothing can be published there through any proxy until the dashboard unlocks them,
-    /// which it does only once every proxy has this change, so after the wait none is missed.
-    wait: bool,
+    /// The servers that join: wait until every session listens there. Where one joins through
+    /// locked slots, nothing can be published there through any proxy until the dashboard
+    /// unlocks them, which it does only once every proxy has this change, so after the wait none
+    /// is missed.
+    joined: BTreeSet<String>,
     /// Publishes that may have gone unheard: a server joins already open to publishes (another
     /// proxy may have applied the change first and published there before the sessions here
     /// listen), or leaves while it still took publishes (a proxy that has not applied the
@@ -218,14 +251,16 @@ fn slots_effect(old: &[&Slot], new: &[&Slot]) -> Effect {
             joined.iter().copied().collect::<Vec<_>>().join(", "),
             left.iter().copied().collect::<Vec<_>>().join(", ")
         ),
-        slots: Some(slots),
+        slots,
     });
-    Effect { wait: !joined.is_empty(), hazard }
+    Effect { joined: joined.iter().map(|addr| addr.to_string()).collect(), hazard }
 }
 
 impl<E: Env> Router<E> {
-    /// Every slot offline; reads go to replicas (through `replica_pool`) if one is given.
-    pub fn new(pool: Pool<E>, replica_pool: Option<Pool<E>>) -> Router<E> {
+    /// Every slot offline; reads go to replicas (through `replica_pool`) if one is given; a
+    /// change that brings in a server waits up to `follow_timeout` for subscribed sessions to
+    /// listen there.
+    pub fn new(pool: Pool<E>, replica_pool: Option<Pool<E>>, follow_timeout: std::time::Duration) -> Router<E> {
         let table = (0..MAX_SLOT_NUM)
             .map(|index| Route {
                 slot: Slot { id: SlotId::new(index as u32).unwrap_or_default(), ..Slot::default() },
@@ -243,62 +278,137 @@ impl<E: Env> Router<E> {
             version: watch::Sender::new(0),
             in_flight,
             filling: tokio::sync::Mutex::new(()),
-            listeners: Mutex::new(Vec::new()),
-            followed: Notify::new(),
+            listeners: Mutex::new(Listeners::default()),
+            caught_up: Notify::new(),
+            follow_timeout,
         }
     }
 
-    /// Registers a subscribed session until the returned listener is dropped. It must read the
-    /// table (after [`Router::changes`]) only after registering: a change installed before it
-    /// registered is then in what it reads, and any later one sees it.
+    /// Registers a subscribed session, until [`Router::leave`]. It must read the table (after
+    /// [`Router::changes`]) only after registering: a change installed before it registered is
+    /// then in what it reads, and any later one counts it.
     pub(crate) fn listen(&self) -> Arc<Listener> {
-        let listener = Arc::new(Listener::default());
-        let mut listeners = self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        listeners.retain(|listener| listener.strong_count() > 0);
-        listeners.push(Arc::downgrade(&listener));
+        let mut listeners = self.lock_listeners();
+        let id = listeners.next_id;
+        listeners.next_id += 1;
+        let listener = Arc::new(Listener { id, ..Listener::default() });
+        listeners.live.insert(id, Arc::downgrade(&listener));
         listener
+    }
+
+    /// `listener`'s session left subscribed mode: no change waits for it any more.
+    pub(crate) fn leave(&self, listener: &Listener) {
+        let mut listeners = self.lock_listeners();
+        listeners.live.remove(&listener.id);
+        self.follow(&mut listeners, listener, u64::MAX);
     }
 
     /// Records that `listener` has a subscribed link to every server of table `version`.
     pub(crate) fn followed(&self, listener: &Listener, version: u64) {
-        listener.followed.fetch_max(version, Ordering::AcqRel);
-        self.followed.notify_waiters();
+        self.follow(&mut self.lock_listeners(), listener, version);
     }
 
-    /// The subscribed sessions now, held weakly: a session that ends meanwhile is not waited for.
-    fn live_listeners(&self) -> Vec<Weak<Listener>> {
-        let listeners = self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        listeners.iter().filter(|listener| listener.strong_count() > 0).cloned().collect()
+    /// Moves `listener` on to `version`, under the lock, so a change counting late sessions
+    /// sees each either before or after it moves, never both.
+    fn follow(&self, listeners: &mut Listeners, listener: &Listener, version: u64) {
+        let before = listener.followed.fetch_max(version, Ordering::AcqRel);
+        if let Some(late) = &mut listeners.late
+            && listener.id < late.cutoff
+            && before < late.version
+            && version >= late.version
+        {
+            late.count -= 1;
+            if late.count == 0 {
+                listeners.late = None;
+                self.caught_up.notify_waiters();
+            }
+        }
     }
 
-    /// After table `version` brought in a server: waits until every session subscribed before
-    /// it listens there, up to [`LISTEN_PATIENCE`]; those that do not by then are warned.
-    async fn wait_for_listeners(&self, listeners: &[Weak<Listener>], version: u64) {
-        let deadline = tokio::time::Instant::now() + LISTEN_PATIENCE;
+    fn lock_listeners(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Warns every subscribed session of `hazard`.
+    fn warn_all(&self, hazard: Hazard) {
+        let hazard = Arc::new(hazard);
+        let listeners: Vec<Arc<Listener>> = self.lock_listeners().live.values().filter_map(Weak::upgrade).collect();
+        for listener in listeners {
+            listener.warn(hazard.clone());
+        }
+    }
+
+    /// After `table` (version `version`) brought in `joined` servers, or gave slots to servers
+    /// some session does not listen at yet: waits until every session registered before the
+    /// servers joined listens there, up to the follow timeout. Those that do not by then are
+    /// warned for the slots those servers serve: once unlocked (the dashboard goes on when
+    /// every proxy acknowledged this change) a publish there may go unheard.
+    async fn wait_for_listeners(&self, table: &[Route], version: u64, joined: &BTreeSet<String>, changed: &[Slot]) {
+        {
+            let mut listeners = self.lock_listeners();
+            if !joined.is_empty() {
+                // Counted once per change that brings in a server (O(sessions)); each then
+                // counts itself out as it follows.
+                let count = listeners
+                    .live
+                    .values()
+                    .filter_map(Weak::upgrade)
+                    .filter(|listener| listener.followed() < version)
+                    .count();
+                let mut servers = listeners.late.take().map(|late| late.servers).unwrap_or_default();
+                servers.extend(joined.iter().cloned());
+                listeners.late = (count > 0).then_some(Late { version, cutoff: listeners.next_id, count, servers });
+            }
+            let Some(late) = &listeners.late else {
+                return;
+            };
+            // A change that neither brings in a server nor gives a slot to one a session is late
+            // for hides nothing from the late ones: it need not wait for them.
+            if joined.is_empty() && !changed.iter().any(|slot| late.servers.contains(&slot.backend_addr)) {
+                return;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.follow_timeout;
         loop {
-            let followed = self.followed.notified();
-            tokio::pin!(followed);
-            followed.as_mut().enable();
-            let late: Vec<Arc<Listener>> =
-                listeners.iter().filter_map(Weak::upgrade).filter(|listener| listener.followed() < version).collect();
-            if late.is_empty() {
+            let caught_up = self.caught_up.notified();
+            tokio::pin!(caught_up);
+            caught_up.as_mut().enable();
+            if self.lock_listeners().late.is_none() {
                 return;
             }
-            // Woken when one follows, or leaves subscribed mode.
-            drop(late);
-            if tokio::time::timeout_at(deadline, followed).await.is_err() {
-                let late = listeners.iter().filter_map(Weak::upgrade).filter(|listener| listener.followed() < version);
-                for listener in late {
-                    listener.warn(Hazard {
-                        why: format!(
-                            "did not subscribe at a server joining the slot table within {} ms",
-                            LISTEN_PATIENCE.as_millis()
-                        ),
-                        slots: None,
-                    });
-                }
-                return;
+            if tokio::time::timeout_at(deadline, caught_up).await.is_err() {
+                break;
             }
+        }
+        let (late, slots) = {
+            let listeners = self.lock_listeners();
+            let Some(late) = &listeners.late else {
+                return;
+            };
+            let slots: BTreeSet<usize> = table
+                .iter()
+                .enumerate()
+                .filter(|(_, route)| late.servers.contains(&route.slot.backend_addr))
+                .map(|(index, _)| index)
+                .collect();
+            let sessions: Vec<Arc<Listener>> = listeners
+                .live
+                .range(..late.cutoff)
+                .filter_map(|(_, listener)| listener.upgrade())
+                .filter(|listener| listener.followed() < late.version)
+                .collect();
+            (sessions, slots)
+        };
+        let hazard = Arc::new(Hazard {
+            why: format!(
+                "did not subscribe within {} ms at a server joining the slot table",
+                self.follow_timeout.as_millis()
+            ),
+            slots,
+        });
+        warn!(sessions = late.len(), why = %hazard.why, "subscribers of those servers' slots' channels, and of patterns, are disconnected: they may miss messages");
+        for listener in late {
+            listener.warn(hazard.clone());
         }
     }
 
@@ -335,10 +445,11 @@ impl<E: Env> Router<E> {
     /// entry is in place, and none overtakes one sent before.
     ///
     /// For subscribed sessions, a change that brings in a server returns once each of them
-    /// listens there (or after a second, warning those that do not), so when the dashboard
-    /// moves on from a step that brought a server in locked (a migration's `prepared`, a
-    /// promotion's fencing) no publish can reach it unheard; a change that may have let one
-    /// reach a server unheard warns them (see [`Listener`]).
+    /// listens there (or after the follow timeout, warning those that do not for that server's
+    /// slots), so when the dashboard moves on from a step that brought a server in locked (a
+    /// migration's `prepared`, a promotion's fencing) no publish can reach it unheard; a change
+    /// that may have let one reach a server unheard warns them (see [`Listener`]). With no
+    /// subscribed session, none of this costs anything.
     pub async fn fill(&self, slots: &[Slot]) -> Result<(), FillError> {
         if let Some(bad) = slots.iter().find(|slot| slot.id.index() >= MAX_SLOT_NUM) {
             return Err(FillError::BadSlot(u32::from(bad.id)));
@@ -425,21 +536,17 @@ impl<E: Env> Router<E> {
         }
         let version = self.install(table);
         // Sessions that registered after the install read the new table themselves.
-        let listeners = self.live_listeners();
-        if listeners.is_empty() {
+        if self.lock_listeners().live.is_empty() {
             return Ok(());
         }
         // Changes are applied one at a time: the current table is the one just installed.
-        let effect = effect(&before, &self.table());
+        let after = self.table();
+        let effect = effect(&before, &after);
         if let Some(hazard) = effect.hazard {
             warn!(why = %hazard.why, "subscribers of those slots' channels, and of patterns, are disconnected: they may have missed messages");
-            for listener in listeners.iter().filter_map(Weak::upgrade) {
-                listener.warn(hazard.clone());
-            }
+            self.warn_all(hazard);
         }
-        if effect.wait {
-            self.wait_for_listeners(&listeners, version).await;
-        }
+        self.wait_for_listeners(&after, version, &effect.joined, slots).await;
         Ok(())
     }
 
@@ -479,7 +586,11 @@ mod tests {
     }
 
     fn hazard_slots(effect: &Effect) -> Option<Vec<usize>> {
-        effect.hazard.as_ref().map(|hazard| hazard.slots.iter().flatten().copied().collect())
+        effect.hazard.as_ref().map(|hazard| hazard.slots.iter().copied().collect())
+    }
+
+    fn servers(addrs: &[&str]) -> BTreeSet<String> {
+        addrs.iter().map(|addr| addr.to_string()).collect()
     }
 
     #[test]
@@ -490,7 +601,11 @@ mod tests {
         let migrating = table([("c", "a", false), ("a", "", false), ("b", "", false), ("", "", false)]);
         let finished = table([("c", "", false), ("a", "", false), ("b", "", false), ("", "", false)]);
         assert_eq!(slots_effect(&idle, &preparing), Effect::default());
-        assert_eq!(slots_effect(&preparing, &prepared), Effect { wait: true, hazard: None }, "c joins locked");
+        assert_eq!(
+            slots_effect(&preparing, &prepared),
+            Effect { joined: servers(&["c"]), hazard: None },
+            "c joins locked"
+        );
         assert_eq!(slots_effect(&prepared, &migrating), Effect::default());
         assert_eq!(slots_effect(&migrating, &finished), Effect::default());
         // Moving `b`'s last slot away: `b` stays linked as the source until it is finished.
@@ -508,7 +623,11 @@ mod tests {
         let promoted = table([("a2", "", true), ("a2", "", true), ("b", "", false), ("b", "", false)]);
         let after = table([("a2", "", false), ("a2", "", false), ("b", "", false), ("b", "", false)]);
         assert_eq!(slots_effect(&before, &fenced), Effect::default());
-        assert_eq!(slots_effect(&fenced, &promoted), Effect { wait: true, hazard: None }, "a leaves fenced");
+        assert_eq!(
+            slots_effect(&fenced, &promoted),
+            Effect { joined: servers(&["a2"]), hazard: None },
+            "a leaves fenced"
+        );
         assert_eq!(slots_effect(&promoted, &after), Effect::default());
     }
 
@@ -518,13 +637,13 @@ mod tests {
         // An offline slot becomes routable at a new server.
         let online = table([("a", "", false), ("a", "", false), ("b", "", false), ("d", "", false)]);
         let effect = slots_effect(&before, &online);
-        assert!(effect.wait);
+        assert_eq!(effect.joined, servers(&["d"]));
         assert_eq!(hazard_slots(&effect), Some(vec![3]));
         // A server's last slot handed to one already linked: a proxy not there yet still
         // publishes to the server that left.
         let reassigned = table([("a", "", false), ("a", "", false), ("a", "", false), ("", "", false)]);
         let effect = slots_effect(&before, &reassigned);
-        assert!(!effect.wait);
+        assert!(effect.joined.is_empty());
         assert_eq!(hazard_slots(&effect), Some(vec![2]));
         // Moving a slot between servers that both stay linked changes nothing for subscribers.
         let moved = table([("a", "", false), ("b", "", false), ("b", "", false), ("", "", false)]);

@@ -162,9 +162,9 @@ fn slot(id: usize, backend: &str, migrate_from: &str, locked: bool) -> Slot {
     }
 }
 
-/// A relay to `target` that holds each new connection for a while before passing bytes: a
+/// A relay to `target` that holds each new connection for `delay` before passing bytes: a
 /// server slow to answer, so a link to it is not subscribed the moment it is opened.
-async fn slow_relay(env: &TokioEnv, target: String) -> String {
+async fn slow_relay(env: &TokioEnv, target: String, delay: Duration) -> String {
     let listener = env.bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let env = env.clone();
@@ -173,7 +173,7 @@ async fn slow_relay(env: &TokioEnv, target: String) -> String {
             let (env, target) = (env.clone(), target.clone());
             tokio::spawn(async move {
                 let mut outbound = env.connect(&target, PATIENCE).await.expect("connect");
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(delay).await;
                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
             });
         }
@@ -207,7 +207,8 @@ async fn table_changes_close_only_the_subscribers_they_may_hide_messages_from() 
     let env = TokioEnv::with_seed(33);
     let (home, server, late) = (start_server(&env).await, start_server(&env).await, start_server(&env).await);
     // The joining server is reached through a slow relay: its links take a while to subscribe.
-    let joining = Joining { addr: slow_relay(&env, server.addr.clone()).await, server: server.addr.clone() };
+    let relay = slow_relay(&env, server.addr.clone(), Duration::from_millis(300)).await;
+    let joining = Joining { addr: relay, server: server.addr.clone() };
     let front = start_proxy(&env, ProxyConfig::default(), &home.addr).await;
     let router = front.proxy.router();
     let (moving, other) = ("moving", "other");
@@ -575,4 +576,40 @@ async fn a_closed_subscriber_that_does_not_read_is_dropped() {
     assert!(closed);
     assert!(numbers.len() < MESSAGES, "it read none of them in time");
     assert!(numbers.iter().copied().eq(0..numbers.len()), "a gap: {numbers:?}");
+}
+
+/// A server that joins through a locked slot while some subscribers cannot listen there in time
+/// (their links to it take longer than `session_pubsub_follow_timeout`) closes those subscribed
+/// to a pattern or to a channel of its slots, and only those. One subscribed to another slot's
+/// channel stays, until a later change gives that slot to the server while it still does not
+/// listen there. Before, every late subscriber was closed, whatever it listened to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_joining_closes_only_the_late_subscribers_it_concerns() {
+    let env = TokioEnv::with_seed(43);
+    let (home, server) = (start_server(&env).await, start_server(&env).await);
+    let joining = slow_relay(&env, server.addr.clone(), Duration::from_secs(3)).await;
+    let config = ProxyConfig { session_pubsub_follow_timeout: Duration::from_millis(200), ..ProxyConfig::default() };
+    let front = start_proxy(&env, config, &home.addr).await;
+    let router = front.proxy.router();
+    let (moving, other) = ("moving", "other");
+    let (moving_slot, other_slot) = (slot_of(moving.as_bytes()).index(), slot_of(other.as_bytes()).index());
+    let mut of_moving = Client::connect(&env, &front.addr).await;
+    of_moving.call(&["SUBSCRIBE", moving]).await;
+    let mut of_other = Client::connect(&env, &front.addr).await;
+    of_other.call(&["SUBSCRIBE", other]).await;
+    let mut of_pattern = Client::connect(&env, &front.addr).await;
+    of_pattern.call(&["PSUBSCRIBE", "*"]).await;
+
+    router.fill(&[slot(moving_slot, &joining, &home.addr, true)]).await.expect("prepared");
+    assert_closed(&mut of_moving, "a subscriber of the joining server's slot").await;
+    assert_closed(&mut of_pattern, "a pattern subscriber").await;
+    let pong = Frame::Array(vec![bulk("pong"), bulk("")]);
+    assert_eq!(of_other.call(&["PING"]).await, pong, "a subscriber of another slot stays");
+    let mut publisher = Client::connect(&env, &front.addr).await;
+    assert!(matches!(publisher.call(&["PUBLISH", other, "still"]).await, Frame::Integer(1..)));
+    assert_eq!(of_other.receive().await, message(other, "still"));
+
+    // Its slot goes to the server it does not listen at yet.
+    router.fill(&[slot(other_slot, &joining, &home.addr, true)]).await.expect("prepared");
+    assert_closed(&mut of_other, "a subscriber of a slot given to a server it does not listen at").await;
 }

@@ -123,6 +123,11 @@ session_pubsub_batch_bytes = 65536
 # may have hidden messages from it) has to read what the proxy still holds for it before its
 # connection is dropped with the rest.
 session_pubsub_close_timeout = "10s"
+# How long a slot table change that brings in a server (a migration's target, a promoted
+# replica) waits for every subscriber to listen there before the proxy acknowledges it; a
+# subscriber that does not by then is disconnected if it listens to a pattern or to a channel of
+# that server's slots.
+session_pubsub_follow_timeout = "1s"
 "#;
 
 fn main() -> ExitCode {
