@@ -497,7 +497,11 @@ impl<E: Env> Subscribed<'_, E> {
                 None
             }
             _ if version == Version::Resp3 => {
-                // RESP3 clients may run any command while subscribed.
+                // RESP3 clients may run any command while subscribed. Meanwhile (up to the
+                // command's own bounds: `backend_recv_timeout`, the wait for a locked slot) the
+                // session takes no messages and no table changes: the links still enforce the
+                // output limit as they post, and a change that waits for this session warns it
+                // after `session_pubsub_follow_timeout`, which it heeds once the reply is in.
                 let reply = answer_alone(self.shared, client, request).await;
                 connection.write_buffer().extend_from_slice(&reply);
                 client.quit.then_some(Outcome::Close)
@@ -728,7 +732,13 @@ impl<E: Env> Link<E> {
             return Ok(());
         }
         let mut retired = false;
-        let mut decoder = Decoder::new(Limits { max_bulk_len: usize::MAX / 2, ..Limits::default() });
+        // A message bigger than the client's hard output limit would get it disconnected anyway:
+        // the link fails at its header rather than buffering it whole.
+        let max_bulk_len = match self.poster.backlog.limit.hard_bytes {
+            0 => usize::MAX / 2,
+            hard => hard,
+        };
+        let mut decoder = Decoder::new(Limits { max_bulk_len, ..Limits::default() });
         let mut buf = BytesMut::with_capacity(4096);
         let idle =
             if self.options.ping_period.is_zero() { Duration::from_secs(24 * 3600) } else { self.options.ping_period };
