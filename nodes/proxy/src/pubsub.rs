@@ -12,9 +12,10 @@
 //! Loss is never silent. Connected straight to Redis, a subscriber learns that it missed
 //! messages because its connection closes (Redis closes a subscriber past its output buffer
 //! limit, or dies). Through the proxy the same holds:
-//! - a link that fails (its server closed it at its own output limit, crashed, or went silent
-//!   past `backend_recv_timeout`) is not reopened behind the client's back: the client's
-//!   connection is closed once what the links delivered before is written;
+//! - a link that fails (its server closed it at its own output limit, crashed, answered an
+//!   error, or went silent past `backend_recv_timeout`) is not reopened behind the client's
+//!   back: the client's connection is closed once what the links delivered before is written
+//!   (if it reads it within `session_pubsub_close_timeout`);
 //! - what the session holds for a slow client is bounded like Redis'
 //!   `client-output-buffer-limit pubsub` (`session_pubsub_*`): past it the client is
 //!   disconnected at once, as Redis disconnects it;
@@ -23,7 +24,9 @@
 //!   before any proxy can route a publish there; a server that leaves is drained first (a `PING`
 //!   round trip on its link, so everything it sent before arrives); a change that let a server
 //!   take publishes before this session listened there, or drops one that may still take them,
-//!   closes the clients subscribed to a channel of the slots concerned or to any pattern.
+//!   closes the clients subscribed to a channel of the slots concerned or to any pattern;
+//! - a fenced proxy (its lease from the dashboard ran out) closes its subscribers: the
+//!   dashboard goes on without it, so its table no longer says where publishes land.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -384,7 +387,9 @@ impl<E: Env> Subscribed<'_, E> {
                 // that may have hidden messages); then the client, read even while it is behind
                 // on reading its output (as Redis reads it), so a flood of messages cannot keep its
                 // UNSUBSCRIBE, PING or QUIT waiting; then table changes; then the links, which
-                // cannot starve: the client's side is ready only while there is output to write.
+                // the client's side cannot starve for long: it is ready only while the client
+                // sends or output is owed, and what the links queue meanwhile counts against the
+                // output limit.
                 biased;
                 () = self.backlog.exceeded() => {}
                 () = &mut fenced => {
