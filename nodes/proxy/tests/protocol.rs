@@ -71,7 +71,7 @@ fn contexts() -> Vec<(&'static str, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_answered_as_redis_answers_them_after_what_came_before() {
     let env = TokioEnv::with_seed(21);
-    let redis = Redis::start(&env, "protocol", &[]).await;
+    let redis = Redis::start("protocol", &[]);
     let ours = start_server(&env).await;
     // A short pipeline limit, so a long pipeline is read in several batches.
     let config = ProxyConfig { session_max_pipeline: 16, ..ProxyConfig::default() };

@@ -65,7 +65,7 @@ async fn publish_all(publisher: &mut Client, channel: &str) {
 async fn a_slow_subscriber_is_disconnected_as_redis_disconnects_it() {
     let env = TokioEnv::with_seed(31);
     let small = ["--client-output-buffer-limit", "pubsub 256kb 128kb 60"];
-    let redis = Redis::start(&env, "slow-subscriber", &small).await;
+    let redis = Redis::start("slow-subscriber", &small);
     let ours = start_server(&env).await;
     let limited = ProxyConfig {
         session_pubsub_hard_limit_bytes: 256 * 1024,
@@ -116,7 +116,7 @@ fn message(channel: &str, text: &str) -> Frame {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_whose_link_fails_is_disconnected() {
     let env = TokioEnv::with_seed(32);
-    let redis = Redis::start(&env, "link-killed", &[]).await;
+    let redis = Redis::start("link-killed", &[]);
     let front = start_proxy(&env, ProxyConfig::default(), &redis.addr).await;
     let mut subscriber = Client::connect(&env, &front.addr).await;
     let mut publisher = Client::connect(&env, &front.addr).await;
@@ -309,7 +309,7 @@ async fn replies(env: &TokioEnv, addr: &str, requests: &[&[&str]]) -> Vec<Frame>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_without_a_name_is_an_error_in_normal_mode() {
     let env = TokioEnv::with_seed(35);
-    let redis = Redis::start(&env, "bare-subscribe", &[]).await;
+    let redis = Redis::start("bare-subscribe", &[]);
     let ours = start_server(&env).await;
     let front = start_proxy(&env, ProxyConfig::default(), &ours.addr).await;
     let requests: &[&[&str]] = &[
@@ -382,7 +382,7 @@ async fn a_fenced_proxy_refuses_subscriptions_and_closes_its_subscribers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_a_server_refuses_is_not_confirmed() {
     let env = TokioEnv::with_seed(37);
-    let redis = Redis::start(&env, "acl-channels", &[]).await;
+    let redis = Redis::start("acl-channels", &[]);
     let mut admin = Client::connect(&env, &redis.addr).await;
     assert_eq!(admin.call(&["ACL", "SETUSER", "default", "resetchannels", "&news"]).await, common::ok());
     let Frame::Error(denied) = admin.call(&["SUBSCRIBE", "secret"]).await else { panic!("redis-server denies it") };
@@ -558,7 +558,7 @@ async fn a_fast_subscriber_keeps_up_with_many_small_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_subscriber_that_does_not_read_is_dropped() {
     let env = TokioEnv::with_seed(42);
-    let redis = Redis::start(&env, "close-timeout", &[]).await;
+    let redis = Redis::start("close-timeout", &[]);
     let config = ProxyConfig { session_pubsub_close_timeout: Duration::from_millis(500), ..ProxyConfig::default() };
     let front = start_proxy(&env, config, &redis.addr).await;
     let mut subscriber = Client::connect(&env, &front.addr).await;

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,47 +35,30 @@ pub async fn start_server(env: &TokioEnv) -> OurServer {
     OurServer { addr: address.await.expect("bound").to_string(), stop }
 }
 
-/// A `redis-server` 7.0 process on a free port, killed on drop.
+/// A `redis-server` 7.0 process on a port checked to be its own, killed on drop.
 pub struct Redis {
-    process: Child,
+    _process: test_support::Process,
     pub addr: String,
     dir: std::path::PathBuf,
 }
 
 impl Redis {
     /// Starts one with `options` besides its port and directory, and waits until it answers.
-    pub async fn start(env: &TokioEnv, name: &str, options: &[&str]) -> Redis {
-        let port = env.bind("127.0.0.1:0").await.expect("probe").local_addr().expect("addr").port();
+    pub fn start(name: &str, options: &[&str]) -> Redis {
         let dir = std::env::temp_dir().join(format!("codis-proxy-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a directory for redis-server");
-        let process = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", &dir.to_string_lossy()])
-            .args(options)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server 7.0 must be installed (`just test` installs it)");
-        let redis = Redis { process, addr: format!("127.0.0.1:{port}"), dir };
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Ok(stream) = env.connect(&redis.addr, Duration::from_secs(1)).await {
-                let mut client = Client { connection: Connection::new(stream, Limits::default()) };
-                if client.call(&["PING"]).await == Frame::Simple("PONG".into()) {
-                    return redis;
-                }
-            }
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let args: Vec<&str> =
+            ["--appendonly", "no", "--dir", &dir_arg].into_iter().chain(options.iter().copied()).collect();
+        let process = test_support::redis_server(&args);
+        let addr = format!("127.0.0.1:{}", process.port);
+        Redis { _process: process, addr, dir }
     }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
