@@ -152,8 +152,14 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// A `redis-server` on a port of its own with `args` (`--save ""`, loopback only, unless `args`
-/// say otherwise), checked to be the one answering there.
+/// say otherwise), checked to be the one answering there (with the password `--requirepass`
+/// in `args` gives, if any).
 pub fn redis_server(args: &[&str]) -> Process {
+    let password = args
+        .windows(2)
+        .rev()
+        .find(|pair| pair[0].eq_ignore_ascii_case("--requirepass"))
+        .map_or(String::new(), |pair| pair[1].to_string());
     start(
         "redis-server",
         |port| {
@@ -165,7 +171,7 @@ pub fn redis_server(args: &[&str]) -> Process {
                 .stderr(std::process::Stdio::null());
             command
         },
-        redis_answer,
+        |port, pid| redis_answer_with(port, pid, &password),
     )
 }
 
@@ -199,6 +205,13 @@ mod tests {
         );
         assert_ne!(second.port, first.port);
         assert_eq!(redis_process_id(second.port), Some(second.id()));
+    }
+
+    #[test]
+    fn a_redis_server_that_wants_a_password_is_recognised_with_it() {
+        let server = redis_server(&["--requirepass", "secret"]);
+        assert_eq!(redis_process_id(server.port), None, "no answer without the password");
+        assert_eq!(redis_process_id_with(server.port, "secret"), Some(server.id()));
     }
 
     #[test]
