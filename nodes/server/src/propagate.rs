@@ -241,29 +241,44 @@ pub(crate) fn close_replicas(state: &mut State, ids: &[u64]) {
 /// Records the deletions of expired keys every database logged by the background cycle, each a
 /// unit of its own; returns how many there were.
 pub fn expired_keys(state: &mut State) -> u64 {
-    let mut count = 0;
-    for db in 0..state.keyspace.len() {
-        let expired: Vec<Key> = state.keyspace.db(db).take_expired();
-        count += expired.len() as u64;
-        for key in expired {
-            state.propagation.push_del(db, &key);
-        }
-    }
-    count
+    take_expired(state, |propagation, db, key| propagation.push_del(db, &key))
 }
 
 /// Adds the deletions of the keys found expired since the last look to the execution unit;
 /// returns how many there were.
 fn expired_into_unit(state: &mut State) -> u64 {
+    take_expired(state, |propagation, db, key| {
+        propagation.unit.push(Change::new(db, Request::from_args([&b"DEL"[..], &key[..]])));
+    })
+}
+
+/// Hands every key the databases logged as expired since the last look to `record`; returns how
+/// many there were.
+fn take_expired(state: &mut State, mut record: impl FnMut(&mut Propagation, usize, Key)) -> u64 {
     let mut count = 0;
     for db in 0..state.keyspace.len() {
         let expired: Vec<Key> = state.keyspace.db(db).take_expired();
         count += expired.len() as u64;
         for key in expired {
-            state.propagation.unit.push(Change::new(db, Request::from_args([&b"DEL"[..], &key[..]])));
+            record(&mut state.propagation, db, key);
         }
     }
     count
+}
+
+/// Records `request`, a change made outside any command that may have found keys expired on its
+/// way (a pop served to a blocked client after the command that readied its key, whose
+/// destination may have expired), as a unit of its own: the deletions first, then the change,
+/// in `MULTI` … `EXEC` when there are several, as Redis 7.0 ends a served client's unit.
+pub fn push_unit(state: &mut State, db: usize, request: Request) {
+    debug_assert!(state.propagation.calls.is_empty(), "a unit of its own while a command runs");
+    debug_assert!(state.propagation.unit.is_empty(), "a unit of its own while another is under way");
+    if !state.propagation.listening {
+        return;
+    }
+    expired_into_unit(state);
+    state.propagation.unit.push(Change::new(db, request));
+    state.propagation.end_unit(true);
 }
 
 /// After a command ran in database `db`: the deletions of the keys it found expired join the
@@ -282,6 +297,11 @@ pub fn end_call(
 ) {
     let call = state.propagation.calls.pop().unwrap_or_default();
     let Some(changes_before) = changes_before.filter(|_| state.propagation.listening) else {
+        // Nothing of this command's own to record; a unit its inner commands built still ends
+        // with it.
+        if state.propagation.calls.is_empty() {
+            state.propagation.end_unit(!touches_arbitrary_keys);
+        }
         return;
     };
     let expired = expired_into_unit(state);

@@ -284,7 +284,8 @@ fn serve_key(state: &mut State, db_index: usize, key: &[u8], now_ms: u64) {
             // Served here, after the command that readied the key: the change goes on the stream
             // as the pop it was (a replica must not block to redo it).
             Ok(popped) if state.propagation.is_listening() => {
-                state.propagation.push(db_index, Request::from_args(unblocked_pop(key, &client.wait, popped)));
+                let pop = Request::from_args(unblocked_pop(key, &client.wait, popped));
+                crate::propagate::push_unit(state, db_index, pop);
             }
             Ok(_) => {}
             Err(error) => reply.error(&error.to_string()),

@@ -455,20 +455,25 @@ async fn restore_goes_with_an_absolute_ttl() {
 }
 
 /// A client blocked on a key is served by another client's push: the push goes first, then the
-/// pop it served, as the non-blocking command.
+/// pop it served, as the non-blocking command (after the deletion of a destination that expired
+/// meanwhile, in one transaction).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pop_served_later_goes_after_the_push_that_served_it() {
     let (mut pair, _dir) = start().await;
     let mut taps = Taps::attach(&pair).await;
-    let cases: [(&str, &str); 5] = [
-        ("BLPOP q 0", "RPUSH q a b"),
-        ("BLMOVE q q2 LEFT RIGHT 0", "LPUSH q x"),
-        ("BLMPOP 0 1 q RIGHT COUNT 3", "RPUSH q a b"),
-        ("BZPOPMIN z 0", "ZADD z 1 a 2 b"),
-        ("BZMPOP 0 1 z MAX COUNT 5", "ZADD z 1 a 2 b"),
+    let expired_destination: &[&str] = &["RPUSH q2 old", "PEXPIRE q2 1", "DEBUG SLEEP 0.01"];
+    let cases: [(&[&str], &str, &str); 7] = [
+        (&[], "BLPOP q 0", "RPUSH q a b"),
+        (&[], "BLMOVE q q2 LEFT RIGHT 0", "LPUSH q x"),
+        (expired_destination, "BLMOVE q q2 LEFT RIGHT 0", "LPUSH q x"),
+        (expired_destination, "BRPOPLPUSH q q2 0", "LPUSH q x"),
+        (&[], "BLMPOP 0 1 q RIGHT COUNT 3", "RPUSH q a b"),
+        (&[], "BZPOPMIN z 0", "ZADD z 1 a 2 b"),
+        (&[], "BZMPOP 0 1 z MAX COUNT 5", "ZADD z 1 a 2 b"),
     ];
-    for (blocking, push) in cases {
-        same_streams(&mut pair, &mut taps, &["FLUSHALL"]).await;
+    for (setup, blocking, push) in cases {
+        same_streams(&mut pair, &mut taps, &["FLUSHALL", "DEBUG SET-ACTIVE-EXPIRE 0"]).await;
+        same_streams(&mut pair, &mut taps, setup).await;
         let mut waiter = pair.connect().await;
         waiter.send(blocking).await;
         pair.wait_blocked(1).await;
@@ -479,7 +484,7 @@ async fn a_pop_served_later_goes_after_the_push_that_served_it() {
         let (theirs, ours) = waiter.receive().await;
         assert_eq!(theirs, ours, "{blocking}");
         let (theirs, ours) = taps.segments(sent_ms).await;
-        assert_eq!(ours, theirs, "{blocking} served by {push} (left: ours)");
+        assert_eq!(ours, theirs, "{setup:?} {blocking} served by {push} (left: ours)");
     }
 }
 
