@@ -2,14 +2,51 @@
 //! SIGTERM from a service manager.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
+
+/// How long a test waits for a line of the log.
+const LOG_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A running `codis-server`, killed on drop if still running.
 struct Running {
     child: Child,
     port: u16,
-    _stderr: BufReader<ChildStderr>,
+    /// The log's lines, read by a thread of their own (so a wait for one can time out).
+    log: Receiver<String>,
+}
+
+impl Running {
+    /// Reads the log until a line containing `needle`; panics if the log ends first or nothing
+    /// matches within [`LOG_PATIENCE`].
+    fn wait_for_log(&mut self, needle: &str) -> String {
+        loop {
+            match self.log.recv_timeout(LOG_PATIENCE) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no line with {needle:?} in the log within {LOG_PATIENCE:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the log ended before a line with {needle:?}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (up to 10 s) for the process to exit.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        (0..500).find_map(|_| {
+            let status = self.child.try_wait().expect("wait");
+            if status.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            status
+        })
+    }
 }
 
 impl Drop for Running {
@@ -28,21 +65,21 @@ fn start(extra: &[&str]) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start codis-server");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
-    let mut line = String::new();
-    let port = loop {
-        line.clear();
-        if stderr.read_line(&mut line).expect("read the log") == 0 {
-            panic!("codis-server exited before listening");
-        }
-        if let Some(address) = line.split("addr=").nth(1) {
-            let port = address.trim().rsplit(':').next().and_then(|port| port.parse().ok());
-            if let Some(port) = port {
-                break port;
+    let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let (lines, log) = std::sync::mpsc::channel();
+    #[allow(clippy::disallowed_methods)] // a test driving a real process: a thread drains its log
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
             }
         }
-    };
-    Running { child, port, _stderr: stderr }
+    });
+    let mut running = Running { child, port: 0, log };
+    let line = running.wait_for_log("addr=");
+    let address = line.split("addr=").nth(1).expect("an address");
+    running.port = address.trim().rsplit(':').next().and_then(|port| port.parse().ok()).expect("a port");
+    running
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
@@ -240,15 +277,8 @@ fn sigterm_saves_the_data_first() {
     assert_eq!(redis_cli(master.port, &["SET", "a", "1"]), "OK");
     assert_eq!(redis_cli(master.port, &["RPUSH", "l", "x", "y"]), "2");
     assert!(!dir.join("dump.rdb").exists(), "no snapshot before the signal (the rule says after an hour)");
-    let status = Command::new("kill").args(["-TERM", &master.child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let exited = (0..500).find_map(|_| {
-        let status = master.child.try_wait().expect("wait");
-        if status.is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        status
-    });
+    master.terminate();
+    let exited = master.exited();
     assert!(exited.is_some_and(|status| status.success()), "codis-server did not exit cleanly: {exited:?}");
     assert!(dir.join("dump.rdb").exists(), "SIGTERM with save rules writes dump.rdb");
     assert_eq!(redis_cli(replica.port, &["GET", "a"]), "1", "the replica has the last writes");
@@ -261,38 +291,31 @@ fn sigterm_saves_the_data_first() {
 }
 
 /// A snapshot that cannot be written keeps the server running (Redis: "can't exit"), so the data
-/// is not lost; `SHUTDOWN NOSAVE` still stops it.
+/// is not lost; the next SIGTERM tries again, as Redis does.
 #[test]
 fn sigterm_refuses_to_exit_when_the_snapshot_fails() {
     let dir = std::env::temp_dir().join(format!("codis-sigterm-fail-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a directory");
     let dir_arg = dir.to_string_lossy().into_owned();
-    let mut server = start(&["--dir", &dir_arg, "--save", "3600 1"]);
+    let saving = ["--dir", &dir_arg, "--save", "3600 1"];
+    let mut server = start(&saving);
     assert_eq!(redis_cli(server.port, &["SET", "a", "1"]), "OK");
     // The snapshot's temporary file cannot be created: a directory is in its way.
-    std::fs::create_dir_all(dir.join("dump.rdb.tmp")).expect("an obstacle");
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    // Still serving, and still holding the data.
-    let mut answered = false;
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(20));
+    let obstacle = dir.join("dump.rdb.tmp");
+    std::fs::create_dir_all(&obstacle).expect("an obstacle");
+    for _ in 0..2 {
+        server.terminate();
+        server.wait_for_log("can't exit");
         assert!(server.child.try_wait().expect("wait").is_none(), "codis-server exited without its snapshot");
-        if redis_cli(server.port, &["GET", "a"]) == "1" {
-            answered = true;
-            break;
-        }
+        assert_eq!(redis_cli(server.port, &["GET", "a"]), "1", "still serving, and still holding the data");
     }
-    assert!(answered, "the server answers again after refusing to stop");
-    let _ = redis_cli(server.port, &["SHUTDOWN", "NOSAVE"]);
-    let exited = (0..500).find_map(|_| {
-        let status = server.child.try_wait().expect("wait");
-        if status.is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        status
-    });
-    assert!(exited.is_some(), "SHUTDOWN NOSAVE stops it");
+    std::fs::remove_dir(&obstacle).expect("the obstacle goes");
+    server.terminate();
+    server.wait_for_log("DB saved on disk");
+    assert!(server.exited().is_some_and(|status| status.success()), "the next SIGTERM stops it");
+    let restarted = start(&saving);
+    assert_eq!(redis_cli(restarted.port, &["GET", "a"]), "1", "a restart loads the snapshot");
+    drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }

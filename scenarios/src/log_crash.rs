@@ -75,7 +75,7 @@ pub fn run(seed: u64, policy: FsyncPolicy, rewrites: bool) -> Outcome {
     let mut harness = Harness::new(config);
     harness.host(SERVER, move |env| async move {
         let (bound, _) = tokio::sync::oneshot::channel();
-        server::bind_and_run(env, server_config(policy, rewrites), bound, std::future::pending()).await?;
+        server::bind_and_run(env, server_config(policy, rewrites), bound, futures_util::stream::pending()).await?;
         Ok(())
     });
     // The crashes fall where the seed says: mid-sync, mid-write, mid-rewrite.

@@ -198,7 +198,7 @@ pub fn server_config() -> ServerConfig {
 /// A codis-server host.
 pub async fn run_server(env: SimEnv, config: ServerConfig) -> HostResult {
     let (bound, _) = tokio::sync::oneshot::channel();
-    server::bind_and_run(env, config, bound, std::future::pending()).await?;
+    server::bind_and_run(env, config, bound, futures_util::stream::pending()).await?;
     Ok(())
 }
 

@@ -75,7 +75,7 @@ pub fn run(seed: u64) -> Outcome {
     harness.host(SERVER, |env| async move {
         let config = ServerConfig { bind: "0.0.0.0".into(), port: 6379, ..ServerConfig::default() };
         let (bound, _) = tokio::sync::oneshot::channel();
-        server::bind_and_run(env, config, bound, std::future::pending()).await?;
+        server::bind_and_run(env, config, bound, futures_util::stream::pending()).await?;
         Ok(())
     });
     let log = Shared::default();

@@ -61,7 +61,7 @@ pub fn run(seed: u64) -> Outcome {
             let config = config.clone();
             async move {
                 let (bound, _) = tokio::sync::oneshot::channel();
-                server::bind_and_run(env, config, bound, std::future::pending()).await?;
+                server::bind_and_run(env, config, bound, futures_util::stream::pending()).await?;
                 Ok(())
             }
         });

@@ -24,9 +24,14 @@ async fn start_server(env: &TokioEnv) -> (String, oneshot::Sender<()>) {
         ServerConfig { bind: "127.0.0.1".into(), port: 0, requirepass: AUTH.into(), ..ServerConfig::default() };
     let (bound, address) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(server::bind_and_run(
+        env.clone(),
+        config,
+        bound,
+        futures_util::stream::once(async {
+            let _ = stopped.await;
+        }),
+    ));
     (address.await.expect("bound").to_string(), stop)
 }
 

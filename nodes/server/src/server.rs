@@ -1,12 +1,12 @@
 //! The server: accept loop, connection tasks, the background cycle, and the snapshot loaded at
 //! start.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::{Stream, StreamExt};
 use net::{Env, Listener};
 use tracing::{info, warn};
 
@@ -33,12 +33,15 @@ impl Shared {
     }
 }
 
-/// Serves `config` on `listener` until `shutdown` completes.
+/// Serves `config` on `listener` until it stops: at a request from `stops` (each item is one, as
+/// each SIGTERM is for Redis; a stop refused because the snapshot failed waits for the next) or
+/// from `SHUTDOWN`. `futures_util::stream::once(future)` stops at most once,
+/// `futures_util::stream::pending()` only through `SHUTDOWN`.
 pub async fn run<E: Env>(
     env: E,
     config: ServerConfig,
     listener: E::Listener,
-    shutdown: impl Future<Output = ()>,
+    stops: impl Stream<Item = ()>,
 ) -> io::Result<()> {
     config.validate().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let addr = listener.local_addr()?;
@@ -65,15 +68,17 @@ pub async fn run<E: Env>(
     info!(%addr, "ready to accept connections");
     let cron = env.spawn(background_cycle(shared.clone(), env.clone()));
     let requested = shared.lock().shutdown_requested.clone();
-    tokio::pin!(shutdown);
-    // The owner's signal completes once; after a stop it refused (a snapshot that failed), only
-    // `SHUTDOWN` can stop the server.
-    let mut signalled = false;
+    tokio::pin!(stops);
+    // No more requests will come from `stops` once it ends.
+    let mut stops_ended = false;
     let result = loop {
         let request = tokio::select! {
             biased;
-            () = &mut shutdown, if !signalled => {
-                signalled = true;
+            stop = stops.next(), if !stops_ended => {
+                if stop.is_none() {
+                    stops_ended = true;
+                    continue;
+                }
                 info!("shutting down: clients are paused, replicas get the last writes, the data is saved if save rules exist");
                 shutdown::Request::default()
             }
@@ -134,17 +139,17 @@ async fn load<E: Env>(env: &E, state: &mut State) -> io::Result<Option<aof::writ
     Ok(Some(log))
 }
 
-/// Binds `config`'s address and serves until `shutdown`; returns the bound address through
+/// Binds `config`'s address and serves until it stops (see [`run`]); returns the bound address through
 /// `bound` as soon as it is known (tests bind port 0).
 pub async fn bind_and_run<E: Env>(
     env: E,
     config: ServerConfig,
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
-    shutdown: impl Future<Output = ()>,
+    stops: impl Stream<Item = ()>,
 ) -> io::Result<()> {
     let listener = env.bind(&format!("{}:{}", config.bind, config.port)).await?;
     let _ = bound.send(listener.local_addr()?);
-    run(env, config, listener, shutdown).await
+    run(env, config, listener, stops).await
 }
 
 /// The server's periodic work (Redis' `serverCron`), `hz` times a second: memory statistics,
@@ -168,10 +173,14 @@ async fn background_cycle<E: Env>(shared: Arc<Shared>, env: E) {
         aof::rewrite_if_due(state, now);
         // Evictions above, and changes of tasks other than connections (migration).
         crate::propagate::distribute(state);
-        let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
-        let period = state.config.repl_ping_replica_period.saturating_mul(1000);
-        let over = state.replication.ping_if_due(now, period, limit);
-        crate::propagate::close_replicas(state, &over);
+        // No pings while clients are paused (`CLIENT PAUSE`, a stop waiting for its replicas):
+        // as in Redis, the stream's offset stays where the replicas can catch up with it.
+        if state.paused_until_ms <= now {
+            let limit = state.config.client_output_buffer_limit.replica.hard_bytes;
+            let period = state.config.repl_ping_replica_period.saturating_mul(1000);
+            let over = state.replication.ping_if_due(now, period, limit);
+            crate::propagate::close_replicas(state, &over);
+        }
         if replica || !state.active_expire || state.paused_until_ms > now {
             continue;
         }

@@ -41,9 +41,14 @@ fn config(dir: &Path, save: &str) -> ServerConfig {
 async fn start(env: &TokioEnv, config: ServerConfig) -> Running {
     let (bound, address) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(server::bind_and_run(
+        env.clone(),
+        config,
+        bound,
+        futures_util::stream::once(async {
+            let _ = stopped.await;
+        }),
+    ));
     let addr = address.await.expect("bound").to_string();
     Running { addr, stop: Some(stop), task }
 }
@@ -187,7 +192,7 @@ async fn a_damaged_snapshot_stops_the_server_from_starting() {
     let dir = temp_dir("damaged");
     std::fs::write(dir.join("dump.rdb"), b"REDIS0010\xfa\x09redis-ver").expect("write");
     let (bound, _address) = oneshot::channel();
-    let result = server::bind_and_run(env.clone(), config(&dir, ""), bound, std::future::pending()).await;
+    let result = server::bind_and_run(env.clone(), config(&dir, ""), bound, futures_util::stream::pending()).await;
     let error = result.expect_err("a damaged snapshot must not be ignored");
     assert!(error.to_string().contains("not a loadable snapshot"), "{error}");
     std::fs::remove_dir_all(&dir).expect("clean up");
@@ -298,7 +303,7 @@ async fn a_torn_log_is_truncated_and_a_damaged_one_refuses_to_start() {
     std::fs::write(&incr, &torn).expect("tear");
     let strict = ServerConfig { aof_load_truncated: false, ..logging(&dir, FsyncPolicy::Always) };
     let (bound, _address) = oneshot::channel();
-    let refused = server::bind_and_run(env.clone(), strict, bound, std::future::pending()).await;
+    let refused = server::bind_and_run(env.clone(), strict, bound, futures_util::stream::pending()).await;
     let error = refused.expect_err("aof-load-truncated no refuses a torn log");
     assert!(error.to_string().contains("ends in the middle of a command"), "{error}");
     let server = start(&env, logging(&dir, FsyncPolicy::Always)).await;
@@ -312,7 +317,8 @@ async fn a_torn_log_is_truncated_and_a_damaged_one_refuses_to_start() {
     std::fs::write(&incr, &damaged).expect("damage");
     let (bound, _address) = oneshot::channel();
     let refused =
-        server::bind_and_run(env.clone(), logging(&dir, FsyncPolicy::Always), bound, std::future::pending()).await;
+        server::bind_and_run(env.clone(), logging(&dir, FsyncPolicy::Always), bound, futures_util::stream::pending())
+            .await;
     let error = refused.expect_err("a damaged log must not be ignored");
     assert!(error.to_string().contains("appendonly.aof.1.incr.aof is damaged at byte 14"), "{error}");
     std::fs::remove_dir_all(&dir).expect("clean up");

@@ -218,7 +218,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let (bound, address) = tokio::sync::oneshot::channel();
-        let serving = server::bind_and_run(env, config, bound, prod::signals::shutdown());
+        let serving = server::bind_and_run(env, config, bound, prod::signals::stops());
         tokio::pin!(serving);
         tokio::select! {
             biased;

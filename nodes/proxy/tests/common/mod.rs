@@ -29,9 +29,14 @@ pub async fn start_server(env: &TokioEnv) -> OurServer {
     let config = ServerConfig { bind: "127.0.0.1".into(), port: 0, ..ServerConfig::default() };
     let (bound, address) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(server::bind_and_run(
+        env.clone(),
+        config,
+        bound,
+        futures_util::stream::once(async {
+            let _ = stopped.await;
+        }),
+    ));
     OurServer { addr: address.await.expect("bound").to_string(), stop }
 }
 

@@ -60,6 +60,37 @@ pub async fn connect(env: &TokioEnv, addr: &str) -> Link {
     panic!("{addr} did not start");
 }
 
+/// Connects to `addr` as a replica would, takes the full copy and returns the link, positioned at
+/// the stream that follows, with the replication offset the copy was taken at.
+pub async fn attach_replica(env: &TokioEnv, addr: &str) -> (Link, u64) {
+    let stream = env.connect(addr, Duration::from_secs(5)).await.expect("connect as a replica");
+    let mut link = Connection::new(stream, Limits { max_array_len: usize::MAX, ..Limits::default() });
+    for args in [&["PING"][..], &["REPLCONF", "listening-port", "1"], &["REPLCONF", "capa", "psync2"]] {
+        link.write_request(&Request::from_args(args));
+        link.flush().await.expect("handshake");
+        let line = link.read_line(1024).await.expect("handshake reply");
+        assert!(line.starts_with(b"+"), "{args:?}: {}", String::from_utf8_lossy(&line));
+    }
+    link.write_request(&Request::from_args(["PSYNC", "?", "-1"]));
+    link.flush().await.expect("PSYNC");
+    let answer = String::from_utf8_lossy(&link.read_line(1024).await.expect("PSYNC reply")).into_owned();
+    let start = answer
+        .strip_prefix("+FULLRESYNC ")
+        .and_then(|rest| rest.split(' ').nth(1))
+        .and_then(|offset| offset.parse().ok())
+        .unwrap_or_else(|| panic!("PSYNC answered {answer:?}"));
+    // Bare newlines keep the link alive while the copy is made.
+    let header = loop {
+        let line = link.read_line(1024).await.expect("the copy's length");
+        if !line.is_empty() {
+            break String::from_utf8_lossy(&line).into_owned();
+        }
+    };
+    let len: usize = header.strip_prefix('$').and_then(|len| len.parse().ok()).expect("the copy's length");
+    link.read_exact(len).await.expect("the copy");
+    (link, start)
+}
+
 pub async fn call(connection: &mut Link, args: &[&str]) -> Frame {
     connection.write_request(&Request::from_args(args.iter().map(|arg| arg.as_bytes())));
     connection.flush().await.expect("send");
@@ -78,9 +109,14 @@ impl Served {
     pub async fn start(env: &TokioEnv, config: ServerConfig) -> Served {
         let (bound, address) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(server::bind_and_run(
+            env.clone(),
+            config,
+            bound,
+            futures_util::stream::once(async {
+                let _ = stopped.await;
+            }),
+        ));
         let addr = address.await.expect("bound").to_string();
         Served { stop, task, connection: connect(env, &addr).await, addr }
     }

@@ -55,9 +55,14 @@ impl Pair {
         config.enable_debug_command = server::config::DebugCommand::Yes;
         let (bound, address) = oneshot::channel();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(server::bind_and_run(
+            env.clone(),
+            config,
+            bound,
+            futures_util::stream::once(async {
+                let _ = stopped.await;
+            }),
+        ));
         let ours_addr = address.await.expect("our server binds").to_string();
         let theirs_addr = format!("127.0.0.1:{}", redis.port);
         let main = Duo::connect(&env, &theirs_addr, &ours_addr).await;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 use net::{Env, TokioEnv};
-use resp::{Connection, Limits, Request};
+use resp::{Connection, Request};
 
 use crate::generated::{self, Step};
 use crate::harness::{Duo, Pair, text};
@@ -36,31 +36,7 @@ struct Tap {
 impl Tap {
     /// Connects to `addr` as a replica and takes the copy.
     async fn attach(env: &TokioEnv, name: &'static str, addr: &str) -> Tap {
-        let stream = env.connect(addr, std::time::Duration::from_secs(5)).await.expect("connect as a replica");
-        let mut link = Connection::new(stream, Limits { max_array_len: usize::MAX, ..Limits::default() });
-        for args in [&["PING"][..], &["REPLCONF", "listening-port", "1"], &["REPLCONF", "capa", "psync2"]] {
-            link.write_request(&Request::from_args(args));
-            link.flush().await.expect("handshake");
-            let line = link.read_line(1024).await.expect("handshake reply");
-            assert!(line.starts_with(b"+"), "{args:?}: {}", String::from_utf8_lossy(&line));
-        }
-        link.write_request(&Request::from_args(["PSYNC", "?", "-1"]));
-        link.flush().await.expect("PSYNC");
-        let answer = String::from_utf8_lossy(&link.read_line(1024).await.expect("PSYNC reply")).into_owned();
-        let start = answer
-            .strip_prefix("+FULLRESYNC ")
-            .and_then(|rest| rest.split(' ').nth(1))
-            .and_then(|offset| offset.parse().ok())
-            .unwrap_or_else(|| panic!("PSYNC answered {answer:?}"));
-        // Bare newlines keep the link alive while the copy is made.
-        let header = loop {
-            let line = link.read_line(1024).await.expect("the copy's length");
-            if !line.is_empty() {
-                break String::from_utf8_lossy(&line).into_owned();
-            }
-        };
-        let len: usize = header.strip_prefix('$').and_then(|len| len.parse().ok()).expect("the copy's length");
-        link.read_exact(len).await.expect("the copy");
+        let (link, start) = crate::common::attach_replica(env, addr).await;
         Tap { name, link, start, consumed: 0 }
     }
 

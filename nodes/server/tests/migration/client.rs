@@ -22,9 +22,14 @@ async fn start_server(env: &TokioEnv, mut config: ServerConfig) -> (String, ones
     config.port = 0;
     let (bound, address) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::bind_and_run(env.clone(), config, bound, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(server::bind_and_run(
+        env.clone(),
+        config,
+        bound,
+        futures_util::stream::once(async {
+            let _ = stopped.await;
+        }),
+    ));
     (address.await.expect("the server binds").to_string(), stop)
 }
 
