@@ -215,9 +215,11 @@ async fn checker(
     let mut client = SimClient::new(env.clone(), "server:6379");
     for key in counters.keys() {
         let value = match client.call(&["GET", key]).await {
-            Ok(Frame::Bulk(value)) => String::from_utf8_lossy(&value).parse().unwrap_or(0),
-            _ => 0,
+            Ok(Frame::Bulk(value)) => String::from_utf8_lossy(&value).parse().ok(),
+            Ok(Frame::NullBulk) => Some(0),
+            _ => None,
         };
+        let value = value.ok_or_else(|| format!("the final read of counter {key} failed"))?;
         counters.check(key, value)?;
     }
     let group = replay::Group { master: "server:6379".into(), replicas: Vec::new() };

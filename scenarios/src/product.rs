@@ -709,8 +709,14 @@ async fn final_sequence_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: 
         let now = sim_ms(env);
         if counters.contains(key) {
             let value = match &reply {
-                Frame::Bulk(value) => String::from_utf8_lossy(value).parse().unwrap_or(0),
-                _ => 0,
+                Frame::Bulk(value) => String::from_utf8_lossy(value).parse().ok(),
+                // Never incremented (or every increment lost inside a window).
+                Frame::NullBulk | Frame::Null => Some(0),
+                _ => None,
+            };
+            let Some(value) = value else {
+                let why = format!("final read of {key} through {proxy}: {reply:?}");
+                return Err(violation(world, seed, OPERATOR, Some(key), why));
             };
             let checked = world.borrow().counters.check(key, value);
             checked.map_err(|why| violation(world, seed, OPERATOR, Some(key), why))?;
