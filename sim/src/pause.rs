@@ -8,10 +8,12 @@
 //! reconnects is fooled by it.
 //!
 //! Here a paused host's sockets stop making progress: reads and writes wait, its listener keeps
-//! taking connections but hands them over only once resumed, and its own connects wait. Its
-//! timers still fire (its tasks are not frozen), so a timeout it measures across the pause ends
-//! as it would the instant a real process is continued; what it then does reaches nobody until
-//! it is resumed.
+//! taking connections but hands them over only once resumed, and its own connects wait. Only
+//! its network is frozen, not its tasks: its timers still fire, so a timeout it measures across
+//! the pause ends as it would the instant a real process is continued, and work that needs no
+//! socket goes on (a server's expiry cycle, its append-only log's writes to its disk). What it
+//! sends reaches nobody until it is resumed. A real stopped process does none of that work
+//! meanwhile; what its peers observe is the same.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,13 +36,17 @@ struct Inner {
 impl PauseGate {
     /// Stops the host's sockets.
     pub fn pause(&self) {
+        let _waiting = self.lock();
         self.inner.paused.store(true, Ordering::SeqCst);
     }
 
     /// Lets the host's sockets go on, waking everything that waited.
     pub fn resume(&self) {
-        self.inner.paused.store(false, Ordering::SeqCst);
-        let waiting = std::mem::take(&mut *self.lock());
+        let waiting = {
+            let mut waiting = self.lock();
+            self.inner.paused.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *waiting)
+        };
         for waker in waiting {
             waker.wake();
         }
@@ -56,7 +62,12 @@ impl PauseGate {
         if !self.is_paused() {
             return Poll::Ready(());
         }
+        // Looked at again under the lock `resume` takes: a resume between the two looks would
+        // otherwise leave this task registered after the wake-up and never woken.
         let mut waiting = self.lock();
+        if !self.is_paused() {
+            return Poll::Ready(());
+        }
         if !waiting.iter().any(|waker| waker.will_wake(cx.waker())) {
             waiting.push(cx.waker().clone());
         }

@@ -77,14 +77,10 @@ pub struct Propagation {
 }
 
 impl Propagation {
-    /// Starts (or stops) recording; the keyspace must log expired keys meanwhile (see
+    /// Starts recording; the keyspace must log expired keys from now on (see
     /// [`State::propagate_changes`], which does both).
-    pub(crate) fn listen(&mut self, on: bool) {
-        self.listening = on;
-        if !on {
-            self.unit.clear();
-            self.take();
-        }
+    pub(crate) fn listen(&mut self) {
+        self.listening = true;
     }
 
     /// Whether changes are recorded.

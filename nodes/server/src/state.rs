@@ -210,12 +210,13 @@ impl State {
         }
     }
 
-    /// Starts (or stops) recording the change stream (`propagation`), with the keys that
-    /// expire meanwhile.
-    pub fn propagate_changes(&mut self, on: bool) {
-        self.propagation.listen(on);
+    /// Starts recording the change stream (`propagation`), with the keys that expire from now
+    /// on, for the append-only log or a first replica. Recording never stops: Redis too keeps
+    /// its backlog once it has one.
+    pub fn propagate_changes(&mut self) {
+        self.propagation.listen();
         for db in self.keyspace.dbs_mut() {
-            db.set_log_expired(on);
+            db.set_log_expired(true);
         }
     }
 

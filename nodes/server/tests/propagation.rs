@@ -106,7 +106,7 @@ fn replaying_the_stream_later_rebuilds_the_same_data() {
         let mut rng = net::rng_from_seed(seed, "commands");
         let mut now = 1_000_000u64;
         let (mut source, mut client) = fresh(seed, now);
-        source.propagate_changes(true);
+        source.propagate_changes();
         for sequence in 0..300 {
             match rng.random_range(0..20) {
                 // A transaction of a few commands.
@@ -183,7 +183,7 @@ fn nothing_is_recorded_while_nobody_listens() {
     let (mut state, mut client) = fresh(1, 1_000);
     run(&mut state, &mut client, &["SET", "k", "v"], 1_000);
     assert!(state.propagation.take().is_empty());
-    state.propagate_changes(true);
+    state.propagate_changes();
     run(&mut state, &mut client, &["SET", "k", "v", "EX", "10"], 2_000);
     run(&mut state, &mut client, &["GET", "k"], 2_000);
     let stream = state.propagation.take();
@@ -194,7 +194,7 @@ fn nothing_is_recorded_while_nobody_listens() {
 #[test]
 fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
     let (mut state, mut client) = fresh(2, 1_000);
-    state.propagate_changes(true);
+    state.propagate_changes();
     for args in [&["MULTI"][..], &["SET", "a", "1"], &["INCR", "a"], &["GET", "a"], &["EXEC"]] {
         run(&mut state, &mut client, args, 1_000);
     }
@@ -216,7 +216,7 @@ fn a_transaction_goes_whole_and_exec_itself_is_not_repeated() {
 #[test]
 fn a_write_through_the_migration_wrapper_goes_once_as_itself() {
     let (mut state, mut client) = fresh(4, 1_000);
-    state.propagate_changes(true);
+    state.propagate_changes();
     run(&mut state, &mut client, &["RPUSH", "k", "a"], 1_000);
     let pushed = run(&mut state, &mut client, &["SLOTSMGRT-EXEC-WRAPPER", "k", "RPUSH", "k", "x"], 1_000);
     assert_eq!(&pushed[..], b"*2\r\n:2\r\n:2\r\n");
@@ -242,7 +242,7 @@ fn a_write_through_the_migration_wrapper_goes_once_as_itself() {
 #[test]
 fn an_expired_key_found_by_a_write_goes_with_the_write_as_one_transaction() {
     let (mut state, mut client) = fresh(5, 1_000);
-    state.propagate_changes(true);
+    state.propagate_changes();
     run(&mut state, &mut client, &["SET", "k", "v", "PX", "10"], 1_000);
     state.propagation.take();
     run(&mut state, &mut client, &["SET", "k", "w"], 2_000);
@@ -272,7 +272,7 @@ fn an_expired_key_found_by_a_write_goes_with_the_write_as_one_transaction() {
 fn a_pop_served_to_a_blocked_client_goes_as_the_pop_it_was() {
     let (mut state, mut pusher) = fresh(3, 1_000);
     let mut waiter = Client::new(2, true);
-    state.propagate_changes(true);
+    state.propagate_changes();
     run(&mut state, &mut waiter, &["BLPOP", "q", "0"], 1_000);
     assert!(waiter.blocked.is_some(), "nothing to pop: the waiter blocks");
     run(&mut state, &mut pusher, &["RPUSH", "q", "x", "y"], 1_000);
@@ -294,7 +294,7 @@ fn a_migrated_key_goes_as_standard_commands() {
         panic!("DUMP")
     };
     let (mut target, mut target_client) = fresh(8, now);
-    target.propagate_changes(true);
+    target.propagate_changes();
     let score = |value: f64| value.to_le_bytes().to_vec();
     let messages: Vec<Vec<Vec<u8>>> = vec![
         vec![b"SLOTSRESTORE-ASYNC".to_vec(), b"select".to_vec(), b"2".to_vec()],
@@ -402,7 +402,7 @@ fn evictions_replay_as_deletions() {
             let reply = run(&mut source, &mut client, &["CONFIG", "SET", name, value], 1_000);
             assert_eq!(&reply[..], b"+OK\r\n", "CONFIG SET {name} {value}");
         }
-        source.propagate_changes(true);
+        source.propagate_changes();
         for index in 0..2_000u64 {
             let key = format!("key:{index}");
             let value = "v".repeat(100);

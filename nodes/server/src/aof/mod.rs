@@ -151,7 +151,7 @@ impl AppendOnly {
 
 /// Turns the log on, from a writer that holds every change counted so far.
 pub fn enable(state: &mut State, log_size: u64, base_size: u64) {
-    state.propagate_changes(true);
+    state.propagate_changes();
     let aof = &mut state.aof;
     aof.enabled = true;
     aof.current_size = log_size;

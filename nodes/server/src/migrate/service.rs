@@ -182,8 +182,8 @@ fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) ->
     }
 }
 
-/// Deletes keys the target now holds. Replicas and the append log will see these as plain
-/// `DEL`s once the server has them (their own issue): this is the one place migrations delete.
+/// Deletes keys the target now holds; replicas and the append-only log get each as a `DEL` of
+/// its own. This is the one place migrations delete.
 fn delete_moved(state: &mut State, db: usize, keys: &[crate::keyspace::Key]) -> Vec<Entry> {
     let mut removed = Vec::new();
     for key in keys {

@@ -267,7 +267,7 @@ pub enum Sync {
 /// full copy wanted, as `PSYNC ? -1` or `SYNC` ask).
 pub fn attach(state: &mut State, id: u64, listening_port: u16, resume: Option<(&[u8], u64)>, now_ms: u64) -> Sync {
     // Everything recorded so far goes into the stream before the replica's place in it is fixed.
-    state.propagate_changes(true);
+    state.propagate_changes();
     crate::propagate::distribute(state);
     let replication = &mut state.replication;
     let backlog = replication.backlog.get_or_insert_with(|| Backlog::new(BACKLOG_SIZE, 0));
