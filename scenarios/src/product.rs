@@ -683,6 +683,22 @@ pub fn stored_groups(store: &MemoryStore) -> Vec<model::Group> {
     stored(store, "group")
 }
 
+/// One read through `proxy` after the faults: a backend back from a fault may still be in the
+/// proxy's reconnect back-off for a few seconds, so error replies are retried (for up to ten
+/// seconds), as a client would; the connection failing is an error.
+async fn final_read(env: &SimEnv, proxy: &str, read: &[&str]) -> Result<Frame, String> {
+    let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
+        .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
+    for _ in 1..40 {
+        match client.call(read).await {
+            Ok(Frame::Error(_)) => sleep(Duration::from_millis(250)).await,
+            Ok(reply) => return Ok(reply),
+            Err(error) => return Err(format!("final {} through {proxy}: {}", read.join(" "), error.0)),
+        }
+    }
+    client.call(read).await.map_err(|error| format!("final {} through {proxy}: {}", read.join(" "), error.0))
+}
+
 /// Every sequence and counter, read once more at the end.
 async fn final_sequence_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: &[&str]) -> HostResult {
     let (sequences, counters): (Vec<String>, Vec<String>) = {
@@ -691,21 +707,9 @@ async fn final_sequence_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: 
     };
     for (turn, key) in sequences.iter().chain(&counters).enumerate() {
         let proxy = proxies[turn % proxies.len()];
-        let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
-            .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
         let read: Vec<&str> = if is_list(key) { vec!["LRANGE", key, "0", "-1"] } else { vec!["GET", key] };
         let started = sim_ms(env);
-        let mut tries = 0;
-        let reply = loop {
-            let reply = client.call(&read).await.map_err(|error| {
-                violation(world, seed, OPERATOR, None, format!("final read of {key} through {proxy}: {}", error.0))
-            })?;
-            tries += 1;
-            if !matches!(reply, Frame::Error(_)) || tries >= 40 {
-                break reply;
-            }
-            sleep(Duration::from_millis(250)).await;
-        };
+        let reply = final_read(env, proxy, &read).await.map_err(|why| violation(world, seed, OPERATOR, None, why))?;
         let now = sim_ms(env);
         if counters.contains(key) {
             let value = match &reply {
@@ -756,21 +760,8 @@ pub async fn final_reads(env: &SimEnv, world: &Shared, seed: u64, proxies: &[&st
     };
     for (turn, key) in keys.iter().enumerate() {
         let proxy = proxies[turn % proxies.len()];
-        let mut client = SimClient::new(env.clone(), &format!("{proxy}:19000"))
-            .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
-        // A backend back from a fault may still be in the proxy's reconnect back-off for a few
-        // seconds: errors are retried, as a client would.
-        let mut tries = 0;
-        let reply = loop {
-            let reply = client.call(&["GET", key]).await.map_err(|error| {
-                violation(world, seed, OPERATOR, None, format!("final GET {key} through {proxy}: {}", error.0))
-            })?;
-            tries += 1;
-            if !matches!(reply, Frame::Error(_)) || tries >= 40 {
-                break reply;
-            }
-            sleep(Duration::from_millis(250)).await;
-        };
+        let reply =
+            final_read(env, proxy, &["GET", key]).await.map_err(|why| violation(world, seed, OPERATOR, None, why))?;
         let observed = match &reply {
             Frame::Bulk(value) => Some(String::from_utf8_lossy(value).into_owned()),
             Frame::NullBulk | Frame::Null => None,
