@@ -36,6 +36,10 @@ pub struct Route {
     pub replicas: Vec<Vec<Arc<Backend>>>,
 }
 
+/// The routing table: a route per slot. Each is shared between the tables a change goes
+/// through, so a change of a few slots copies pointers, not 1024 routes.
+pub type Table = Vec<Arc<Route>>;
+
 impl Route {
     /// How keys of a migrating slot are served.
     pub fn method(&self) -> ForwardMethod {
@@ -93,7 +97,7 @@ pub struct Router<E> {
     pool: Pool<E>,
     /// Connections to replicas (their own `parallel`), `None` with `backend_primary_only`.
     replica_pool: Option<Pool<E>>,
-    table: RwLock<Arc<Vec<Route>>>,
+    table: RwLock<Arc<Table>>,
     version: watch::Sender<u64>,
     in_flight: Arc<InFlightCounts>,
     /// One table change at a time.
@@ -208,7 +212,7 @@ struct Effect {
 /// The servers a subscribed session links to: every backend and migration source (a
 /// migration's source stays linked while its slot moves, so a proxy still publishing there under
 /// the table before is heard).
-pub(crate) fn linked_servers(table: &[Route]) -> BTreeSet<&str> {
+pub(crate) fn linked_servers(table: &[Arc<Route>]) -> BTreeSet<&str> {
     linked(table.iter().map(|route| &route.slot))
 }
 
@@ -223,7 +227,7 @@ fn linked<'a>(slots: impl Iterator<Item = &'a Slot>) -> BTreeSet<&'a str> {
 /// channel's slot's backend when the slot is unlocked: held while locked, and never on a
 /// migration source (`SLOTSMGRT-EXEC-WRAPPER` refuses `PUBLISH`, the synchronous method sends
 /// every request on to the target), so only unlocked backends take publishes.
-fn effect(old: &[Route], new: &[Route]) -> Effect {
+fn effect(old: &[Arc<Route>], new: &[Arc<Route>]) -> Effect {
     let old: Vec<&Slot> = old.iter().map(|route| &route.slot).collect();
     let new: Vec<&Slot> = new.iter().map(|route| &route.slot).collect();
     slots_effect(&old, &new)
@@ -262,9 +266,11 @@ impl<E: Env> Router<E> {
     /// listen there.
     pub fn new(pool: Pool<E>, replica_pool: Option<Pool<E>>, follow_timeout: std::time::Duration) -> Router<E> {
         let table = (0..MAX_SLOT_NUM)
-            .map(|index| Route {
-                slot: Slot { id: SlotId::new(index as u32).unwrap_or_default(), ..Slot::default() },
-                ..Route::default()
+            .map(|index| {
+                Arc::new(Route {
+                    slot: Slot { id: SlotId::new(index as u32).unwrap_or_default(), ..Slot::default() },
+                    ..Route::default()
+                })
             })
             .collect();
         let in_flight = Arc::new(InFlightCounts {
@@ -343,7 +349,13 @@ impl<E: Env> Router<E> {
     /// servers joined listens there, up to the follow timeout. Those that do not by then are
     /// warned for the slots those servers serve: once unlocked (the dashboard goes on when
     /// every proxy acknowledged this change) a publish there may go unheard.
-    async fn wait_for_listeners(&self, table: &[Route], version: u64, joined: &BTreeSet<String>, changed: &[Slot]) {
+    async fn wait_for_listeners(
+        &self,
+        table: &[Arc<Route>],
+        version: u64,
+        joined: &BTreeSet<String>,
+        changed: &[Slot],
+    ) {
         {
             let mut listeners = self.lock_listeners();
             if !joined.is_empty() {
@@ -423,7 +435,7 @@ impl<E: Env> Router<E> {
     }
 
     /// The current table.
-    pub fn table(&self) -> Arc<Vec<Route>> {
+    pub fn table(&self) -> Arc<Table> {
         self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
@@ -457,9 +469,9 @@ impl<E: Env> Router<E> {
         let _one_at_a_time = self.filling.lock().await;
         let before = self.table();
         // Hold the slots that change.
-        let mut held: Vec<Route> = before.as_ref().clone();
+        let mut held: Table = before.as_ref().clone();
         for slot in slots {
-            held[slot.id.index()].slot.locked = true;
+            Arc::make_mut(&mut held[slot.id.index()]).slot.locked = true;
         }
         self.install(held);
         // Wait for what was already sent to them. A backend that owes replies past
@@ -512,7 +524,7 @@ impl<E: Env> Router<E> {
                 }
             }
         }
-        let mut table: Vec<Route> = self.table().as_ref().clone();
+        let mut table: Table = self.table().as_ref().clone();
         for slot in slots {
             let backend =
                 (!slot.backend_addr.is_empty()).then(|| self.pool.get_at_epoch(&slot.backend_addr, slot.epoch));
@@ -532,7 +544,7 @@ impl<E: Env> Router<E> {
                     .collect(),
                 None => Vec::new(),
             };
-            table[slot.id.index()] = Route { slot: slot.clone(), backend, migrate_from, replicas };
+            table[slot.id.index()] = Arc::new(Route { slot: slot.clone(), backend, migrate_from, replicas });
         }
         let version = self.install(table);
         // Sessions that registered after the install read the new table themselves.
@@ -551,7 +563,7 @@ impl<E: Env> Router<E> {
     }
 
     /// Swaps `table` in; returns its version.
-    fn install(&self, table: Vec<Route>) -> u64 {
+    fn install(&self, table: Table) -> u64 {
         *self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
         let mut installed = 0;
         self.version.send_modify(|version| {

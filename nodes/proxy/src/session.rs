@@ -22,7 +22,7 @@ use crate::backend::{Acks, Backend, BackendConn, Reply};
 use crate::commands::{self, KeyAt, Kind, UpperName};
 use crate::proxy::Shared;
 use crate::pubsub;
-use crate::router::{InFlight, Route};
+use crate::router::{InFlight, Route, Table};
 use crate::stats::Recorder;
 use crate::transaction::Transaction;
 
@@ -898,7 +898,7 @@ async fn forward_held<E: Env>(shared: &Shared<E>, client: Target, wire: Bytes, r
 
 /// The slot table once `slot` is not locked, with the slot counted in flight until the returned
 /// guard drops (so the route stays current meanwhile); an error after [`LOCK_WAIT`].
-pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<(InFlight, Arc<Vec<Route>>), Bytes> {
+pub(crate) async fn unlocked<E: Env>(shared: &Shared<E>, slot: usize) -> Result<(InFlight, Arc<Table>), Bytes> {
     let mut changes = shared.router.changes();
     let deadline = tokio::time::Instant::now() + LOCK_WAIT;
     loop {
@@ -930,7 +930,7 @@ fn write_acks<E: Env>(shared: &Shared<E>, route: &Route, kind: commands::Kind) -
 
 /// Forwards one single-key request, moving its key out of a migration source first.
 async fn forward_one(
-    table: &[Route],
+    table: &[Arc<Route>],
     client: Target,
     wire: Bytes,
     request: &Request,
