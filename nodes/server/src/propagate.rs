@@ -139,8 +139,8 @@ impl Propagation {
     }
 
     /// Records `request` for database `db`: a change made outside any command, a unit of its
-    /// own (the expiry cycle, an eviction, a migration's deletion, a pop served to a blocked
-    /// client after the command that readied its key).
+    /// own (the expiry cycle, an eviction, a migration's deletion). A change that may have found
+    /// keys expired on its way goes through [`push_unit`] instead.
     pub fn push(&mut self, db: usize, request: Request) {
         debug_assert!(self.unit.is_empty(), "a change of its own while an execution unit is under way");
         if self.listening {
