@@ -139,8 +139,8 @@ async fn load<E: Env>(env: &E, state: &mut State) -> io::Result<Option<aof::writ
     Ok(Some(log))
 }
 
-/// Binds `config`'s address and serves until it stops (see [`run`]); returns the bound address through
-/// `bound` as soon as it is known (tests bind port 0).
+/// Binds `config`'s address and serves until it stops (see [`run`]); returns the bound address
+/// through `bound` as soon as it is known (tests bind port 0).
 pub async fn bind_and_run<E: Env>(
     env: E,
     config: ServerConfig,
