@@ -93,6 +93,17 @@ soak *ARGS:
 failover-report COUNT="50" FROM="100":
     cargo run --quiet --profile simulation -p scenarios --bin failover-report -- --seed {{FROM}} --count {{COUNT}}
 
+# Rewrite the command table (nodes/commands/data) from redis-server 7.0's COMMAND INFO and
+# COMMAND DOCS, keeping our own fields (proxy routes, hidden flags, key functions).
+commands-regen: deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$(mktemp -d); port=27990
+    redis-server --port $port --save '' --appendonly no --dir "$dir" --daemonize yes --pidfile "$dir/pid" >/dev/null
+    trap 'kill $(cat "$dir/pid") 2>/dev/null; rm -rf "$dir"' EXIT
+    until redis-cli -p $port ping >/dev/null 2>&1; do sleep 0.1; done
+    cargo run --quiet -p commands --example regen -- 127.0.0.1:$port
+
 # Fuzz the RESP decoders (needs cargo-fuzz; uses nightly if installed, else RUSTC_BOOTSTRAP).
 fuzz SECONDS="600":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
