@@ -131,6 +131,15 @@ pub mod command {
             /// Ours: counts as a read in `INFO stats`' keyspace hits and misses although it
             /// writes (`GETDEL`, `GETEX`).
             COUNTS_READS = "counts_reads" hidden true,
+            /// Ours: writes every key of its database (`FLUSHDB`, `SLOTSDEL`): waits while any
+            /// key of the database is being migrated.
+            WRITES_DATABASE = "writes_database" hidden true,
+            /// Ours: may write keys of any database (`FLUSHALL`, `SWAPDB`, `MOVE`, `COPY`): waits
+            /// while any key is being migrated.
+            WRITES_ANY_DATABASE = "writes_any_database" hidden true,
+            /// Ours: answers a key in flight itself instead of waiting for the migration
+            /// (`SLOTSMGRT-EXEC-WRAPPER` says "being migrated", as Codis' proxy expects).
+            ANSWERS_FENCES = "answers_fences" hidden true,
         }
     }
 }

@@ -83,6 +83,15 @@ impl Command {
     }
 }
 
+/// Commands are one per name.
+impl PartialEq for Command {
+    fn eq(&self, other: &Command) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Command {}
+
 /// One key specification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpec {

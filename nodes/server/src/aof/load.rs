@@ -237,7 +237,7 @@ fn replay(state: &mut State, bytes: &[u8], now: u64) -> Replayed {
             Ok(None) => break End::Torn { offset: multi_start.unwrap_or(offset) },
             Err(error) => break End::Corrupt { offset, why: error.to_string() },
         };
-        let Some(command) = cmd::table().lookup(request.name()) else {
+        let Some(command) = cmd::table().resolve(&request) else {
             break End::Corrupt {
                 offset,
                 why: format!("unknown command '{}'", String::from_utf8_lossy(request.name())),

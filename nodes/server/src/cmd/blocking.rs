@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use resp::Request;
 
 use super::lists::{self, End};
-use super::{Command, Ctx, Flags, command, zsets};
+use super::{Ctx, Handler, zsets};
 use crate::blocking::{BlockedClient, Wait, WaitKind};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Db, Key, Value};
@@ -21,17 +21,15 @@ use crate::outbox::Delivery;
 use crate::reply::Reply;
 use crate::state::{Block, State};
 
-const BLOCKING_WRITE: Flags = Flags::WRITE.with(Flags::NOSCRIPT).with(Flags::BLOCKING);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("blpop", -3, BLOCKING_WRITE, (1, -2, 1), blpop),
-    command("brpop", -3, BLOCKING_WRITE, (1, -2, 1), brpop),
-    command("brpoplpush", 4, BLOCKING_WRITE.with(Flags::DENYOOM), (1, 2, 1), brpoplpush),
-    command("blmove", 6, BLOCKING_WRITE.with(Flags::DENYOOM), (1, 2, 1), blmove),
-    command("blmpop", -5, Flags::WRITE.with(Flags::BLOCKING), (0, 0, 0), blmpop),
-    command("bzpopmin", -3, BLOCKING_WRITE.with(Flags::FAST), (1, -2, 1), bzpopmin),
-    command("bzpopmax", -3, BLOCKING_WRITE.with(Flags::FAST), (1, -2, 1), bzpopmax),
-    command("bzmpop", -5, Flags::WRITE.with(Flags::BLOCKING), (0, 0, 0), bzmpop),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("blpop", blpop),
+    ("brpop", brpop),
+    ("brpoplpush", brpoplpush),
+    ("blmove", blmove),
+    ("blmpop", blmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
 ];
 
 /// Reads a timeout in seconds (a `long double`; 0: forever) into a deadline, as Redis 7.0's

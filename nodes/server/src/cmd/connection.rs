@@ -2,28 +2,36 @@
 
 use resp::{Request, Version};
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Bulk;
 
-const CONN: Flags = Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("ping", -1, Flags::FAST, (0, 0, 0), ping),
-    command("echo", 2, Flags::FAST, (0, 0, 0), echo),
-    command("auth", -2, CONN.with(Flags::NO_AUTH), (0, 0, 0), auth),
-    command("hello", -1, CONN.with(Flags::NO_AUTH), (0, 0, 0), hello),
-    command("select", 2, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), select),
-    command("quit", -1, CONN.with(Flags::NO_AUTH), (0, 0, 0), quit),
-    command("reset", 1, CONN.with(Flags::NO_AUTH), (0, 0, 0), reset),
-    command(
-        "client",
-        -2,
-        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
-        (0, 0, 0),
-        client,
-    ),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("ping", ping),
+    ("echo", echo),
+    ("auth", auth),
+    ("hello", hello),
+    ("select", select),
+    ("quit", quit),
+    ("reset", reset),
+    ("client", client),
+    ("client|info", client),
+    ("client|help", client),
+    ("client|getredir", client),
+    ("client|tracking", client),
+    ("client|no-evict", client),
+    ("client|trackinginfo", client),
+    ("client|getname", client),
+    ("client|list", client),
+    ("client|pause", client),
+    ("client|id", client),
+    ("client|unpause", client),
+    ("client|setname", client),
+    ("client|kill", client),
+    ("client|caching", client),
+    ("client|reply", client),
+    ("client|unblock", client),
 ];
 
 /// The version `HELLO` and `INFO` report: the Redis release whose behaviour we implement.

@@ -10,19 +10,13 @@ use std::net::SocketAddr;
 use resp::Request;
 use tracing::warn;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{arg, is};
 use crate::config::DebugCommand;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Str, Value};
 
-pub(super) const COMMANDS: &[Command] = &[command(
-    "debug",
-    -2,
-    Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
-    (0, 0, 0),
-    debug,
-)];
+pub(super) const HANDLERS: &[(&str, Handler)] = &[("debug", debug)];
 
 fn allowed(ctx: &Ctx<'_>) -> bool {
     match ctx.state.config.enable_debug_command {

@@ -3,15 +3,12 @@
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::rdb::{self, LoadOptions};
 
-pub(super) const COMMANDS: &[Command] = &[
-    command("dump", 2, Flags::READONLY, (1, 1, 1), dump),
-    command("restore", -4, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), restore),
-];
+pub(super) const HANDLERS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore)];
 
 /// `DUMP key`: the payload of the value, or nil.
 fn dump(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {

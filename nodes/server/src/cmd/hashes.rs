@@ -3,32 +3,29 @@
 use resp::Request;
 
 use super::keys::parse_scan_options;
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Db, Hash, Value};
 use crate::ldouble::LongDouble;
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-const WRITE: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("hset", -4, WRITE, (1, 1, 1), hset),
-    command("hmset", -4, WRITE, (1, 1, 1), hmset),
-    command("hsetnx", 4, WRITE, (1, 1, 1), hsetnx),
-    command("hget", 3, READ, (1, 1, 1), hget),
-    command("hmget", -3, READ, (1, 1, 1), hmget),
-    command("hdel", -3, Flags::WRITE.with(Flags::FAST), (1, 1, 1), hdel),
-    command("hlen", 2, READ, (1, 1, 1), hlen),
-    command("hstrlen", 3, READ, (1, 1, 1), hstrlen),
-    command("hexists", 3, READ, (1, 1, 1), hexists),
-    command("hkeys", 2, Flags::READONLY, (1, 1, 1), hkeys),
-    command("hvals", 2, Flags::READONLY, (1, 1, 1), hvals),
-    command("hgetall", 2, Flags::READONLY, (1, 1, 1), hgetall),
-    command("hincrby", 4, WRITE, (1, 1, 1), hincrby),
-    command("hincrbyfloat", 4, WRITE, (1, 1, 1), hincrbyfloat),
-    command("hrandfield", -2, Flags::READONLY, (1, 1, 1), hrandfield),
-    command("hscan", -3, Flags::READONLY, (1, 1, 1), hscan),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("hset", hset),
+    ("hmset", hmset),
+    ("hsetnx", hsetnx),
+    ("hget", hget),
+    ("hmget", hmget),
+    ("hdel", hdel),
+    ("hlen", hlen),
+    ("hstrlen", hstrlen),
+    ("hexists", hexists),
+    ("hkeys", hkeys),
+    ("hvals", hvals),
+    ("hgetall", hgetall),
+    ("hincrby", hincrby),
+    ("hincrbyfloat", hincrbyfloat),
+    ("hrandfield", hrandfield),
+    ("hscan", hscan),
 ];
 
 /// The hash at `key`: `None` if missing, `WRONGTYPE` for other types.

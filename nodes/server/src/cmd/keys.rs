@@ -3,39 +3,41 @@
 use resp::Request;
 
 use super::strings::ExpireUnit;
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg, is};
 use crate::config::EvictionPolicy;
 use crate::error::{CmdError, CmdResult};
 use crate::glob;
 use crate::keyspace::{Key, Str, Value};
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-const WRITE_FAST: Flags = Flags::WRITE.with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("del", -2, Flags::WRITE, (1, -1, 1), del),
-    command("unlink", -2, WRITE_FAST, (1, -1, 1), del),
-    command("exists", -2, READ, (1, -1, 1), exists),
-    command("type", 2, READ, (1, 1, 1), type_),
-    command("expire", -3, WRITE_FAST, (1, 1, 1), expire),
-    command("pexpire", -3, WRITE_FAST, (1, 1, 1), pexpire),
-    command("expireat", -3, WRITE_FAST, (1, 1, 1), expireat),
-    command("pexpireat", -3, WRITE_FAST, (1, 1, 1), pexpireat),
-    command("ttl", 2, READ, (1, 1, 1), ttl),
-    command("pttl", 2, READ, (1, 1, 1), pttl),
-    command("expiretime", 2, READ, (1, 1, 1), expiretime),
-    command("pexpiretime", 2, READ, (1, 1, 1), pexpiretime),
-    command("persist", 2, WRITE_FAST, (1, 1, 1), persist),
-    command("rename", 3, Flags::WRITE, (1, 2, 1), rename),
-    command("renamenx", 3, WRITE_FAST, (1, 2, 1), renamenx),
-    command("copy", -3, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), copy),
-    command("move", 3, WRITE_FAST, (1, 1, 1), move_),
-    command("keys", 2, Flags::READONLY, (0, 0, 0), keys),
-    command("scan", -2, Flags::READONLY.with(Flags::TOUCHES_ARBITRARY_KEYS), (0, 0, 0), scan),
-    command("randomkey", 1, Flags::READONLY.with(Flags::TOUCHES_ARBITRARY_KEYS), (0, 0, 0), randomkey),
-    command("touch", -2, READ, (1, -1, 1), touch),
-    command("object", -2, Flags::READONLY, (2, 2, 1), object),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("del", del),
+    ("unlink", del),
+    ("exists", exists),
+    ("type", type_),
+    ("expire", expire),
+    ("pexpire", pexpire),
+    ("expireat", expireat),
+    ("pexpireat", pexpireat),
+    ("ttl", ttl),
+    ("pttl", pttl),
+    ("expiretime", expiretime),
+    ("pexpiretime", pexpiretime),
+    ("persist", persist),
+    ("rename", rename),
+    ("renamenx", renamenx),
+    ("copy", copy),
+    ("move", move_),
+    ("keys", keys),
+    ("scan", scan),
+    ("randomkey", randomkey),
+    ("touch", touch),
+    ("object", object),
+    ("object|help", object),
+    ("object|idletime", object),
+    ("object|freq", object),
+    ("object|encoding", object),
+    ("object|refcount", object),
 ];
 
 fn del(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {

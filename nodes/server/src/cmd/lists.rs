@@ -2,32 +2,29 @@
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Bulk, Db, List, Value};
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-const WRITE: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("lpush", -3, WRITE, (1, 1, 1), lpush),
-    command("rpush", -3, WRITE, (1, 1, 1), rpush),
-    command("lpushx", -3, WRITE, (1, 1, 1), lpushx),
-    command("rpushx", -3, WRITE, (1, 1, 1), rpushx),
-    command("lpop", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), lpop),
-    command("rpop", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), rpop),
-    command("llen", 2, READ, (1, 1, 1), llen),
-    command("lindex", 3, Flags::READONLY, (1, 1, 1), lindex),
-    command("lset", 4, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), lset),
-    command("lrange", 4, Flags::READONLY, (1, 1, 1), lrange),
-    command("ltrim", 4, Flags::WRITE, (1, 1, 1), ltrim),
-    command("lrem", 4, Flags::WRITE, (1, 1, 1), lrem),
-    command("linsert", 5, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), linsert),
-    command("lpos", -3, Flags::READONLY, (1, 1, 1), lpos),
-    command("rpoplpush", 3, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), rpoplpush),
-    command("lmove", 5, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), lmove),
-    command("lmpop", -4, Flags::WRITE, (0, 0, 0), lmpop),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("lpush", lpush),
+    ("rpush", rpush),
+    ("lpushx", lpushx),
+    ("rpushx", rpushx),
+    ("lpop", lpop),
+    ("rpop", rpop),
+    ("llen", llen),
+    ("lindex", lindex),
+    ("lset", lset),
+    ("lrange", lrange),
+    ("ltrim", ltrim),
+    ("lrem", lrem),
+    ("linsert", linsert),
+    ("lpos", lpos),
+    ("rpoplpush", rpoplpush),
+    ("lmove", lmove),
+    ("lmpop", lmpop),
 ];
 
 /// The list at `key`: `None` if missing, `WRONGTYPE` for other types.

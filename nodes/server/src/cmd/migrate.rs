@@ -13,7 +13,7 @@ use model::SlotId;
 use resp::{Request, encode};
 
 use super::slots::{codis_int, parse_slot};
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Db, Key};
@@ -21,14 +21,12 @@ use crate::migrate::{Caller, Job, ReplyShape, SyncJob};
 use crate::rdb::{self, LoadOptions};
 use crate::state::{Block, State};
 
-const MIGRATE: Flags = Flags::WRITE.with(Flags::NO_MULTI).with(Flags::NOSCRIPT);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("slotsmgrtone", 5, MIGRATE, (4, 4, 1), slotsmgrtone),
-    command("slotsmgrttagone", 5, MIGRATE, (4, 4, 1), slotsmgrttagone),
-    command("slotsmgrtslot", 5, MIGRATE, (0, 0, 0), slotsmgrtslot),
-    command("slotsmgrttagslot", 5, MIGRATE, (0, 0, 0), slotsmgrttagslot),
-    command("slotsrestore", -4, Flags::WRITE.with(Flags::DENYOOM), (1, -1, 3), slotsrestore),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("slotsmgrtone", slotsmgrtone),
+    ("slotsmgrttagone", slotsmgrttagone),
+    ("slotsmgrtslot", slotsmgrtslot),
+    ("slotsmgrttagslot", slotsmgrttagslot),
+    ("slotsrestore", slotsrestore),
 ];
 
 /// Where and how patiently: the arguments every migration command starts with.

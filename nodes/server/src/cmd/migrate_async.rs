@@ -16,7 +16,7 @@ use resp::Request;
 
 use super::migrate::{expand, parse_address, parse_timeout, reply_nothing_moved};
 use super::slots::{codis_int, parse_slot};
-use super::{Command, Ctx, Flags, call, command, table};
+use super::{Command, Ctx, Flags, Handler, call, table};
 use crate::args::arg;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Key;
@@ -24,20 +24,17 @@ use crate::migrate::batch::{BatchParams, estimate_messages};
 use crate::migrate::{AsyncBatch, Caller, Job, ReplyShape};
 use crate::state::Block;
 
-const MIGRATE: Flags = Flags::WRITE.with(Flags::NO_MULTI).with(Flags::NOSCRIPT);
-const CONTROL: Flags = Flags::NO_MULTI.with(Flags::NOSCRIPT);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("slotsmgrtslot-async", 8, MIGRATE, (0, 0, 0), slotsmgrtslot_async),
-    command("slotsmgrttagslot-async", 8, MIGRATE, (0, 0, 0), slotsmgrttagslot_async),
-    command("slotsmgrtone-async", -7, MIGRATE, (6, -1, 1), slotsmgrtone_async),
-    command("slotsmgrttagone-async", -7, MIGRATE, (6, -1, 1), slotsmgrttagone_async),
-    command("slotsmgrtone-async-dump", -4, Flags::READONLY, (3, -1, 1), slotsmgrtone_async_dump),
-    command("slotsmgrttagone-async-dump", -4, Flags::READONLY, (3, -1, 1), slotsmgrttagone_async_dump),
-    command("slotsmgrt-async-fence", 1, CONTROL, (0, 0, 0), slotsmgrt_async_fence),
-    command("slotsmgrt-async-cancel", 1, CONTROL, (0, 0, 0), slotsmgrt_async_cancel),
-    command("slotsmgrt-async-status", 1, CONTROL, (0, 0, 0), slotsmgrt_async_status),
-    command("slotsmgrt-exec-wrapper", -3, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), slotsmgrt_exec_wrapper),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("slotsmgrtslot-async", slotsmgrtslot_async),
+    ("slotsmgrttagslot-async", slotsmgrttagslot_async),
+    ("slotsmgrtone-async", slotsmgrtone_async),
+    ("slotsmgrttagone-async", slotsmgrttagone_async),
+    ("slotsmgrtone-async-dump", slotsmgrtone_async_dump),
+    ("slotsmgrttagone-async-dump", slotsmgrttagone_async_dump),
+    ("slotsmgrt-async-fence", slotsmgrt_async_fence),
+    ("slotsmgrt-async-cancel", slotsmgrt_async_cancel),
+    ("slotsmgrt-async-status", slotsmgrt_async_status),
+    ("slotsmgrt-exec-wrapper", slotsmgrt_exec_wrapper),
 ];
 
 /// Codis' async defaults and caps.
@@ -342,7 +339,8 @@ fn slotsmgrt_async_status(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
 fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     ctx.reply.array(2);
     let name = arg(request, 2);
-    let Some(inner) = table().lookup(name).filter(|command| wrappable(command)) else {
+    let inner_request = Request::from_args(request.args().skip(2));
+    let Some(inner) = table().resolve(&inner_request).filter(|command| wrappable(command)) else {
         ctx.reply.int(-1);
         ctx.reply.error(&format!("ERR invalid command specified ({})", String::from_utf8_lossy(name)));
         return Ok(());
@@ -367,7 +365,6 @@ fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         }
         return Ok(());
     }
-    let inner_request = Request::from_args(request.args().skip(2));
     let in_flight = !inner.flags.contains(Flags::READONLY)
         && (ctx.state.migrations.fences.fence_of(ctx.client.db, hashkey).is_some()
             || crate::migrate::fence_for(ctx.state, ctx.client, inner, &inner_request).is_some());
@@ -384,26 +381,10 @@ fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     Ok(())
 }
 
-/// Commands the wrapper may run: not the connection-state, transaction, pub/sub or migration
-/// ones, whose replies or effects do not fit inside `[2, reply]`.
+/// Commands the wrapper may run: those that read or write data, but not the ones that cannot
+/// run inside `MULTI`, pub/sub, or the wrapper itself; connection-state, transaction and server
+/// commands have replies or effects that do not fit inside `[2, reply]`.
 fn wrappable(command: &Command) -> bool {
-    !command.flags.contains(Flags::NO_MULTI)
-        && !command.flags.contains(Flags::PUBSUB)
-        && !matches!(
-            command.name,
-            "multi"
-                | "exec"
-                | "discard"
-                | "watch"
-                | "unwatch"
-                | "select"
-                | "hello"
-                | "reset"
-                | "quit"
-                | "auth"
-                | "client"
-                | "slotsmgrt-exec-wrapper"
-                | "slotsrestore-async"
-                | "monitor"
-        )
+    command.flags.intersects(Flags::READONLY.with(Flags::WRITE))
+        && !command.flags.intersects(Flags::NO_MULTI.with(Flags::PUBSUB).with(Flags::ANSWERS_FENCES))
 }

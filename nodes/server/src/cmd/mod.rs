@@ -6,6 +6,7 @@
 //! authentication; then runs the handler.
 
 pub mod blocking;
+pub mod command;
 pub mod connection;
 pub mod debug;
 pub mod dump;
@@ -42,168 +43,151 @@ use crate::state::{Client, State};
 /// reply. Arity has been checked before it runs.
 pub type Handler = fn(&mut Ctx<'_>, &Request) -> CmdResult;
 
-/// Command flags, as `COMMAND INFO` lists them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flags(u32);
+pub use commands::Flags;
 
-impl Flags {
-    /// May modify the dataset.
-    pub const WRITE: Flags = Flags(1);
-    /// Never modifies the dataset.
-    pub const READONLY: Flags = Flags(1 << 1);
-    /// May grow memory: refused when over `maxmemory`.
-    pub const DENYOOM: Flags = Flags(1 << 2);
-    /// Administrative.
-    pub const ADMIN: Flags = Flags(1 << 3);
-    /// Pub/sub.
-    pub const PUBSUB: Flags = Flags(1 << 4);
-    /// Not allowed from scripts.
-    pub const NOSCRIPT: Flags = Flags(1 << 5);
-    /// May block the client.
-    pub const BLOCKING: Flags = Flags(1 << 6);
-    /// Allowed while loading the dataset.
-    pub const LOADING: Flags = Flags(1 << 7);
-    /// Allowed on a replica with a broken link.
-    pub const STALE: Flags = Flags(1 << 8);
-    /// O(1) or O(log n).
-    pub const FAST: Flags = Flags(1 << 9);
-    /// Allowed before authenticating.
-    pub const NO_AUTH: Flags = Flags(1 << 10);
-    /// Not allowed inside `MULTI`.
-    pub const NO_MULTI: Flags = Flags(1 << 11);
-    /// May look at (and so expire) keys it was not given (`SCAN`, `RANDOMKEY`): the deletions of
-    /// the expired keys it finds are propagated one by one, not as one transaction (Redis'
-    /// `CMD_TOUCHES_ARBITRARY_KEYS`, which `COMMAND INFO` does not list).
-    pub const TOUCHES_ARBITRARY_KEYS: Flags = Flags(1 << 12);
-    /// No flags.
-    pub const NONE: Flags = Flags(0);
-
-    /// Both sets of flags.
-    pub const fn with(self, other: Flags) -> Flags {
-        Flags(self.0 | other.0)
-    }
-
-    /// Whether every flag of `other` is set.
-    pub fn contains(self, other: Flags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The flag names `COMMAND INFO` lists, in Redis' order.
-    pub fn names(self) -> Vec<&'static str> {
-        const NAMES: [(Flags, &str); 12] = [
-            (Flags::WRITE, "write"),
-            (Flags::READONLY, "readonly"),
-            (Flags::DENYOOM, "denyoom"),
-            (Flags::ADMIN, "admin"),
-            (Flags::PUBSUB, "pubsub"),
-            (Flags::NOSCRIPT, "noscript"),
-            (Flags::BLOCKING, "blocking"),
-            (Flags::LOADING, "loading"),
-            (Flags::STALE, "stale"),
-            (Flags::NO_AUTH, "no_auth"),
-            (Flags::NO_MULTI, "no_multi"),
-            (Flags::FAST, "fast"),
-        ];
-        NAMES.iter().filter(|(flag, _)| self.contains(*flag)).map(|(_, name)| *name).collect()
-    }
-}
-
-/// One command.
+/// One command this server serves: its entry in the shared command table (`nodes/commands`),
+/// which says everything about it but how it runs, and its handler.
 #[derive(Debug)]
 pub struct Command {
-    /// Lower-case name.
+    /// Lower-case full name: `get`, `client|kill`.
     pub name: &'static str,
-    /// Argument count including the name: `n` exactly, or `-n` at least `n`.
-    pub arity: i32,
-    /// What kind of command it is.
+    /// Its flags (listed and hidden), from the table.
     pub flags: Flags,
-    /// Position of the first key (0: none).
-    pub first_key: i32,
-    /// Position of the last key (-1: the last argument).
-    pub last_key: i32,
-    /// Distance between keys.
-    pub step: i32,
-    /// The implementation.
+    /// Its entry in the shared table: arity, key specifications, documentation.
+    pub spec: &'static commands::Command,
+    /// The implementation (a container's runs only where the container takes no subcommand,
+    /// as `COMMAND` alone).
     pub handler: Handler,
+    /// For a container (`CLIENT`, `CONFIG`), the subcommands served, in table order.
+    pub subcommands: Vec<Command>,
 }
 
 impl Command {
     /// Whether `args` (the name included) satisfies the arity.
     pub fn arity_ok(&self, args: usize) -> bool {
-        let args = i32::try_from(args).unwrap_or(i32::MAX);
-        if self.arity >= 0 { args == self.arity } else { args >= -self.arity }
+        self.spec.arity_ok(args)
+    }
+
+    /// Whether it is a container of subcommands.
+    pub fn is_container(&self) -> bool {
+        self.spec.is_container()
+    }
+
+    /// The keys `request` names, by the table's key specifications.
+    pub fn keys<'r>(&self, request: &'r Request) -> impl Iterator<Item = &'r [u8]> {
+        self.spec.keys(request).into_iter().filter_map(|key| request.arg(key.position))
     }
 }
 
-/// Shorthand for table entries.
-pub(crate) const fn command(
-    name: &'static str,
-    arity: i32,
-    flags: Flags,
-    keys: (i32, i32, i32),
-    handler: Handler,
-) -> Command {
-    Command { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler }
-}
-
-/// Every command, and lookup by name.
+/// Every command this server serves, and lookup by name.
 pub struct Table {
-    by_name: HashMap<&'static [u8], &'static Command, foldhash::fast::FixedState>,
-    all: Vec<&'static Command>,
+    by_name: HashMap<&'static str, usize, foldhash::fast::FixedState>,
+    all: Vec<Command>,
 }
-
-/// The longest command name (`slotsmgrttagone-async-dump` is 26): longer names cannot exist.
-const MAX_NAME: usize = 32;
 
 impl Table {
+    /// Pairs every handler with its entry in the shared table. A handler for a command the
+    /// table lacks is a programming error, caught by the first test that starts a server.
     fn build() -> Table {
-        let families: [&'static [Command]; 19] = [
-            connection::COMMANDS,
-            transactions::COMMANDS,
-            pubsub::COMMANDS,
-            blocking::COMMANDS,
-            strings::COMMANDS,
-            keys::COMMANDS,
-            dump::COMMANDS,
-            hashes::COMMANDS,
-            lists::COMMANDS,
-            sets::COMMANDS,
-            zsets::COMMANDS,
-            server::COMMANDS,
-            debug::COMMANDS,
-            monitoring::COMMANDS,
-            slots::COMMANDS,
-            migrate::COMMANDS,
-            migrate_async::COMMANDS,
-            restore_async::COMMANDS,
-            replication::COMMANDS,
+        let families: [&'static [(&'static str, Handler)]; 20] = [
+            command::HANDLERS,
+            connection::HANDLERS,
+            transactions::HANDLERS,
+            pubsub::HANDLERS,
+            blocking::HANDLERS,
+            strings::HANDLERS,
+            keys::HANDLERS,
+            dump::HANDLERS,
+            hashes::HANDLERS,
+            lists::HANDLERS,
+            sets::HANDLERS,
+            zsets::HANDLERS,
+            server::HANDLERS,
+            debug::HANDLERS,
+            monitoring::HANDLERS,
+            slots::HANDLERS,
+            migrate::HANDLERS,
+            migrate_async::HANDLERS,
+            restore_async::HANDLERS,
+            replication::HANDLERS,
         ];
-        let all: Vec<&'static Command> = families.into_iter().flatten().collect();
+        let mut handlers: HashMap<&'static str, Handler> = HashMap::new();
+        for (name, handler) in families.into_iter().flatten() {
+            let previous = handlers.insert(*name, *handler);
+            assert!(previous.is_none(), "command {name} has two handlers");
+            assert!(
+                commands::table().lookup(name.as_bytes()).is_some(),
+                "command {name} is not in nodes/commands/data"
+            );
+        }
+        let mut all = Vec::new();
+        for spec in commands::table().commands() {
+            let subcommands: Vec<Command> = spec
+                .subcommands
+                .iter()
+                .filter_map(|sub| {
+                    let handler = *handlers.get(sub.name.as_str())?;
+                    Some(Command { name: &sub.name, flags: sub.flags, spec: sub, handler, subcommands: Vec::new() })
+                })
+                .collect();
+            let handler = match handlers.get(spec.name.as_str()) {
+                Some(handler) => *handler,
+                // A container without a handler of its own never runs: its arity needs a
+                // subcommand.
+                None if !subcommands.is_empty() => no_subcommand,
+                None => continue,
+            };
+            all.push(Command { name: &spec.name, flags: spec.flags, spec, handler, subcommands });
+        }
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
-        for command in &all {
-            debug_assert!(command.name.len() <= MAX_NAME && command.name == command.name.to_ascii_lowercase());
-            let previous = by_name.insert(command.name.as_bytes(), *command);
-            debug_assert!(previous.is_none(), "command {} defined twice", command.name);
+        for (index, command) in all.iter().enumerate() {
+            by_name.insert(command.name, index);
         }
         Table { by_name, all }
     }
 
-    /// The command named `name` (any case).
-    pub fn lookup(&self, name: &[u8]) -> Option<&'static Command> {
-        if name.len() > MAX_NAME {
+    /// The top-level command named `name` (any case), or with a full name (`client|kill`) a
+    /// subcommand.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        if let Some(bar) = name.iter().position(|byte| *byte == b'|') {
+            let container = self.lookup(&name[..bar])?;
+            return container
+                .subcommands
+                .iter()
+                .find(|sub| sub.spec.sub_name().as_bytes().eq_ignore_ascii_case(&name[bar + 1..]));
+        }
+        if name.len() > commands::MAX_NAME {
             return None;
         }
-        let mut lower = [0u8; MAX_NAME];
+        let mut lower = [0u8; commands::MAX_NAME];
         for (slot, byte) in lower.iter_mut().zip(name) {
             *slot = byte.to_ascii_lowercase();
         }
-        self.by_name.get(&lower[..name.len()]).copied()
+        let lower = std::str::from_utf8(&lower[..name.len()]).ok()?;
+        self.by_name.get(lower).map(|index| &self.all[*index])
     }
 
-    /// Every command, in table order.
-    pub fn all(&self) -> &[&'static Command] {
+    /// The command `request` runs, as Redis' `lookupCommand` finds it: a container's subcommand
+    /// when it names one (`None` for a subcommand not served), else the command.
+    pub fn resolve(&self, request: &Request) -> Option<&Command> {
+        let command = self.lookup(request.name())?;
+        match request.arg(1) {
+            Some(sub) if command.is_container() => {
+                command.subcommands.iter().find(|served| served.spec.sub_name().as_bytes().eq_ignore_ascii_case(sub))
+            }
+            _ => Some(command),
+        }
+    }
+
+    /// Every top-level command, in table order.
+    pub fn all(&self) -> &[Command] {
         &self.all
     }
+}
+
+/// A container called without a subcommand, if its arity ever let one through.
+fn no_subcommand(_ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
+    Err(CmdError::arity(&request.name().to_ascii_lowercase()))
 }
 
 /// The command table.
@@ -267,7 +251,7 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         return;
     }
     if let Some(transaction) = client.multi.as_mut()
-        && !runs_inside_multi(command)
+        && !command.flags.contains(Flags::NOT_QUEUED)
     {
         transaction.denyoom |= command.flags.contains(Flags::DENYOOM);
         transaction.queued.push(request.clone());
@@ -318,19 +302,14 @@ fn write_refusal(state: &State, client: &Client, now_ms: u64) -> Option<CmdError
 /// Debug builds: every key the command names must be charged for what it now holds.
 #[cfg(debug_assertions)]
 fn check_charges(state: &mut State, db: usize, command: &Command, request: &Request) {
-    if command.first_key <= 0 || db >= state.keyspace.len() {
+    if db >= state.keyspace.len() {
         return;
     }
-    let last = if command.last_key < 0 { request.len() as i32 + command.last_key } else { command.last_key };
     let db = state.keyspace.db(db);
-    let mut position = command.first_key;
-    while position <= last {
-        if let Some(key) = request.arg(position as usize)
-            && let Err(problem) = db.check_charge(key)
-        {
+    for key in command.keys(request) {
+        if let Err(problem) = db.check_charge(key) {
             panic!("after {}: {problem}", command.name);
         }
-        position += command.step.max(1);
     }
 }
 
@@ -342,7 +321,7 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     // Lookups by read commands are keyspace hits or misses (`INFO stats`); GETDEL and GETEX
     // read as GET does.
     let db = ctx.client.db;
-    let reads = command.flags.contains(Flags::READONLY) || matches!(command.name, "getdel" | "getex");
+    let reads = command.flags.intersects(Flags::READONLY.with(Flags::COUNTS_READS));
     if reads {
         ctx.state.keyspace.db(db).count_reads(true);
     }
@@ -358,21 +337,30 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     if reads {
         ctx.state.keyspace.db(db).count_reads(false);
     }
-    // EXEC's commands are logged one by one; a command that blocked is not slow, it waits.
-    if command.name != "exec" && ctx.client.blocked.is_none() {
+    // A command that blocked is not slow, it waits.
+    if ctx.client.blocked.is_none() {
         monitoring::record(ctx, command, request, started.elapsed());
     }
 }
 
-/// Checks, in Redis' order, whether `request` may run at all: the command exists, its arity,
-/// authentication, and the subscribed-client restriction of RESP2. A refusal names the command
-/// when it exists (a refused `EXEC` ends the transaction).
+/// Checks, in Redis' order, whether `request` may run at all: the command (or a container's
+/// subcommand) exists, its arity, authentication, and the subscribed-client restriction of
+/// RESP2. A refusal names the command when it exists (a refused `EXEC` ends the transaction).
 fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option<&'static Command>, CmdError)> {
-    let Some(command) = table().lookup(request.name()) else {
+    let Some(command) = table().resolve(request) else {
+        if let Some(container) = table().lookup(request.name()) {
+            let sub = request.arg(1).unwrap_or_default();
+            return Err((
+                Some(container),
+                CmdError::UnknownSubcommand {
+                    sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+                    command: container.name.to_ascii_uppercase(),
+                },
+            ));
+        }
         let args: Vec<&[u8]> = request.args().skip(1).collect();
         return Err((None, CmdError::unknown_command(request.name(), &args)));
     };
-    check_subcommand(command, request).map_err(|error| (Some(command), error))?;
     if !command.arity_ok(request.len()) {
         return Err((Some(command), CmdError::arity(command.name.as_bytes())));
     }
@@ -382,97 +370,25 @@ fn admit(client: &Client, request: &Request) -> Result<&'static Command, (Option
     if client.multi.is_some() && command.flags.contains(Flags::NO_MULTI) {
         return Err((Some(command), CmdError::other("ERR Command not allowed inside a transaction")));
     }
-    if client.subscriptions > 0 && client.version == resp::Version::Resp2 && !allowed_while_subscribed(command) {
+    if client.subscriptions > 0
+        && client.version == resp::Version::Resp2
+        && !command.flags.contains(Flags::WHILE_SUBSCRIBED)
+    {
         return Err((
             Some(command),
             CmdError::message(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                full_name(command, request)
+                command.name
             )),
         ));
     }
     Ok(command)
 }
 
-/// The subcommands of Redis 7.0's container commands that we serve, with their arities, as
-/// `COMMAND INFO` lists them. Redis looks a subcommand up with its command, so an unknown one
-/// or a wrong argument count is refused before anything runs: inside `MULTI` it is refused when
-/// queued and dooms the transaction, rather than failing inside `EXEC`.
-const SUBCOMMANDS: [(&str, &[(&str, i32)]); 7] = [
-    ("object", &[("help", 2), ("idletime", 3), ("freq", 3), ("encoding", 3), ("refcount", 3)]),
-    (
-        "client",
-        &[
-            ("info", 2),
-            ("help", 2),
-            ("getredir", 2),
-            ("tracking", -3),
-            ("no-evict", 3),
-            ("trackinginfo", 2),
-            ("getname", 2),
-            ("list", -2),
-            ("pause", -3),
-            ("id", 2),
-            ("unpause", 2),
-            ("setname", 3),
-            ("kill", -3),
-            ("caching", 3),
-            ("reply", 3),
-            ("unblock", -3),
-        ],
-    ),
-    ("config", &[("resetstat", 2), ("help", 2), ("get", -3), ("rewrite", 2), ("set", -4)]),
-    (
-        "command",
-        &[
-            ("info", -2),
-            ("count", 2),
-            ("getkeys", -4),
-            ("help", 2),
-            ("docs", -2),
-            ("list", -2),
-            ("getkeysandflags", -4),
-        ],
-    ),
-    (
-        "pubsub",
-        &[("help", 2), ("numsub", -2), ("channels", -2), ("numpat", 2), ("shardchannels", -2), ("shardnumsub", -2)],
-    ),
-    ("slowlog", &[("reset", 2), ("len", 2), ("help", 2), ("get", -2)]),
-    (
-        "latency",
-        &[("graph", 3), ("doctor", 2), ("histogram", -2), ("help", 2), ("reset", -2), ("history", 3), ("latest", 2)],
-    ),
-];
-
-/// For a container command with a subcommand argument: the subcommand must exist and have its
-/// arity (Redis' `commandCheckExistence` and `commandCheckArity` on `object|encoding` and the
-/// like). The container alone is checked against its own arity afterwards.
-fn check_subcommand(command: &Command, request: &Request) -> Result<(), CmdError> {
-    let Some((_, subcommands)) = SUBCOMMANDS.iter().find(|(name, _)| *name == command.name) else {
-        return Ok(());
-    };
-    let Some(sub) = request.arg(1) else {
-        return Ok(());
-    };
-    let Some((name, arity)) = subcommands.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes())) else {
-        return Err(CmdError::UnknownSubcommand {
-            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
-            command: command.name.to_ascii_uppercase(),
-        });
-    };
-    let args = i32::try_from(request.len()).unwrap_or(i32::MAX);
-    let arity_ok = if *arity >= 0 { args == *arity } else { args >= -arity };
-    if !arity_ok {
-        return Err(CmdError::Arity(format!("{}|{name}", command.name)));
-    }
-    Ok(())
-}
-
 /// Replies with a refusal. Inside `MULTI` it dooms the transaction; a refused `EXEC` discards it
 /// and says why, as Redis' `execCommandAbort`.
 fn refuse(state: &mut State, client: &mut Client, reply: &mut Reply<'_>, command: Option<&Command>, error: &CmdError) {
-    if command.is_some_and(|command| command.name == "exec") {
+    if command.is_some_and(transactions::is_exec) {
         transactions::discard(state, client);
         let text = error.to_string();
         let reason = text.strip_prefix("ERR ").unwrap_or(&text);
@@ -486,36 +402,11 @@ fn refuse(state: &mut State, client: &mut Client, reply: &mut Reply<'_>, command
 }
 
 /// Whether `command` is refused while memory is over `maxmemory` and nothing can be evicted:
-/// commands that may grow memory, anything queued inside `MULTI` (a queue can grow without
-/// bound), and an `EXEC` whose queue holds such a command (Redis' rules).
+/// commands that may grow memory, and anything inside `MULTI` but what ends it (a queue can
+/// grow without bound), as Redis' `processCommand` decides.
 fn refused_when_out_of_memory(command: &Command, client: &Client) -> bool {
     match &client.multi {
-        Some(transaction) => match command.name {
-            "exec" => transaction.denyoom,
-            "discard" | "quit" | "reset" => false,
-            _ => true,
-        },
+        Some(transaction) => transactions::refused_when_out_of_memory(command, transaction),
         None => command.flags.contains(Flags::DENYOOM),
-    }
-}
-
-/// Commands a client inside `MULTI` runs at once instead of queueing.
-fn runs_inside_multi(command: &Command) -> bool {
-    matches!(command.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
-}
-
-/// Commands a RESP2 client may run while subscribed.
-fn allowed_while_subscribed(command: &Command) -> bool {
-    matches!(command.name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
-}
-
-/// The name Redis reports for a command: `client|kill` for a subcommand of a container command.
-fn full_name(command: &Command, request: &Request) -> String {
-    const CONTAINERS: [&str; 7] = ["client", "config", "command", "object", "pubsub", "slowlog", "latency"];
-    match request.arg(1) {
-        Some(sub) if CONTAINERS.contains(&command.name) => {
-            format!("{}|{}", command.name, String::from_utf8_lossy(sub).to_ascii_lowercase())
-        }
-        _ => command.name.to_string(),
     }
 }

@@ -4,17 +4,26 @@ use std::time::Duration;
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Command, Ctx, Flags, Handler};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Bulk;
 use crate::slowlog::{SlowEntry, shorten};
 
-const ADMIN: Flags = Flags::ADMIN.with(Flags::LOADING).with(Flags::STALE);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("slowlog", -2, ADMIN, (0, 0, 0), slowlog),
-    command("latency", -2, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), latency),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("slowlog", slowlog),
+    ("slowlog|reset", slowlog),
+    ("slowlog|len", slowlog),
+    ("slowlog|help", slowlog),
+    ("slowlog|get", slowlog),
+    ("latency", latency),
+    ("latency|graph", latency),
+    ("latency|doctor", latency),
+    ("latency|histogram", latency),
+    ("latency|help", latency),
+    ("latency|reset", latency),
+    ("latency|history", latency),
+    ("latency|latest", latency),
 ];
 
 /// Records a finished command in the slow log and the latency monitor if it took long enough.
@@ -23,7 +32,10 @@ pub(crate) fn record(ctx: &mut Ctx<'_>, command: &Command, request: &Request, el
     let config = &ctx.state.config;
     let (slower_than, max_len, latency_threshold) =
         (config.slowlog_log_slower_than, config.slowlog_max_len, config.latency_monitor_threshold);
-    if u64::try_from(slower_than).is_ok_and(|slower_than| micros >= slower_than) {
+    // EXEC's commands are logged one by one, not EXEC itself (its `skip_slowlog` flag).
+    if !command.flags.contains(Flags::SKIP_SLOWLOG)
+        && u64::try_from(slower_than).is_ok_and(|slower_than| micros >= slower_than)
+    {
         let (addr, name) = ctx
             .state
             .clients

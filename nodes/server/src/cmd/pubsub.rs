@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use resp::{Request, Version};
 use tracing::warn;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::is;
 use crate::config::OutputLimit;
 use crate::error::{CmdError, CmdResult};
@@ -19,15 +19,19 @@ use crate::pubsub::Receiver;
 use crate::reply::Reply;
 use crate::state::State;
 
-const SUBSCRIBE: Flags = Flags::PUBSUB.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("subscribe", -2, SUBSCRIBE, (0, 0, 0), subscribe),
-    command("unsubscribe", -1, SUBSCRIBE, (0, 0, 0), unsubscribe),
-    command("psubscribe", -2, SUBSCRIBE, (0, 0, 0), psubscribe),
-    command("punsubscribe", -1, SUBSCRIBE, (0, 0, 0), punsubscribe),
-    command("publish", 3, Flags::PUBSUB.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), publish),
-    command("pubsub", -2, Flags::NONE, (0, 0, 0), pubsub),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("subscribe", subscribe),
+    ("unsubscribe", unsubscribe),
+    ("psubscribe", psubscribe),
+    ("punsubscribe", punsubscribe),
+    ("publish", publish),
+    ("pubsub", pubsub),
+    ("pubsub|help", pubsub),
+    ("pubsub|numsub", pubsub),
+    ("pubsub|channels", pubsub),
+    ("pubsub|numpat", pubsub),
+    ("pubsub|shardchannels", pubsub),
+    ("pubsub|shardnumsub", pubsub),
 ];
 
 /// Which subscription list a command works on.

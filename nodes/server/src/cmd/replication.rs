@@ -2,26 +2,20 @@
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 use crate::replication::{self, Sync, replica};
 
-pub(super) const COMMANDS: &[Command] = &[
-    command(
-        "replconf",
-        -1,
-        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
-        (0, 0, 0),
-        replconf,
-    ),
-    command("psync", -3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), psync),
-    command("sync", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), sync),
-    command("replicaof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
-    command("slaveof", 3, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE), (0, 0, 0), replicaof),
-    command("wait", 3, Flags::NOSCRIPT, (0, 0, 0), wait),
-    command("epoch", -1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), epoch),
-    command("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), role),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("replconf", replconf),
+    ("psync", psync),
+    ("sync", sync),
+    ("replicaof", replicaof),
+    ("slaveof", replicaof),
+    ("wait", wait),
+    ("epoch", epoch),
+    ("role", role),
 ];
 
 /// `REPLCONF option value …`: what a replica says of itself before `PSYNC` (its listening

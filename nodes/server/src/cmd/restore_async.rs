@@ -8,30 +8,18 @@
 use foldhash::fast::FixedState;
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{arg, is};
 use crate::error::CmdResult;
 use crate::keyspace::{Hash, Set, Value, ZSet};
 use crate::migrate::batch::verbs;
 use crate::rdb::{self, LoadOptions};
 
-pub(super) const COMMANDS: &[Command] = &[
-    command(
-        "slotsrestore-async",
-        -2,
-        Flags::WRITE.with(Flags::DENYOOM).with(Flags::NO_MULTI),
-        (2, 2, 1),
-        slotsrestore_async,
-    ),
-    command(
-        "slotsrestore-async-auth",
-        2,
-        Flags::NO_AUTH.with(Flags::NO_MULTI).with(Flags::FAST).with(Flags::LOADING).with(Flags::STALE),
-        (0, 0, 0),
-        slotsrestore_async_auth,
-    ),
-    command("slotsrestore-async-select", 2, Flags::NO_MULTI.with(Flags::FAST), (0, 0, 0), slotsrestore_async_select),
-    command("slotsrestore-async-ack", 3, Flags::WRITE.with(Flags::NO_MULTI), (0, 0, 0), slotsrestore_async_ack),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("slotsrestore-async", slotsrestore_async),
+    ("slotsrestore-async-auth", slotsrestore_async_auth),
+    ("slotsrestore-async-select", slotsrestore_async_select),
+    ("slotsrestore-async-ack", slotsrestore_async_ack),
 ];
 
 /// The largest size hint a new collection is pre-sized for.

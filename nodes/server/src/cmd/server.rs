@@ -1,11 +1,11 @@
-//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, COMMAND.
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG, SHUTDOWN, SAVE, BGSAVE.
 
 use std::fmt::Write as _;
 
 use resp::Request;
 
 use super::connection::REDIS_VERSION;
-use super::{Command, Ctx, Flags, command, table};
+use super::{Ctx, Handler};
 use crate::args::{self, is};
 use crate::config::PARAMETERS;
 use crate::error::{CmdError, CmdResult};
@@ -13,32 +13,24 @@ use crate::glob;
 use crate::state::Block;
 use crate::{persist, shutdown};
 
-pub(super) const COMMANDS: &[Command] = &[
-    command("dbsize", 1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), dbsize),
-    command("flushdb", -1, Flags::WRITE, (0, 0, 0), flushdb),
-    command("flushall", -1, Flags::WRITE, (0, 0, 0), flushall),
-    command("swapdb", 3, Flags::WRITE.with(Flags::FAST), (0, 0, 0), swapdb),
-    command("time", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), time),
-    command("info", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), info),
-    command("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), command_),
-    command(
-        "config",
-        -2,
-        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE),
-        (0, 0, 0),
-        config,
-    ),
-    command(
-        "shutdown",
-        -1,
-        Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::LOADING).with(Flags::STALE).with(Flags::NO_MULTI),
-        (0, 0, 0),
-        shutdown,
-    ),
-    command("save", 1, Flags::ADMIN.with(Flags::NOSCRIPT).with(Flags::NO_MULTI), (0, 0, 0), save),
-    command("bgsave", -1, Flags::ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), bgsave),
-    command("bgrewriteaof", 1, Flags::ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), bgrewriteaof),
-    command("lastsave", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), lastsave),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("dbsize", dbsize),
+    ("flushdb", flushdb),
+    ("flushall", flushall),
+    ("swapdb", swapdb),
+    ("time", time),
+    ("info", info),
+    ("config", config),
+    ("config|resetstat", config),
+    ("config|help", config),
+    ("config|get", config),
+    ("config|rewrite", config),
+    ("config|set", config),
+    ("shutdown", shutdown),
+    ("save", save),
+    ("bgsave", bgsave),
+    ("bgrewriteaof", bgrewriteaof),
+    ("lastsave", lastsave),
 ];
 
 /// `SAVE`: a snapshot now; the reply comes once it is on disk.
@@ -441,103 +433,6 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         _ => Ok(()),
     };
-}
-
-/// ACL categories Redis reports for a command's flags (the part clients use to classify).
-fn acl_categories(command: &Command) -> Vec<&'static str> {
-    let mut categories = Vec::new();
-    if command.flags.contains(Flags::WRITE) {
-        categories.push("@write");
-    }
-    if command.flags.contains(Flags::READONLY) {
-        categories.push("@read");
-    }
-    if command.flags.contains(Flags::ADMIN) {
-        categories.push("@admin");
-        categories.push("@dangerous");
-    }
-    if command.flags.contains(Flags::PUBSUB) {
-        categories.push("@pubsub");
-    }
-    if command.flags.contains(Flags::FAST) {
-        categories.push("@fast");
-    } else {
-        categories.push("@slow");
-    }
-    if command.flags.contains(Flags::BLOCKING) {
-        categories.push("@blocking");
-    }
-    categories
-}
-
-/// One `COMMAND INFO` entry: name, arity, flags, first/last/step key positions, ACL categories,
-/// then tips, key specifications and subcommands (reported empty: clients locate keys through
-/// the positions).
-fn write_command_info(ctx: &mut Ctx<'_>, command: &Command) {
-    let reply = &mut ctx.reply;
-    reply.array(10);
-    reply.bulk(command.name.as_bytes());
-    reply.int(i64::from(command.arity));
-    let flags = command.flags.names();
-    reply.set(flags.len());
-    for flag in flags {
-        reply.simple(flag);
-    }
-    reply.int(i64::from(command.first_key));
-    reply.int(i64::from(command.last_key));
-    reply.int(i64::from(command.step));
-    let categories = acl_categories(command);
-    reply.set(categories.len());
-    for category in categories {
-        reply.simple(category);
-    }
-    reply.set(0);
-    reply.array(0);
-    reply.array(0);
-}
-
-fn command_(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
-    let all = table().all();
-    let Some(sub) = request.arg(1) else {
-        ctx.reply.array(all.len());
-        for command in all {
-            write_command_info(ctx, command);
-        }
-        return Ok(());
-    };
-    if is(sub, "COUNT") {
-        ctx.reply.count(all.len());
-    } else if is(sub, "INFO") {
-        let names: Vec<&[u8]> = request.args().skip(2).collect();
-        if names.is_empty() {
-            ctx.reply.array(all.len());
-            for command in all {
-                write_command_info(ctx, command);
-            }
-        } else {
-            ctx.reply.array(names.len());
-            for name in names {
-                match table().lookup(name) {
-                    Some(command) => write_command_info(ctx, command),
-                    None => ctx.reply.null_array(),
-                }
-            }
-        }
-    } else if is(sub, "LIST") {
-        ctx.reply.array(all.len());
-        for command in all {
-            ctx.reply.bulk(command.name.as_bytes());
-        }
-    } else if is(sub, "DOCS") {
-        // No documentation is served; clients (redis-cli) fall back to their built-in help.
-        ctx.reply.map(0);
-    } else {
-        return Err(CmdError::UnknownSubcommand {
-            sub: String::from_utf8_lossy(sub).into_owned(),
-            command: "COMMAND".into(),
-        });
-    }
-    Ok(())
 }
 
 fn config(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {

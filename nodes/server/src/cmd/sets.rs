@@ -3,33 +3,30 @@
 use resp::Request;
 
 use super::keys::parse_scan_options;
-use super::{Command, Ctx, Flags, command, random};
+use super::{Ctx, Handler, random};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Bulk, Db, Set, Value};
 use crate::reply::Reply;
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-const WRITE: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("sadd", -3, WRITE, (1, 1, 1), sadd),
-    command("srem", -3, Flags::WRITE.with(Flags::FAST), (1, 1, 1), srem),
-    command("smembers", 2, Flags::READONLY, (1, 1, 1), smembers),
-    command("sismember", 3, READ, (1, 1, 1), sismember),
-    command("smismember", -3, READ, (1, 1, 1), smismember),
-    command("scard", 2, READ, (1, 1, 1), scard),
-    command("spop", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), spop),
-    command("srandmember", -2, Flags::READONLY, (1, 1, 1), srandmember),
-    command("smove", 4, WRITE, (1, 2, 1), smove),
-    command("sinter", -2, Flags::READONLY, (1, -1, 1), sinter),
-    command("sinterstore", -3, Flags::WRITE.with(Flags::DENYOOM), (1, -1, 1), sinterstore),
-    command("sintercard", -3, Flags::READONLY, (0, 0, 0), sintercard),
-    command("sunion", -2, Flags::READONLY, (1, -1, 1), sunion),
-    command("sunionstore", -3, Flags::WRITE.with(Flags::DENYOOM), (1, -1, 1), sunionstore),
-    command("sdiff", -2, Flags::READONLY, (1, -1, 1), sdiff),
-    command("sdiffstore", -3, Flags::WRITE.with(Flags::DENYOOM), (1, -1, 1), sdiffstore),
-    command("sscan", -3, Flags::READONLY, (1, 1, 1), sscan),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("sadd", sadd),
+    ("srem", srem),
+    ("smembers", smembers),
+    ("sismember", sismember),
+    ("smismember", smismember),
+    ("scard", scard),
+    ("spop", spop),
+    ("srandmember", srandmember),
+    ("smove", smove),
+    ("sinter", sinter),
+    ("sinterstore", sinterstore),
+    ("sintercard", sintercard),
+    ("sunion", sunion),
+    ("sunionstore", sunionstore),
+    ("sdiff", sdiff),
+    ("sdiffstore", sdiffstore),
+    ("sscan", sscan),
 ];
 
 /// The set at `key`: `None` if missing, `WRONGTYPE` for other types.

@@ -5,17 +5,17 @@ use model::{MAX_SLOT_NUM, SlotId, slot_of};
 use resp::Request;
 
 use super::keys::parse_cursor;
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Key;
 
-pub(super) const COMMANDS: &[Command] = &[
-    command("slotshashkey", -1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), slotshashkey),
-    command("slotsinfo", -1, Flags::READONLY.with(Flags::FAST), (0, 0, 0), slotsinfo),
-    command("slotsscan", -3, Flags::READONLY, (0, 0, 0), slotsscan),
-    command("slotsdel", -2, Flags::WRITE, (0, 0, 0), slotsdel),
-    command("slotscheck", 1, Flags::READONLY, (0, 0, 0), slotscheck),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("slotshashkey", slotshashkey),
+    ("slotsinfo", slotsinfo),
+    ("slotsscan", slotsscan),
+    ("slotsdel", slotsdel),
+    ("slotscheck", slotscheck),
 ];
 
 /// Codis' `parse_int`: an integer that fits a C `int`.

@@ -2,43 +2,39 @@
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, command};
+use super::{Ctx, Handler};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Bulk, Db, Str, Value};
 use crate::ldouble::LongDouble;
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-const WRITE: Flags = Flags::WRITE.with(Flags::DENYOOM);
-const WRITE_FAST: Flags = WRITE.with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("get", 2, READ, (1, 1, 1), get),
-    command("set", -3, WRITE, (1, 1, 1), set),
-    command("setnx", 3, WRITE_FAST, (1, 1, 1), setnx),
-    command("setex", 4, WRITE, (1, 1, 1), setex),
-    command("psetex", 4, WRITE, (1, 1, 1), psetex),
-    command("getset", 3, WRITE_FAST, (1, 1, 1), getset),
-    command("getex", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), getex),
-    command("getdel", 2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), getdel),
-    command("mget", -2, READ, (1, -1, 1), mget),
-    command("mset", -3, WRITE, (1, -1, 2), mset),
-    command("msetnx", -3, WRITE, (1, -1, 2), msetnx),
-    command("append", 3, WRITE_FAST, (1, 1, 1), append),
-    command("strlen", 2, READ, (1, 1, 1), strlen),
-    command("getrange", 4, Flags::READONLY, (1, 1, 1), getrange),
-    command("substr", 4, Flags::READONLY, (1, 1, 1), getrange),
-    command("setrange", 4, WRITE, (1, 1, 1), setrange),
-    command("incr", 2, WRITE_FAST, (1, 1, 1), incr),
-    command("decr", 2, WRITE_FAST, (1, 1, 1), decr),
-    command("incrby", 3, WRITE_FAST, (1, 1, 1), incrby),
-    command("decrby", 3, WRITE_FAST, (1, 1, 1), decrby),
-    command("incrbyfloat", 3, WRITE_FAST, (1, 1, 1), incrbyfloat),
-    command("setbit", 4, WRITE, (1, 1, 1), setbit),
-    command("getbit", 3, READ, (1, 1, 1), getbit),
-    command("bitcount", -2, Flags::READONLY, (1, 1, 1), bitcount),
-    command("bitpos", -3, Flags::READONLY, (1, 1, 1), bitpos),
-    command("bitop", -4, WRITE, (2, -1, 1), bitop),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("get", get),
+    ("set", set),
+    ("setnx", setnx),
+    ("setex", setex),
+    ("psetex", psetex),
+    ("getset", getset),
+    ("getex", getex),
+    ("getdel", getdel),
+    ("mget", mget),
+    ("mset", mset),
+    ("msetnx", msetnx),
+    ("append", append),
+    ("strlen", strlen),
+    ("getrange", getrange),
+    ("substr", getrange),
+    ("setrange", setrange),
+    ("incr", incr),
+    ("decr", decr),
+    ("incrby", incrby),
+    ("decrby", decrby),
+    ("incrbyfloat", incrbyfloat),
+    ("setbit", setbit),
+    ("getbit", getbit),
+    ("bitcount", bitcount),
+    ("bitpos", bitpos),
+    ("bitop", bitop),
 ];
 
 /// The string at `key` (expired keys are gone), `None` if missing, `WRONGTYPE` for other types.

@@ -8,20 +8,29 @@
 
 use resp::Request;
 
-use super::{Command, Ctx, Flags, call, command, table};
+use super::{Command, Ctx, Handler, call, table};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Key;
 use crate::state::{Client, State, Transaction, WatchedKey};
 
-const CONTROL: Flags = Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST);
+pub(super) const HANDLERS: &[(&str, Handler)] =
+    &[("multi", multi), ("exec", exec), ("discard", discard_command), ("watch", watch), ("unwatch", unwatch)];
 
-pub(super) const COMMANDS: &[Command] = &[
-    command("multi", 1, CONTROL, (0, 0, 0), multi),
-    command("exec", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE), (0, 0, 0), exec),
-    command("discard", 1, CONTROL, (0, 0, 0), discard_command),
-    command("watch", -2, CONTROL, (1, -1, 1), watch),
-    command("unwatch", 1, CONTROL, (0, 0, 0), unwatch),
-];
+/// Whether `command` is `EXEC`, whose refusal discards the transaction (`EXECABORT`).
+pub(crate) fn is_exec(command: &Command) -> bool {
+    command.name == "exec"
+}
+
+/// Redis' rule over `maxmemory` inside `MULTI`: everything is refused but what ends the
+/// transaction (`EXEC`, `DISCARD`, `QUIT`, `RESET`), and `EXEC` too when its queue holds a
+/// command that may grow memory.
+pub(super) fn refused_when_out_of_memory(command: &Command, transaction: &Transaction) -> bool {
+    match command.name {
+        "exec" => transaction.denyoom,
+        "discard" | "quit" | "reset" => false,
+        _ => true,
+    }
+}
 
 fn multi(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     if ctx.client.multi.is_some() {
@@ -54,7 +63,7 @@ fn exec(ctx: &mut Ctx<'_>, _request: &Request) -> CmdResult {
     // which goes as one MULTI … EXEC.
     for request in &transaction.queued {
         // Every queued command was looked up when it was queued.
-        match table().lookup(request.name()) {
+        match table().resolve(request) {
             Some(command) => call(ctx, command, request),
             None => ctx.reply.error("ERR unknown command"),
         }

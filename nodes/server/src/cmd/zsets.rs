@@ -3,47 +3,45 @@
 use resp::Request;
 
 use super::keys::parse_scan_options;
-use super::{Command, Ctx, Flags, command, random};
+use super::{Ctx, Handler, random};
 use crate::args::{self, arg, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Bulk, Db, Value, ZSet};
 use crate::reply::Reply;
 
-const READ: Flags = Flags::READONLY.with(Flags::FAST);
-
-pub(super) const COMMANDS: &[Command] = &[
-    command("zadd", -4, Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST), (1, 1, 1), zadd),
-    command("zincrby", 4, Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST), (1, 1, 1), zincrby),
-    command("zrem", -3, Flags::WRITE.with(Flags::FAST), (1, 1, 1), zrem),
-    command("zcard", 2, READ, (1, 1, 1), zcard),
-    command("zscore", 3, READ, (1, 1, 1), zscore),
-    command("zmscore", -3, READ, (1, 1, 1), zmscore),
-    command("zrank", 3, READ, (1, 1, 1), zrank),
-    command("zrevrank", 3, READ, (1, 1, 1), zrevrank),
-    command("zcount", 4, READ, (1, 1, 1), zcount),
-    command("zlexcount", 4, READ, (1, 1, 1), zlexcount),
-    command("zrange", -4, Flags::READONLY, (1, 1, 1), zrange),
-    command("zrangestore", -5, Flags::WRITE.with(Flags::DENYOOM), (1, 2, 1), zrangestore),
-    command("zrevrange", -4, Flags::READONLY, (1, 1, 1), zrevrange),
-    command("zrangebyscore", -4, Flags::READONLY, (1, 1, 1), zrangebyscore),
-    command("zrevrangebyscore", -4, Flags::READONLY, (1, 1, 1), zrevrangebyscore),
-    command("zrangebylex", -4, Flags::READONLY, (1, 1, 1), zrangebylex),
-    command("zrevrangebylex", -4, Flags::READONLY, (1, 1, 1), zrevrangebylex),
-    command("zremrangebyrank", 4, Flags::WRITE, (1, 1, 1), zremrangebyrank),
-    command("zremrangebyscore", 4, Flags::WRITE, (1, 1, 1), zremrangebyscore),
-    command("zremrangebylex", 4, Flags::WRITE, (1, 1, 1), zremrangebylex),
-    command("zpopmin", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), zpopmin),
-    command("zpopmax", -2, Flags::WRITE.with(Flags::FAST), (1, 1, 1), zpopmax),
-    command("zmpop", -4, Flags::WRITE, (0, 0, 0), zmpop),
-    command("zrandmember", -2, Flags::READONLY, (1, 1, 1), zrandmember),
-    command("zunion", -3, Flags::READONLY, (0, 0, 0), zunion),
-    command("zinter", -3, Flags::READONLY, (0, 0, 0), zinter),
-    command("zdiff", -3, Flags::READONLY, (0, 0, 0), zdiff),
-    command("zunionstore", -4, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), zunionstore),
-    command("zinterstore", -4, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), zinterstore),
-    command("zdiffstore", -4, Flags::WRITE.with(Flags::DENYOOM), (1, 1, 1), zdiffstore),
-    command("zintercard", -3, Flags::READONLY, (0, 0, 0), zintercard),
-    command("zscan", -3, Flags::READONLY, (1, 1, 1), zscan),
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("zadd", zadd),
+    ("zincrby", zincrby),
+    ("zrem", zrem),
+    ("zcard", zcard),
+    ("zscore", zscore),
+    ("zmscore", zmscore),
+    ("zrank", zrank),
+    ("zrevrank", zrevrank),
+    ("zcount", zcount),
+    ("zlexcount", zlexcount),
+    ("zrange", zrange),
+    ("zrangestore", zrangestore),
+    ("zrevrange", zrevrange),
+    ("zrangebyscore", zrangebyscore),
+    ("zrevrangebyscore", zrevrangebyscore),
+    ("zrangebylex", zrangebylex),
+    ("zrevrangebylex", zrevrangebylex),
+    ("zremrangebyrank", zremrangebyrank),
+    ("zremrangebyscore", zremrangebyscore),
+    ("zremrangebylex", zremrangebylex),
+    ("zpopmin", zpopmin),
+    ("zpopmax", zpopmax),
+    ("zmpop", zmpop),
+    ("zrandmember", zrandmember),
+    ("zunion", zunion),
+    ("zinter", zinter),
+    ("zdiff", zdiff),
+    ("zunionstore", zunionstore),
+    ("zinterstore", zinterstore),
+    ("zdiffstore", zdiffstore),
+    ("zintercard", zintercard),
+    ("zscan", zscan),
 ];
 
 /// The sorted set at `key`: `None` if missing, `WRONGTYPE` for other types.

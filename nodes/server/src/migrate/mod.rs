@@ -28,7 +28,7 @@ use model::SlotId;
 use resp::{Request, Version};
 use tokio::sync::mpsc;
 
-use crate::cmd::Command;
+use crate::cmd::{Command, Flags};
 use crate::keyspace::Key;
 use crate::outbox::{Delivery, Outbox};
 use crate::reply::Reply;
@@ -249,11 +249,11 @@ pub fn fence_for(state: &State, client: &Client, command: &Command, request: &Re
     if fences.is_empty() {
         return None;
     }
-    let fence = match command.name {
-        "exec" => {
-            let queued = client.multi.as_ref()?;
-            queued.queued.iter().find_map(|queued| {
-                let command = crate::cmd::table().lookup(queued.name())?;
+    let fence = match client.multi.as_ref() {
+        // EXEC: its queue's writes.
+        Some(transaction) if crate::cmd::transactions::is_exec(command) => {
+            transaction.queued.iter().find_map(|queued| {
+                let command = crate::cmd::table().resolve(queued)?;
                 writes_fenced(state, client.db, command, queued)
             })
         }
@@ -262,56 +262,20 @@ pub fn fence_for(state: &State, client: &Client, command: &Command, request: &Re
     fences.wait(fence)
 }
 
-/// The fence a write by `command` would cross, if any.
+/// The fence a write by `command` would cross, if any: its keys' (as the command table finds
+/// them), or any of its database's, or any at all, as its flags say.
 fn writes_fenced(state: &State, db: usize, command: &Command, request: &Request) -> Option<FenceId> {
-    use crate::cmd::Flags;
     let fences = &state.migrations.fences;
-    if !command.flags.contains(Flags::WRITE) {
+    if !command.flags.contains(Flags::WRITE) || command.flags.contains(Flags::ANSWERS_FENCES) {
         return None;
     }
-    let any = |db: usize| fences.any_fence(db);
-    match command.name {
-        // The migration commands choose their keys themselves; the wrapper answers "being
-        // migrated" instead of waiting, as Codis' proxy expects.
-        "slotsmgrtslot"
-        | "slotsmgrttagslot"
-        | "slotsmgrtslot-async"
-        | "slotsmgrttagslot-async"
-        | "slotsmgrt-exec-wrapper"
-        | "slotsrestore-async" => None,
-        "slotsmgrtone" | "slotsmgrttagone" => fences.fence_of(db, request.arg(4)?),
-        "slotsmgrtone-async" | "slotsmgrttagone-async" => {
-            request.args().skip(6).find_map(|key| fences.fence_of(db, key))
-        }
-        "flushdb" | "slotsdel" => any(db),
-        "flushall" | "swapdb" => (0..state.keyspace.len()).find_map(any),
-        "lmpop" | "zmpop" => numkeys_fenced(state, db, request, 1),
-        "blmpop" | "bzmpop" => numkeys_fenced(state, db, request, 2),
-        "move" | "copy" => {
-            // The destination may be another database: a fence there counts too.
-            let key_fence = (1..=2).filter_map(|index| request.arg(index)).find_map(|key| fences.fence_of(db, key));
-            key_fence.or_else(|| (0..state.keyspace.len()).find_map(any))
-        }
-        _ => keys_of(command, request).find_map(|key| fences.fence_of(db, key)),
+    if command.flags.contains(Flags::WRITES_ANY_DATABASE) {
+        return (0..state.keyspace.len()).find_map(|db| fences.any_fence(db));
     }
-}
-
-/// For commands whose keys follow a count at `position` (`LMPOP numkeys key …`).
-fn numkeys_fenced(state: &State, db: usize, request: &Request, position: usize) -> Option<FenceId> {
-    let count = usize::try_from(resp::parse_i64(request.arg(position)?)?).ok()?;
-    request.args().skip(position + 1).take(count).find_map(|key| state.migrations.fences.fence_of(db, key))
-}
-
-/// The keys `request` names, by its command's key positions.
-pub fn keys_of<'r>(command: &Command, request: &'r Request) -> impl Iterator<Item = &'r [u8]> {
-    let len = i32::try_from(request.len()).unwrap_or(i32::MAX);
-    let first = command.first_key;
-    let last = if command.last_key < 0 { len + command.last_key } else { command.last_key };
-    let step = command.step.max(1);
-    let positions = if first <= 0 { 0..0 } else { first..last.min(len - 1) + 1 };
-    positions
-        .step_by(usize::try_from(step).unwrap_or(1))
-        .filter_map(move |position| request.arg(usize::try_from(position).ok()?))
+    if command.flags.contains(Flags::WRITES_DATABASE) {
+        return fences.any_fence(db);
+    }
+    command.keys(request).find_map(|key| fences.fence_of(db, key))
 }
 
 /// Codis' temporary TTL on a key being rebuilt in chunks: three timeouts, so a half-built key on

@@ -6,6 +6,7 @@ mod common;
 mod harness;
 
 mod blocking;
+mod command;
 mod connection;
 mod dump;
 mod generated;
