@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::ActionState;
 use crate::json::{is_zero, null_as_empty};
-use crate::slot::ActionState;
 
 /// A group number. Real groups are numbered 1 to [`GroupId::MAX`]; 0 stands for "no group" (an
 /// offline slot).

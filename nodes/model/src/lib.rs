@@ -19,6 +19,7 @@
 //! - [`config`]: Codis' durations and byte sizes in config files.
 //! - [`glob`]: Redis' glob patterns (`KEYS`, `SCAN MATCH`, pub/sub), for the server and the proxy.
 
+pub mod action;
 pub mod auth;
 pub mod config;
 pub mod glob;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::action::ActionState;
 use crate::group::GroupId;
 use crate::json::{is_zero, null_as_empty};
 use crate::slot_hash::SlotId;
@@ -90,60 +91,6 @@ pub struct Slot {
     /// as a proxy that knows reaches it. Not in Codis.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
-}
-
-/// The state of a slot's migration (Codis' `models.Action*` for slots).
-///
-/// A migration walks `Pending → Preparing → Prepared → Migrating → Finished`, each state stored in
-/// the coordinator before it is pushed to the proxies, so a dashboard that crashes anywhere resumes
-/// from what it stored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ActionState {
-    /// No action.
-    #[default]
-    #[serde(rename = "")]
-    Nothing,
-    /// Created, waiting for its turn.
-    #[serde(rename = "pending")]
-    Pending,
-    /// Being announced: proxies stop reading the slot from replicas.
-    #[serde(rename = "preparing")]
-    Preparing,
-    /// Every proxy holds the slot locked and points it at the target.
-    #[serde(rename = "prepared")]
-    Prepared,
-    /// Keys are moving; proxies move a key on demand before serving it.
-    #[serde(rename = "migrating")]
-    Migrating,
-    /// The source is empty; proxies are being told the plain new owner.
-    #[serde(rename = "finished")]
-    Finished,
-    /// A replica is being (re)attached to its master (server actions only).
-    #[serde(rename = "syncing")]
-    Syncing,
-    /// A replica sync action completed (server actions only).
-    #[serde(rename = "synced")]
-    Synced,
-    /// A replica sync action failed (server actions only).
-    #[serde(rename = "synced_failed")]
-    SyncedFailed,
-}
-
-impl ActionState {
-    /// The name as stored (`""`, `"pending"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionState::Nothing => "",
-            ActionState::Pending => "pending",
-            ActionState::Preparing => "preparing",
-            ActionState::Prepared => "prepared",
-            ActionState::Migrating => "migrating",
-            ActionState::Finished => "finished",
-            ActionState::Syncing => "syncing",
-            ActionState::Synced => "synced",
-            ActionState::SyncedFailed => "synced_failed",
-        }
-    }
 }
 
 /// A slot's migration action, as stored (`omitempty` on every field, as Codis).
