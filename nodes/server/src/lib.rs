@@ -46,5 +46,8 @@ pub mod shutdown;
 pub mod slowlog;
 pub mod state;
 
+/// The version `HELLO` and `INFO` report: the Redis release whose behaviour we implement.
+pub const REDIS_VERSION: &str = "7.0.15";
+
 pub use config::{DebugCommand, EvictionPolicy, ServerConfig};
 pub use server::{bind_and_run, run};

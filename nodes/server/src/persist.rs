@@ -23,7 +23,7 @@ use crate::outbox::{Delivery, Outbox};
 use crate::rdb::file::{self, Header};
 use crate::rdb::{LoadOptions, RdbError};
 use crate::reply::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::state::State;
 
 /// After a failed snapshot, the rules wait this long before trying again (Redis'
@@ -121,7 +121,7 @@ pub fn start(state: &mut State, now_ms: u64, caller: Option<Caller>) -> Result<(
 /// The state as an RDB snapshot taken at `now_ms` (also the append-only log's base).
 pub fn encode_snapshot(state: &State, now_ms: u64) -> Vec<u8> {
     let header = Header {
-        version: crate::cmd::connection::REDIS_VERSION.into(),
+        version: crate::REDIS_VERSION.into(),
         ctime_secs: now_ms / 1000,
         used_memory: crate::evict::used_memory(state) as u64,
     };

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -18,20 +18,7 @@ use crate::persist;
 use crate::replication;
 use crate::session;
 use crate::shutdown;
-use crate::state::State;
-
-/// What every connection task shares: the state behind its lock.
-pub struct Shared {
-    state: Mutex<State>,
-}
-
-impl Shared {
-    /// The state, locked. A panic while the lock was held (a bug) poisons it; the state is still
-    /// the best there is, so later commands go on rather than all failing.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+use crate::state::{Shared, State};
 
 /// Serves `config` on `listener` until it stops: at a request from `stops` (each item is one, as
 /// each SIGTERM is for Redis; a stop refused because the snapshot failed waits for the next) or
@@ -47,7 +34,7 @@ pub async fn run<E: Env>(
     let addr = listener.local_addr()?;
     let mut state = State::new(config, env.rng("server"), env.unix_millis(), addr.port());
     let log = load(&env, &mut state).await?;
-    let shared = Arc::new(Shared { state: Mutex::new(state) });
+    let shared = Arc::new(Shared::new(state));
     let (jobs, pending_jobs) = tokio::sync::mpsc::unbounded_channel();
     shared.lock().migrations.attach(jobs);
     let migrator = env.spawn(migrate::service::run(env.clone(), shared.clone(), pending_jobs));

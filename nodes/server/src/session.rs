@@ -17,7 +17,7 @@ use crate::aof;
 use crate::cmd;
 use crate::keyspace::Bulk;
 use crate::outbox::{self, Delivery, Inbox};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::state::{Block, Client, ClientInfo, State};
 
 /// Removes a client from every registry when its task ends, however it ends: the client list,
@@ -149,7 +149,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
     let _registration = Registration { shared: shared.clone(), id };
     connection.set_limits(limits);
     let mut stopping = stopping;
-    let mut exits = Exits { killed: Box::pin(kill.notified()), stopping: Box::pin(stopped(&mut stopping)) };
+    let mut exits =
+        Exits { killed: Box::pin(kill.notified()), stopping: Box::pin(crate::shutdown::stopped(&mut stopping)) };
     let mut session = Session { connection, inbox, delivered: 0, log, log_target: 0 };
     let mut client = Client::new(id, authenticated);
     debug!(client = id, %peer, "connected");
@@ -257,13 +258,6 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared>, env: E, stream: E::Stream
             return;
         }
     }
-}
-
-/// Completes once the server is shutting down.
-pub(crate) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns is dropped here, not held by the caller across an await. An
-    // error means the state (and its sender) is gone: the server is shutting down as well.
-    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// Reads a request, giving up after `idle_seconds` of silence (0: wait forever). `None` means the

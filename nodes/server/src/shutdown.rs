@@ -16,7 +16,7 @@ use net::Env;
 use tracing::{info, warn};
 
 use crate::persist::{self, Caller};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Whether to save a snapshot on the way out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,4 +123,11 @@ async fn save_snapshot<E: Env>(env: &E, shared: &Shared) -> std::io::Result<()> 
     persist::write_file(&env.disk(), &path, &bytes).await?;
     info!(%path, bytes = bytes.len(), "DB saved on disk before stopping");
     Ok(())
+}
+
+/// Completes once the server is shutting down.
+pub(crate) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, not held by the caller across an await. An
+    // error means the state (and its sender) is gone: the server is shutting down as well.
+    let _ = stopping.wait_for(|stop| *stop).await;
 }

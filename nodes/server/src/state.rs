@@ -6,7 +6,7 @@
 //! across an `.await`: execution is pure computation on memory.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use net::Rng;
 use resp::{Request, Version};
@@ -24,6 +24,24 @@ use crate::propagate::Propagation;
 use crate::pubsub::PubSub;
 use crate::replication::Replication;
 use crate::slowlog::{LatencyMonitor, SlowLog};
+
+/// What every connection task shares: the state behind its lock.
+pub struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    /// Puts `state` behind its lock.
+    pub fn new(state: State) -> Shared {
+        Shared { state: Mutex::new(state) }
+    }
+
+    /// The state, locked. A panic while the lock was held (a bug) poisons it; the state is still
+    /// the best there is, so later commands go on rather than all failing.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// Server-wide counters for `INFO stats`.
 #[derive(Clone, Copy, Debug, Default)]

@@ -21,8 +21,8 @@ use super::manifest::{LogFile, Manifest, base_name, incr_name, manifest_name};
 use super::{RewriteRequest, Work};
 use crate::config::FsyncPolicy;
 use crate::persist;
-use crate::server::Shared;
-use crate::session::stopped;
+use crate::shutdown::stopped;
+use crate::state::Shared;
 use crate::state::State;
 
 /// How long a failed write waits before it is tried again.

@@ -3,6 +3,7 @@
 use resp::{Request, Version};
 
 use super::{Ctx, Handler};
+use crate::REDIS_VERSION;
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Bulk;
@@ -33,9 +34,6 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ("client|reply", client),
     ("client|unblock", client),
 ];
-
-/// The version `HELLO` and `INFO` report: the Redis release whose behaviour we implement.
-pub const REDIS_VERSION: &str = "7.0.15";
 
 fn ping(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     // A subscribed RESP2 client gets a message-shaped reply it can tell from a message.

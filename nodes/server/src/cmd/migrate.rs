@@ -109,18 +109,12 @@ pub(super) fn expand(state: &mut State, db: usize, key: &[u8], with_tag: bool, n
     keys
 }
 
-/// What a slot command reports as remaining: the slot's keys here, and the keys of the slot
-/// whose stale copies at a target still need deleting.
-pub(crate) fn remaining_in_slot(state: &mut State, db: usize, slot: SlotId) -> usize {
-    state.keyspace.db(db).slot_len(slot) + state.migrations.stale_in_slot(db, slot).len()
-}
-
 /// The reply of a migration command that found nothing to move: 0, or `[0, remaining]` for
 /// the slot forms.
 pub(super) fn reply_nothing_moved(ctx: &mut Ctx<'_>, slot: Option<SlotId>) {
     match slot {
         Some(slot) => {
-            let remaining = remaining_in_slot(ctx.state, ctx.client.db, slot);
+            let remaining = crate::migrate::remaining_in_slot(ctx.state, ctx.client.db, slot);
             ctx.reply.array(2);
             ctx.reply.int(0);
             ctx.reply.count(remaining);

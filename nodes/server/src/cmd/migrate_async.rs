@@ -367,7 +367,7 @@ fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     let in_flight = !inner.flags.contains(Flags::READONLY)
         && (ctx.state.migrations.fences.fence_of(ctx.client.db, hashkey).is_some()
-            || crate::migrate::fence_for(ctx.state, ctx.client, inner, &inner_request).is_some());
+            || super::fence::fence_for(ctx.state, ctx.client, inner, &inner_request).is_some());
     if in_flight {
         ctx.reply.int(1);
         ctx.reply.error("ERR the specified key is being migrated");

@@ -10,6 +10,7 @@ pub mod command;
 pub mod connection;
 pub mod debug;
 pub mod dump;
+pub mod fence;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
@@ -262,7 +263,7 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         return;
     }
     if !state.migrations.fences.is_empty()
-        && let Some(wait) = crate::migrate::fence_for(state, client, command, request)
+        && let Some(wait) = fence::fence_for(state, client, command, request)
     {
         // Nothing is written: the session waits for the fence and runs the request again.
         client.fenced = Some(wait);

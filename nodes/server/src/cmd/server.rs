@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use resp::Request;
 
-use super::connection::REDIS_VERSION;
 use super::{Ctx, Handler};
+use crate::REDIS_VERSION;
 use crate::args::{self, is};
 use crate::config::PARAMETERS;
 use crate::error::{CmdError, CmdResult};

@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 use foldhash::fast::FixedState;
 use indexmap::{IndexMap, IndexSet};
 
+use super::bulk::Bulk;
 use super::memory::{heap_of, table, vector};
 use super::skiplist::{Iter, SkipList, level_from_bits};
-use super::value::Bulk;
 
 /// The thresholds at which collections leave their compact encodings (Redis' compiled-in
 /// defaults, which a `redis-server` started without a config file uses).

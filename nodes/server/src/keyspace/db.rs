@@ -24,7 +24,7 @@ use net::rand::Rng as _;
 
 use super::key_map::{KeyMap, SlotMap};
 use super::memory::allocation;
-use super::value::{Entry, Value};
+use super::value::{Entry, Value, lru_clock};
 
 pub use super::key::Key;
 
@@ -1027,12 +1027,6 @@ impl Db {
         }
         Ok(())
     }
-}
-
-/// Redis' LRU clock: seconds, in 24 bits (it wraps every 194 days; idle times are computed
-/// modulo the wrap).
-pub fn lru_clock(now_ms: u64) -> u32 {
-    ((now_ms / 1000) & 0x00ff_ffff) as u32
 }
 
 fn lossy(key: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -17,7 +17,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
-use super::db::Key;
+use super::key::Key;
 use super::memory::allocation;
 
 /// Keys and their values (`Entry` for a slot's keys, `()` for the index of keys with an expiry).

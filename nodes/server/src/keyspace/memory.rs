@@ -9,7 +9,7 @@
 
 use std::mem::size_of;
 
-use super::value::Bulk;
+use super::bulk::Bulk;
 
 /// Bytes the allocator hands out for a request of `size`: jemalloc's size class (the allocator
 /// `codis-server` links, as redis-server does). Classes are 8, then multiples of 16 up to 128,

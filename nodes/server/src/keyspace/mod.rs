@@ -5,7 +5,9 @@
 //! - [`db`]: one database ([`Db`]), its slot and tag indexes, expiry, `WATCH` versions, scans.
 //! - [`key_map`]: the compact map that holds one slot's keys, and the index of keys with an expiry.
 //! - [`memory`]: what values cost in memory, for `INFO memory` and `maxmemory`.
+//! - [`bulk`], [`key`], [`skiplist`]: stored bytes, keys, and the sorted sets' skiplist.
 
+pub mod bulk;
 pub mod collections;
 pub mod db;
 pub mod key;
@@ -15,8 +17,8 @@ pub mod skiplist;
 pub mod value;
 
 pub use collections::{EncodingLimits, Hash, List, Set, ZSet};
-pub use db::{AccessTracking, Db, DbStats, Key, WatchVersion, lru_clock};
-pub use value::{Bulk, Entry, Str, Value};
+pub use db::{AccessTracking, Db, DbStats, Key, WatchVersion};
+pub use value::{Bulk, Entry, Str, Value, lru_clock};
 
 /// Every database of a server.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use smallvec::SmallVec;
 
-use super::value::Bulk;
+use super::bulk::Bulk;
 
 /// "No node".
 const NIL: u32 = u32::MAX;

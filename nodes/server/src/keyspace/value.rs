@@ -1,12 +1,7 @@
 //! Values and the entries that hold them.
 
-use smallvec::SmallVec;
-
+pub use super::bulk::Bulk;
 use super::collections::{Hash, List, Set, ZSet};
-
-/// Owned bytes that keep up to 16 bytes inline: most keys (`redis-benchmark`'s `key:000000123456`
-/// is 16) and short values need no heap allocation of their own.
-pub type Bulk = SmallVec<[u8; 16]>;
 
 /// A string value, in the encoding Redis would give it (`OBJECT ENCODING` reports it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +253,7 @@ impl Entry {
     /// Seconds since the key was last accessed, as Redis' `estimateObjectIdleTime` computes it
     /// from its 24-bit LRU clock (which wraps).
     pub fn idle_seconds(&self, now_ms: u64) -> u32 {
-        let clock = super::db::lru_clock(now_ms);
+        let clock = lru_clock(now_ms);
         if clock >= self.accessed { clock - self.accessed } else { clock + (0x00ff_ffff - self.accessed) }
     }
 
@@ -266,6 +261,12 @@ impl Entry {
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && now_ms > self.expire_at
     }
+}
+
+/// Redis' LRU clock: seconds, in 24 bits (it wraps every 194 days; idle times are computed
+/// modulo the wrap).
+pub fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) & 0x00ff_ffff) as u32
 }
 
 #[cfg(test)]

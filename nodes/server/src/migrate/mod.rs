@@ -25,14 +25,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use model::SlotId;
-use resp::{Request, Version};
+use resp::Version;
 use tokio::sync::mpsc;
 
-use crate::cmd::{Command, Flags};
 use crate::keyspace::Key;
 use crate::outbox::{Delivery, Outbox};
 use crate::reply::Reply;
-use crate::state::{Client, State};
+use crate::state::State;
 
 pub use batch::AsyncBatch;
 pub use fence::{FenceId, FenceWait, Fences};
@@ -241,41 +240,10 @@ impl Migrations {
     }
 }
 
-/// The wait, if `request` (by `client`, running `command`) would write a key in flight: the
-/// caller blocks until the fence lifts and then runs the request again. Commands that write a
-/// whole database wait while any of its keys is in flight. Reads never wait.
-pub fn fence_for(state: &State, client: &Client, command: &Command, request: &Request) -> Option<FenceWait> {
-    let fences = &state.migrations.fences;
-    if fences.is_empty() {
-        return None;
-    }
-    let fence = match client.multi.as_ref() {
-        // EXEC: its queue's writes.
-        Some(transaction) if crate::cmd::transactions::is_exec(command) => {
-            transaction.queued.iter().find_map(|queued| {
-                let command = crate::cmd::table().resolve(queued)?;
-                writes_fenced(state, client.db, command, queued)
-            })
-        }
-        _ => writes_fenced(state, client.db, command, request),
-    }?;
-    fences.wait(fence)
-}
-
-/// The fence a write by `command` would cross, if any: its keys' (as the command table finds
-/// them), or any of its database's, or any at all, as its flags say.
-fn writes_fenced(state: &State, db: usize, command: &Command, request: &Request) -> Option<FenceId> {
-    let fences = &state.migrations.fences;
-    if !command.flags.contains(Flags::WRITE) || command.flags.contains(Flags::ANSWERS_FENCES) {
-        return None;
-    }
-    if command.flags.contains(Flags::WRITES_ANY_DATABASE) {
-        return (0..state.keyspace.len()).find_map(|db| fences.any_fence(db));
-    }
-    if command.flags.contains(Flags::WRITES_DATABASE) {
-        return fences.any_fence(db);
-    }
-    command.keys(request).find_map(|key| fences.fence_of(db, key))
+/// What a slot command reports as remaining: the slot's keys here, and the keys of the slot
+/// whose stale copies at a target still need deleting.
+pub fn remaining_in_slot(state: &mut State, db: usize, slot: SlotId) -> usize {
+    state.keyspace.db(db).slot_len(slot) + state.migrations.stale_in_slot(db, slot).len()
 }
 
 /// Codis' temporary TTL on a key being rebuilt in chunks: three timeouts, so a half-built key on

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use super::link::{Link, LinkError};
 use super::{AsyncBatch, Job, SyncJob};
 use crate::keyspace::{Entry, Value};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::state::State;
 
 /// Codis closes a cached synchronous connection unused this long.
@@ -173,7 +173,7 @@ fn finish_sync(shared: &Shared, job: &SyncJob, result: Result<(), LinkError>) ->
         }
         match &result {
             Ok(()) => {
-                let remaining = job.slot.map_or(0, |slot| crate::cmd::migrate::remaining_in_slot(state, job.db, slot));
+                let remaining = job.slot.map_or(0, |slot| crate::migrate::remaining_in_slot(state, job.db, slot));
                 job.caller.succeed(job.keys.len(), remaining);
             }
             Err(error) => job.caller.fail(&error.to_string()),
@@ -415,7 +415,7 @@ async fn finish_batch(shared: &Shared, db: usize, fence: super::FenceId) -> Resu
         let removed = delete_moved(state, db, &batch.moved);
         state.migrations.fences.lift(db, batch.fence, &batch.keys);
         state.migrations.clear_stale(db, &batch.keys);
-        let remaining = batch.slot.map_or(0, |slot| crate::cmd::migrate::remaining_in_slot(state, db, slot));
+        let remaining = batch.slot.map_or(0, |slot| crate::migrate::remaining_in_slot(state, db, slot));
         for caller in &batch.callers {
             caller.succeed(batch.moved.len(), remaining);
         }

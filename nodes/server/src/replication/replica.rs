@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::cmd;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::state::{Client, State};
 
 /// How long connecting to the master may take.
