@@ -1,5 +1,6 @@
-//! Codis' command table: which commands write, which must go to a master, which the proxy
-//! refuses, and where each command's routing key is.
+//! What the proxy does with each command, read from the shared command table
+//! (`nodes/commands`): its route (refused, answered here, forwarded to a master or a replica,
+//! split by key…) and where its routing key is, found by the command's key specifications.
 //!
 //! Names are matched whole, upper-cased: Codis' fast path only upper-cases letters and `:`, so
 //! any name with another byte (every dashed name, `SLOTSMGRT-ASYNC-CANCEL` among them) skips its
@@ -8,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use commands::Route;
 
 /// What the proxy does with a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,20 @@ impl Kind {
     pub fn replica_ok(self) -> bool {
         self == Kind::Read
     }
+
+    /// The kind of a command the table routes this way.
+    fn of(route: Route, command: &commands::Command) -> Kind {
+        let readonly = command.has(commands::Flags::READONLY);
+        match route {
+            // Answered by the proxy itself or intercepted before routing; what reaches the
+            // router in these forms is refused as Codis refuses it.
+            Route::NotAllowed | Route::Scan | Route::Subscribe | Route::Transaction => Kind::NotAllowed,
+            Route::Replica | Route::Local => Kind::Read,
+            Route::Split if readonly => Kind::Read,
+            Route::Master if readonly => Kind::MasterOnly,
+            Route::Split | Route::Master | Route::Broadcast | Route::Publish => Kind::Write,
+        }
+    }
 }
 
 /// Where a command's routing key is.
@@ -36,22 +53,40 @@ impl Kind {
 pub enum KeyAt {
     /// No key: routed to slot 0's backend, as Codis does.
     None,
-    /// At this argument position.
+    /// At this argument position (a command not in the table: its first argument, as Codis).
     Arg(usize),
     /// A channel at this argument position (`PUBLISH`): routed by its slot as a key is, but it
     /// names no data, so while the slot migrates it goes straight to the target (there is
     /// nothing to move first, and the migration wrapper refuses pub/sub commands).
     Channel(usize),
+    /// Where the command's key specifications say (a container's: its subcommand's).
+    Spec(&'static commands::Command),
 }
 
 impl KeyAt {
-    /// The argument position of the routing key or channel, if any.
-    pub fn position(self) -> Option<usize> {
+    /// The routing key or channel of `request`, if any.
+    pub fn key(self, request: &resp::Request) -> Option<&[u8]> {
         match self {
             KeyAt::None => None,
-            KeyAt::Arg(at) | KeyAt::Channel(at) => Some(at),
+            KeyAt::Arg(at) | KeyAt::Channel(at) => request.arg(at),
+            KeyAt::Spec(command) => request.arg(resolve(command, request)?.first_key(request)?),
         }
     }
+
+    /// Every key of `request`, for the slots it touches.
+    pub fn keys(self, request: &resp::Request) -> Vec<&[u8]> {
+        match self {
+            KeyAt::Spec(command) => resolve(command, request)
+                .map(|command| command.keys(request).iter().filter_map(|key| request.arg(key.position)).collect())
+                .unwrap_or_default(),
+            other => other.key(request).into_iter().collect(),
+        }
+    }
+}
+
+/// A container's subcommand named by `request`, or the command itself.
+fn resolve<'c>(command: &'c commands::Command, request: &resp::Request) -> Option<&'c commands::Command> {
+    if command.is_container() { command.subcommand(request.arg(1)?) } else { Some(command) }
 }
 
 /// One command's entry.
@@ -63,290 +98,25 @@ pub struct Info {
     pub key: KeyAt,
 }
 
-const NOT_ALLOWED: &[&str] = &[
-    "ASKING",
-    "BGREWRITEAOF",
-    "BGSAVE",
-    "BITOP",
-    "BLPOP",
-    "BRPOP",
-    "BRPOPLPUSH",
-    "BLMOVE",
-    "BLMPOP",
-    "BZPOPMIN",
-    "BZPOPMAX",
-    "BZMPOP",
-    "CLIENT",
-    "CLUSTER",
-    "CONFIG",
-    "DBSIZE",
-    "DEBUG",
-    "DISCARD",
-    "EXEC",
-    "FLUSHALL",
-    "FLUSHDB",
-    "HOST:",
-    "KEYS",
-    "LASTSAVE",
-    "LATENCY",
-    "MIGRATE",
-    "MONITOR",
-    "MOVE",
-    "MULTI",
-    "OBJECT",
-    "POST",
-    "PSUBSCRIBE",
-    "PSYNC",
-    "PUNSUBSCRIBE",
-    "RANDOMKEY",
-    "READONLY",
-    "READWRITE",
-    "RENAME",
-    "RENAMENX",
-    "REPLCONF",
-    "RESTORE",
-    "RESTORE-ASKING",
-    "SAVE",
-    "SCAN",
-    "SCRIPT",
-    "SHUTDOWN",
-    "SLAVEOF",
-    "REPLICAOF",
-    "SLOTSCHECK",
-    "SLOTSDEL",
-    "SLOTSMGRTONE",
-    "SLOTSMGRTSLOT",
-    "SLOTSMGRTTAGONE",
-    "SLOTSMGRTTAGSLOT",
-    "SLOTSMGRTONE-ASYNC",
-    "SLOTSMGRTSLOT-ASYNC",
-    "SLOTSMGRTTAGONE-ASYNC",
-    "SLOTSMGRTTAGSLOT-ASYNC",
-    "SLOTSMGRTONE-ASYNC-DUMP",
-    "SLOTSMGRTTAGONE-ASYNC-DUMP",
-    "SLOTSMGRT-ASYNC-FENCE",
-    "SLOTSMGRT-ASYNC-CANCEL",
-    "SLOTSMGRT-ASYNC-STATUS",
-    "SLOTSMGRT-EXEC-WRAPPER",
-    "SLOTSRESTORE",
-    "SLOTSRESTORE-ASYNC",
-    "SLOTSRESTORE-ASYNC-AUTH",
-    "SLOTSRESTORE-ASYNC-SELECT",
-    "SLOTSRESTORE-ASYNC-ACK",
-    "SLOWLOG",
-    "SUBSCRIBE",
-    "SYNC",
-    "TIME",
-    "UNSUBSCRIBE",
-    "UNWATCH",
-    "WAIT",
-    "WATCH",
-    "SWAPDB",
-    "COPY",
-    "FAILOVER",
-    "EPOCH",
-    "MODULE",
-    "ACL",
-    "FUNCTION",
-    "RESET",
-    "SSUBSCRIBE",
-    "SUNSUBSCRIBE",
-    "SPUBLISH",
-];
+/// Not commands, but what a browser tricked into posting to the proxy sends first (Codis and
+/// Redis close such connections' requests as not allowed: cross-protocol scripting).
+const NOT_COMMANDS: [&str; 2] = ["HOST:", "POST"];
 
-const MASTER_ONLY: &[&str] = &["HSCAN", "SSCAN", "ZSCAN", "SLOTSINFO", "SLOTSSCAN"];
-
-const WRITES: &[&str] = &[
-    "APPEND",
-    "BITFIELD",
-    "DECR",
-    "DECRBY",
-    "DEL",
-    "UNLINK",
-    "EVAL",
-    "EVALSHA",
-    "EXPIRE",
-    "EXPIREAT",
-    "GEOADD",
-    "GEORADIUS",
-    "GEORADIUSBYMEMBER",
-    "GETSET",
-    "GETDEL",
-    "GETEX",
-    "HDEL",
-    "HINCRBY",
-    "HINCRBYFLOAT",
-    "HMSET",
-    "HSET",
-    "HSETNX",
-    "INCR",
-    "INCRBY",
-    "INCRBYFLOAT",
-    "LINSERT",
-    "LPOP",
-    "LPUSH",
-    "LPUSHX",
-    "LREM",
-    "LSET",
-    "LTRIM",
-    "LMOVE",
-    "LMPOP",
-    "MSET",
-    "MSETNX",
-    "PERSIST",
-    "PEXPIRE",
-    "PEXPIREAT",
-    "PFADD",
-    "PFDEBUG",
-    "PFMERGE",
-    "PSETEX",
-    "PUBLISH",
-    "RPOP",
-    "RPOPLPUSH",
-    "RPUSH",
-    "RPUSHX",
-    "SADD",
-    "SDIFFSTORE",
-    "SET",
-    "SETBIT",
-    "SETEX",
-    "SETNX",
-    "SETRANGE",
-    "SINTERSTORE",
-    "SMOVE",
-    "SORT",
-    "SPOP",
-    "SREM",
-    "SUNIONSTORE",
-    "TOUCH",
-    "ZADD",
-    "ZINCRBY",
-    "ZINTERSTORE",
-    "ZPOPMAX",
-    "ZPOPMIN",
-    "ZREM",
-    "ZREMRANGEBYLEX",
-    "ZREMRANGEBYRANK",
-    "ZREMRANGEBYSCORE",
-    "ZUNIONSTORE",
-    "ZDIFFSTORE",
-    "ZRANGESTORE",
-    "ZMPOP",
-];
-
-const READS: &[&str] = &[
-    "BITCOUNT",
-    "BITPOS",
-    "DUMP",
-    "ECHO",
-    "EXISTS",
-    "GEODIST",
-    "GEOHASH",
-    "GEOPOS",
-    "GET",
-    "GETBIT",
-    "GETRANGE",
-    "HEXISTS",
-    "HGET",
-    "HGETALL",
-    "HKEYS",
-    "HLEN",
-    "HMGET",
-    "HSTRLEN",
-    "HVALS",
-    "HRANDFIELD",
-    "INFO",
-    "LINDEX",
-    "LLEN",
-    "LPOS",
-    "LRANGE",
-    "MGET",
-    "PFCOUNT",
-    "PING",
-    "PTTL",
-    "PEXPIRETIME",
-    "EXPIRETIME",
-    "SCARD",
-    "SDIFF",
-    "SINTER",
-    "SINTERCARD",
-    "SISMEMBER",
-    "SMISMEMBER",
-    "SMEMBERS",
-    "SRANDMEMBER",
-    "STRLEN",
-    "SUBSTR",
-    "SUNION",
-    "TTL",
-    "TYPE",
-    "ZCARD",
-    "ZCOUNT",
-    "ZLEXCOUNT",
-    "ZMSCORE",
-    "ZRANGE",
-    "ZRANGEBYLEX",
-    "ZRANGEBYSCORE",
-    "ZRANK",
-    "ZREVRANGE",
-    "ZREVRANGEBYLEX",
-    "ZREVRANGEBYSCORE",
-    "ZREVRANK",
-    "ZSCORE",
-    "ZRANDMEMBER",
-    "ZDIFF",
-    "ZINTER",
-    "ZUNION",
-    "ZINTERCARD",
-    "SLOTSHASHKEY",
-    "SLOTSMAPPING",
-    "LCS",
-    "COMMAND",
-    "HELLO",
-    "AUTH",
-    "SELECT",
-    "QUIT",
-];
-
-/// Commands whose first key follows a count: its position.
-const AFTER_NUMKEYS: &[(&str, usize)] = &[
-    ("ZINTERSTORE", 3),
-    ("ZUNIONSTORE", 3),
-    ("ZDIFFSTORE", 3),
-    ("EVAL", 3),
-    ("EVALSHA", 3),
-    ("EVAL_RO", 3),
-    ("EVALSHA_RO", 3),
-    ("ZINTER", 2),
-    ("ZUNION", 2),
-    ("ZDIFF", 2),
-    ("ZINTERCARD", 2),
-    ("SINTERCARD", 2),
-    ("LMPOP", 2),
-    ("ZMPOP", 2),
-];
-
-/// Commands routed by a channel rather than a key.
-const CHANNEL_KEYED: &[&str] = &["PUBLISH"];
-
-/// Commands with no key.
-const KEYLESS: &[&str] =
-    &["PING", "ECHO", "INFO", "COMMAND", "HELLO", "AUTH", "SELECT", "QUIT", "SLOTSMAPPING", "TIME"];
-
-static TABLE: LazyLock<HashMap<&'static [u8], Info>> = LazyLock::new(|| {
+static TABLE: LazyLock<HashMap<Vec<u8>, Info>> = LazyLock::new(|| {
     let mut table = HashMap::new();
-    let lists: [(&[&str], Kind); 4] =
-        [(READS, Kind::Read), (WRITES, Kind::Write), (MASTER_ONLY, Kind::MasterOnly), (NOT_ALLOWED, Kind::NotAllowed)];
-    for (names, kind) in lists {
-        for name in names {
-            let key = if KEYLESS.contains(name) {
-                KeyAt::None
-            } else if CHANNEL_KEYED.contains(name) {
-                KeyAt::Channel(1)
-            } else {
-                AFTER_NUMKEYS.iter().find(|(entry, _)| entry == name).map_or(KeyAt::Arg(1), |(_, at)| KeyAt::Arg(*at))
-            };
-            table.insert(name.as_bytes(), Info { kind, key });
-        }
+    for command in commands::table().commands() {
+        let kind = Kind::of(command.route, command);
+        let key = if command.route == Route::Publish {
+            KeyAt::Channel(1)
+        } else if command.has_keys() || command.subcommands.iter().any(commands::Command::has_keys) {
+            KeyAt::Spec(command)
+        } else {
+            KeyAt::None
+        };
+        table.insert(command.name.to_ascii_uppercase().into_bytes(), Info { kind, key });
+    }
+    for name in NOT_COMMANDS {
+        table.insert(name.as_bytes().to_vec(), Info { kind: Kind::NotAllowed, key: KeyAt::None });
     }
     table
 });
@@ -403,14 +173,10 @@ pub fn upper_name(name: &[u8]) -> String {
 }
 
 /// Every key the proxy routes `request` by: each key of the multi-key commands it splits
-/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) and of `MSETNX`, else the routing key,
-/// else none.
-pub fn routing_keys<'a>(upper: &str, info: Info, request: &'a resp::Request) -> Vec<&'a [u8]> {
-    match upper {
-        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" => request.args().skip(1).collect(),
-        "MSET" | "MSETNX" => request.args().skip(1).step_by(2).collect(),
-        _ => info.key.position().and_then(|at| request.arg(at)).into_iter().collect(),
-    }
+/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) and of any command naming several (all
+/// must be in one slot where one backend serves it whole), else the routing key, else none.
+pub fn routing_keys(info: Info, request: &resp::Request) -> Vec<&[u8]> {
+    info.key.keys(request)
 }
 
 #[cfg(test)]
@@ -426,14 +192,24 @@ mod tests {
 
     #[test]
     fn kinds_and_key_positions() {
-        assert_eq!(lookup(b"get"), Info { kind: Kind::Read, key: KeyAt::Arg(1) });
+        let key = |line: &str| {
+            let request = resp::Request::from_args(line.split(' ').map(str::as_bytes));
+            lookup(request.name()).key.key(&request).map(|key| String::from_utf8_lossy(key).into_owned())
+        };
+        assert_eq!(lookup(b"get").kind, Kind::Read);
         assert_eq!(lookup(b"SET").kind, Kind::Write);
         assert_eq!(lookup(b"hscan").kind, Kind::MasterOnly);
-        assert_eq!(lookup(b"zunionstore").key, KeyAt::Arg(3));
-        assert_eq!(lookup(b"EVAL").key, KeyAt::Arg(3));
-        assert_eq!(lookup(b"lmpop").key, KeyAt::Arg(2));
         assert_eq!(lookup(b"ping").key, KeyAt::None);
-        assert_eq!(lookup(b"xadd"), Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) });
+        assert_eq!(lookup(b"publish").key, KeyAt::Channel(1));
+        assert_eq!(lookup(b"nosuch"), Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) });
         assert_eq!(lookup(&[b'A'; 40]).kind, Kind::MayWrite);
+        assert_eq!(key("GET k").as_deref(), Some("k"));
+        assert_eq!(key("ZUNIONSTORE d 2 a b").as_deref(), Some("d"));
+        assert_eq!(key("EVAL s 1 k").as_deref(), Some("k"));
+        assert_eq!(key("EVAL s 0").as_deref(), None);
+        assert_eq!(key("LMPOP 2 a b LEFT").as_deref(), Some("a"));
+        assert_eq!(key("XREAD COUNT 1 STREAMS s 0").as_deref(), Some("s"));
+        assert_eq!(key("XINFO STREAM s").as_deref(), Some("s"));
+        assert_eq!(key("MEMORY USAGE k").as_deref(), Some("k"));
     }
 }

@@ -43,7 +43,9 @@ use tracing::{debug, info, warn};
 use crate::backend::{BackendOptions, connect};
 use crate::proxy::{ProxyConfig, Shared};
 use crate::router::{Hazard, Listener, linked_servers};
-use crate::session::{Client, Input, answer_alone, error};
+use crate::session::client::{Client, Input};
+use crate::session::dispatch::answer_alone;
+use crate::session::reply::error;
 
 /// Whether a name is a channel or a pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -19,7 +19,8 @@ use crate::backend::{Acks, Dedicated};
 use crate::commands::{self, Kind};
 use crate::proxy::Shared;
 use crate::router::Route;
-use crate::session::{backend_error, error, simple, unlocked};
+use crate::session::lock::unlocked;
+use crate::session::reply::{backend_error, error, simple};
 
 /// One client's transaction state.
 pub(crate) struct Transaction<E: Env> {
@@ -106,7 +107,7 @@ impl<E: Env> Transaction<E> {
         } else if NOT_IN_MULTI.contains(&upper) {
             Some(error(&format!("ERR command '{upper}' is not allowed inside a transaction through the proxy")))
         } else {
-            self.join_slots(&commands::routing_keys(upper, info, request)).err()
+            self.join_slots(&commands::routing_keys(info, request)).err()
         };
         if let Some(refusal) = refusal {
             self.aborted = true;

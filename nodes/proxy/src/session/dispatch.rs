@@ -1,0 +1,126 @@
+//! Routes one request: answered here, refused, split by key, held in line behind a migrating
+//! or locked slot, or forwarded to its slot's master (or a replica).
+
+use bytes::Bytes;
+use model::slot_of;
+use net::Env;
+use resp::Request;
+
+use super::client::Client;
+use super::held::{serve_in_line, write_acks};
+use super::local::{auth, hello, info, select, slots_mapping};
+use super::pending::{Dispatch, Pending, Tracked, ready, resolve};
+use super::reply::{bulk, error, simple};
+use super::scan::scan;
+use super::split::split;
+use crate::commands::{self, Kind};
+use crate::proxy::Shared;
+
+/// Answers one request by itself, waiting for its reply (a RESP3 client's commands while it is
+/// subscribed).
+pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
+    let upper = commands::upper(request.name());
+    if client.tx.intercepts(upper.as_str()) {
+        return transaction(shared, client, request, upper.as_str()).await;
+    }
+    if upper.as_str() == "SCAN" && client.authenticated {
+        return scan(shared, client, request).await;
+    }
+    match dispatch(shared, client, request) {
+        Dispatch::Now(pending) => resolve(pending).await,
+        Dispatch::InLine => serve_in_line(shared, client.target(), request).await,
+    }
+}
+
+/// A request the client's transaction intercepts, once the client has authenticated.
+pub(crate) async fn transaction<E: Env>(
+    shared: &Shared<E>,
+    client: &mut Client<E>,
+    request: &Request,
+    upper: &str,
+) -> Bytes {
+    if !client.authenticated {
+        return error("NOAUTH Authentication required.");
+    }
+    client.tx.handle(shared, client.db, client.version, request, upper).await
+}
+
+/// Routes one request, or answers it here.
+pub(crate) fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Dispatch {
+    let name = request.name();
+    let upper = commands::upper(name);
+    match upper.as_str() {
+        "QUIT" => {
+            client.quit = true;
+            return ready(simple("OK"));
+        }
+        "AUTH" => return ready(auth(shared, client, request)),
+        "HELLO" => return ready(hello(shared, client, request)),
+        _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
+        "SUBSCRIBE" | "PSUBSCRIBE" if request.len() < 2 => {
+            let name = upper.as_str().to_ascii_lowercase();
+            return ready(error(&format!("ERR wrong number of arguments for '{name}' command")));
+        }
+        "SELECT" => return ready(select(shared, client, request)),
+        "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
+        "PING" if request.len() == 1 => return ready(simple("PONG")),
+        "INFO" if request.len() == 1 => return ready(info(shared)),
+        "SLOTSMAPPING" => return ready(slots_mapping(shared, request)),
+        "PING" | "INFO" | "SLOTSINFO" if request.len() >= 2 => {
+            // Codis' forms: the first argument names a backend.
+            let addr = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
+            let Some(backend) = shared.router.pool().find(&addr) else {
+                return ready(error(&format!("ERR backend server '{addr}' not found")));
+            };
+            let forwarded = Request::from_args(std::iter::once(name).chain(request.args().skip(2)));
+            let receiver = backend.conn(client.db, 0, client.version).send(forwarded.wire().clone());
+            return Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: Vec::new() }));
+        }
+        _ => {}
+    }
+    if let Some(refusal) = shared.refusal() {
+        return ready(error(refusal));
+    }
+    let info = commands::lookup_upper(&upper);
+    if info.kind == Kind::NotAllowed {
+        let name = commands::upper_name(name);
+        return ready(error(&format!("ERR handle request, command '{name}' is not allowed")));
+    }
+    let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
+    match upper.as_str() {
+        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
+            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 1));
+        }
+        "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
+            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 2));
+        }
+        // Atomic over its keys, so it cannot be split: one slot only.
+        "MSETNX" if keys_from(1, 2).windows(2).any(|pair| slot_of(pair[0]) != slot_of(pair[1])) => {
+            return ready(error("CROSSSLOT Keys in request don't hash to the same slot"));
+        }
+        _ => {}
+    }
+    let key = info.key.key(request).unwrap_or_default();
+    let slot = slot_of(key).index();
+    // Counted before the table is read: a table change either sees this request in flight, or
+    // this request sees the slot held.
+    let in_flight = shared.router.track(slot);
+    let table = shared.router.table();
+    let route = &table[slot];
+    if route.slot.locked || route.migrate_from.is_some() {
+        return Dispatch::InLine;
+    }
+    match &route.backend {
+        Some(backend) => {
+            // Reads may go to a replica that is up (as in Codis, replicas may lag: such reads
+            // can miss the latest writes).
+            let replica = if info.kind.replica_ok() { route.replica(client.id as usize) } else { None };
+            let target = replica.unwrap_or(backend);
+            // A replica cannot `WAIT`: reads sent there are as fresh as it is (`replica_groups`).
+            let acks = if replica.is_some() { None } else { write_acks(shared, route, info.kind) };
+            let receiver = target.conn(client.db, slot, client.version).send_acked(request.wire().clone(), acks);
+            Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: vec![in_flight] }))
+        }
+        None => ready(error("ERR handle request, slot is not ready, may be offline")),
+    }
+}

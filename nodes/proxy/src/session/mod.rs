@@ -1,0 +1,283 @@
+//! One client connection: read a batch of pipelined requests, dispatch each to its backend
+//! (they proceed in parallel across backends), then write the replies in request order with one
+//! flush.
+//!
+//! Requests for a slot that is migrating or locked are handled in line: everything before them
+//! is answered first, so no request overtakes an earlier one of the same client to the same slot.
+
+pub(crate) mod client;
+pub(crate) mod dispatch;
+pub(crate) mod held;
+pub(crate) mod local;
+pub(crate) mod lock;
+pub(crate) mod pending;
+pub(crate) mod reply;
+pub(crate) mod scan;
+pub(crate) mod split;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use model::slot_of;
+use net::{Env, Stream};
+use resp::{Connection, ConnectionError, Limits, Request, Version, encode};
+use tracing::debug;
+
+use self::client::{Client, Input};
+use self::dispatch::{dispatch, transaction};
+use self::held::serve_in_line;
+use self::pending::{Dispatch, Pending, resolve};
+use self::scan::scan;
+use crate::commands::{self, UpperName};
+use crate::proxy::Shared;
+use crate::pubsub;
+use crate::stats::Recorder;
+use crate::transaction::Transaction;
+
+/// Serves one client until it leaves, `QUIT`s, idles out, or breaks the protocol.
+pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id: u64) {
+    let config = &shared.config;
+    if !config.session_keepalive_period.is_zero()
+        && let Err(error) = stream.set_keepalive(config.session_keepalive_period)
+    {
+        debug!(%error, "no TCP keep-alive");
+    }
+    let limits = Limits {
+        max_bulk_len: config.session_max_bulk_len,
+        max_array_len: config.session_max_array_len,
+        ..Limits::default()
+    };
+    let mut connection = Connection::new(stream, limits);
+    let mut client = Client {
+        id,
+        db: 0,
+        version: Version::Resp2,
+        authenticated: config.session_auth.is_empty(),
+        quit: false,
+        tx: Transaction::default(),
+    };
+    let idle = config.session_recv_timeout;
+    let room = config.session_max_pipeline.max(1);
+    let mut recorder = Recorder::default();
+    let mut input = Input::Open;
+    // Requests read and not yet dispatched.
+    let mut batch: VecDeque<Request> = VecDeque::new();
+    // Requests dispatched, in order, with when each was read.
+    let mut pending: VecDeque<Owed> = VecDeque::new();
+    // Slots with a held request among the pending ones: later requests to them are held too,
+    // so none overtakes it.
+    let mut held: Vec<usize> = Vec::new();
+    loop {
+        if batch.is_empty() && pending.is_empty() {
+            // Nothing read and nothing owed: wait for the client, unless it is done.
+            if client.quit || !input.is_open() {
+                break;
+            }
+            let read = match tokio::time::timeout(idle, connection.read_request()).await {
+                Ok(read) => read,
+                Err(_) => Ok(None),
+            };
+            let Some(first) = input.take(read) else {
+                break;
+            };
+            batch.push_back(first);
+            read_buffered(&mut connection, &mut batch, room, &mut input);
+        }
+        let started = tokio::time::Instant::now();
+        while let Some(request) = batch.pop_front() {
+            let upper = commands::upper(request.name());
+            if enters_subscribed_mode(&shared, &client, &upper, &request) {
+                // Subscribed mode, until the client unsubscribes from everything.
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
+                recorder.merge_into(&shared.stats);
+                batch.push_front(request);
+                match pubsub::serve(&shared, &mut connection, &mut client, &mut batch, &mut input).await {
+                    pubsub::Outcome::Unsubscribed => continue,
+                    pubsub::Outcome::Close => {
+                        // A subscriber may be owed megabytes as it is closed (a lost link, a
+                        // table change): one that never reads them does not keep its session.
+                        let patience = shared.config.session_pubsub_close_timeout;
+                        if tokio::time::timeout(patience, finish(&mut connection, &client, input)).await.is_err() {
+                            debug!("a closed subscriber did not read what it was owed in time: dropped");
+                        }
+                        return;
+                    }
+                    pubsub::Outcome::Drop => return,
+                }
+            }
+            let in_line = if client.tx.intercepts(upper.as_str()) {
+                // Transactions are served in line, after everything before them.
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
+                transaction(&shared, &mut client, &request, upper.as_str()).await
+            } else if upper.as_str() == "SCAN" && client.authenticated {
+                // One SCAN may visit many slots, one backend round trip each: in line.
+                drain(&mut pending, connection.write_buffer(), &mut recorder).await;
+                held.clear();
+                scan(&shared, &client, &request).await
+            } else {
+                let behind_held = !held.is_empty() && slots_of(&upper, &request).iter().any(|slot| held.contains(slot));
+                let dispatched = if behind_held { Dispatch::InLine } else { dispatch(&shared, &mut client, &request) };
+                let reply = match dispatched {
+                    Dispatch::Now(reply) => reply,
+                    Dispatch::InLine => {
+                        held.extend(slots_of(&upper, &request));
+                        let (shared, target) = (shared.clone(), client.target());
+                        Pending::Held(Box::pin(async move { serve_in_line(&shared, target, &request).await }))
+                    }
+                };
+                pending.push_back(Owed { name: upper, started, reply });
+                if client.quit {
+                    // Nothing after QUIT runs.
+                    batch.clear();
+                }
+                continue;
+            };
+            write_reply(connection.write_buffer(), &mut recorder, started, &upper, &in_line);
+            if client.quit {
+                batch.clear();
+            }
+        }
+        let may_read = !client.quit;
+        drain_reading(&mut pending, &mut connection, &mut recorder, &mut batch, room, &mut input, may_read).await;
+        if pending.is_empty() {
+            held.clear();
+            recorder.merge_into(&shared.stats);
+        }
+        if !connection.write_buffer().is_empty() && connection.flush().await.is_err() {
+            return;
+        }
+    }
+    finish(&mut connection, &client, input).await;
+}
+
+/// Whether `request` puts the client in subscribed mode: a (un)subscription outside a
+/// transaction, once authenticated, while the proxy serves clients. Otherwise it is answered in
+/// normal mode: a `SUBSCRIBE` or `PSUBSCRIBE` without a name with Redis' arity error, as Redis
+/// answers it (rather than leaving the client subscribed to nothing), and any of them while the
+/// proxy is not started or is fenced with the error every command gets then (a fenced proxy's
+/// slot table may be stale: the dashboard goes on without it).
+fn enters_subscribed_mode<E: Env>(
+    shared: &Shared<E>,
+    client: &Client<E>,
+    upper: &UpperName,
+    request: &Request,
+) -> bool {
+    let named = match upper.as_str() {
+        "SUBSCRIBE" | "PSUBSCRIBE" => request.len() >= 2,
+        "UNSUBSCRIBE" | "PUNSUBSCRIBE" => true,
+        _ => return false,
+    };
+    named && client.authenticated && client.tx.is_idle() && shared.refusal().is_none()
+}
+
+/// Ends a session whose requests are all answered: after a protocol error, its reply goes last
+/// (unless the client sent `QUIT` before the malformed bytes: Redis never parses past `QUIT`).
+async fn finish<S: Stream>(connection: &mut Connection<S>, client: &Client<impl Env>, input: Input) {
+    if let Input::Broken(error) = input
+        && !client.quit
+    {
+        encode::write_error(connection.write_buffer(), format!("ERR {error}").as_bytes());
+    }
+    let _ = connection.flush().await;
+}
+
+/// A request dispatched and not yet answered.
+struct Owed {
+    name: UpperName,
+    /// When its batch was read.
+    started: tokio::time::Instant,
+    reply: Pending,
+}
+
+/// Moves the requests already buffered into `batch`, up to `room`. Bytes that cannot be framed
+/// stop the input (see [`Input::Broken`]); the requests before them stay in `batch`, to be run.
+fn read_buffered<S: Stream>(
+    connection: &mut Connection<S>,
+    batch: &mut VecDeque<Request>,
+    room: usize,
+    input: &mut Input,
+) {
+    while batch.len() < room {
+        match connection.try_read_request() {
+            Ok(Some(request)) => batch.push_back(request),
+            Ok(None) => break,
+            Err(error) => {
+                input.failed(ConnectionError::Protocol(error));
+                break;
+            }
+        }
+    }
+}
+
+/// Answers the pending requests in order. While the reply due next is held (its slot locked or
+/// migrating) and the client may still send (`may_read`, and its input is open), reads the
+/// client's next requests into `batch` and returns, so the caller dispatches them: requests to
+/// other slots flow meanwhile. Returns once everything is answered, new requests were read, or
+/// the input stopped (then the caller answers what is still owed without reading).
+async fn drain_reading<S: Stream>(
+    pending: &mut VecDeque<Owed>,
+    connection: &mut Connection<S>,
+    recorder: &mut Recorder,
+    batch: &mut VecDeque<Request>,
+    room: usize,
+    input: &mut Input,
+    may_read: bool,
+) {
+    while let Some(owed) = pending.pop_front() {
+        let reply = match owed.reply {
+            Pending::Held(mut serve) if may_read && input.is_open() && pending.len() < room => {
+                let outcome = tokio::select! {
+                    biased;
+                    reply = &mut serve => Ok(reply),
+                    read = connection.read_request() => Err(read),
+                };
+                match outcome {
+                    Ok(reply) => reply,
+                    Err(read) => {
+                        pending.push_front(Owed { reply: Pending::Held(serve), ..owed });
+                        if let Some(request) = input.take(read) {
+                            batch.push_back(request);
+                            read_buffered(connection, batch, room.saturating_sub(pending.len()), input);
+                        }
+                        return;
+                    }
+                }
+            }
+            reply => resolve(reply).await,
+        };
+        write_reply(connection.write_buffer(), recorder, owed.started, &owed.name, &reply);
+    }
+}
+
+/// The slots a request's keys are in (slot 0 for a request without a key, as it is routed).
+fn slots_of(upper: &UpperName, request: &Request) -> Vec<usize> {
+    let keys = commands::routing_keys(commands::lookup_upper(upper), request);
+    if keys.is_empty() {
+        return vec![0];
+    }
+    keys.iter().map(|key| slot_of(key).index()).collect()
+}
+
+/// Appends a reply, counted for its command with the time since its batch was read.
+fn write_reply(
+    out: &mut BytesMut,
+    recorder: &mut Recorder,
+    started: tokio::time::Instant,
+    name: &UpperName,
+    reply: &Bytes,
+) {
+    let usecs = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    recorder.record(name.as_str(), usecs, reply);
+    out.extend_from_slice(reply);
+}
+
+/// Waits for every pending reply, in order, and appends it to `out`.
+async fn drain(pending: &mut VecDeque<Owed>, out: &mut BytesMut, recorder: &mut Recorder) {
+    while let Some(owed) = pending.pop_front() {
+        let reply = resolve(owed.reply).await;
+        write_reply(out, recorder, owed.started, &owed.name, &reply);
+    }
+}
