@@ -42,10 +42,13 @@ deps:
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     fi
 
-# Formatting and clippy (with the one-code-path bans in clippy.toml), warnings as errors.
+# Formatting and clippy (with the one-code-path bans in clippy.toml), warnings as errors; no
+# import circles between the files of a crate (.ci/import-cycles.py says which are allowed).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    python3 .ci/import-cycles.py --self-test
+    python3 .ci/import-cycles.py
 
 # Replay one simulated run: `just sim SEED=7 [SCENARIO=ping]` (or `just sim 7 ping`). Same seed, same
 # run, same digest; the trace goes to target/sim/.
