@@ -13,7 +13,11 @@ pub enum Route {
     Master,
     /// Forwarded by its first key; a replica may serve it when the proxy reads from replicas.
     Replica,
-    /// Split by key across slots and the replies joined (`MGET`, `MSET`, `DEL`, …).
+    /// Forwarded to the master of its keys' slot, whole: atomic over its keys, it is refused
+    /// (`CROSSSLOT`) when they are in different slots (`MSETNX`).
+    SameSlot,
+    /// Split by key across slots and the replies joined (`MGET`, `MSET`, `DEL`, …): its key
+    /// specification gives each key's arguments, its `response_policy` tip the join.
     Split,
     /// Sent to every group, the replies joined (none yet).
     Broadcast,
@@ -30,11 +34,12 @@ pub enum Route {
 
 impl Route {
     /// Every route with its name in the data files.
-    const NAMES: [(Route, &'static str); 10] = [
+    const NAMES: [(Route, &'static str); 11] = [
         (Route::NotAllowed, "not_allowed"),
         (Route::Local, "local"),
         (Route::Master, "master"),
         (Route::Replica, "replica"),
+        (Route::SameSlot, "same_slot"),
         (Route::Split, "split"),
         (Route::Broadcast, "broadcast"),
         (Route::Scan, "scan"),

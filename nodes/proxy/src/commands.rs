@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use commands::Route;
+pub use commands::Route;
 
 /// What the proxy does with a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Kind {
             Route::Replica | Route::Local => Kind::Read,
             Route::Split if readonly => Kind::Read,
             Route::Master if readonly => Kind::MasterOnly,
-            Route::Split | Route::Master | Route::Broadcast | Route::Publish => Kind::Write,
+            Route::Split | Route::Master | Route::SameSlot | Route::Broadcast | Route::Publish => Kind::Write,
         }
     }
 }
@@ -89,6 +89,66 @@ fn resolve<'c>(command: &'c commands::Command, request: &resp::Request) -> Optio
     if command.is_container() { command.subcommand(request.arg(1)?) } else { Some(command) }
 }
 
+/// How a split command's parts' replies are joined: the command table's `response_policy` tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// No policy (`MGET`): each part's values, put back in key order.
+    Values,
+    /// `response_policy:agg_sum` (`DEL`, `EXISTS`): the sum of the parts' integers.
+    Sum,
+    /// `response_policy:all_succeeded` (`MSET`): `+OK` once every part said it.
+    AllOk,
+}
+
+/// A command the proxy splits by key: from `first` on, each key and the `width - 1` arguments
+/// after it are one unit (`MSET key value`), as its key specification says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// The first key's index.
+    pub first: usize,
+    /// Arguments per key.
+    pub width: usize,
+    /// How the parts' replies are joined.
+    pub join: Join,
+}
+
+impl Split {
+    /// The split form of `command`, if its route splits it. The data must allow one: a test
+    /// reads every command.
+    fn of(command: &commands::Command) -> Option<Split> {
+        if command.route != Route::Split {
+            return None;
+        }
+        let spec = command.key_specs.first()?;
+        let (commands::BeginSearch::Index(first), commands::FindKeys::Range { lastkey: -1, keystep, limit: 0 }) =
+            (&spec.begin_search, spec.find_keys)
+        else {
+            return None;
+        };
+        let policy = |tip: &str| command.tips.iter().any(|held| held == tip);
+        let join = if policy("response_policy:agg_sum") {
+            Join::Sum
+        } else if policy("response_policy:all_succeeded") {
+            Join::AllOk
+        } else {
+            Join::Values
+        };
+        Some(Split { first: *first, width: usize::try_from(keystep).ok().filter(|width| *width > 0)?, join })
+    }
+
+    /// The units of `request` (each a key's arguments, the key first), when it names at least
+    /// two keys and every unit is whole; otherwise it is not split (and its server answers any
+    /// error).
+    pub fn units<'r>(&self, request: &'r resp::Request) -> Option<Vec<Vec<&'r [u8]>>> {
+        let args = request.len().checked_sub(self.first)?;
+        if args < 2 * self.width || !args.is_multiple_of(self.width) {
+            return None;
+        }
+        let args: Vec<&[u8]> = request.args().skip(self.first).collect();
+        Some(args.chunks(self.width).map(<[&[u8]]>::to_vec).collect())
+    }
+}
+
 /// One command's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Info {
@@ -96,6 +156,10 @@ pub struct Info {
     pub kind: Kind,
     /// Where its key is.
     pub key: KeyAt,
+    /// Its route in the command table (`Master` for a name not in the table).
+    pub route: Route,
+    /// How it is split, for a command split by key.
+    pub split: Option<Split>,
 }
 
 /// Not commands, but what a browser tricked into posting to the proxy sends first (Codis and
@@ -113,10 +177,18 @@ static TABLE: LazyLock<HashMap<Vec<u8>, Info>> = LazyLock::new(|| {
         } else {
             KeyAt::None
         };
-        table.insert(command.name.to_ascii_uppercase().into_bytes(), Info { kind, key });
+        let split = Split::of(command);
+        assert!(
+            split.is_some() == (command.route == Route::Split),
+            "{}: a split command needs a key specification naming every key to its end",
+            command.name
+        );
+        let info = Info { kind, key, route: command.route, split };
+        table.insert(command.name.to_ascii_uppercase().into_bytes(), info);
     }
     for name in NOT_COMMANDS {
-        table.insert(name.as_bytes().to_vec(), Info { kind: Kind::NotAllowed, key: KeyAt::None });
+        let info = Info { kind: Kind::NotAllowed, key: KeyAt::None, route: Route::NotAllowed, split: None };
+        table.insert(name.as_bytes().to_vec(), info);
     }
     table
 });
@@ -155,7 +227,7 @@ pub fn upper(name: &[u8]) -> UpperName {
 /// Looks an upper-cased name up; a name not in the table is `MayWrite`, keyed by its first
 /// argument, as Codis treats it.
 pub fn lookup_upper(name: &UpperName) -> Info {
-    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) };
+    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1), route: Route::Master, split: None };
     match name.len {
         Some(len) => TABLE.get(&name.bytes[..len]).copied().unwrap_or(unknown),
         None => unknown,
@@ -191,6 +263,27 @@ mod tests {
     }
 
     #[test]
+    fn splits_come_from_key_specifications_and_tips() {
+        let split = |name: &[u8]| lookup(name).split;
+        assert_eq!(split(b"mget"), Some(Split { first: 1, width: 1, join: Join::Values }));
+        assert_eq!(split(b"MSET"), Some(Split { first: 1, width: 2, join: Join::AllOk }));
+        for name in [&b"del"[..], b"unlink", b"exists", b"touch"] {
+            assert_eq!(split(name), Some(Split { first: 1, width: 1, join: Join::Sum }));
+        }
+        assert_eq!(split(b"msetnx"), None);
+        assert_eq!(lookup(b"msetnx").route, Route::SameSlot);
+        let units = |line: &str| {
+            let request = resp::Request::from_args(line.split(' ').map(str::as_bytes));
+            split(request.name()).and_then(|split| split.units(&request)).map(|units| units.len())
+        };
+        assert_eq!(units("MSET a 1 b 2"), Some(2));
+        assert_eq!(units("MSET a 1 b"), None);
+        assert_eq!(units("MSET a 1"), None);
+        assert_eq!(units("MGET a"), None);
+        assert_eq!(units("DEL a b c"), Some(3));
+    }
+
+    #[test]
     fn kinds_and_key_positions() {
         let key = |line: &str| {
             let request = resp::Request::from_args(line.split(' ').map(str::as_bytes));
@@ -201,7 +294,8 @@ mod tests {
         assert_eq!(lookup(b"hscan").kind, Kind::MasterOnly);
         assert_eq!(lookup(b"ping").key, KeyAt::None);
         assert_eq!(lookup(b"publish").key, KeyAt::Channel(1));
-        assert_eq!(lookup(b"nosuch"), Info { kind: Kind::MayWrite, key: KeyAt::Arg(1) });
+        assert_eq!(lookup(b"nosuch").kind, Kind::MayWrite);
+        assert_eq!(lookup(b"nosuch").key, KeyAt::Arg(1));
         assert_eq!(lookup(&[b'A'; 40]).kind, Kind::MayWrite);
         assert_eq!(key("GET k").as_deref(), Some("k"));
         assert_eq!(key("ZUNIONSTORE d 2 a b").as_deref(), Some("d"));

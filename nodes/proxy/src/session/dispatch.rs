@@ -86,19 +86,16 @@ pub(crate) fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, reque
         let name = commands::upper_name(name);
         return ready(error(&format!("ERR handle request, command '{name}' is not allowed")));
     }
-    let keys_from = |first: usize, step: usize| request.args().skip(first).step_by(step).collect::<Vec<&[u8]>>();
-    match upper.as_str() {
-        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
-            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 1));
-        }
-        "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
-            return split(shared, client, request, upper.as_str(), info.kind, &keys_from(1, 2));
-        }
-        // Atomic over its keys, so it cannot be split: one slot only.
-        "MSETNX" if keys_from(1, 2).windows(2).any(|pair| slot_of(pair[0]) != slot_of(pair[1])) => {
-            return ready(error("CROSSSLOT Keys in request don't hash to the same slot"));
-        }
-        _ => {}
+    if let Some(how) = info.split
+        && let Some(units) = how.units(request)
+    {
+        return split(shared, client, request, info.kind, how, &units);
+    }
+    // Atomic over its keys, so it cannot be split: one slot only.
+    if info.route == commands::Route::SameSlot
+        && info.key.keys(request).windows(2).any(|pair| slot_of(pair[0]) != slot_of(pair[1]))
+    {
+        return ready(error("CROSSSLOT Keys in request don't hash to the same slot"));
     }
     let key = info.key.key(request).unwrap_or_default();
     let slot = slot_of(key).index();

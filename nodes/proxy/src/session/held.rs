@@ -14,62 +14,50 @@ use super::lock::unlocked;
 use super::pending::{elements, integer, receive_raw};
 use super::reply::{error, simple};
 use crate::backend::{Acks, BackendConn};
-use crate::commands::{self, KeyAt};
+use crate::commands::{self, Join, KeyAt};
 use crate::proxy::Shared;
 use crate::router::Route;
 
 /// Serves a request whose slot migrates or is locked (or, for a split command, one of whose
 /// slots does), key by key, after everything before it.
 pub(crate) async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, request: &Request) -> Bytes {
-    let upper = commands::upper(request.name());
-    let info = commands::lookup_upper(&upper);
+    let info = commands::lookup_upper(&commands::upper(request.name()));
     // Split commands go key by key through the single-key path.
-    let keys: Vec<(Vec<&[u8]>, &[u8])> = match upper.as_str() {
-        "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" if request.len() > 2 => {
-            request.args().skip(1).map(|key| (vec![request.name(), key], key)).collect()
+    if let Some(how) = info.split
+        && let Some(units) = how.units(request)
+    {
+        let mut replies = Vec::new();
+        for unit in &units {
+            let sub = Request::from_args(std::iter::once(request.name()).chain(unit.iter().copied()));
+            replies.push(forward_held(shared, client, sub.wire().clone(), &sub, unit[0]).await);
         }
-        "MSET" if request.len() > 3 && request.len() % 2 == 1 => {
-            let args: Vec<&[u8]> = request.args().skip(1).collect();
-            args.chunks(2)
-                .map(|pair| (vec![request.name(), pair[0], pair.get(1).copied().unwrap_or_default()], pair[0]))
-                .collect()
-        }
-        "MSETNX" => {
-            // Its keys may be on both sides of a migration, and it must see them all.
-            let key = request.arg(1).unwrap_or_default();
-            let slot = slot_of(key).index();
-            return match unlocked(shared, slot).await {
-                Ok((_in_flight, table)) if table[slot].migrate_from.is_some() => {
-                    error("TRYAGAIN the slot is migrating, retry MSETNX")
-                }
-                Ok((in_flight, table)) => {
-                    let reply = forward_one(
-                        &table,
-                        client,
-                        request.wire().clone(),
-                        request,
-                        key,
-                        shared.config.backend_sync_timeout,
-                    )
-                    .await;
-                    drop(in_flight);
-                    reply
-                }
-                Err(refusal) => refusal,
-            };
-        }
-        _ => {
-            let key = info.key.key(request).unwrap_or_default();
-            return forward_held(shared, client, request.wire().clone(), request, key).await;
-        }
-    };
-    let mut replies = Vec::new();
-    for (args, key) in keys {
-        let sub = Request::from_args(args);
-        replies.push(forward_held(shared, client, sub.wire().clone(), &sub, key).await);
+        return join(how.join, replies);
     }
-    match upper.as_str() {
-        "MGET" => {
+    let key = info.key.key(request).unwrap_or_default();
+    if info.route == commands::Route::SameSlot {
+        // Its keys may be on both sides of a migration, and it must see them all.
+        let slot = slot_of(key).index();
+        return match unlocked(shared, slot).await {
+            Ok((_in_flight, table)) if table[slot].migrate_from.is_some() => {
+                error(&format!("TRYAGAIN the slot is migrating, retry {}", commands::upper_name(request.name())))
+            }
+            Ok((in_flight, table)) => {
+                let timeout = shared.config.backend_sync_timeout;
+                let reply = forward_one(&table, client, request.wire().clone(), request, key, timeout).await;
+                drop(in_flight);
+                reply
+            }
+            Err(refusal) => refusal,
+        };
+    }
+    forward_held(shared, client, request.wire().clone(), request, key).await
+}
+
+/// The reply of a split command served key by key: the parts joined as `join` says, or the first
+/// part that failed.
+fn join(join: Join, replies: Vec<Bytes>) -> Bytes {
+    match join {
+        Join::Values => {
             let mut out = BytesMut::new();
             encode::write_array_header(&mut out, replies.len());
             for reply in &replies {
@@ -80,8 +68,8 @@ pub(crate) async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, re
             }
             out.freeze()
         }
-        "MSET" => replies.into_iter().find(|reply| !reply.starts_with(b"+OK")).unwrap_or_else(|| simple("OK")),
-        _ => {
+        Join::AllOk => replies.into_iter().find(|reply| !reply.starts_with(b"+OK")).unwrap_or_else(|| simple("OK")),
+        Join::Sum => {
             let mut sum = 0;
             for reply in &replies {
                 match integer(reply) {

@@ -12,22 +12,22 @@ use super::held::write_acks;
 use super::pending::{Dispatch, Pending, Tracked, ready};
 use super::reply::error;
 use crate::backend::Backend;
-use crate::commands::{self};
+use crate::commands::{self, Join, Split};
 use crate::proxy::Shared;
 use crate::router::InFlight;
 
 /// A multi-key command split by backend connection (keys of one connection go together; on one
 /// server a multi-key command across slots is fine), or served key by key in line if any slot
-/// migrates or is locked.
+/// migrates or is locked. Each of `units` is one key's arguments, the key first.
 pub(crate) fn split<E: Env>(
     shared: &Shared<E>,
     client: &Client<E>,
     request: &Request,
-    upper: &str,
     kind: commands::Kind,
-    keys: &[&[u8]],
+    how: Split,
+    units: &[Vec<&[u8]>],
 ) -> Dispatch {
-    let pairs = upper == "MSET";
+    let keys: Vec<&[u8]> = units.iter().map(|unit| unit[0]).collect();
     let slots: Vec<usize> = keys.iter().map(|key| slot_of(key).index()).collect();
     // Counted before the table is read (see `dispatch`).
     let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
@@ -55,17 +55,13 @@ pub(crate) fn split<E: Env>(
     }
     let parts = groups.into_iter().map(|(backend, conn, positions)| {
         // The part's request, encoded straight into one buffer.
-        let per_key = if pairs { 2 } else { 1 };
-        let mut wire = BytesMut::with_capacity(16 + 16 * (1 + positions.len() * per_key) + request.wire().len());
-        encode::write_array_header(&mut wire, 1 + positions.len() * per_key);
-        encode::write_bulk(&mut wire, upper.as_bytes());
+        let args = 1 + positions.len() * how.width;
+        let mut wire = BytesMut::with_capacity(16 + 16 * args + request.wire().len());
+        encode::write_array_header(&mut wire, args);
+        encode::write_bulk(&mut wire, request.name());
         for position in &positions {
-            if pairs {
-                for arg in request.args().skip(1 + position * 2).take(2) {
-                    encode::write_bulk(&mut wire, arg);
-                }
-            } else {
-                encode::write_bulk(&mut wire, keys[*position]);
+            for arg in &units[*position] {
+                encode::write_bulk(&mut wire, arg);
             }
         }
         let wire = wire.freeze();
@@ -80,9 +76,9 @@ pub(crate) fn split<E: Env>(
         }
         (positions, Tracked { receiver, _in_flight: mine })
     });
-    Dispatch::Now(match upper {
-        "MGET" => Pending::Mget { total: keys.len(), parts: parts.collect() },
-        "MSET" => Pending::AllOk(parts.map(|(_, receiver)| receiver).collect()),
-        _ => Pending::Sum(parts.map(|(_, receiver)| receiver).collect()),
+    Dispatch::Now(match how.join {
+        Join::Values => Pending::Mget { total: keys.len(), parts: parts.collect() },
+        Join::AllOk => Pending::AllOk(parts.map(|(_, receiver)| receiver).collect()),
+        Join::Sum => Pending::Sum(parts.map(|(_, receiver)| receiver).collect()),
     })
 }
