@@ -99,34 +99,31 @@ async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
     push_and_check(dashboard, slot).await?;
     loop {
         let mapping = dashboard.model_guard().slot(slot).clone();
-        let next = match mapping.action.state {
-            ActionState::Nothing => return Ok(()),
-            ActionState::Pending => ActionState::Preparing,
-            ActionState::Preparing => ActionState::Prepared,
-            ActionState::Prepared => ActionState::Migrating,
-            ActionState::Migrating => {
-                if dashboard.inner.actions.disabled.load(Ordering::Relaxed) {
-                    dashboard.set_status(slot, format!("[PAUSED] Slot[{:04}]: actions are disabled", slot.index()));
-                    return Ok(());
-                }
-                move_keys(dashboard, &mapping).await?;
-                ActionState::Finished
-            }
-            ActionState::Finished => {
-                let done = SlotMapping { id: slot, group_id: mapping.action.target_id, action: SlotAction::default() };
-                store(dashboard, &mapping, done).await?;
-                info!(slot = slot.index(), group = mapping.action.target_id.0, "slot migrated");
-                // Done: no word left to say (a later action on the slot starts with none).
-                dashboard.clear_status(slot);
+        let state = mapping.action.state;
+        if state == ActionState::Nothing {
+            return Ok(());
+        }
+        let Some(next) = state.slot_successor() else {
+            return Err(DashboardError::Conflict(format!(
+                "slot {} is in state {state:?}, which is not a slot action",
+                slot.index()
+            )));
+        };
+        if state == ActionState::Migrating {
+            if dashboard.inner.actions.disabled.load(Ordering::Relaxed) {
+                dashboard.set_status(slot, format!("[PAUSED] Slot[{:04}]: actions are disabled", slot.index()));
                 return Ok(());
             }
-            other => {
-                return Err(DashboardError::Conflict(format!(
-                    "slot {} is in state {other:?}, which is not a slot action",
-                    slot.index()
-                )));
-            }
-        };
+            move_keys(dashboard, &mapping).await?;
+        }
+        if next == ActionState::Nothing {
+            let done = SlotMapping { id: slot, group_id: mapping.action.target_id, action: SlotAction::default() };
+            store(dashboard, &mapping, done).await?;
+            info!(slot = slot.index(), group = mapping.action.target_id.0, "slot migrated");
+            // Done: no word left to say (a later action on the slot starts with none).
+            dashboard.clear_status(slot);
+            return Ok(());
+        }
         let stored = SlotMapping { action: SlotAction { state: next, ..mapping.action.clone() }, ..mapping.clone() };
         store(dashboard, &mapping, stored).await?;
     }
@@ -136,6 +133,12 @@ async fn advance<E: Env>(dashboard: &Dashboard<E>, slot: SlotId) -> Result<()> {
 /// proxy took it. If the slot changed meanwhile (an operator removed a pending action, assigned
 /// the slot, reloaded the model), nothing is stored: the next round starts from what is there.
 async fn store<E: Env>(dashboard: &Dashboard<E>, expected: &SlotMapping, mapping: SlotMapping) -> Result<()> {
+    assert_eq!(
+        expected.action.state.slot_successor(),
+        Some(mapping.action.state),
+        "slot {}'s action may only move to its successor state",
+        mapping.id.index()
+    );
     {
         let _changes = dashboard.inner.changes.lock().await;
         if dashboard.model_guard().slot(mapping.id) != expected {

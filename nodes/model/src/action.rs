@@ -41,6 +41,20 @@ pub enum ActionState {
 }
 
 impl ActionState {
+    /// The state a slot's migration moves to from this one (`Finished` → `Nothing`: the slot is
+    /// handed over), or `None` for a state that is not a slot migration's. The slot action's
+    /// transitions, in one place: the dashboard only ever stores a slot's successor state.
+    pub fn slot_successor(self) -> Option<ActionState> {
+        match self {
+            ActionState::Pending => Some(ActionState::Preparing),
+            ActionState::Preparing => Some(ActionState::Prepared),
+            ActionState::Prepared => Some(ActionState::Migrating),
+            ActionState::Migrating => Some(ActionState::Finished),
+            ActionState::Finished => Some(ActionState::Nothing),
+            ActionState::Nothing | ActionState::Syncing | ActionState::Synced | ActionState::SyncedFailed => None,
+        }
+    }
+
     /// The name as stored (`""`, `"pending"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,6 +67,26 @@ impl ActionState {
             ActionState::Syncing => "syncing",
             ActionState::Synced => "synced",
             ActionState::SyncedFailed => "synced_failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ActionState;
+
+    #[test]
+    fn a_slot_action_walks_its_states_once_and_ends() {
+        let mut state = ActionState::Pending;
+        let mut walked = vec![state];
+        while let Some(next) = state.slot_successor() {
+            walked.push(next);
+            state = next;
+        }
+        use ActionState::*;
+        assert_eq!(walked, [Pending, Preparing, Prepared, Migrating, Finished, Nothing]);
+        for state in [Syncing, Synced, SyncedFailed] {
+            assert_eq!(state.slot_successor(), None, "{state:?} is a server action's");
         }
     }
 }

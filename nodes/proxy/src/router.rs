@@ -86,7 +86,11 @@ pub struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.counts.counts[self.slot].fetch_sub(1, Ordering::AcqRel) == 1 {
+        let before = self.counts.counts[self.slot].fetch_sub(1, Ordering::AcqRel);
+        // Each count is taken once and given back once: below zero, a table change would wait
+        // for requests that do not exist (a wrapped count) or not wait for ones that do.
+        assert!(before > 0, "slot {}'s in-flight count went below zero", self.slot);
+        if before == 1 {
             self.counts.drained.notify_waiters();
         }
     }

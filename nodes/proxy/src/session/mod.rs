@@ -64,7 +64,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
     // Requests read and not yet dispatched.
     let mut batch: VecDeque<Request> = VecDeque::new();
     // Requests dispatched, in order, with when each was read.
-    let mut pending: VecDeque<Owed> = VecDeque::new();
+    let mut pending = Owing::new(room);
     // Slots with a held request among the pending ones: later requests to them are held too,
     // so none overtakes it.
     let mut held: Vec<usize> = Vec::new();
@@ -128,13 +128,14 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                         Pending::Held(Box::pin(async move { serve_in_line(&shared, target, &request).await }))
                     }
                 };
-                pending.push_back(Owed { name: upper, started, reply });
+                pending.push(upper, started, reply);
                 if client.quit {
                     // Nothing after QUIT runs.
                     batch.clear();
                 }
                 continue;
             };
+            pending.answered_in_line();
             write_reply(connection.write_buffer(), &mut recorder, started, &upper, &in_line);
             if client.quit {
                 batch.clear();
@@ -186,10 +187,71 @@ async fn finish<S: Stream>(connection: &mut Connection<S>, client: &Client<impl 
 
 /// A request dispatched and not yet answered.
 struct Owed {
+    /// Its place among the session's requests.
+    seq: u64,
     name: UpperName,
     /// When its batch was read.
     started: tokio::time::Instant,
     reply: Pending,
+}
+
+/// The replies a session owes, in request order. Its invariant, asserted: a reply leaves only
+/// when every earlier request's has (replies may arrive from backends in any order; clients
+/// match them to requests by position alone).
+struct Owing {
+    queue: VecDeque<Owed>,
+    /// `session_max_pipeline`: never more requests owed than this.
+    bound: usize,
+    /// The next request's place.
+    next: u64,
+    /// How many replies have left.
+    written: u64,
+}
+
+impl Owing {
+    fn new(bound: usize) -> Owing {
+        Owing { queue: VecDeque::new(), bound, next: 0, written: 0 }
+    }
+
+    fn push(&mut self, name: UpperName, started: tokio::time::Instant, reply: Pending) {
+        // Requests are read only while fewer than the bound are read and owed together.
+        assert!(self.queue.len() < self.bound, "more than session_max_pipeline ({}) requests owed", self.bound);
+        self.queue.push_back(Owed { seq: self.next, name, started, reply });
+        self.next += 1;
+    }
+
+    /// The reply due next, if any: [`Owing::answered`] records that it left, or
+    /// [`Owing::put_back`] returns it.
+    fn pop_front(&mut self) -> Option<Owed> {
+        self.queue.pop_front()
+    }
+
+    /// Returns a reply not yet answered to the front.
+    fn put_back(&mut self, owed: Owed) {
+        assert_eq!(owed.seq, self.written, "a reply went back out of order");
+        self.queue.push_front(owed);
+    }
+
+    /// Records that the reply of request `seq` left.
+    fn answered(&mut self, seq: u64) {
+        assert_eq!(seq, self.written, "a reply overtook an earlier request's");
+        self.written += 1;
+    }
+
+    /// Records a reply served in line, which must come after every earlier one.
+    fn answered_in_line(&mut self) {
+        assert!(self.queue.is_empty() && self.written == self.next, "an in-line reply overtook an earlier request's");
+        self.next += 1;
+        self.written += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
 }
 
 /// Moves the requests already buffered into `batch`, up to `room`. Bytes that cannot be framed
@@ -218,7 +280,7 @@ fn read_buffered<S: Stream>(
 /// other slots flow meanwhile. Returns once everything is answered, new requests were read, or
 /// the input stopped (then the caller answers what is still owed without reading).
 async fn drain_reading<S: Stream>(
-    pending: &mut VecDeque<Owed>,
+    pending: &mut Owing,
     connection: &mut Connection<S>,
     recorder: &mut Recorder,
     batch: &mut VecDeque<Request>,
@@ -237,7 +299,7 @@ async fn drain_reading<S: Stream>(
                 match outcome {
                     Ok(reply) => reply,
                     Err(read) => {
-                        pending.push_front(Owed { reply: Pending::Held(serve), ..owed });
+                        pending.put_back(Owed { reply: Pending::Held(serve), ..owed });
                         if let Some(request) = input.take(read) {
                             batch.push_back(request);
                             read_buffered(connection, batch, room.saturating_sub(pending.len()), input);
@@ -248,6 +310,7 @@ async fn drain_reading<S: Stream>(
             }
             reply => resolve(reply).await,
         };
+        pending.answered(owed.seq);
         write_reply(connection.write_buffer(), recorder, owed.started, &owed.name, &reply);
     }
 }
@@ -275,9 +338,58 @@ fn write_reply(
 }
 
 /// Waits for every pending reply, in order, and appends it to `out`.
-async fn drain(pending: &mut VecDeque<Owed>, out: &mut BytesMut, recorder: &mut Recorder) {
+async fn drain(pending: &mut Owing, out: &mut BytesMut, recorder: &mut Recorder) {
     while let Some(owed) = pending.pop_front() {
+        let (seq, started, name) = (owed.seq, owed.started, owed.name);
         let reply = resolve(owed.reply).await;
-        write_reply(out, recorder, owed.started, &owed.name, &reply);
+        pending.answered(seq);
+        write_reply(out, recorder, started, &name, &reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owing(bound: usize, requests: usize) -> Owing {
+        let mut owing = Owing::new(bound);
+        for _ in 0..requests {
+            owing.push(commands::upper(b"GET"), tokio::time::Instant::now(), Pending::Ready(Bytes::new()));
+        }
+        owing
+    }
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut owing = owing(4, 2);
+        let first = owing.pop_front().expect("one owed");
+        owing.put_back(first);
+        for _ in 0..2 {
+            let next = owing.pop_front().expect("one owed");
+            owing.answered(next.seq);
+        }
+        owing.answered_in_line();
+        assert!(owing.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "overtook")]
+    fn a_reply_cannot_overtake_an_earlier_one() {
+        let mut owing = owing(4, 2);
+        let _first = owing.pop_front();
+        let second = owing.pop_front().expect("two owed");
+        owing.answered(second.seq);
+    }
+
+    #[test]
+    #[should_panic(expected = "in-line reply overtook")]
+    fn an_in_line_reply_waits_for_the_ones_before_it() {
+        owing(4, 1).answered_in_line();
+    }
+
+    #[test]
+    #[should_panic(expected = "session_max_pipeline")]
+    fn no_more_requests_are_owed_than_the_bound() {
+        owing(2, 3);
     }
 }

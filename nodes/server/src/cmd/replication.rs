@@ -94,7 +94,8 @@ fn replicaof(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
             replica::follow(ctx.state, None);
         }
         // Made master (again) by whoever promotes: at the newest epoch it knows.
-        ctx.state.replication.master_epoch = ctx.state.replication.epoch;
+        let epoch = ctx.state.replication.epoch;
+        ctx.state.replication.set_master_epoch(epoch);
         ctx.reply.ok();
         return Ok(());
     }
@@ -191,20 +192,20 @@ fn epoch(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     if value > known {
         tracing::info!(from = known, to = value, "failover epoch raised");
     }
-    ctx.state.replication.epoch = value;
+    ctx.state.replication.raise_epoch(value);
     match action {
         Action::Raise => {
             if ctx.state.replication.is_fenced() {
                 tracing::warn!(epoch = value, "this master was superseded by a promotion: refusing writes");
             }
         }
-        Action::Confirm => ctx.state.replication.master_epoch = value,
+        Action::Confirm => ctx.state.replication.set_master_epoch(value),
         Action::Promote => {
             if ctx.state.replication.is_replica() {
                 tracing::info!(epoch = value, "promoted: accepting writes");
                 replica::follow(ctx.state, None);
             }
-            ctx.state.replication.master_epoch = value;
+            ctx.state.replication.set_master_epoch(value);
         }
         Action::Follow(host, port) => {
             let following =

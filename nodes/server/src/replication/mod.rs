@@ -106,6 +106,25 @@ impl Replication {
         }
     }
 
+    /// Takes `value` as the newest failover epoch. Epochs only grow: a smaller one is refused
+    /// (`STALE`) before this is called, and taking it would unfence a superseded master.
+    pub fn raise_epoch(&mut self, value: u64) {
+        assert!(value >= self.epoch, "the failover epoch went back from {} to {value}", self.epoch);
+        self.epoch = value;
+    }
+
+    /// Records that this server is master at `value`, an epoch it knows: never newer than the
+    /// newest it was told of, never older than the one it was master at.
+    pub fn set_master_epoch(&mut self, value: u64) {
+        assert!(
+            self.master_epoch <= value && value <= self.epoch,
+            "master epoch {value} outside {}..={}",
+            self.master_epoch,
+            self.epoch
+        );
+        self.master_epoch = value;
+    }
+
     /// Whether this server is a master superseded by a newer epoch (and so refuses writes).
     pub fn is_fenced(&self) -> bool {
         self.master.is_none() && self.epoch > self.master_epoch
@@ -296,4 +315,24 @@ pub fn attach(state: &mut State, id: u64, listening_port: u16, resume: Option<(&
         warn!(client = id, "a replica attached twice on one connection");
     }
     sync
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Replication;
+
+    #[test]
+    fn epochs_only_grow() {
+        let mut replication = Replication::new("id".into());
+        replication.raise_epoch(3);
+        replication.set_master_epoch(3);
+        replication.raise_epoch(5);
+        assert!(replication.is_fenced());
+        let refused = std::panic::catch_unwind(move || replication.raise_epoch(4));
+        assert!(refused.is_err(), "the epoch went back");
+        let mut replication = Replication::new("id".into());
+        replication.raise_epoch(2);
+        let refused = std::panic::catch_unwind(move || replication.set_master_epoch(3));
+        assert!(refused.is_err(), "a master epoch newer than the epoch");
+    }
 }
