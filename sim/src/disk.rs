@@ -33,6 +33,9 @@ struct DiskState {
     epoch: u64,
     /// Files locked by [`Disk::lock`]; a crash releases them (the process holding them died).
     locks: BTreeSet<String>,
+    /// Directories made by [`Disk::create_dir`] (and their parents): listed even when empty, as
+    /// a real file system lists them.
+    dirs: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -159,7 +162,13 @@ impl Disk for SimDisk {
     }
 
     /// Paths are plain names here: a directory needs no making.
-    async fn create_dir(&self, _path: &str) -> io::Result<()> {
+    async fn create_dir(&self, path: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        let mut dir = path.trim_end_matches('/');
+        while !dir.is_empty() {
+            state.dirs.insert(dir.to_string());
+            dir = dir.rsplit_once('/').map_or("", |(parent, _)| parent);
+        }
         Ok(())
     }
 
@@ -175,11 +184,13 @@ impl Disk for SimDisk {
     }
 
     async fn list(&self, path: &str) -> io::Result<Vec<DirEntry>> {
-        // Directories exist as prefixes of file names (`create_dir` records nothing).
+        // Directories are the ones made, and the prefixes of file names.
         let prefix = format!("{}/", path.trim_end_matches('/'));
         let state = self.lock();
         let mut listed: Vec<DirEntry> = Vec::new();
-        for name in state.names.keys().filter_map(|name| name.strip_prefix(&prefix)) {
+        let dirs = state.dirs.iter().map(|dir| format!("{dir}/"));
+        let names: Vec<String> = state.names.keys().cloned().chain(dirs).collect();
+        for name in names.iter().filter_map(|name| name.strip_prefix(&prefix)).filter(|name| !name.is_empty()) {
             let entry = match name.split_once('/') {
                 Some((dir, _)) => DirEntry { name: dir.to_string(), is_dir: true },
                 None => DirEntry { name: name.to_string(), is_dir: false },
