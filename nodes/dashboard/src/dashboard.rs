@@ -172,7 +172,7 @@ impl<E: Env> Dashboard<E> {
         dashboard.relink("the dashboard started");
         env.spawn(dashboard.clone().watch_lock());
         env.spawn(dashboard.clone().keep_proxies());
-        env.spawn(crate::actions::run(dashboard.clone()));
+        env.spawn(crate::migration::actions::run(dashboard.clone()));
         env.spawn(crate::failover::run(dashboard.clone()));
         env.spawn(crate::observe::run(dashboard.clone()));
         Ok(dashboard)

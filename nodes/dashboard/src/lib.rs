@@ -11,29 +11,26 @@
 //! - [`dashboard`]: [`Dashboard`]: the lock, the model in memory, pushing to proxies, keeping
 //!   them in step.
 //! - [`ops`]: what the REST API does: groups, servers, proxies, slot actions, rebalance.
-//! - `actions`: the slot action state machine and its rounds.
+//! - [`migration`]: moving slots: the slot action state machine and its rounds, the executor
+//!   (moving a slot's keys on the servers, and verifying none is left), the rebalance plan.
 //! - [`failover`]: detecting dead masters, promoting replicas, keeping replicas following.
 //! - [`observe`]: servers' memory, keys and links, proxies' counters, for the web console.
-//! - [`executor`]: moving a slot's keys on the servers, and verifying none is left.
-//! - [`rebalance`]: the rebalance plan.
 //! - [`proxies`]: calls to proxies, and their leases.
 //! - [`model`]: the model and what each proxy is told per slot.
 //! - [`store`]: the model in the coordinator, with Codis' paths and JSON.
 //! - [`api`]: the REST API on Codis' paths.
 //! - [`error`]: what operations fail with ([`DashboardError`]).
 
-mod actions;
 pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod error;
-pub mod executor;
 pub mod failover;
+pub mod migration;
 pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod proxies;
-pub mod rebalance;
 pub mod store;
 
 pub use config::DashboardConfig;

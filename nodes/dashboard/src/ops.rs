@@ -292,6 +292,10 @@ impl<E: Env> Dashboard<E> {
 
     /// Stores `state` as server `addr`'s sync action.
     pub(crate) async fn record_sync(&self, group: GroupId, addr: &str, state: ActionState) -> Result<()> {
+        assert!(
+            matches!(state, ActionState::Synced | ActionState::SyncedFailed),
+            "a replica sync ends synced or failed, not {state:?}"
+        );
         self.change(
             |model| {
                 let server = model
@@ -564,7 +568,7 @@ impl<E: Env> Dashboard<E> {
 
     /// The rebalance plan; with `confirm`, each move becomes a pending action.
     pub async fn rebalance(&self, confirm: bool) -> Result<BTreeMap<SlotId, GroupId>> {
-        let plan = crate::rebalance::plan(&self.model()).map_err(|error| conflict(error.to_string()))?;
+        let plan = crate::migration::rebalance::plan(&self.model()).map_err(|error| conflict(error.to_string()))?;
         if confirm && !plan.is_empty() {
             let moves: Vec<_> = plan.iter().map(|(slot, group)| (*slot, *group)).collect();
             self.create_actions(&moves, false).await?;

@@ -41,6 +41,29 @@ pub enum ActionState {
 }
 
 impl ActionState {
+    /// Whether a group's promotion may move from this state to `next` (staying put included):
+    /// `Nothing → Preparing → Prepared → Finished → Nothing`, or called off back to `Nothing`
+    /// from any of them. The failover promotion's transitions, in one place.
+    pub fn promotion_allows(self, next: ActionState) -> bool {
+        use ActionState::{Finished, Nothing, Prepared, Preparing};
+        self == next
+            || next == Nothing
+            || matches!((self, next), (Nothing, Preparing) | (Preparing, Prepared) | (Prepared, Finished))
+    }
+
+    /// Whether a group server's action (re-pointing a replica, Codis' `sync_action`) may be in
+    /// this state: `Pending` (to do), `Syncing`, then `Synced` or `SyncedFailed`.
+    pub fn is_server_action(self) -> bool {
+        matches!(
+            self,
+            ActionState::Nothing
+                | ActionState::Pending
+                | ActionState::Syncing
+                | ActionState::Synced
+                | ActionState::SyncedFailed
+        )
+    }
+
     /// The state a slot's migration moves to from this one (`Finished` → `Nothing`: the slot is
     /// handed over), or `None` for a state that is not a slot migration's. The slot action's
     /// transitions, in one place: the dashboard only ever stores a slot's successor state.
@@ -88,5 +111,17 @@ mod tests {
         for state in [Syncing, Synced, SyncedFailed] {
             assert_eq!(state.slot_successor(), None, "{state:?} is a server action's");
         }
+    }
+
+    #[test]
+    fn a_promotion_walks_forward_or_is_called_off() {
+        use ActionState::*;
+        let walk = [Nothing, Preparing, Prepared, Finished, Nothing];
+        assert!(walk.windows(2).all(|pair| pair[0].promotion_allows(pair[1])));
+        assert!(Prepared.promotion_allows(Nothing), "called off");
+        assert!(!Preparing.promotion_allows(Finished), "a step skipped");
+        assert!(!Finished.promotion_allows(Prepared), "a step back");
+        assert!(!Nothing.promotion_allows(Prepared), "a promotion starts preparing");
+        assert!(!Migrating.is_server_action() && Synced.is_server_action());
     }
 }

@@ -203,7 +203,7 @@ async fn move_keys<E: Env>(dashboard: &Dashboard<E>, mapping: &SlotMapping) -> R
         ));
     }
     let report = |line: String| dashboard.set_status(mapping.id, line);
-    let moving = crate::executor::migrate(
+    let moving = crate::migration::executor::migrate(
         &inner.env,
         &inner.settings,
         mapping.id,
