@@ -14,17 +14,26 @@
 //!
 //! Rust's borrow rules make Codis' crash #1184 (lazy expiry deleting from the dictionary being
 //! scanned) impossible to write: scans only read, and callers expire what a scan found afterwards.
+//!
+//! The database's other jobs live beside it: access tracking for eviction (`access`), expiry
+//! (`expire`), `WATCH` and blocked clients (`watch`), scans (`scan`), self-checks (`check`).
+
+mod access;
+mod check;
+mod expire;
+mod scan;
+mod watch;
+
+pub use self::access::{AccessTracking, lfu_counter};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use foldhash::fast::FixedState;
 use model::{KeyHash, MAX_SLOT_NUM, SlotId};
-use net::Rng;
-use net::rand::Rng as _;
 
 use super::key_map::{KeyMap, SlotMap};
 use super::memory::allocation;
-use super::value::{Entry, Value, lru_clock};
+use super::value::{Entry, Value};
 
 pub use super::key::Key;
 
@@ -107,39 +116,6 @@ pub struct Db {
     counting_reads: bool,
 }
 
-/// What an entry's access field holds, following `maxmemory-policy` as Redis does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AccessTracking {
-    /// The LRU clock of the last access.
-    #[default]
-    Lru,
-    /// Redis' LFU: 16 bits of minutes since the last decrement, 8 bits of logarithmic counter.
-    Lfu {
-        /// `lfu-log-factor`: how slowly the counter grows.
-        log_factor: u32,
-        /// `lfu-decay-time`: minutes per decrement of an idle key's counter.
-        decay_minutes: u32,
-    },
-}
-
-/// Redis' `LFU_INIT_VAL`: a new key's counter, so it is not evicted at once.
-const LFU_INIT_VAL: u32 = 5;
-
-fn lfu_minutes(now_ms: u64) -> u32 {
-    ((now_ms / 60_000) & 0xffff) as u32
-}
-
-/// The LFU counter of `accessed` after the decay its idle minutes call for (Redis'
-/// `LFUDecrAndReturn`).
-pub fn lfu_counter(accessed: u32, now_ms: u64, decay_minutes: u32) -> u32 {
-    let last = accessed >> 8;
-    let counter = accessed & 0xff;
-    let now = lfu_minutes(now_ms);
-    let elapsed = if now >= last { now - last } else { 65_535 - last + now };
-    let periods = elapsed.checked_div(decay_minutes).unwrap_or(0);
-    counter.saturating_sub(periods)
-}
-
 /// The parts of a database's memory use, kept in step with every change.
 #[derive(Clone, Copy, Debug, Default)]
 struct MemoryUse {
@@ -172,19 +148,8 @@ fn tag_cost(key_len: usize) -> usize {
     72 + key_heap(key_len)
 }
 
-/// Where a `SCAN` over a whole database resumes: the slot, and how many positions of that slot
-/// remain unvisited (0: start the slot from its top).
-///
-/// Each slot's map is walked from its last position down. Maps remove by swapping the last entry
-/// into the hole, so an entry can only move from a visited position to an unvisited one, never
-/// the other way, and new entries are appended above the cursor: every key present for the whole
-/// scan is returned at least once, which is `SCAN`'s guarantee.
-fn split_cursor(cursor: u64) -> (usize, usize) {
-    ((cursor >> 32) as usize, (cursor & 0xffff_ffff) as usize)
-}
-
-fn join_cursor(slot: usize, remaining: usize) -> u64 {
-    ((slot as u64) << 32) | remaining as u64
+fn lossy(key: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(key)
 }
 
 impl Db {
@@ -230,136 +195,6 @@ impl Db {
                 self.stats.keyspace_misses += 1;
             }
         }
-    }
-
-    /// Sets what accesses record (the server calls it when `maxmemory-policy` changes).
-    pub fn set_access_tracking(&mut self, access: AccessTracking) {
-        self.access = access;
-    }
-
-    /// The access field of a new entry.
-    fn initial_access(&self, now_ms: u64) -> u32 {
-        match self.access {
-            AccessTracking::Lru => lru_clock(now_ms),
-            AccessTracking::Lfu { .. } => (lfu_minutes(now_ms) << 8) | LFU_INIT_VAL,
-        }
-    }
-
-    /// Records an access in an entry's access field: the time, or a decayed and probabilistically
-    /// incremented frequency (Redis' `updateLFU`, with its `LFULogIncr`).
-    fn record_access(access: AccessTracking, draws: &mut u64, accessed: &mut u32, now_ms: u64) {
-        match access {
-            AccessTracking::Lru => *accessed = lru_clock(now_ms),
-            AccessTracking::Lfu { log_factor, decay_minutes } => {
-                let mut counter = lfu_counter(*accessed, now_ms, decay_minutes);
-                if counter < 255 {
-                    *draws = draws.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    let mut bits = *draws;
-                    bits = (bits ^ (bits >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                    bits = (bits ^ (bits >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                    bits ^= bits >> 31;
-                    let draw = (bits >> 11) as f64 / (1u64 << 53) as f64;
-                    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
-                    if draw < 1.0 / (base * f64::from(log_factor) + 1.0) {
-                        counter += 1;
-                    }
-                }
-                *accessed = (lfu_minutes(now_ms) << 8) | counter;
-            }
-        }
-    }
-
-    /// The LFU frequency of `key` (`OBJECT FREQ`), without counting this as an access.
-    pub fn frequency(&self, key: &[u8], now_ms: u64) -> Option<u32> {
-        let AccessTracking::Lfu { decay_minutes, .. } = self.access else {
-            return None;
-        };
-        self.peek(key).map(|entry| lfu_counter(entry.accessed, now_ms, decay_minutes))
-    }
-
-    /// Backdates or seeds `key`'s access record as `RESTORE … IDLETIME seconds` or `FREQ count`
-    /// asks (Redis' `objectSetLRUOrLFU`): under an LFU policy a given frequency becomes the
-    /// counter; under any other a given idle time moves the 24-bit LRU clock back that far,
-    /// wrapping as the clock wraps. The option that does not fit the policy is ignored, as Redis
-    /// ignores it.
-    pub fn restore_access(&mut self, key: &[u8], idle_seconds: Option<i64>, frequency: Option<u8>, now_ms: u64) {
-        let access = self.access;
-        let slot = KeyHash::of(key).slot().index();
-        let Some(entry) = self.slots[slot].map.get_mut(key) else {
-            return;
-        };
-        match (access, idle_seconds, frequency) {
-            (AccessTracking::Lfu { .. }, _, Some(frequency)) => {
-                entry.accessed = (lfu_minutes(now_ms) << 8) | u32::from(frequency);
-            }
-            (AccessTracking::Lru, Some(idle), _) => {
-                // Redis scales by its clock resolution (x1000/1000) in 64-bit arithmetic, which
-                // wraps for absurd idle times; the 24-bit field keeps the low bits.
-                let idle = idle.wrapping_mul(1000) / 1000;
-                let mut accessed = i64::from(lru_clock(now_ms)) - idle;
-                if accessed < 0 {
-                    accessed += 0x00ff_ffff;
-                }
-                entry.accessed = (accessed as u64 & 0x00ff_ffff) as u32;
-            }
-            _ => {}
-        }
-    }
-
-    /// How good a candidate for eviction `entry` is under `policy` (higher is better): idle
-    /// seconds, infrequency, or nearness of expiry, as Redis scores its eviction pool.
-    pub fn eviction_score(&self, entry: &Entry, policy: crate::config::EvictionPolicy, now_ms: u64) -> u64 {
-        use crate::config::EvictionPolicy as P;
-        match policy {
-            P::AllkeysLfu | P::VolatileLfu => {
-                let decay = match self.access {
-                    AccessTracking::Lfu { decay_minutes, .. } => decay_minutes,
-                    AccessTracking::Lru => 0,
-                };
-                255 - u64::from(lfu_counter(entry.accessed, now_ms, decay))
-            }
-            P::VolatileTtl => u64::MAX - entry.expire_at,
-            _ => u64::from(entry.idle_seconds(now_ms)),
-        }
-    }
-
-    /// Up to `count` keys drawn at random for eviction: from the keys with an expiry
-    /// (`volatile`), or from all keys by random slot then random position (not exactly uniform,
-    /// like Redis' `dictGetSomeKeys`, which is enough to approximate LRU).
-    pub fn sample_keys(&self, rng: &mut Rng, count: usize, volatile: bool) -> Vec<Key> {
-        let mut keys = Vec::with_capacity(count);
-        if volatile {
-            for _ in 0..count.min(self.volatile.len()) {
-                if let Some((key, _)) = self.volatile.get_index(rng.random_range(0..self.volatile.len())) {
-                    keys.push(key.clone());
-                }
-            }
-            return keys;
-        }
-        if self.len == 0 {
-            return keys;
-        }
-        for _ in 0..count {
-            let start = rng.random_range(0..MAX_SLOT_NUM);
-            let Some(slot) = (0..MAX_SLOT_NUM)
-                .map(|offset| &self.slots[(start + offset) % MAX_SLOT_NUM])
-                .find(|slot| !slot.map.is_empty())
-            else {
-                break;
-            };
-            if let Some((key, _)) = slot.map.get_index(rng.random_range(0..slot.map.len())) {
-                keys.push(key.clone());
-            }
-        }
-        keys
-    }
-
-    /// A key with an expiry chosen at random (`volatile-random`).
-    pub fn random_volatile_key(&self, rng: &mut Rng) -> Option<Key> {
-        if self.volatile.is_empty() {
-            return None;
-        }
-        self.volatile.get_index(rng.random_range(0..self.volatile.len())).map(|(key, _)| key.clone())
     }
 
     /// Bytes this database's keys, values and indexes occupy (its share of `used_memory`),
@@ -628,34 +463,6 @@ impl Db {
         Some(entry)
     }
 
-    /// Sets the expiry of an existing `key` (0 removes it). Returns `false` if the key does not
-    /// exist.
-    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: u64) -> bool {
-        let slot = KeyHash::of(key).slot().index();
-        let Some(entry) = self.slots[slot].map.get_mut(key) else {
-            return false;
-        };
-        let was_volatile = entry.expire_at != 0;
-        entry.expire_at = expire_at_ms;
-        self.track_expiry(key, was_volatile, expire_at_ms != 0);
-        self.bump_watch(key);
-        true
-    }
-
-    /// Keeps the index of keys with an expiry in step when `key` gains or loses one.
-    fn track_expiry(&mut self, key: &[u8], was_volatile: bool, is_volatile: bool) {
-        match (was_volatile, is_volatile) {
-            (false, true) if !self.volatile.contains_key(key) => {
-                self.volatile.insert_new(Key::from_slice(key), ());
-                self.memory.volatile_keys += key_heap(key.len());
-            }
-            (true, false) if self.volatile.swap_remove_entry(key).is_some() => {
-                self.memory.volatile_keys -= key_heap(key.len());
-            }
-            _ => {}
-        }
-    }
-
     /// Records that the value at `key` changed in place: for `WATCH`, and to recount what it
     /// costs in memory. Commands that change a value through [`Db::get`] call it, and only when
     /// something actually changed (as Redis does: `SADD` of an existing member does not fail a
@@ -668,143 +475,9 @@ impl Db {
         self.bump_watch(key);
     }
 
-    /// Turns the deletion of expired keys on or off (off while replaying changes).
-    pub fn set_lazy_expiry(&mut self, on: bool) {
-        self.lazy_expiry = on;
-    }
-
-    /// Whether this database deletes expired keys itself (see [`Db::set_lazy_expiry`]).
-    pub fn deletes_expired(&self) -> bool {
-        self.lazy_expiry
-    }
-
-    /// Starts (or stops) keeping the keys deleted because they expired, for
-    /// [`Db::take_expired`].
-    pub fn set_log_expired(&mut self, on: bool) {
-        self.log_expired = on;
-        if !on {
-            self.expired_log.clear();
-        }
-    }
-
-    /// The keys deleted because they expired since the last call.
-    pub fn take_expired(&mut self) -> Vec<Key> {
-        std::mem::take(&mut self.expired_log)
-    }
-
     /// Changes to keys since the database was made (each mutation of a key counts one).
     pub fn changes(&self) -> u64 {
         self.changes
-    }
-
-    /// Records that `key` changed, for `WATCH` and the snapshot rules (every mutation above
-    /// calls it).
-    fn bump_watch(&mut self, key: &[u8]) {
-        self.changes += 1;
-        if !self.watched.is_empty()
-            && let Some(watched) = self.watched.get_mut(key)
-        {
-            watched.version += 1;
-        }
-    }
-
-    /// Registers a watcher of `key`; returns the version to compare at `EXEC`.
-    pub fn watch(&mut self, key: &[u8]) -> WatchVersion {
-        let watched = self.watched.entry(Key::from_slice(key)).or_default();
-        watched.watchers += 1;
-        WatchVersion { version: watched.version, expiry_deletion: watched.expiry_deletion }
-    }
-
-    /// Drops a watcher of `key`.
-    pub fn unwatch(&mut self, key: &[u8]) {
-        if let Some(watched) = self.watched.get_mut(key) {
-            watched.watchers = watched.watchers.saturating_sub(1);
-            if watched.watchers == 0 {
-                self.watched.remove(key);
-            }
-        }
-    }
-
-    /// After the data of two databases was swapped: give the watch registrations back to their
-    /// database index and touch every watched key that exists on either side (Redis'
-    /// `touchAllWatchedKeysInDb`).
-    pub(crate) fn swap_watches(&mut self, other: &mut Db) {
-        std::mem::swap(&mut self.watched, &mut other.watched);
-        self.touch_watched_existing_in(other);
-        other.touch_watched_existing_in(self);
-    }
-
-    /// Touches this database's watched keys that exist here or in `other`.
-    fn touch_watched_existing_in(&mut self, other: &Db) {
-        let keys: Vec<Key> =
-            self.watched.keys().filter(|key| self.peek(key).is_some() || other.peek(key).is_some()).cloned().collect();
-        for key in keys {
-            self.bump_watch(&key);
-        }
-    }
-
-    /// The current version of a watched `key` (`None` if nobody watches it).
-    pub fn watched_version(&self, key: &[u8]) -> Option<WatchVersion> {
-        self.watched
-            .get(key)
-            .map(|watched| WatchVersion { version: watched.version, expiry_deletion: watched.expiry_deletion })
-    }
-
-    /// Queues `client` among the waiters of `key` (a client waits once per key).
-    pub fn add_waiter(&mut self, key: &[u8], client: u64) {
-        let queue = self.waiters.entry(Key::from_slice(key)).or_default();
-        if !queue.contains(&client) {
-            queue.push_back(client);
-        }
-    }
-
-    /// Removes `client` from the waiters of `key`.
-    pub fn remove_waiter(&mut self, key: &[u8], client: u64) {
-        if let Some(queue) = self.waiters.get_mut(key) {
-            queue.retain(|waiter| *waiter != client);
-            if queue.is_empty() {
-                self.waiters.remove(key);
-            }
-        }
-    }
-
-    /// The clients waiting on `key`, first come first.
-    pub fn waiters(&self, key: &[u8]) -> Vec<u64> {
-        self.waiters.get(key).map(|queue| queue.iter().copied().collect()).unwrap_or_default()
-    }
-
-    /// The keys with waiters created since the last call, in the order they were.
-    pub fn take_ready(&mut self) -> Vec<Key> {
-        std::mem::take(&mut self.ready)
-    }
-
-    /// Whether a key with waiters was created since the last [`Db::take_ready`].
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
-    }
-
-    /// Notes that `key` was created or replaced, if some client waits on it (Redis'
-    /// `signalKeyAsReady`). Whether its value suits the waiters is checked when serving them.
-    fn signal_ready(&mut self, key: &[u8]) {
-        if !self.waiters.is_empty()
-            && self.waiters.contains_key(key)
-            && !self.ready.iter().any(|ready| ready[..] == *key)
-        {
-            self.ready.push(Key::from_slice(key));
-        }
-    }
-
-    /// After `SWAPDB` exchanged two databases' data: give waiters back to their database index
-    /// and mark ready every key with waiters that now exists (Redis' `scanDatabaseForReadyKeys`).
-    pub(crate) fn swap_waiters(&mut self, other: &mut Db) {
-        std::mem::swap(&mut self.waiters, &mut other.waiters);
-        std::mem::swap(&mut self.ready, &mut other.ready);
-        for db in [self, other] {
-            let existing: Vec<Key> = db.waiters.keys().filter(|key| db.peek(key).is_some()).cloned().collect();
-            for key in existing {
-                db.signal_ready(&key);
-            }
-        }
     }
 
     /// Deletes every key; touches watched keys that existed. Returns how many keys there were.
@@ -838,199 +511,6 @@ impl Db {
         self.memory.tables = self.memory.tables + map.heap_bytes() - before;
         keys
     }
-
-    /// Deletes an expired `key`, counting it.
-    fn expire(&mut self, key: &[u8]) {
-        if self.remove(key).is_some() {
-            self.stats.expired_keys += 1;
-            if self.log_expired {
-                self.expired_log.push(Key::from_slice(key));
-            }
-            if let Some(watched) = self.watched.get_mut(key) {
-                watched.expiry_deletion = watched.version;
-            }
-        }
-    }
-
-    /// Visits up to `count` entries of the whole database from `cursor` (0 starts), calling
-    /// `visit` for each; returns the cursor to continue from (0 when the scan is complete).
-    /// Expired keys are visited too: the caller filters them (and may expire them) afterwards.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
-        let (mut slot, mut remaining) = split_cursor(cursor);
-        let mut visited = 0;
-        while slot < MAX_SLOT_NUM {
-            let map = &self.slots[slot].map;
-            if remaining == 0 || remaining > map.len() {
-                remaining = map.len();
-            }
-            while remaining > 0 && visited < count {
-                remaining -= 1;
-                if let Some((key, entry)) = map.get_index(remaining) {
-                    visit(key, entry);
-                }
-                visited += 1;
-            }
-            if remaining > 0 {
-                return join_cursor(slot, remaining);
-            }
-            slot += 1;
-            if visited >= count {
-                break;
-            }
-        }
-        if slot >= MAX_SLOT_NUM { 0 } else { join_cursor(slot, 0) }
-    }
-
-    /// Visits up to `count` entries of one slot from `cursor` (0 starts); returns the cursor to
-    /// continue from (0 when done). The same walk as [`Db::scan`], within one slot.
-    pub fn scan_slot(&self, slot: SlotId, cursor: u64, count: usize, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
-        let map = &self.slots[slot.index()].map;
-        let mut remaining = usize::try_from(cursor).unwrap_or(usize::MAX);
-        if remaining == 0 || remaining > map.len() {
-            remaining = map.len();
-        }
-        let mut visited = 0;
-        while remaining > 0 && visited < count {
-            remaining -= 1;
-            if let Some((key, entry)) = map.get_index(remaining) {
-                visit(key, entry);
-            }
-            visited += 1;
-        }
-        remaining as u64
-    }
-
-    /// Every key, in slot order, for `KEYS`; the caller filters by pattern and expiry.
-    pub fn keys(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots.iter().flat_map(|slot| slot.map.iter())
-    }
-
-    /// The keys of `slot` sharing `key`'s hash tag, or just `key` if it has no tag (and exists).
-    pub fn keys_sharing_tag(&self, key: &[u8]) -> Vec<Key> {
-        let hash = KeyHash::of(key);
-        let slot = &self.slots[hash.slot().index()];
-        if !hash.tagged {
-            return slot.map.get_key_value(key).map(|(key, _)| vec![key.clone()]).unwrap_or_default();
-        }
-        slot.tagged
-            .range((hash.crc, Key::new())..)
-            .take_while(|(crc, _)| *crc == hash.crc)
-            .map(|(_, key)| key.clone())
-            .collect()
-    }
-
-    /// A key chosen uniformly at random, or `None` if the database is empty. It may have expired:
-    /// `RANDOMKEY` deletes it and draws again.
-    pub fn random_key(&self, rng: &mut Rng) -> Option<Key> {
-        if self.len == 0 {
-            return None;
-        }
-        let mut index = rng.random_range(0..self.len);
-        for slot in self.slots.iter() {
-            if index < slot.map.len() {
-                return slot.map.get_index(index).map(|(key, _)| key.clone());
-            }
-            index -= slot.map.len();
-        }
-        None
-    }
-
-    /// One pass of active expiry, as Redis' `activeExpireCycle`: sample `sample` keys with an
-    /// expiry, delete the expired ones, and go again while more than a tenth of a sample had
-    /// expired, at most `max_rounds` times. Returns how many keys expired.
-    pub fn expire_cycle(&mut self, now_ms: u64, rng: &mut Rng, sample: usize, max_rounds: usize) -> usize {
-        let mut total = 0;
-        for _ in 0..max_rounds {
-            let draws = sample.min(self.volatile.len());
-            if draws == 0 {
-                break;
-            }
-            let mut expired = 0;
-            for _ in 0..draws {
-                if self.volatile.is_empty() {
-                    break;
-                }
-                let index = rng.random_range(0..self.volatile.len());
-                let Some(key) = self.volatile.get_index(index).map(|(key, _)| key.clone()) else {
-                    break;
-                };
-                if self.peek(&key).is_some_and(|entry| entry.is_expired(now_ms)) {
-                    self.expire(&key);
-                    expired += 1;
-                }
-            }
-            total += expired;
-            if expired * 10 <= draws {
-                break;
-            }
-        }
-        total
-    }
-
-    /// Checks that `key`'s memory charge matches what it holds (debug builds run this after every
-    /// command, so a command that changes a value without [`Db::touch`] is caught at once).
-    pub fn check_charge(&self, key: &[u8]) -> Result<(), String> {
-        match self.peek(key) {
-            Some(entry) if entry.charged != charge(key.len(), &entry.value) => {
-                Err(format!("key '{}' changed without Db::touch", lossy(key)))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Checks that the indexes agree with the keys (`SLOTSCHECK`, and tests): every key in the
-    /// slot its hash says, every tagged key in the tag index and back, every key with an expiry in
-    /// the expiry index and back, and the count right.
-    pub fn check(&self) -> Result<(), String> {
-        let mut count = 0;
-        let mut volatile = 0;
-        let mut charged = 0;
-        for (index, slot) in self.slots.iter().enumerate() {
-            for (key, entry) in slot.map.iter() {
-                count += 1;
-                charged += entry.charged as usize * 8;
-                if entry.charged != charge(key.len(), &entry.value) {
-                    return Err(format!("key '{}' changed without its memory being recounted", lossy(key)));
-                }
-                let hash = KeyHash::of(key);
-                if hash.slot().index() != index {
-                    return Err(format!("key '{}' is in slot {index}, hashes to {}", lossy(key), hash.slot()));
-                }
-                if hash.tagged && !slot.tagged.contains(&(hash.crc, key.clone())) {
-                    return Err(format!("tagged key '{}' is missing from the tag index", lossy(key)));
-                }
-                if entry.expire_at != 0 {
-                    volatile += 1;
-                    if !self.volatile.contains_key(key) {
-                        return Err(format!("key '{}' has an expiry but is not in the expiry index", lossy(key)));
-                    }
-                }
-            }
-            for (crc, key) in &slot.tagged {
-                if !slot.map.contains_key(key) || KeyHash::of(key).crc != *crc {
-                    return Err(format!("tag index holds '{}', which is not a key of slot {index}", lossy(key)));
-                }
-            }
-        }
-        if count != self.len {
-            return Err(format!("key count is {}, but {count} keys exist", self.len));
-        }
-        if volatile != self.volatile.len() {
-            return Err(format!("{} keys in the expiry index, {volatile} keys with an expiry", self.volatile.len()));
-        }
-        if charged != self.memory.data {
-            return Err(format!("entries are charged {charged} bytes, the database counts {}", self.memory.data));
-        }
-        let tables: usize = self.slots.iter().map(|slot| slot.map.heap_bytes()).sum();
-        if tables != self.memory.tables {
-            return Err(format!("slot tables take {tables} bytes, the database counts {}", self.memory.tables));
-        }
-        Ok(())
-    }
-}
-
-fn lossy(key: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(key)
 }
 
 #[cfg(test)]
