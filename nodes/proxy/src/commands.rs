@@ -160,6 +160,15 @@ pub struct Info {
     pub route: Route,
     /// How it is split, for a command split by key.
     pub split: Option<Split>,
+    /// Its entry in the command table (`None` for a name not in it).
+    pub command: Option<&'static commands::Command>,
+}
+
+impl Info {
+    /// Whether `request` has the command's arity (a name not in the table: any).
+    pub fn arity_ok(&self, request: &resp::Request) -> bool {
+        self.command.is_none_or(|command| command.arity_ok(request.len()))
+    }
 }
 
 /// Not commands, but what a browser tricked into posting to the proxy sends first (Codis and
@@ -183,11 +192,12 @@ static TABLE: LazyLock<HashMap<Vec<u8>, Info>> = LazyLock::new(|| {
             "{}: a split command needs a key specification naming every key to its end",
             command.name
         );
-        let info = Info { kind, key, route: command.route, split };
+        let info = Info { kind, key, route: command.route, split, command: Some(command) };
         table.insert(command.name.to_ascii_uppercase().into_bytes(), info);
     }
     for name in NOT_COMMANDS {
-        let info = Info { kind: Kind::NotAllowed, key: KeyAt::None, route: Route::NotAllowed, split: None };
+        let info =
+            Info { kind: Kind::NotAllowed, key: KeyAt::None, route: Route::NotAllowed, split: None, command: None };
         table.insert(name.as_bytes().to_vec(), info);
     }
     table
@@ -227,7 +237,7 @@ pub fn upper(name: &[u8]) -> UpperName {
 /// Looks an upper-cased name up; a name not in the table is `MayWrite`, keyed by its first
 /// argument, as Codis treats it.
 pub fn lookup_upper(name: &UpperName) -> Info {
-    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1), route: Route::Master, split: None };
+    let unknown = Info { kind: Kind::MayWrite, key: KeyAt::Arg(1), route: Route::Master, split: None, command: None };
     match name.len {
         Some(len) => TABLE.get(&name.bytes[..len]).copied().unwrap_or(unknown),
         None => unknown,

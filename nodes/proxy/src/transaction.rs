@@ -49,10 +49,10 @@ const NOT_IN_MULTI: &[&str] =
     &["AUTH", "HELLO", "SELECT", "SCAN", "SLOTSMAPPING", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"];
 
 impl<E: Env> Transaction<E> {
-    /// Whether the request (its name upper-cased) is this module's to serve.
-    pub(crate) fn intercepts(&self, upper: &str) -> bool {
-        matches!(upper, "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH")
-            || (self.queued.is_some() && upper != "QUIT")
+    /// Whether the request (its name upper-cased, its route `route`) is this module's to serve:
+    /// the transaction commands, and inside `MULTI` everything but `QUIT`.
+    pub(crate) fn intercepts(&self, upper: &str, route: commands::Route) -> bool {
+        route == commands::Route::Transaction || (self.queued.is_some() && upper != "QUIT")
     }
 
     /// Whether no transaction is open and nothing is watched (a client may only enter

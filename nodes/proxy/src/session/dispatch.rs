@@ -20,10 +20,11 @@ use crate::proxy::Shared;
 /// subscribed).
 pub(crate) async fn answer_alone<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let upper = commands::upper(request.name());
-    if client.tx.intercepts(upper.as_str()) {
+    let route = commands::lookup_upper(&upper).route;
+    if client.tx.intercepts(upper.as_str(), route) {
         return transaction(shared, client, request, upper.as_str()).await;
     }
-    if upper.as_str() == "SCAN" && client.authenticated {
+    if route == commands::Route::Scan && client.authenticated {
         return scan(shared, client, request).await;
     }
     match dispatch(shared, client, request) {
@@ -57,7 +58,9 @@ pub(crate) fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, reque
         "AUTH" => return ready(auth(shared, client, request)),
         "HELLO" => return ready(hello(shared, client, request)),
         _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
-        "SUBSCRIBE" | "PSUBSCRIBE" if request.len() < 2 => {
+        _ if commands::lookup_upper(&upper).route == commands::Route::Subscribe
+            && !commands::lookup_upper(&upper).arity_ok(request) =>
+        {
             let name = upper.as_str().to_ascii_lowercase();
             return ready(error(&format!("ERR wrong number of arguments for '{name}' command")));
         }

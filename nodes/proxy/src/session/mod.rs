@@ -107,12 +107,13 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                     pubsub::Outcome::Drop => return,
                 }
             }
-            let in_line = if client.tx.intercepts(upper.as_str()) {
+            let route = commands::lookup_upper(&upper).route;
+            let in_line = if client.tx.intercepts(upper.as_str(), route) {
                 // Transactions are served in line, after everything before them.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
                 transaction(&shared, &mut client, &request, upper.as_str()).await
-            } else if upper.as_str() == "SCAN" && client.authenticated {
+            } else if route == commands::Route::Scan && client.authenticated {
                 // One SCAN may visit many slots, one backend round trip each: in line.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
@@ -166,11 +167,12 @@ fn enters_subscribed_mode<E: Env>(
     upper: &UpperName,
     request: &Request,
 ) -> bool {
-    let named = match upper.as_str() {
-        "SUBSCRIBE" | "PSUBSCRIBE" => request.len() >= 2,
-        "UNSUBSCRIBE" | "PUNSUBSCRIBE" => true,
-        _ => return false,
-    };
+    let info = commands::lookup_upper(upper);
+    if info.route != commands::Route::Subscribe {
+        return false;
+    }
+    // `SUBSCRIBE` and `PSUBSCRIBE` need a name (their arity); the opposites do not.
+    let named = info.arity_ok(request);
     named && client.authenticated && client.tx.is_idle() && shared.refusal().is_none()
 }
 
