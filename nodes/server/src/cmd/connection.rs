@@ -75,6 +75,9 @@ fn auth(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         3 => (request.arg(1), request.arg(2).unwrap_or_default()),
         _ => return Err(CmdError::Syntax),
     };
+    for index in 1..request.len() {
+        ctx.redact(index);
+    }
     if user.is_none() && ctx.state.config.requirepass.is_empty() {
         return Err(CmdError::other(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
@@ -101,6 +104,8 @@ fn hello(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
         while let Some(option) = request.arg(index) {
             let remaining = request.len() - index - 1;
             if is(option, "AUTH") && remaining >= 2 {
+                ctx.redact(index + 1);
+                ctx.redact(index + 2);
                 credentials =
                     Some((request.arg(index + 1).unwrap_or_default(), request.arg(index + 2).unwrap_or_default()));
                 index += 3;

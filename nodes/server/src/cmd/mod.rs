@@ -207,9 +207,18 @@ pub struct Ctx<'a> {
     pub reply: Reply<'a>,
     /// The time of this command (Unix ms): one reading per command, as Redis takes one.
     pub now_ms: u64,
+    /// Arguments the running command asked to hide from the slow log (passwords), by index:
+    /// each handler says which of its arguments are secret, as Redis' handlers call
+    /// `redactClientCommandArgument`.
+    pub redacted: Vec<usize>,
 }
 
 impl<'a> Ctx<'a> {
+    /// Hides argument `index` of the running command from the slow log.
+    pub fn redact(&mut self, index: usize) {
+        self.redacted.push(index);
+    }
+
     /// The client's database.
     pub fn db(&mut self) -> &mut Db {
         self.state.keyspace.db(self.client.db)
@@ -269,7 +278,7 @@ pub fn execute(state: &mut State, client: &mut Client, out: &mut BytesMut, reque
         client.fenced = Some(wait);
         return;
     }
-    let mut ctx = Ctx { state, client, reply, now_ms };
+    let mut ctx = Ctx { state, client, reply, now_ms, redacted: Vec::new() };
     call(&mut ctx, command, request);
     #[cfg(debug_assertions)]
     check_charges(ctx.state, ctx.client.db, command, request);
@@ -330,6 +339,7 @@ pub(crate) fn call(ctx: &mut Ctx<'_>, command: &Command, request: &Request) {
     // database's counter.
     let changes_before = ctx.state.propagation.is_listening().then(|| ctx.state.keyspace.changes());
     ctx.state.propagation.begin_call();
+    ctx.redacted.clear();
     if let Err(error) = (command.handler)(ctx, request) {
         ctx.reply.error(&error.to_string());
     }

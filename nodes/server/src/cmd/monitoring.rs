@@ -42,8 +42,14 @@ pub(crate) fn record(ctx: &mut Ctx<'_>, command: &Command, request: &Request, el
             .get(&ctx.client.id)
             .map(|info| (info.addr.clone(), info.name.clone()))
             .unwrap_or_default();
-        let entry =
-            SlowEntry { id: 0, unix_seconds: ctx.now_ms / 1000, micros, args: redacted(command, request), addr, name };
+        let entry = SlowEntry {
+            id: 0,
+            unix_seconds: ctx.now_ms / 1000,
+            micros,
+            args: redacted(request, &ctx.redacted),
+            addr,
+            name,
+        };
         ctx.state.slowlog.push(entry, max_len);
     }
     let millis = micros / 1000;
@@ -53,20 +59,15 @@ pub(crate) fn record(ctx: &mut Ctx<'_>, command: &Command, request: &Request, el
     }
 }
 
-/// The arguments to log, with passwords replaced as Redis replaces them.
-fn redacted(command: &Command, request: &Request) -> Vec<Bulk> {
-    let mut args = shorten(request.args());
-    let hidden = Bulk::from_slice(b"(redacted)");
-    match command.name {
-        "auth" => args.iter_mut().skip(1).for_each(|arg| *arg = hidden.clone()),
-        "hello" => {
-            if let Some(position) = args.iter().position(|arg| is(arg, "AUTH")) {
-                args.iter_mut().skip(position + 1).take(2).for_each(|arg| *arg = hidden.clone());
-            }
-        }
-        _ => {}
-    }
-    args
+/// The arguments to log, with the ones the command hid (passwords) replaced as Redis replaces
+/// them.
+fn redacted(request: &Request, hidden: &[usize]) -> Vec<Bulk> {
+    let args: Vec<&[u8]> = request
+        .args()
+        .enumerate()
+        .map(|(index, arg)| if hidden.contains(&index) { &b"(redacted)"[..] } else { arg })
+        .collect();
+    shorten(args.into_iter())
 }
 
 fn slowlog(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {

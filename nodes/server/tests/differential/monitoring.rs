@@ -51,6 +51,8 @@ async fn the_slow_log_records_commands_as_sent() {
     pair.check(&many).await;
     // HELLO's reply holds the client id, which differs between the servers.
     pair.check_with("HELLO 2 AUTH default secret", Compare::Kind).await;
+    // Each command hides its own secrets: AUTH its password (and user), unless it is malformed.
+    pair.check_all(&["AUTH secret", "AUTH someone secret", "AUTH a b c"]).await;
     pair.check_all(&["CONFIG SET slowlog-log-slower-than -1", "SET unlogged 1"]).await;
     // Ids, times, durations and addresses differ; what was logged, in which order, must not.
     let (theirs, ours) = pair.both("SLOWLOG GET -1").await;
