@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-pub use commands::Route;
+pub use commands::{Flags, Route};
 
 /// What the proxy does with a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,9 @@ impl Kind {
             // Answered by the proxy itself or intercepted before routing; what reaches the
             // router in these forms is refused as Codis refuses it.
             Route::NotAllowed | Route::Scan | Route::Subscribe | Route::Transaction => Kind::NotAllowed,
-            Route::Replica | Route::Local => Kind::Read,
+            Route::Replica => Kind::Read,
+            // Other forms than the ones the proxy answers go to the master by their key.
+            Route::Local => Kind::MasterOnly,
             Route::Split if readonly => Kind::Read,
             Route::Master if readonly => Kind::MasterOnly,
             Route::Split | Route::Master | Route::SameSlot | Route::Broadcast | Route::Publish => Kind::Write,

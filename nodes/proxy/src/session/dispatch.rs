@@ -8,9 +8,9 @@ use resp::Request;
 
 use super::client::Client;
 use super::held::{serve_in_line, write_acks};
-use super::local::{auth, hello, info, select, slots_mapping};
+use super::local::answer;
 use super::pending::{Dispatch, Pending, Tracked, ready, resolve};
-use super::reply::{bulk, error, simple};
+use super::reply::error;
 use super::scan::scan;
 use super::split::split;
 use crate::commands::{self, Kind};
@@ -50,41 +50,25 @@ pub(crate) async fn transaction<E: Env>(
 pub(crate) fn dispatch<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Dispatch {
     let name = request.name();
     let upper = commands::upper(name);
-    match upper.as_str() {
-        "QUIT" => {
-            client.quit = true;
-            return ready(simple("OK"));
-        }
-        "AUTH" => return ready(auth(shared, client, request)),
-        "HELLO" => return ready(hello(shared, client, request)),
-        _ if !client.authenticated => return ready(error("NOAUTH Authentication required.")),
-        _ if commands::lookup_upper(&upper).route == commands::Route::Subscribe
-            && !commands::lookup_upper(&upper).arity_ok(request) =>
-        {
-            let name = upper.as_str().to_ascii_lowercase();
-            return ready(error(&format!("ERR wrong number of arguments for '{name}' command")));
-        }
-        "SELECT" => return ready(select(shared, client, request)),
-        "ECHO" if request.len() == 2 => return ready(bulk(request.arg(1).unwrap_or_default())),
-        "PING" if request.len() == 1 => return ready(simple("PONG")),
-        "INFO" if request.len() == 1 => return ready(info(shared)),
-        "SLOTSMAPPING" => return ready(slots_mapping(shared, request)),
-        "PING" | "INFO" | "SLOTSINFO" if request.len() >= 2 => {
-            // Codis' forms: the first argument names a backend.
-            let addr = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
-            let Some(backend) = shared.router.pool().find(&addr) else {
-                return ready(error(&format!("ERR backend server '{addr}' not found")));
-            };
-            let forwarded = Request::from_args(std::iter::once(name).chain(request.args().skip(2)));
-            let receiver = backend.conn(client.db, 0, client.version).send(forwarded.wire().clone());
-            return Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: Vec::new() }));
-        }
-        _ => {}
+    let info = commands::lookup_upper(&upper);
+    // `AUTH`, `HELLO` and `QUIT` are answered before authentication (their `no_auth` flag).
+    let before_auth = info.route == commands::Route::Local
+        && info.command.is_some_and(|command| command.has(commands::Flags::NO_AUTH));
+    if !client.authenticated && !before_auth {
+        return ready(error("NOAUTH Authentication required."));
+    }
+    if info.route == commands::Route::Subscribe && !info.arity_ok(request) {
+        let name = upper.as_str().to_ascii_lowercase();
+        return ready(error(&format!("ERR wrong number of arguments for '{name}' command")));
+    }
+    if info.route == commands::Route::Local
+        && let Some(answer) = answer(shared, client, request, upper.as_str())
+    {
+        return answer;
     }
     if let Some(refusal) = shared.refusal() {
         return ready(error(refusal));
     }
-    let info = commands::lookup_upper(&upper);
     if info.kind == Kind::NotAllowed {
         let name = commands::upper_name(name);
         return ready(error(&format!("ERR handle request, command '{name}' is not allowed")));

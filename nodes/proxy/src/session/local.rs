@@ -1,12 +1,56 @@
-//! Commands the proxy answers itself: `AUTH`, `HELLO`, `SELECT`, `INFO`, `SLOTSMAPPING`.
+//! Commands the proxy answers itself (their route in the command table is `local`): `QUIT`,
+//! `AUTH`, `HELLO`, `SELECT`, `ECHO`, `PING`, `INFO`, `SLOTSMAPPING`, and Codis' forms of `PING`,
+//! `INFO` and `SLOTSINFO` that name a backend.
 
 use bytes::{Bytes, BytesMut};
 use net::Env;
 use resp::{Request, Version, encode};
 
 use super::client::Client;
+use super::pending::{Dispatch, Pending, Tracked, ready};
 use super::reply::{bulk, error, simple};
 use crate::proxy::Shared;
+
+/// The commands answered here, each in some of its forms.
+#[cfg(test)]
+const ANSWERED: [&str; 9] = ["QUIT", "AUTH", "HELLO", "SELECT", "ECHO", "PING", "INFO", "SLOTSMAPPING", "SLOTSINFO"];
+
+/// Answers `request` here if the proxy serves this form of it itself; `None` routes it on (the
+/// other forms go to a backend, which answers them).
+pub(crate) fn answer<E: Env>(
+    shared: &Shared<E>,
+    client: &mut Client<E>,
+    request: &Request,
+    upper: &str,
+) -> Option<Dispatch> {
+    let reply = match upper {
+        "QUIT" => {
+            client.quit = true;
+            simple("OK")
+        }
+        "AUTH" => auth(shared, client, request),
+        "HELLO" => hello(shared, client, request),
+        "SELECT" => select(shared, client, request),
+        "ECHO" if request.len() == 2 => bulk(request.arg(1).unwrap_or_default()),
+        "PING" if request.len() == 1 => simple("PONG"),
+        "INFO" if request.len() == 1 => info(shared),
+        "SLOTSMAPPING" => slots_mapping(shared, request),
+        "PING" | "INFO" | "SLOTSINFO" if request.len() >= 2 => return Some(to_named_backend(shared, client, request)),
+        _ => return None,
+    };
+    Some(ready(reply))
+}
+
+/// Codis' forms whose first argument names a backend: the rest goes there.
+fn to_named_backend<E: Env>(shared: &Shared<E>, client: &Client<E>, request: &Request) -> Dispatch {
+    let addr = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
+    let Some(backend) = shared.router.pool().find(&addr) else {
+        return ready(error(&format!("ERR backend server '{addr}' not found")));
+    };
+    let forwarded = Request::from_args(std::iter::once(request.name()).chain(request.args().skip(2)));
+    let receiver = backend.conn(client.db, 0, client.version).send(forwarded.wire().clone());
+    Dispatch::Now(Pending::One(Tracked { receiver, _in_flight: Vec::new() }))
+}
 
 pub(crate) fn auth<E: Env>(shared: &Shared<E>, client: &mut Client<E>, request: &Request) -> Bytes {
     let expected = &shared.config.session_auth;
@@ -139,4 +183,23 @@ pub(crate) fn slots_mapping<E: Env>(shared: &Shared<E>, request: &Request) -> By
         }
     }
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ANSWERED;
+
+    #[test]
+    fn every_command_routed_here_is_answered_here() {
+        let mut local: Vec<String> = commands::table()
+            .commands()
+            .iter()
+            .filter(|command| command.route == commands::Route::Local)
+            .map(|command| command.name.to_ascii_uppercase())
+            .collect();
+        local.sort();
+        let mut answered: Vec<String> = ANSWERED.iter().map(|name| name.to_string()).collect();
+        answered.sort();
+        assert_eq!(local, answered);
+    }
 }
