@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
-use commands::schema::{ArgFile, BeginSearchFile, CommandFile, DocsFile, FindKeysFile, KeySpecFile};
+use commands::schema::{ArgFile, BeginSearch, CommandFile, DocsFile, FindKeys, KeySpecFile};
 use resp::{Decoder, Frame, Limits};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -109,27 +109,27 @@ fn key_spec(frame: &Frame) -> Result<KeySpecFile> {
     };
     let (begin_kind, begin) = typed(field("begin_search")?)?;
     let begin_search = match begin_kind.as_str() {
-        "index" => BeginSearchFile::Index { index: number(&begin, "index")? },
+        "index" => BeginSearch::Index { index: number(&begin, "index")? },
         "keyword" => {
             let keyword = begin.iter().find(|(key, _)| text(key).is_ok_and(|key| key == "keyword")).ok_or("keyword")?;
-            BeginSearchFile::Keyword { keyword: text(&keyword.1)?, startfrom: number(&begin, "startfrom")? }
+            BeginSearch::Keyword { keyword: text(&keyword.1)?, startfrom: number(&begin, "startfrom")? }
         }
-        "unknown" => BeginSearchFile::Unknown {},
+        "unknown" => BeginSearch::Unknown {},
         other => return Err(format!("begin_search type {other}").into()),
     };
     let (find_kind, find) = typed(field("find_keys")?)?;
     let find_keys = match find_kind.as_str() {
-        "range" => FindKeysFile::Range {
+        "range" => FindKeys::Range {
             lastkey: number(&find, "lastkey")?,
             keystep: number(&find, "keystep")?,
             limit: number(&find, "limit")?,
         },
-        "keynum" => FindKeysFile::Keynum {
+        "keynum" => FindKeys::Keynum {
             keynumidx: number(&find, "keynumidx")?,
             firstkey: number(&find, "firstkey")?,
             keystep: number(&find, "keystep")?,
         },
-        "unknown" => FindKeysFile::Unknown {},
+        "unknown" => FindKeys::Unknown {},
         other => return Err(format!("find_keys type {other}").into()),
     };
     let notes = field("notes").ok().map(text).transpose()?;

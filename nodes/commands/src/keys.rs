@@ -284,10 +284,10 @@ impl Command {
         let unreliable = KeyFlags::NOT_KEY.with(KeyFlags::VARIABLE_FLAGS).with(KeyFlags::INCOMPLETE);
         if self.get_keys.is_none()
             && let Some(spec) = self.key_specs.first()
-            && let (BeginSearch::Index(index), FindKeys::Range { .. }) = (&spec.begin_search, &spec.find_keys)
+            && let (BeginSearch::Index { index }, FindKeys::Range { .. }) = (&spec.begin_search, &spec.find_keys)
             && !spec.flags.intersects(unreliable)
         {
-            return (*index < args.count()).then_some(*index);
+            return usize::try_from(*index).ok().filter(|index| *index < args.count());
         }
         self.keys(args).first().map(|key| key.position)
     }
@@ -303,14 +303,14 @@ impl Command {
                 continue;
             }
             let mut first = match &spec.begin_search {
-                BeginSearch::Index(index) => i64::try_from(*index).unwrap_or(i64::MAX),
+                BeginSearch::Index { index } => *index,
                 BeginSearch::Keyword { keyword, startfrom } => {
                     match find_keyword(args, argc, keyword.as_bytes(), *startfrom) {
                         Some(found) => found + 1,
                         None => continue,
                     }
                 }
-                BeginSearch::Unknown => return Err(KeysError),
+                BeginSearch::Unknown {} => return Err(KeysError),
             };
             let (last, step) = match spec.find_keys {
                 FindKeys::Range { lastkey, keystep, limit } => {
@@ -333,7 +333,7 @@ impl Command {
                     first += firstkey;
                     (first.saturating_add(numkeys) - 1, keystep)
                 }
-                FindKeys::Unknown => return Err(KeysError),
+                FindKeys::Unknown {} => return Err(KeysError),
             };
             if last >= argc || last < first || first >= argc {
                 return Err(KeysError);

@@ -25,7 +25,8 @@ pub use flags::command::Flags;
 pub use flags::key::KeyFlags;
 pub use keys::{Args, GetKeys, KeyRef, KeysError};
 pub use route::Route;
-use schema::{BeginSearchFile, CommandFile, DocsFile, FindKeysFile};
+pub use schema::{BeginSearch, FindKeys};
+use schema::{CommandFile, DocsFile};
 
 /// One command or subcommand.
 #[derive(Debug)]
@@ -103,47 +104,6 @@ pub struct KeySpec {
     pub begin_search: BeginSearch,
     /// How keys are found from there.
     pub find_keys: FindKeys,
-}
-
-/// Where a key search begins.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BeginSearch {
-    /// At an argument index.
-    Index(usize),
-    /// After a keyword, searched from `startfrom` (negative: from the end, backwards).
-    Keyword {
-        /// The keyword.
-        keyword: String,
-        /// Where the search starts.
-        startfrom: i64,
-    },
-    /// Not describable.
-    Unknown,
-}
-
-/// How keys are found from where the search began.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FindKeys {
-    /// A range of keys.
-    Range {
-        /// The last key, relative to the first (negative: from the end).
-        lastkey: i64,
-        /// Distance between keys.
-        keystep: i64,
-        /// With `lastkey` -1: the remaining arguments divided by this.
-        limit: i64,
-    },
-    /// A count, then the keys.
-    Keynum {
-        /// Where the count is, relative to the first.
-        keynumidx: i64,
-        /// Where the first key is, relative to the first.
-        firstkey: i64,
-        /// Distance between keys.
-        keystep: i64,
-    },
-    /// Not describable.
-    Unknown,
 }
 
 /// Every command, and lookup by name.
@@ -268,21 +228,17 @@ fn command(file: CommandFile, route: Route) -> Result<Command, String> {
             for name in &spec.flags {
                 flags = flags.with(KeyFlags::parse(name).ok_or_else(|| format!("unknown key flag {name}"))?);
             }
-            let begin_search = match spec.begin_search {
-                BeginSearchFile::Index { index } => {
-                    BeginSearch::Index(usize::try_from(index).map_err(|_| format!("index {index}"))?)
-                }
-                BeginSearchFile::Keyword { keyword, startfrom } => BeginSearch::Keyword { keyword, startfrom },
-                BeginSearchFile::Unknown {} => BeginSearch::Unknown,
-            };
-            let find_keys = match spec.find_keys {
-                FindKeysFile::Range { lastkey, keystep, limit } => FindKeys::Range { lastkey, keystep, limit },
-                FindKeysFile::Keynum { keynumidx, firstkey, keystep } => {
-                    FindKeys::Keynum { keynumidx, firstkey, keystep }
-                }
-                FindKeysFile::Unknown {} => FindKeys::Unknown,
-            };
-            Ok::<_, String>(KeySpec { notes: spec.notes, flags, begin_search, find_keys })
+            if let BeginSearch::Index { index } = spec.begin_search
+                && index < 0
+            {
+                return Err(format!("index {index}"));
+            }
+            Ok::<_, String>(KeySpec {
+                notes: spec.notes,
+                flags,
+                begin_search: spec.begin_search,
+                find_keys: spec.find_keys,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let get_keys = file

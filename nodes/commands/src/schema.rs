@@ -59,15 +59,15 @@ pub struct KeySpecFile {
     /// Access flags (`RO`, `RW`, `OW`, `RM`, `access`, `update`, `insert`, `delete`, …).
     pub flags: Vec<String>,
     /// Where the search for the keys begins.
-    pub begin_search: BeginSearchFile,
+    pub begin_search: BeginSearch,
     /// How the keys are found from there.
-    pub find_keys: FindKeysFile,
+    pub find_keys: FindKeys,
 }
 
 /// Where a key search begins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum BeginSearchFile {
+pub enum BeginSearch {
     /// At this argument index.
     Index {
         /// The argument index (the name is 0).
@@ -86,9 +86,9 @@ pub enum BeginSearchFile {
 }
 
 /// How keys are found from where the search began.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum FindKeysFile {
+pub enum FindKeys {
     /// A range: up to `lastkey` (relative; negative counts from the end), every `keystep`;
     /// with `limit`, only that fraction of the remaining arguments.
     Range {

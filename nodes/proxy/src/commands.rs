@@ -122,8 +122,10 @@ impl Split {
             return None;
         }
         let spec = command.key_specs.first()?;
-        let (commands::BeginSearch::Index(first), commands::FindKeys::Range { lastkey: -1, keystep, limit: 0 }) =
-            (&spec.begin_search, spec.find_keys)
+        let (
+            commands::BeginSearch::Index { index: first },
+            commands::FindKeys::Range { lastkey: -1, keystep, limit: 0 },
+        ) = (&spec.begin_search, spec.find_keys)
         else {
             return None;
         };
@@ -135,7 +137,11 @@ impl Split {
         } else {
             Join::Values
         };
-        Some(Split { first: *first, width: usize::try_from(keystep).ok().filter(|width| *width > 0)?, join })
+        Some(Split {
+            first: usize::try_from(*first).ok()?,
+            width: usize::try_from(keystep).ok().filter(|width| *width > 0)?,
+            join,
+        })
     }
 
     /// The units of `request` (each a key's arguments, the key first), when it names at least

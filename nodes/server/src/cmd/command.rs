@@ -240,12 +240,12 @@ fn write_key_spec(reply: &mut Reply<'_>, spec: &KeySpec) {
     reply.map(2);
     reply.bulk(b"type");
     match &spec.begin_search {
-        BeginSearch::Index(index) => {
+        BeginSearch::Index { index } => {
             reply.bulk(b"index");
             reply.bulk(b"spec");
             reply.map(1);
             reply.bulk(b"index");
-            reply.int(i64::try_from(*index).unwrap_or(i64::MAX));
+            reply.int(*index);
         }
         BeginSearch::Keyword { keyword, startfrom } => {
             reply.bulk(b"keyword");
@@ -256,7 +256,7 @@ fn write_key_spec(reply: &mut Reply<'_>, spec: &KeySpec) {
             reply.bulk(b"startfrom");
             reply.int(*startfrom);
         }
-        BeginSearch::Unknown => {
+        BeginSearch::Unknown {} => {
             reply.bulk(b"unknown");
             reply.bulk(b"spec");
             reply.map(0);
@@ -274,7 +274,7 @@ fn write_key_spec(reply: &mut Reply<'_>, spec: &KeySpec) {
             reply.bulk(b"keynum");
             [(b"keynumidx", keynumidx), (b"firstkey", firstkey), (b"keystep", keystep)]
         }
-        FindKeys::Unknown => {
+        FindKeys::Unknown {} => {
             reply.bulk(b"unknown");
             reply.bulk(b"spec");
             reply.map(0);
