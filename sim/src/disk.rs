@@ -161,7 +161,7 @@ impl Disk for SimDisk {
         Ok(())
     }
 
-    /// Paths are plain names here: a directory needs no making.
+    /// Records the directory and its parents, so listings show them even while they hold no file.
     async fn create_dir(&self, path: &str) -> io::Result<()> {
         let mut state = self.lock();
         let mut dir = path.trim_end_matches('/');

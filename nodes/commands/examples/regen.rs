@@ -77,6 +77,7 @@ fn command_files(info: &Frame, docs: Option<&Frame>, container: Option<&str>) ->
         get_keys: None,
         docs: docs_file(&doc_pairs)?,
         proxy: None,
+        proxy_key: None,
     }];
     let sub_docs = doc_field("subcommands").map(|(_, value)| pairs(value)).transpose()?.unwrap_or_default();
     for sub in items(subcommands)? {
@@ -202,6 +203,7 @@ fn write_file(data: &Path, mut file: CommandFile) -> Result<()> {
         file.hidden_flags = old.hidden_flags;
         file.get_keys = old.get_keys;
         file.proxy = old.proxy;
+        file.proxy_key = old.proxy_key;
     } else if file.container.is_none() {
         file.proxy = Some(suggested_route(&file).into());
     }

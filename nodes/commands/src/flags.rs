@@ -137,9 +137,13 @@ pub mod command {
             /// Ours: may write keys of any database (`FLUSHALL`, `SWAPDB`, `MOVE`, `COPY`): waits
             /// while any key is being migrated.
             WRITES_ANY_DATABASE = "writes_any_database" hidden true,
-            /// Ours: answers a key in flight itself instead of waiting for the migration
-            /// (`SLOTSMGRT-EXEC-WRAPPER` says "being migrated", as Codis' proxy expects).
-            ANSWERS_FENCES = "answers_fences" hidden true,
+            /// Ours: never waits for migration's fences: the wrapper answers a key in flight
+            /// itself ("being migrated", as Codis' proxy expects), and migration's own restore
+            /// chooses its keys (`SLOTSMGRT-EXEC-WRAPPER`, `SLOTSRESTORE-ASYNC`).
+            NOT_FENCED = "not_fenced" hidden true,
+            /// Ours: a read a proxy sends to the master, never a replica: its effect is on the
+            /// server that serves it (`TOUCH` updates the access times eviction reads).
+            MASTER_ONLY = "master_only" hidden true,
         }
     }
 }

@@ -110,7 +110,8 @@ impl GetKeys {
                 if count >= argc {
                     return Vec::new();
                 }
-                let num = atoi(args.get(count));
+                // C's atoi returns an int: the low 32 bits of what strtol read.
+                let num = i64::from(atoi(args.get(count)) as i32);
                 let room = argc.saturating_sub(first) / step.max(1);
                 if num < 1 || usize::try_from(num).map_or(true, |num| num > room) {
                     return Vec::new();
@@ -331,7 +332,8 @@ impl Command {
                     let count = usize::try_from(at).map_err(|_| KeysError)?;
                     let numkeys = parse_i64(args.get(count)).filter(|numkeys| *numkeys >= 0).ok_or(KeysError)?;
                     first += firstkey;
-                    (first.saturating_add(numkeys) - 1, keystep)
+                    // Redis adds `(int)numkeys`: the low 32 bits.
+                    (first + i64::from(numkeys as i32) - 1, keystep)
                 }
                 FindKeys::Unknown {} => return Err(KeysError),
             };

@@ -51,6 +51,8 @@ pub struct Command {
     pub docs: DocsFile,
     /// How a proxy routes it (a subcommand: its container's route).
     pub route: Route,
+    /// The argument a proxy routes it by where Codis fixes one other than its first key.
+    pub proxy_key: Option<usize>,
     /// Its subcommands, in file order (empty for a plain command).
     pub subcommands: Vec<Command>,
 }
@@ -257,6 +259,7 @@ fn command(file: CommandFile, route: Route) -> Result<Command, String> {
         get_keys,
         docs: file.docs,
         route,
+        proxy_key: file.proxy_key,
         subcommands: Vec::new(),
     })
 }

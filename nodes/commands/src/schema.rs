@@ -47,6 +47,11 @@ pub struct CommandFile {
     /// How a proxy routes it (top-level commands only; a subcommand goes where its container goes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// The argument a proxy routes it by, where Codis fixes one other than its first key
+    /// (`ZUNIONSTORE`'s first source, not its destination): kept so existing applications are
+    /// routed as Codis routes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_key: Option<usize>,
 }
 
 /// One key specification.

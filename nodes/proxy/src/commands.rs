@@ -19,7 +19,9 @@ pub enum Kind {
     NotAllowed,
     /// Forwarded to the slot's master; reads may go to replicas unless `MasterOnly`.
     Read,
-    /// Reads that must see the master (`*SCAN`, `SLOTSINFO`, `SLOTSSCAN`).
+    /// Reads sent to the master only: routed `master` in the table (`*SCAN`, `SLOTSSCAN`, and
+    /// every read Codis does not list), the forms of `local` commands the proxy does not answer,
+    /// and reads flagged `master_only` (`TOUCH`).
     MasterOnly,
     /// Writes.
     Write,
@@ -35,7 +37,7 @@ impl Kind {
 
     /// The kind of a command the table routes this way.
     fn of(route: Route, command: &commands::Command) -> Kind {
-        let readonly = command.has(commands::Flags::READONLY);
+        let readonly = command.has(commands::Flags::READONLY) && !command.has(commands::Flags::MASTER_ONLY);
         match route {
             // Answered by the proxy itself or intercepted before routing; what reaches the
             // router in these forms is refused as Codis refuses it.
@@ -189,6 +191,8 @@ static TABLE: LazyLock<HashMap<Vec<u8>, Info>> = LazyLock::new(|| {
         let kind = Kind::of(command.route, command);
         let key = if command.route == Route::Publish {
             KeyAt::Channel(1)
+        } else if let Some(at) = command.proxy_key {
+            KeyAt::Arg(at)
         } else if command.has_keys() || command.subcommands.iter().any(commands::Command::has_keys) {
             KeyAt::Spec(command)
         } else {
@@ -262,9 +266,9 @@ pub fn upper_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_ascii_uppercase()
 }
 
-/// Every key the proxy routes `request` by: each key of the multi-key commands it splits
-/// (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) and of any command naming several (all
-/// must be in one slot where one backend serves it whole), else the routing key, else none.
+/// Every key `request` names, as the command table finds them (else its routing key, else
+/// none): the slots a split command touches, a transaction's keys (which must share its slot),
+/// the slots a held request blocks.
 pub fn routing_keys(info: Info, request: &resp::Request) -> Vec<&[u8]> {
     info.key.keys(request)
 }
@@ -316,7 +320,9 @@ mod tests {
         assert_eq!(lookup(b"nosuch").key, KeyAt::Arg(1));
         assert_eq!(lookup(&[b'A'; 40]).kind, Kind::MayWrite);
         assert_eq!(key("GET k").as_deref(), Some("k"));
-        assert_eq!(key("ZUNIONSTORE d 2 a b").as_deref(), Some("d"));
+        // Codis routes it by its first source; the table keeps that.
+        assert_eq!(key("ZUNIONSTORE d 2 a b").as_deref(), Some("a"));
+        assert_eq!(key("SDIFFSTORE d a b").as_deref(), Some("d"));
         assert_eq!(key("EVAL s 1 k").as_deref(), Some("k"));
         assert_eq!(key("EVAL s 0").as_deref(), None);
         assert_eq!(key("LMPOP 2 a b LEFT").as_deref(), Some("a"));

@@ -292,7 +292,8 @@ async fn drain_reading<S: Stream>(
 ) {
     while let Some(owed) = pending.pop_front() {
         let reply = match owed.reply {
-            Pending::Held(mut serve) if may_read && input.is_open() && pending.len() < room => {
+            // Room for the held reply, put back, and one more request.
+            Pending::Held(mut serve) if may_read && input.is_open() && pending.len() + 1 < room => {
                 let outcome = tokio::select! {
                     biased;
                     reply = &mut serve => Ok(reply),

@@ -94,7 +94,7 @@ fn info(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     }
     ctx.reply.array(request.len() - 2);
     for name in request.args().skip(2) {
-        match table().lookup(name) {
+        match table().lookup_full(name) {
             Some(command) => write_info(&mut ctx.reply, command),
             None => ctx.reply.null(),
         }
@@ -108,7 +108,7 @@ fn docs(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
     let commands: Vec<&Command> = if request.len() == 2 {
         table().all().iter().collect()
     } else {
-        request.args().skip(2).filter_map(|name| table().lookup(name)).collect()
+        request.args().skip(2).filter_map(|name| table().lookup_full(name)).collect()
     };
     ctx.reply.map(commands.len());
     for command in commands {

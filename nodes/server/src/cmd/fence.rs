@@ -32,7 +32,7 @@ pub fn fence_for(state: &State, client: &Client, command: &Command, request: &Re
 /// them), or any of its database's, or any at all, as its flags say.
 fn writes_fenced(state: &State, db: usize, command: &Command, request: &Request) -> Option<FenceId> {
     let fences = &state.migrations.fences;
-    if !command.flags.contains(Flags::WRITE) || command.flags.contains(Flags::ANSWERS_FENCES) {
+    if !command.flags.contains(Flags::WRITE) || command.flags.contains(Flags::NOT_FENCED) {
         return None;
     }
     if command.flags.contains(Flags::WRITES_ANY_DATABASE) {

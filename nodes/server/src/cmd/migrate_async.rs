@@ -386,5 +386,5 @@ fn slotsmgrt_exec_wrapper(ctx: &mut Ctx<'_>, request: &Request) -> CmdResult {
 /// commands have replies or effects that do not fit inside `[2, reply]`.
 fn wrappable(command: &Command) -> bool {
     command.flags.intersects(Flags::READONLY.with(Flags::WRITE))
-        && !command.flags.intersects(Flags::NO_MULTI.with(Flags::PUBSUB).with(Flags::ANSWERS_FENCES))
+        && !command.flags.intersects(Flags::NO_MULTI.with(Flags::PUBSUB).with(Flags::NOT_FENCED))
 }

@@ -147,16 +147,9 @@ impl Table {
         Table { by_name, all }
     }
 
-    /// The top-level command named `name` (any case), or with a full name (`client|kill`) a
-    /// subcommand.
+    /// The command named `name` (any case), as a client names it: a top-level name only
+    /// (`CLIENT|KILL` is no command, as in Redis).
     pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
-        if let Some(bar) = name.iter().position(|byte| *byte == b'|') {
-            let container = self.lookup(&name[..bar])?;
-            return container
-                .subcommands
-                .iter()
-                .find(|sub| sub.spec.sub_name().as_bytes().eq_ignore_ascii_case(&name[bar + 1..]));
-        }
         if name.len() > commands::MAX_NAME {
             return None;
         }
@@ -166,6 +159,16 @@ impl Table {
         }
         let lower = std::str::from_utf8(&lower[..name.len()]).ok()?;
         self.by_name.get(lower).map(|index| &self.all[*index])
+    }
+
+    /// The command or subcommand with this full name (`get`, `client|kill`), as `COMMAND INFO`
+    /// and `COMMAND DOCS` name them.
+    pub fn lookup_full(&self, name: &[u8]) -> Option<&Command> {
+        let Some(bar) = name.iter().position(|byte| *byte == b'|') else {
+            return self.lookup(name);
+        };
+        let container = self.lookup(&name[..bar])?;
+        container.subcommands.iter().find(|sub| sub.spec.sub_name().as_bytes().eq_ignore_ascii_case(&name[bar + 1..]))
     }
 
     /// The command `request` runs, as Redis' `lookupCommand` finds it: a container's subcommand

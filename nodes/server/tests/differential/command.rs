@@ -157,6 +157,9 @@ async fn info_docs_and_errors_by_name() {
             "OBJECT nosuch k",
             "CONFIG GET",
             "COMMAND GETKEYS",
+            // A full name is no command: `CONFIG|GET` must not reach CONFIG GET.
+            "CONFIG|GET GET maxmemory",
+            "client|list",
         ])
         .await;
     }
@@ -212,6 +215,10 @@ async fn getkeys_matches_redis() {
         "ZUNIONSTORE d 0 a",
         "ZUNIONSTORE d 3 a b",
         "ZUNIONSTORE d -1 a b",
+        // Counts beyond 32 bits: Redis keeps their low 32 bits (an int), both ways of reading.
+        "ZUNION 4294967297 a",
+        "ZUNIONSTORE d 4294967298 a b",
+        "ZUNIONSTORE d 4294967298x a b",
         "ZINTER 2 a b",
         "ZDIFF 1 a",
         "ZINTERCARD 2 a b LIMIT 3",
