@@ -146,16 +146,15 @@ impl Split {
         })
     }
 
-    /// The units of `request` (each a key's arguments, the key first), when it names at least
-    /// two keys and every unit is whole; otherwise it is not split (and its server answers any
-    /// error).
-    pub fn units<'r>(&self, request: &'r resp::Request) -> Option<Vec<Vec<&'r [u8]>>> {
+    /// The arguments of `request`'s units, in order (each unit is `width` of them, its key
+    /// first), when it names at least two keys and every unit is whole; otherwise it is not
+    /// split (and its server answers any error).
+    pub fn units<'r>(&self, request: &'r resp::Request) -> Option<Vec<&'r [u8]>> {
         let args = request.len().checked_sub(self.first)?;
         if args < 2 * self.width || !args.is_multiple_of(self.width) {
             return None;
         }
-        let args: Vec<&[u8]> = request.args().skip(self.first).collect();
-        Some(args.chunks(self.width).map(<[&[u8]]>::to_vec).collect())
+        Some(request.args().skip(self.first).collect())
     }
 }
 
@@ -185,8 +184,9 @@ impl Info {
 /// Redis close such connections' requests as not allowed: cross-protocol scripting).
 const NOT_COMMANDS: [&str; 2] = ["HOST:", "POST"];
 
-static TABLE: LazyLock<HashMap<Vec<u8>, Info>> = LazyLock::new(|| {
-    let mut table = HashMap::new();
+/// Looked up for every request: a fast fixed hasher (the names are the table's, not a client's).
+static TABLE: LazyLock<HashMap<Vec<u8>, Info, foldhash::fast::FixedState>> = LazyLock::new(|| {
+    let mut table = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0));
     for command in commands::table().commands() {
         let kind = Kind::of(command.route, command);
         let key = if command.route == Route::Publish {
@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(lookup(b"msetnx").route, Route::SameSlot);
         let units = |line: &str| {
             let request = resp::Request::from_args(line.split(' ').map(str::as_bytes));
-            split(request.name()).and_then(|split| split.units(&request)).map(|units| units.len())
+            let how = split(request.name())?;
+            how.units(&request).map(|args| args.len() / how.width)
         };
         assert_eq!(units("MSET a 1 b 2"), Some(2));
         assert_eq!(units("MSET a 1 b"), None);

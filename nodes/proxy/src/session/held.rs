@@ -27,7 +27,7 @@ pub(crate) async fn serve_in_line<E: Env>(shared: &Shared<E>, client: Target, re
         && let Some(units) = how.units(request)
     {
         let mut replies = Vec::new();
-        for unit in &units {
+        for unit in units.chunks(how.width) {
             let sub = Request::from_args(std::iter::once(request.name()).chain(unit.iter().copied()));
             replies.push(forward_held(shared, client, sub.wire().clone(), &sub, unit[0]).await);
         }

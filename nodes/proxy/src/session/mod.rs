@@ -87,7 +87,8 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
         let started = tokio::time::Instant::now();
         while let Some(request) = batch.pop_front() {
             let upper = commands::upper(request.name());
-            if enters_subscribed_mode(&shared, &client, &upper, &request) {
+            let info = commands::lookup_upper(&upper);
+            if enters_subscribed_mode(&shared, &client, info, &request) {
                 // Subscribed mode, until the client unsubscribes from everything.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
                 held.clear();
@@ -107,7 +108,7 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
                     pubsub::Outcome::Drop => return,
                 }
             }
-            let route = commands::lookup_upper(&upper).route;
+            let route = info.route;
             let in_line = if client.tx.intercepts(upper.as_str(), route) {
                 // Transactions are served in line, after everything before them.
                 drain(&mut pending, connection.write_buffer(), &mut recorder).await;
@@ -164,10 +165,9 @@ pub(crate) async fn serve<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, id:
 fn enters_subscribed_mode<E: Env>(
     shared: &Shared<E>,
     client: &Client<E>,
-    upper: &UpperName,
+    info: commands::Info,
     request: &Request,
 ) -> bool {
-    let info = commands::lookup_upper(upper);
     if info.route != commands::Route::Subscribe {
         return false;
     }

@@ -18,16 +18,16 @@ use crate::router::InFlight;
 
 /// A multi-key command split by backend connection (keys of one connection go together; on one
 /// server a multi-key command across slots is fine), or served key by key in line if any slot
-/// migrates or is locked. Each of `units` is one key's arguments, the key first.
+/// migrates or is locked. `units` are the keys' arguments, `how.width` per key, the key first.
 pub(crate) fn split<E: Env>(
     shared: &Shared<E>,
     client: &Client<E>,
     request: &Request,
     kind: commands::Kind,
     how: Split,
-    units: &[Vec<&[u8]>],
+    units: &[&[u8]],
 ) -> Dispatch {
-    let keys: Vec<&[u8]> = units.iter().map(|unit| unit[0]).collect();
+    let keys: Vec<&[u8]> = units.iter().step_by(how.width).copied().collect();
     let slots: Vec<usize> = keys.iter().map(|key| slot_of(key).index()).collect();
     // Counted before the table is read (see `dispatch`).
     let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
@@ -60,7 +60,7 @@ pub(crate) fn split<E: Env>(
         encode::write_array_header(&mut wire, args);
         encode::write_bulk(&mut wire, request.name());
         for position in &positions {
-            for arg in &units[*position] {
+            for arg in &units[position * how.width..(position + 1) * how.width] {
                 encode::write_bulk(&mut wire, arg);
             }
         }
